@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The main job on the embedded default: builds what is needed, then runs the default job on the
+# default model (../shared/data/codelm-19m). Output goes to ${PS_RUN_DIR:-runs/default}.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+bash "$here/scripts/install-deps.sh"
+bash "$here/scripts/build.sh"
+build=${BUILD_DIR:-$here/build}
+data=${PS_SHARED_DATA:-$here/../shared/data}
+"$build/worker/tools/pstool" inspect --model "$data/codelm-19m"

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The test command: installs what it needs, builds, and runs every test through ctest.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+bash "$here/scripts/install-deps.sh"
+bash "$here/scripts/build.sh"
+cd "${BUILD_DIR:-$here/build}"
+ctest --output-on-failure -j "${JOBS:-$(nproc)}" --timeout 1200
