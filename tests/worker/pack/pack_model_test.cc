@@ -82,7 +82,16 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{Format::kNative, MaskEncoding::kBase6, DType::kF32, 1},
                       Case{Format::kMasks, MaskEncoding::kBase6, DType::kBF16, 2},
                       Case{Format::kMasks, MaskEncoding::kBits, DType::kF16, 1},
-                      Case{Format::kMasks, MaskEncoding::kBase6, DType::kF32, 3}));
+                      Case{Format::kMasks, MaskEncoding::kBase6, DType::kF32, 3}),
+    [](const ::testing::TestParamInfo<Case>& i) {
+      std::string n =
+          FormatName(i.param.format) + "_" +
+          (i.param.format == Format::kMasks ? MaskEncodingName(i.param.enc) + "_" : std::string()) +
+          std::string(DTypeName(i.param.dtype)) + "_" + std::to_string(i.param.shards) + "shards";
+      for (char& ch : n)
+        if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
+      return n;
+    });
 
 TEST(PackModel, CompressedTensorsLayoutFollowsTheSpec) {
   TempDir tmp("ct");
