@@ -8,7 +8,7 @@
 
 namespace ps {
 
-LinearWarmupDecay::LinearWarmupDecay(double base_lr, int64_t total_steps, double warmup_ratio)
+LinearWarmupSchedule::LinearWarmupSchedule(double base_lr, int64_t total_steps, double warmup_ratio)
     : base_lr_(base_lr), total_(total_steps) {
   if (total_steps < 1)
     throw Error("lr schedule: total steps must be >= 1, got " + std::to_string(total_steps));
@@ -21,7 +21,7 @@ LinearWarmupDecay::LinearWarmupDecay(double base_lr, int64_t total_steps, double
   warmup_ = static_cast<int64_t>(std::ceil(warmup_ratio * static_cast<double>(total_steps)));
 }
 
-double LinearWarmupDecay::Factor(int64_t step) const {
+double LinearWarmupSchedule::Factor(int64_t step) const {
   if (step < 0) throw Error("lr schedule: negative step " + std::to_string(step));
   if (step < warmup_)
     return static_cast<double>(step) / static_cast<double>(std::max<int64_t>(1, warmup_));

@@ -7,10 +7,10 @@
 
 namespace ps {
 
-class LinearWarmupDecay {
+class LinearWarmupSchedule {
  public:
   // ps::Error unless total_steps >= 1, 0 <= warmup_ratio <= 1 and base_lr >= 0 (and finite).
-  LinearWarmupDecay(double base_lr, int64_t total_steps, double warmup_ratio);
+  LinearWarmupSchedule(double base_lr, int64_t total_steps, double warmup_ratio);
 
   // The multiplier for optimizer step `step` (0-based, the step about to be taken), as
   // transformers' lr_lambda: step/warmup while step < warmup, then

@@ -9,8 +9,8 @@
 namespace ps {
 
 void CheckNMShape(const torch::Tensor& t, NMPattern p, const std::string& what) {
-  if (p.n < 1 || p.m > 8 || p.n >= p.m) {
-    throw Error(what + ": N:M pattern " + p.ToString() + " is not 1 <= N < M <= 8");
+  if (p.n < 1 || p.m > 16 || p.n >= p.m) {
+    throw Error(what + ": N:M pattern " + p.ToString() + " is not 1 <= N < M <= 16");
   }
   if (!t.defined() || t.dim() != 2) {
     throw Error(what + ": expected a 2-D [out, in] tensor, got " +

@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <string>
 
-#include "worker/prox/nm_pattern.h"
+#include "common/nm_pattern.h"
 
 namespace ps {
 

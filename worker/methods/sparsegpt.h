@@ -17,7 +17,7 @@
 
 #include <string>
 
-#include "worker/prox/nm_pattern.h"
+#include "common/nm_pattern.h"
 
 namespace ps {
 
