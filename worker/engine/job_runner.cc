@@ -2,6 +2,7 @@
 
 #include <sys/resource.h>
 #include <torch/autograd.h>
+#include <torch/cuda.h>
 
 #include <chrono>
 #include <cmath>
@@ -16,6 +17,7 @@
 #include "worker/data/documents.h"
 #include "worker/engine/calibration_data.h"
 #include "worker/engine/history.h"
+#include "worker/engine/method_runners.h"
 #include "worker/engine/pruned_model.h"
 #include "worker/engine/proxsparse_hooks.h"
 #include "worker/engine/train_loop.h"
@@ -152,18 +154,9 @@ json RunProxSparse(LlamaForCausalLM& model, const JobSpec& spec,
       progress.Log(std::string("warning: no plot: ") + e.what());
     }
   }
-  json phases = r.phase_seconds;
-  return {{"steps", r.steps_done},   {"resumed_from", r.resumed_from}, {"final_loss", r.final_loss},
-          {"seconds", r.seconds},    {"tokens", r.tokens},            {"phase_seconds", phases},
-          {"ranks", comm.size()},    {"ownership_imbalance", opt->plan().Imbalance()}};
-}
-
-// Magnitude: top-N |W0| per group.
-void RunMagnitude(const JobSpec& spec, LlamaForCausalLM& model,
-                  std::map<std::string, torch::Tensor>& masks) {
-  Checkpoint ckpt = Checkpoint::Open(spec.model);
-  for (const auto& name : TargetWeightNames(model))
-    masks[name] = TopNMask(TensorView(ckpt, name).to(torch::kFloat32).abs(), spec.pattern, name);
+  json summary = TrainSummary(r, comm.size());
+  summary["ownership_imbalance"] = opt->plan().Imbalance();
+  return summary;
 }
 
 void WriteMasks(const std::filesystem::path& file, const std::map<std::string, torch::Tensor>& masks,
@@ -237,10 +230,10 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
     report["dense"] = EvaluateAll(*model, evals, spec, progress, "dense");
   }
 
-  std::map<std::string, torch::Tensor> masks;
+  MaskMap masks;
   const std::string& method = spec.method.name;
   std::vector<std::vector<int32_t>> samples;
-  if (method != "magnitude") {
+  if (method != "magnitude" || spec.masked_update.steps > 0) {
     progress.Log("sampling calibration data from " + spec.calibration.path.string());
     samples = LoadCalibration(spec.calibration, spec.seed, *tokenizer, vocab);
     DataFileInfo d = DescribeDataFile(spec.calibration.path);
@@ -253,27 +246,52 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
   report["data"] = data;
 
   const auto t_method = Clock::now();
+  bool weights_changed = false;  // SparseGPT and the masked update change kept weights
   if (method == "proxsparse") {
     report["training"] = RunProxSparse(*model, spec, samples, options, out, comm, progress, masks);
-  } else if (method == "magnitude") {
-    RunMagnitude(spec, *model, masks);
+  } else if (method == "maskllm") {
+    report["maskllm"] = RunMaskLlm(*model, spec, samples, out, options.resume, comm, progress, masks);
   } else {
-    throw Error("method.name: '" + method + "' is not available in this worker yet");
+    json summary = json::object();
+    masks = RunOneShot(*model, method, spec, samples, comm, progress, false, &summary);
+    report["one_shot"] = summary;
+    weights_changed = method == "sparsegpt";
   }
   report["method_seconds"] = Since(t_method);
-  model.reset();  // the published model is evaluated from disk: exactly what users get
+
+  if (method == "proxsparse" || method == "maskllm") {
+    // Everything learned is thrown away but the masks: back to W0, then W0 ⊙ mask.
+    model = LoadLlama(spec.model, {dtype, device});
+    torch::NoGradGuard no_grad;
+    for (const auto& l : model->TargetLinears())
+      l->ReplaceWeight(ApplyMask(l->weight, masks.at(l->path() + ".weight").to(device)));
+  }
+  if (comm.rank() == 0) report["pruned"] = EvaluateAll(*model, evals, spec, progress, "pruned");
+  if (spec.masked_update.steps > 0) {
+    json mu = RunMaskedUpdate(*model, spec, masks, samples, out, comm, progress);
+    if (comm.rank() == 0) mu["eval"] = EvaluateAll(*model, evals, spec, progress, "masked-update");
+    report["masked_update"] = mu;
+    weights_changed = true;
+  }
 
   if (comm.rank() == 0) {
     progress.Log("publishing masks and the pruned model to " + out.string());
     const std::string base_hash = data["model"]["sha256"].get<std::string>();
     WriteMasks(out / "masks.safetensors", masks, spec, base_hash);
+    std::map<std::string, torch::Tensor> weights;
+    if (weights_changed) {
+      for (const auto& l : model->TargetLinears()) weights[l->path() + ".weight"] = l->weight.detach();
+    }
     PublishStats ps = WritePrunedModel(spec.model, out / "model",
         [&](const std::string& name, const torch::Tensor& original) -> std::optional<torch::Tensor> {
           auto it = masks.find(name);
           if (it == masks.end()) return std::nullopt;
+          if (weights_changed)
+            return ApplyMask(weights.at(name).to(torch::kCPU, original.scalar_type()), it->second);
           return ApplyMask(original, it->second);
         });
-    // Validity, checked on the published files: at most N of M, kept weights bit-identical.
+    // Validity, checked on the published files: at most N of M; for the frozen-weight methods
+    // every kept weight holds W0's exact bits.
     Checkpoint published = Checkpoint::Open(out / "model");
     Checkpoint base = Checkpoint::Open(spec.model);
     json layers = json::array();
@@ -282,13 +300,9 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
       torch::Tensor w = TensorView(published, name);
       torch::Tensor w0 = TensorView(base, name);
       int64_t v = CountNMViolations(w, spec.pattern);
-      // Kept positions must hold W0's exact bits (compare as integers, NaN-safe).
-      torch::Tensor bits = w.view(torch::kInt16), bits0 = w0.view(torch::kInt16);
-      if (w.element_size() == 4) {
-        bits = w.view(torch::kInt32);
-        bits0 = w0.view(torch::kInt32);
-      }
-      int64_t diff = (bits.ne(bits0) & mask).sum().item<int64_t>();
+      // Compare as integers (NaN-safe, -0.0 vs 0.0 distinct).
+      const auto int_type = w.element_size() == 4 ? torch::kInt32 : torch::kInt16;
+      int64_t diff = (w.view(int_type).ne(w0.view(int_type)) & mask).sum().item<int64_t>();
       violations += v;
       changed_kept += diff;
       GroupStats g = ComputeGroupStats(w, spec.pattern);
@@ -297,10 +311,9 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
     }
     report["validity"] = {{"layers", layers}, {"nm_violations", violations},
                           {"kept_weights_changed", changed_kept},
-                          {"valid", violations == 0 && changed_kept == 0}};
+                          {"frozen_weights", !weights_changed},
+                          {"valid", violations == 0 && (weights_changed || changed_kept == 0)}};
     report["published"] = {{"tensors", ps.tensors}, {"replaced", ps.replaced}, {"bytes", ps.bytes}};
-    auto pruned = LoadLlama(out / "model", {dtype, device});
-    report["pruned"] = EvaluateAll(*pruned, evals, spec, progress, "pruned");
     report["wall_seconds"] = Since(t0);
     report["peak_rss_bytes"] = PeakRssBytes();
     WriteFileAtomic(out / "report.json", report.dump(2));

@@ -15,6 +15,7 @@
 #include "worker/data/sharding.h"
 #include "worker/engine/device_sync.h"
 #include "worker/io/tensor_io.h"
+#include "worker/methods/lr_schedule.h"
 
 namespace ps {
 namespace {
@@ -102,15 +103,6 @@ void InstallStopSignalHandlers() {
 }
 bool StopRequested() { return g_stop.load(); }
 
-double LinearWarmupDecay(int64_t step, int64_t total_steps, double warmup_ratio, double peak) {
-  // step is 0-based: the rate used for the update that finishes step+1.
-  int64_t warmup = static_cast<int64_t>(std::ceil(warmup_ratio * static_cast<double>(total_steps)));
-  if (step < warmup) return peak * static_cast<double>(step + 1) / static_cast<double>(warmup);
-  int64_t rest = total_steps - warmup;
-  if (rest <= 0) return peak;
-  return peak * std::max(0.0, static_cast<double>(total_steps - step) / static_cast<double>(rest));
-}
-
 TrainResult TrainLoop(LlamaForCausalLM& model, std::vector<TrainableTensor> params,
                       const std::vector<std::vector<int32_t>>& samples, TrainHooks& hooks,
                       Communicator& comm, ProgressSink& progress, const TrainOptions& options,
@@ -137,6 +129,7 @@ TrainResult TrainLoop(LlamaForCausalLM& model, std::vector<TrainableTensor> para
   if (comm.rank() == 0 && !options.history_csv.empty())
     history = std::make_unique<HistoryWriter>(options.history_csv, start > 0);
 
+  const LinearWarmupSchedule schedule(options.lr, options.total_steps, options.warmup_ratio);
   const auto t0 = Clock::now();
   double loss_value = 0;
   for (int64_t step = start; step < options.total_steps; ++step) {
@@ -216,7 +209,7 @@ TrainResult TrainLoop(LlamaForCausalLM& model, std::vector<TrainableTensor> para
       throw Error("non-finite loss (" + std::to_string(loss_value) + ") at step " +
                   std::to_string(step + 1) + "; stopping. The last good checkpoint is kept in " +
                   (options.checkpoint_dir.empty() ? std::string("(none)") : options.checkpoint_dir.string()));
-    const double lr = LinearWarmupDecay(step, options.total_steps, options.warmup_ratio, options.lr);
+    const double lr = schedule.LearningRate(step);
     hooks.OwnerBeforeUpdate(*opt);
     opt->Step(lr);
     DeviceSync(device);

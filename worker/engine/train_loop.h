@@ -82,9 +82,6 @@ struct TrainResult {
   std::map<std::string, double> phase_seconds;  // totals
 };
 
-// Linear warmup over warmup_ratio of the steps, then linear decay to 0 (HF's linear schedule).
-double LinearWarmupDecay(int64_t step, int64_t total_steps, double warmup_ratio, double peak);
-
 // Runs the loop. `params` are the tensors the optimizer updates (the same list, in the same order,
 // on every rank); `samples` the calibration sequences in epoch order (sample s of step t is
 // samples[(t * seqs_per_step + j) % samples.size()]). Throws ps::Error on a non-finite loss.

@@ -1,0 +1,196 @@
+#include "worker/engine/method_runners.h"
+
+#include <torch/autograd.h>
+
+#include "common/error.h"
+#include "worker/data/sharding.h"
+#include "worker/engine/history.h"
+#include "worker/engine/train_loop.h"
+#include "worker/methods/layerwise.h"
+#include "worker/methods/masked_update.h"
+#include "worker/methods/maskllm.h"
+#include "worker/methods/nm_mask.h"
+#include "worker/models/llama_checkpoint.h"
+
+namespace ps {
+namespace {
+
+using json = nlohmann::json;
+
+std::string ParamName(const std::string& module) { return module + ".weight"; }
+
+void Plot(const std::filesystem::path& out, const std::string& csv, const std::string& png,
+          const JobSpec& spec, const std::string& title, ProgressSink& progress) {
+  try {
+    PlotHistory(out / csv, out / png, spec.pattern.ToString(), title);
+  } catch (const Error& e) {
+    progress.Log(std::string("warning: no plot: ") + e.what());
+  }
+}
+
+TrainOptions BaseTrainOptions(const JobSpec& spec, int64_t num_samples) {
+  const MethodSpec& m = spec.method;
+  TrainOptions t;
+  t.seqs_per_step = m.batch_size;
+  t.grad_accum = m.grad_accum;
+  const int64_t seqs = num_samples * m.epochs;
+  t.total_steps = m.max_steps > 0 ? m.max_steps : (seqs + m.batch_size - 1) / m.batch_size;
+  t.lr = m.lr;
+  t.warmup_ratio = m.warmup_ratio;
+  t.log_every = spec.log_every;
+  t.checkpoint_every = spec.checkpoint.every_steps;
+  t.master_dtype = ParseComputeDType(m.master_dtype);
+  return t;
+}
+
+class MaskLlmHooks : public TrainHooks {
+ public:
+  explicit MaskLlmHooks(MaskLlm& m, NMPattern p) : m_(m), p_(p) {}
+  void BeforeStep(int64_t step, int64_t total) override { m_.SetProgress(step, total); }
+  torch::Tensor ExtraLoss() override { return m_.Regularizer(); }
+  MaskCounts Counts(ShardedAdamW& opt) override {
+    MaskCounts c;
+    // Logits are tiny next to weights: rank 0 counts them all (the loop sums over ranks).
+    if (!opt.Owns(0) && opt.plan().owner[0] != 0) return c;
+    for (size_t i = 0; i < m_.size(); ++i) {
+      torch::Tensor mask = m_.HardMask(i);
+      c.groups += mask.numel() / p_.m;
+      c.nm += mask.numel() / p_.m;
+      if (last_.size() > i) c.flips += CountMaskFlips(mask, last_[i]) / 2;
+      if (last_.size() <= i) last_.push_back(mask);
+      else last_[i] = mask;
+    }
+    return c;
+  }
+
+ private:
+  MaskLlm& m_;
+  NMPattern p_;
+  std::vector<torch::Tensor> last_;
+};
+
+class MaskedUpdateHooks : public TrainHooks {
+ public:
+  explicit MaskedUpdateHooks(MaskedUpdate& mu) : mu_(mu) {}
+  void OwnerAfterUpdate(ShardedAdamW& opt) override {
+    for (size_t i = 0; i < opt.size(); ++i)
+      if (opt.Owns(i)) mu_.ApplyMaskTo(opt.name(i), opt.master(i));
+  }
+
+ private:
+  MaskedUpdate& mu_;
+};
+
+}  // namespace
+
+json TrainSummary(const TrainResult& r, int ranks) {
+  return {{"steps", r.steps_done}, {"resumed_from", r.resumed_from}, {"final_loss", r.final_loss},
+          {"seconds", r.seconds},  {"tokens", r.tokens},            {"phase_seconds", r.phase_seconds},
+          {"ranks", ranks}};
+}
+
+std::vector<std::vector<int32_t>> RankSamples(const std::vector<std::vector<int32_t>>& samples,
+                                              const Communicator& comm) {
+  BatchSchedule all{samples.size(), std::max<size_t>(1, samples.size()), false};
+  std::vector<std::vector<int32_t>> mine;
+  if (samples.empty()) return mine;
+  for (size_t i : RankShare(all, 0, comm.rank(), comm.size())) mine.push_back(samples[i]);
+  return mine;
+}
+
+MaskMap RunOneShot(LlamaForCausalLM& model, const std::string& method, const JobSpec& spec,
+                   const std::vector<std::vector<int32_t>>& samples, Communicator& comm,
+                   ProgressSink& progress, bool restore_dense, json* summary) {
+  LayerwiseOptions o;
+  o.method = ParseOneShotMethod(method);
+  o.pattern = spec.pattern;
+  o.sparsegpt.blocksize = spec.method.blocksize;
+  o.sparsegpt.percdamp = spec.method.percdamp;
+  o.restore_dense_weights = restore_dense;
+  if (comm.size() > 1) o.all_reduce_sum = [&comm](torch::Tensor& t) { comm.AllReduceSum(t); };
+  o.on_layer_done = [&](int64_t layer, int64_t layers) {
+    ProgressEvent e;
+    e.step = layer + 1;
+    e.total_steps = layers;
+    e.stage = method + " layer " + std::to_string(layer + 1) + "/" + std::to_string(layers);
+    if (comm.rank() == 0) progress.Progress(e);
+  };
+  torch::NoGradGuard no_grad;
+  LayerwiseResult r = PruneLayerwise(model, RankSamples(samples, comm), o);
+  if (summary) {
+    (*summary)["calibration_tokens"] = r.calibration_tokens;
+    if (!r.sparsegpt_error.empty()) (*summary)["sparsegpt_error"] = r.sparsegpt_error;
+  }
+  MaskMap masks;
+  for (auto& [module, mask] : r.masks) masks[ParamName(module)] = mask;
+  return masks;
+}
+
+json RunMaskLlm(LlamaForCausalLM& model, const JobSpec& spec,
+                const std::vector<std::vector<int32_t>>& samples, const std::filesystem::path& out,
+                bool resume, Communicator& comm, ProgressSink& progress, MaskMap& masks) {
+  const MethodSpec& m = spec.method;
+  std::map<std::string, torch::Tensor> priors;
+  json summary = json::object();
+  if (m.prior != "none") {
+    progress.Log("computing the " + m.prior + " prior mask");
+    MaskMap prior = RunOneShot(model, m.prior, spec, samples, comm, progress, true, nullptr);
+    for (auto& [name, mask] : prior) priors[name.substr(0, name.size() - 7)] = mask;  // drop .weight
+  }
+  for (auto& p : model.parameters()) p.set_requires_grad(false);
+  MaskLlmOptions o;
+  o.pattern = spec.pattern;
+  o.tau_start = m.tau[0];
+  o.tau_end = m.tau[1];
+  o.kappa_start = m.kappa[0];
+  o.kappa_end = m.kappa[1];
+  o.prior_alpha = m.prior_alpha;
+  o.sparse_reg = m.sparse_reg;
+  o.seed = spec.seed;
+  MaskLlm mask_llm(model.TargetLinears(), o, priors);
+  mask_llm.Install();
+  std::vector<TrainableTensor> params;
+  for (auto& [name, t] : mask_llm.Parameters()) params.push_back({name, t});
+  MaskLlmHooks hooks(mask_llm, spec.pattern);
+  TrainOptions t = BaseTrainOptions(spec, static_cast<int64_t>(samples.size()));
+  t.master_dtype = torch::kFloat32;
+  t.checkpoint_dir = out / "checkpoints";
+  t.resume = resume;
+  t.history_csv = out / "history.csv";
+  t.stage = "maskllm";
+  TrainResult r = TrainLoop(model, std::move(params), samples, hooks, comm, progress, t);
+  if (r.interrupted) throw Error("interrupted at step " + std::to_string(r.steps_done) +
+                                 " (checkpoint written; run again with --resume)");
+  for (auto& [module, mask] : mask_llm.FinalMasks()) masks[ParamName(module)] = mask.cpu();
+  mask_llm.Uninstall();
+  if (comm.rank() == 0) Plot(out, "history.csv", "history.png", spec, "MaskLLM " + spec.pattern.ToString(), progress);
+  summary["training"] = TrainSummary(r, comm.size());
+  summary["mean_max_probability"] = mask_llm.MeanMaxProbability();
+  return summary;
+}
+
+json RunMaskedUpdate(LlamaForCausalLM& model, const JobSpec& spec, const MaskMap& masks,
+                     const std::vector<std::vector<int32_t>>& samples, const std::filesystem::path& out,
+                     Communicator& comm, ProgressSink& progress) {
+  std::map<std::string, torch::Tensor> by_module;
+  for (const auto& [name, mask] : masks) by_module[name.substr(0, name.size() - 7)] = mask;
+  for (auto& p : model.parameters()) p.set_requires_grad(false);
+  MaskedUpdate mu(model.TargetLinears(), by_module);
+  std::vector<TrainableTensor> params;
+  for (auto& [name, t] : mu.Parameters()) {
+    t.set_requires_grad(true);
+    params.push_back({name, t});
+  }
+  MaskedUpdateHooks hooks(mu);
+  TrainOptions t = BaseTrainOptions(spec, static_cast<int64_t>(samples.size()));
+  t.total_steps = spec.masked_update.steps;
+  t.lr = spec.masked_update.lr;
+  t.history_csv = out / "masked_update_history.csv";
+  t.stage = "masked update";
+  TrainResult r = TrainLoop(model, std::move(params), samples, hooks, comm, progress, t);
+  if (r.interrupted) throw Error("interrupted during the masked update");
+  mu.ApplyMasks();
+  return TrainSummary(r, comm.size());
+}
+
+}  // namespace ps

@@ -1,0 +1,51 @@
+// The methods besides ProxSparse, driven for the job runner: the layer-wise one-shot methods
+// (magnitude, Wanda, SparseGPT), MaskLLM's training (through the shared loop), and the optional
+// masked gradient update after any method. Masks are bool [out, in] on the CPU, keyed by
+// parameter name ("model.layers.0.self_attn.q_proj.weight").
+#pragma once
+
+#include <torch/types.h>
+
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "common/job_spec.h"
+#include "common/progress.h"
+#include "worker/distributed/communicator.h"
+#include "worker/models/llama_model.h"
+
+namespace ps {
+
+using MaskMap = std::map<std::string, torch::Tensor>;
+
+// This rank's share of the calibration samples (contiguous, data/sharding.h rules).
+std::vector<std::vector<int32_t>> RankSamples(const std::vector<std::vector<int32_t>>& samples,
+                                              const Communicator& comm);
+
+// Prunes `model` in place with magnitude / Wanda / SparseGPT; statistics all-reduced over ranks.
+// With `restore_dense` the dense weights are put back (a prior for MaskLLM). Returns the masks.
+MaskMap RunOneShot(LlamaForCausalLM& model, const std::string& method, const JobSpec& spec,
+                   const std::vector<std::vector<int32_t>>& samples, Communicator& comm,
+                   ProgressSink& progress, bool restore_dense, nlohmann::json* summary);
+
+// MaskLLM over the frozen model, prior from spec.method.prior; returns the final masks.
+nlohmann::json RunMaskLlm(LlamaForCausalLM& model, const JobSpec& spec,
+                          const std::vector<std::vector<int32_t>>& samples,
+                          const std::filesystem::path& out, bool resume, Communicator& comm,
+                          ProgressSink& progress, MaskMap& masks);
+
+// Trains the kept weights with the masks fixed (model weights must already be the pruned ones).
+// Returns the training summary; the model then holds the updated weights.
+nlohmann::json RunMaskedUpdate(LlamaForCausalLM& model, const JobSpec& spec, const MaskMap& masks,
+                               const std::vector<std::vector<int32_t>>& samples,
+                               const std::filesystem::path& out, Communicator& comm,
+                               ProgressSink& progress);
+
+// Summary of a finished TrainLoop run for the report.
+struct TrainResult;
+nlohmann::json TrainSummary(const TrainResult& r, int ranks);
+
+}  // namespace ps
