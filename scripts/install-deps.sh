@@ -11,7 +11,11 @@ pkgs=(
   libsentencepiece-dev libre2-dev zlib1g-dev libssl-dev
   libgtest-dev libgmock-dev
   gnuplot-nox
+  prometheus python3-yaml yamllint shellcheck
+  golang-go golang-github-masterminds-sprig-dev golang-github-ghodss-yaml-dev
 )
+# kubectl: Debian's kubernetes-client, unless a kubectl is already installed (the two conflict).
+command -v kubectl >/dev/null 2>&1 || pkgs+=(kubernetes-client)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
