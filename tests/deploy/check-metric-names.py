@@ -179,6 +179,17 @@ def main():
             for label in re.findall(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:=~|!~|!=|=)", matchers):
                 if label not in allowed:
                     problems.append(f"{where}: {name} has no label {label}")
+    # Every alert's runbook annotation must point at a heading of docs/operations.md.
+    anchors = {re.sub(r"[^a-z0-9 -]", "", h.strip().lower()).replace(" ", "-")
+               for h in re.findall(r"^#+ (.*)$", (root / "docs/operations.md").read_text(), re.M)}
+    for path in rules:
+        doc = yaml.safe_load(pathlib.Path(path).read_text())
+        for group in doc.get("groups", []):
+            for rule in group.get("rules", []):
+                runbook = rule.get("annotations", {}).get("runbook")
+                if runbook and runbook.split("#")[-1] not in anchors:
+                    problems.append(f"{path.name} / {rule['alert']}: runbook {runbook} has no "
+                                    "heading in docs/operations.md")
     for p in problems:
         print(p)
     print(f"check-metric-names: {len(queries)} queries, {len(used)} distinct metrics, "
