@@ -55,17 +55,17 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* /tmp/runtime-packages.txt
 RUN groupadd --system --gid 10001 psd \
  && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/proxsparse --shell /usr/sbin/nologin psd \
- && mkdir -p /var/lib/proxsparse/store /var/lib/proxsparse/artifacts /etc/proxsparse \
+ && mkdir -p /var/lib/proxsparse/store /var/lib/proxsparse/data /etc/proxsparse \
  && chown -R psd:psd /var/lib/proxsparse
 COPY --from=build /out/bin/psd /out/bin/psctl /usr/local/bin/
 USER 10001:10001
 WORKDIR /var/lib/proxsparse
-VOLUME ["/var/lib/proxsparse/store", "/var/lib/proxsparse/artifacts"]
-EXPOSE 50051 9470
+VOLUME ["/var/lib/proxsparse/store", "/var/lib/proxsparse/data"]
+EXPOSE 50051 9464
 LABEL org.opencontainers.image.title="proxsparse-psd" \
       org.opencontainers.image.description="ProxSparse coordinator (psd) and psctl" \
       org.opencontainers.image.version="0.1.0"
 ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/psd"]
-CMD ["--listen=0.0.0.0:50051", "--metrics-listen=0.0.0.0:9470", \
-     "--store=/var/lib/proxsparse/store/psd.db", "--artifacts=/var/lib/proxsparse/artifacts", \
+CMD ["--listen=0.0.0.0:50051", "--metrics-listen=0.0.0.0:9464", \
+     "--db=/var/lib/proxsparse/store/psd.db", "--data-dir=/var/lib/proxsparse/data", \
      "--launcher=local"]

@@ -71,7 +71,7 @@ COPY --from=build /out/bin/psworker /out/bin/psctl /usr/local/bin/
 # (MPIJob spec.sshAuthMountPath: /home/psd/.ssh), and mpirun reaches peers on that port.
 RUN groupadd --gid 10001 psd \
  && useradd --uid 10001 --gid 10001 --create-home --home-dir /home/psd --shell /bin/bash psd \
- && mkdir -p /var/lib/proxsparse/artifacts /home/psd/.ssh \
+ && mkdir -p /var/lib/proxsparse/data /home/psd/.ssh \
  && chown -R psd:psd /var/lib/proxsparse /home/psd \
  && sed -i 's/^#\?\s*StrictHostKeyChecking .*/    StrictHostKeyChecking no/' /etc/ssh/ssh_config \
  && printf '    UserKnownHostsFile /dev/null\n    Port 2222\n' >> /etc/ssh/ssh_config

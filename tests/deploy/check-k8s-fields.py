@@ -5,9 +5,8 @@ server's strict field validation (kubectl --validate=strict) rejects and what ku
 dry-run cannot check without a cluster. Types come from Debian's python3-kubernetes (the
 generated models of the Kubernetes API: openapi_types / attribute_map of each class).
 
-Also checked: the worker pod template inside psd's launcher ConfigMap (launcher.yaml) and the pod
-templates of MPIJobs (kubeflow.org/v2beta1), whose spec keys are checked against the MPI
-Operator's v2beta1 MPIJobSpec. Other custom resources (ServiceMonitor, PrometheusRule) are left to
+Also checked: MPIJobs (kubeflow.org/v2beta1, as psd's Kubernetes launcher renders them): spec keys
+against the MPI Operator's v2beta1 MPIJobSpec, pod templates as PodTemplateSpec. Other custom resources (ServiceMonitor, PrometheusRule) are left to
 the JSON-schema check (validate-k8s-schemas.mjs).
 
 Usage: check-k8s-fields.py FILE...   exit 0 when clean, 1 with one line per problem.
@@ -128,10 +127,6 @@ def main(paths):
             elif key == ("kubeflow.org/v2beta1", "MPIJob"):
                 check_mpijob(obj, where)
                 checked += 1
-            if key == ("v1", "ConfigMap") and "launcher.yaml" in obj.get("data", {}):
-                launcher = yaml.safe_load(obj["data"]["launcher.yaml"])["kubernetes"]
-                check(launcher["workerPodTemplate"], "V1PodTemplateSpec",
-                      f"{where}: launcher.yaml workerPodTemplate")
     for p in problems:
         print(p)
     print(f"check-k8s-fields: {checked} objects, {len(problems)} problem(s)")

@@ -109,14 +109,18 @@ def rule_queries(path):
 
 
 def live_names(text):
-    """Metric family and sample names on a /metrics page."""
-    names = set()
+    """(declared family names, names with samples) on a /metrics page."""
+    declared, sampled = set(), set()
     for line in text.splitlines():
         if line.startswith("# TYPE ") or line.startswith("# HELP "):
-            names.add(line.split()[2])
+            declared.add(line.split()[2])
         elif line and not line.startswith("#"):
-            names.add(re.match(r"[A-Za-z_:][A-Za-z0-9_:]*", line).group(0))
-    return names
+            name = re.match(r"[A-Za-z_:][A-Za-z0-9_:]*", line).group(0)
+            sampled.add(name)
+            for suffix in HIST_SUFFIXES:
+                if name.endswith(suffix):
+                    sampled.add(name[:-len(suffix)])
+    return declared | sampled, sampled
 
 
 def main():
@@ -125,7 +129,13 @@ def main():
     ap.add_argument("--rules", nargs="*", type=pathlib.Path)
     ap.add_argument("--dashboards", nargs="*", type=pathlib.Path)
     ap.add_argument("--live", help="URL of a running psd's /metrics")
-    ap.add_argument("--live-file", type=pathlib.Path, help="a saved /metrics page")
+    ap.add_argument("--live-file", type=pathlib.Path, nargs="*", default=[],
+                    help="saved /metrics pages (their union is the live set)")
+    ap.add_argument("--require-samples", action="store_true",
+                    help="live: every used metric must have samples, not just a TYPE line "
+                         "(a job in flight)")
+    ap.add_argument("--optional", nargs="*", default=[],
+                    help="live: metrics that may lack samples (e.g. NVML ones on CPU jobs)")
     args = ap.parse_args()
     root = args.root
     rules = args.rules if args.rules is not None else \
@@ -143,12 +153,17 @@ def main():
     for path in dashboards:
         queries.extend(grafana_queries(json.loads(path.read_text())))
 
-    live = None
+    live, sampled = None, set()
+    pages = [f.read_text() for f in args.live_file]
     if args.live:
         with urllib.request.urlopen(args.live, timeout=10) as r:
-            live = live_names(r.read().decode())
-    elif args.live_file:
-        live = live_names(args.live_file.read_text())
+            pages.append(r.read().decode())
+    if pages:
+        live = set()
+        for page in pages:
+            names, with_samples = live_names(page)
+            live |= names
+            sampled |= with_samples
 
     problems, used = [], set()
     for where, expr in queries:
@@ -172,6 +187,9 @@ def main():
             used.add(base)
             if live is not None and base not in live and name not in live:
                 problems.append(f"{where}: {name} is not exported by the live psd")
+            elif live is not None and args.require_samples and base not in sampled \
+                    and base not in args.optional:
+                problems.append(f"{where}: {name} has no samples on the live psd")
         for name, matchers in selectors:
             if name not in contract:
                 continue

@@ -1,8 +1,7 @@
 // JSON-schema validation of Kubernetes manifests, offline, with the schemas of the Kubernetes
 // OpenAPI (npm kubernetes-models) and of the Prometheus Operator CRDs
 // (@kubernetes-models/prometheus-operator): required fields, types, enums, formats. MPIJob has no
-// published model; its pod templates are validated as PodTemplateSpec, as is the worker pod
-// template inside psd's launcher ConfigMap. (Unknown fields are not schema errors in Kubernetes'
+// published model; its pod templates are validated as PodTemplateSpec. (Unknown fields are not schema errors in Kubernetes'
 // OpenAPI; check-k8s-fields.py catches those.)
 //
 // Usage: node validate-k8s-schemas.mjs NODE_MODULES_DIR FILE...
@@ -55,11 +54,6 @@ for (const f of files) {
         await validate("kubernetes-models/v1/PodTemplateSpec.js", "PodTemplateSpec",
                        rs.template, `${where} ${role} template`);
       }
-    }
-    if (obj.kind === "ConfigMap" && obj.data?.["launcher.yaml"]) {
-      const launcher = yaml.load(obj.data["launcher.yaml"]).kubernetes;
-      await validate("kubernetes-models/v1/PodTemplateSpec.js", "PodTemplateSpec",
-                     launcher.workerPodTemplate, `${where} launcher.yaml workerPodTemplate`);
     }
   }
 }
