@@ -17,37 +17,8 @@ mpirun=("$mpiexec" --allow-run-as-root --oversubscribe)
 fail=0
 check() { if ! "$@"; then echo "FAIL: $*"; fail=1; fi; }
 
-job() {  # job FILE STEPS LR
-  cat >"$1" <<YAML
-name: dist-acceptance
-model: $data/codelm-19m
-pattern: "2:4"
-seed: 0
-device: cpu
-dtype: fp32
-method:
-  name: proxsparse
-  lambda1: 4.0
-  lr: $3
-  warmup_ratio: 0.1
-  max_steps: $2
-  batch_size: 4
-  trainable: targets
-  master_dtype: fp32
-calibration:
-  path: $data/code-calib.jsonl.gz
-  samples: 16
-  seqlen: 48
-  sampling: document
-evaluation:
-  ppl: [$data/code-eval.txt]
-  ctx: 48
-  max_windows: 1
-checkpoint:
-  every_steps: 2
-log_every: 1
-YAML
-}
+source "$(dirname "$0")/acceptance_job.sh"
+job() { acceptance_job "$1" "$data" "$2" "$3"; }  # job FILE STEPS LR
 run() {  # run NP OUT [args...]: 1 rank runs without mpirun
   local np=$1 out=$2; shift 2
   if [[ $np == 1 ]]; then "$psworker" --local "$work/job.yaml" --output "$out" "$@"
