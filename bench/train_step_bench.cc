@@ -3,7 +3,7 @@
 // Llama-2-7B-shaped model with random weights. Run one rank per GPU:
 //   train_step_bench --device cuda                          (1 GPU, the full 7B shape)
 //   mpirun -np 4 train_step_bench --device cuda              (4 GPUs, 1 sequence per GPU per step)
-//   train_step_bench --device cpu --layers 2 --hidden 256 --heads 4 --intermediate 688 \
+//   train_step_bench --device cpu --layers 2 --hidden 256 --heads 4 --intermediate 688
 //                    --vocab 1000 --ctx 128 --dtype fp32 --master-dtype fp32   (smoke test)
 // Reports per step (after warm-up steps): seconds, steps/s, tokens/s per GPU, the loop's phase
 // split (forward_backward, communication, optimizer, prox), model FLOPs utilisation against
