@@ -7,7 +7,7 @@
 
 #include <torch/types.h>
 
-#include "worker/prox/nm_pattern.h"
+#include "common/nm_pattern.h"
 #include "worker/prox/prox_stats.h"
 
 namespace ps::prox {

@@ -6,7 +6,7 @@
 #include <cstdint>
 
 #include "common/dtype.h"
-#include "worker/prox/nm_pattern.h"
+#include "common/nm_pattern.h"
 #include "worker/prox/prox_stats.h"
 
 namespace ps::prox {

@@ -234,18 +234,28 @@ void Check(cudaError_t e, const char* what) {
     throw Error(std::string("prox CUDA: ") + what + ": " + cudaGetErrorString(e));
 }
 
+// Blocks for `work` threads' worth of items: all SMs times the blocks that fit on one (occupancy,
+// computed once per kernel and block size: it costs microseconds, the kernel itself tens).
+struct GridCache {
+  int block = 0, per_sm = 0;
+};
+
 template <typename K>
-int GridFor(K kernel, int64_t work, const CudaLaunchOptions& opt) {
+int GridFor(K kernel, GridCache& cache, int64_t work, const CudaLaunchOptions& opt) {
   int dev = 0, sms = 0, per_sm = opt.blocks_per_sm;
   Check(cudaGetDevice(&dev), "cudaGetDevice");
   Check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), "device attribute");
   if (per_sm <= 0) {
-    Check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, opt.block, 0),
-          "occupancy");
-    per_sm = per_sm < 1 ? 1 : per_sm;
+    if (cache.block != opt.block) {
+      int n = 0;
+      Check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, opt.block, 0), "occupancy");
+      cache.per_sm = n < 1 ? 1 : n;
+      cache.block = opt.block;
+    }
+    per_sm = cache.per_sm;
   }
   const int64_t needed = (work + opt.block - 1) / opt.block;
-  const int64_t grid = needed < static_cast<int64_t>(sms) * per_sm ? needed : int64_t{sms} * per_sm;
+  const int64_t grid = needed < int64_t{sms} * per_sm ? needed : int64_t{sms} * per_sm;
   return static_cast<int>(grid < 1 ? 1 : grid);
 }
 
@@ -261,16 +271,18 @@ void Launch(void* data, int64_t groups, float lambda, DeviceStats* stats, cudaSt
   if (reinterpret_cast<uintptr_t>(data) % 16 == 0) {
     const int64_t items = groups / I::G;
     if (items > 0) {
+      static GridCache cache;
       auto k = ProxVecKernel<S, N, M>;
-      ProxVecKernel<S, N, M><<<GridFor(k, items, opt), opt.block, 0, stream>>>(
+      ProxVecKernel<S, N, M><<<GridFor(k, cache, items, opt), opt.block, 0, stream>>>(
           static_cast<uint4*>(data), items, lambda, tol, stats);
       Check(cudaGetLastError(), "vector kernel launch");
     }
     done = items * I::G;
   }
   if (done < groups) {
+    static GridCache cache;
     auto k = ProxScalarKernel<S, N, M>;
-    ProxScalarKernel<S, N, M><<<GridFor(k, groups - done, opt), opt.block, 0, stream>>>(
+    ProxScalarKernel<S, N, M><<<GridFor(k, cache, groups - done, opt), opt.block, 0, stream>>>(
         base + done * M, groups - done, lambda, tol, stats);
     Check(cudaGetLastError(), "scalar kernel launch");
   }

@@ -7,7 +7,7 @@
 #include <span>
 #include <vector>
 
-#include "worker/prox/nm_pattern.h"
+#include "common/nm_pattern.h"
 
 namespace ps::prox {
 

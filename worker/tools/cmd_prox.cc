@@ -15,7 +15,7 @@
 #include "common/error.h"
 #include "common/safetensors.h"
 #include "worker/io/tensor_io.h"
-#include "worker/prox/nm_pattern.h"
+#include "common/nm_pattern.h"
 #include "worker/prox/prox.h"
 #include "worker/tools/command.h"
 
@@ -68,7 +68,7 @@ Options Parse(const std::vector<std::string>& args, bool& help) {
       if (used != v.size() || v.empty()) throw Error("--lambda: not a number: '" + v + "'");
       o.lambda_set = true;
     } else if (a == "--pattern") {
-      o.pattern = ParseNMPattern(value(i));
+      o.pattern = ParseNMPattern(value(i), "--pattern");
     } else if (a == "--device") {
       o.device = value(i);
       if (o.device != "cpu" && o.device != "cuda")

@@ -1,6 +1,6 @@
 // An N:M sparsity pattern: at most N non-zeros in every group of M consecutive weights along the
 // input dimension (row-major view(-1, M) of an [out, in] weight). 2:4 is what sparse tensor cores
-// run; 1:4 is the same EnumALM structure with a degree-2 regulariser.
+// run; 1:4 uses the same machinery. Shared by the job spec (torch-free) and the worker.
 #pragma once
 
 #include <string>
@@ -11,17 +11,16 @@ namespace ps {
 struct NMPattern {
   int n = 2;
   int m = 4;
-
-  friend bool operator==(const NMPattern&, const NMPattern&) = default;
   std::string ToString() const { return std::to_string(n) + ":" + std::to_string(m); }
+  bool operator==(const NMPattern&) const = default;
 };
 
 inline constexpr NMPattern k2of4{2, 4};
 inline constexpr NMPattern k1of4{1, 4};
 
-// Parses "N:M" (1 <= N < M <= 8); throws ps::Error naming the text otherwise.
-NMPattern ParseNMPattern(std::string_view text);
-// Throws ps::Error unless 1 <= n < m <= 8.
+// Parses "N:M" (0 < N < M <= 16); throws ps::Error naming `key` otherwise.
+NMPattern ParseNMPattern(std::string_view text, std::string_view key = "pattern");
+// Throws ps::Error unless 0 < N < M <= 16.
 void ValidateNMPattern(NMPattern p);
 
 }  // namespace ps
