@@ -10,6 +10,7 @@
 #include "common/job_spec.h"
 #include "common/progress.h"
 #include "worker/distributed/communicator_factory.h"
+#include "worker/distributed/watchdog.h"
 #include "worker/engine/job_runner.h"
 #include "worker/engine/train_loop.h"
 #include "worker/tools/job_overrides.h"
@@ -22,12 +23,16 @@ int main(int argc, char** argv) {
   std::string local_job, job, output;
   bool resume = false, keep_checkpoints = false;
   std::vector<std::string> overrides;
+  double rank_timeout_s = 0;
   app.add_option("--local", local_job, "run this job file here, without a coordinator");
   app.add_option("--job", job, "job file (service mode)");
   app.add_option("--output", output, "output directory (overrides the job file's output:)");
   app.add_option("--set", overrides, "override a job key: --set method.lambda1=2 (repeatable)");
   app.add_flag("--resume", resume, "continue from the newest complete checkpoint in the output");
   app.add_flag("--keep-checkpoints", keep_checkpoints, "keep training checkpoints after success");
+  app.add_option("--rank-timeout", rank_timeout_s,
+                 "abort the job when a rank makes no progress for this many seconds (default: "
+                 "$PS_RANK_TIMEOUT_S, else 3600)");
 #ifdef PS_WITH_REPORTER
   ps::ReporterOptions reporter_options;
   ps::AddReporterFlags(app, reporter_options);
@@ -47,6 +52,8 @@ int main(int argc, char** argv) {
     out_dir = output.empty() ? spec.output : std::filesystem::path(output);
     if (out_dir.empty()) throw ps::Error("output: no output directory (set output: or pass --output)");
     comm = ps::MakeCommunicatorFromEnvironment(spec.device == "cuda");
+    // A rank that hangs (or waits on one that does) ends the job instead of waiting forever.
+    ps::StartRankWatchdog(rank_timeout_s > 0 ? rank_timeout_s : ps::RankTimeoutSeconds(3600), *comm);
   } catch (const std::exception& e) {
     std::cerr << "psworker: error: " << e.what() << "\n";
     return 1;
@@ -84,6 +91,7 @@ int main(int argc, char** argv) {
         tee.Result(true, "done", out_dir);
         std::cout << (out_dir / "report.json").string() << "\n";
       }
+      ps::StopRankWatchdog();
       return 0;
     } catch (const std::exception& e) {
       const bool stopped = ps::StopRequested() || tee.CancelRequested();
