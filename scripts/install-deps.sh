@@ -11,6 +11,7 @@ pkgs=(
   libsentencepiece-dev libre2-dev zlib1g-dev libssl-dev
   libgtest-dev libgmock-dev
   gnuplot-nox
+  libopenblas0-openmp
 )
 missing=()
 for p in "${pkgs[@]}"; do
