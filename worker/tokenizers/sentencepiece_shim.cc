@@ -73,5 +73,24 @@ __attribute__((visibility("default"))) int ps_spm_bos_id(void* handle) {
 __attribute__((visibility("default"))) int ps_spm_eos_id(void* handle) {
   return Sp(handle)->eos_id();
 }
+__attribute__((visibility("default"))) int ps_spm_piece_to_id(void* handle, const char* piece,
+                                                              size_t len) {
+  std::string_view p(piece, len);
+  int id = Sp(handle)->PieceToId(p);
+  if (id < 0 || id >= Sp(handle)->GetPieceSize() || Sp(handle)->IdToPiece(id) != p) return -1;
+  return id;
+}
+__attribute__((visibility("default"))) int ps_spm_id_to_piece(void* handle, int id, char** piece,
+                                                              size_t* len, char* err,
+                                                              size_t errlen) {
+  if (id < 0 || id >= Sp(handle)->GetPieceSize()) return Fail("id out of range", err, errlen);
+  const std::string& s = Sp(handle)->IdToPiece(id);
+  *len = s.size();
+  *piece = static_cast<char*>(std::malloc(s.size() + 1));
+  if (!*piece) return Fail("out of memory", err, errlen);
+  std::memcpy(*piece, s.data(), s.size());
+  (*piece)[s.size()] = '\0';
+  return 0;
+}
 __attribute__((visibility("default"))) void ps_spm_free_buffer(void* p) { std::free(p); }
 }

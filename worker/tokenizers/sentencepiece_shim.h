@@ -20,5 +20,9 @@ int ps_spm_decode(void* handle, const int* ids, size_t n, char** text, size_t* l
 int ps_spm_piece_size(void* handle);
 int ps_spm_bos_id(void* handle);
 int ps_spm_eos_id(void* handle);
+// -1 when the piece is not in the vocabulary (unlike PieceToId, which answers unk's id).
+int ps_spm_piece_to_id(void* handle, const char* piece, size_t len);
+// *piece is malloc'ed (free with ps_spm_free_buffer); the id must be in range.
+int ps_spm_id_to_piece(void* handle, int id, char** piece, size_t* len, char* err, size_t errlen);
 void ps_spm_free_buffer(void* p);
 }

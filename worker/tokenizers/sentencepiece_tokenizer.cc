@@ -20,6 +20,8 @@ struct ShimApi {
   decltype(&ps_spm_piece_size) piece_size;
   decltype(&ps_spm_bos_id) bos_id;
   decltype(&ps_spm_eos_id) eos_id;
+  decltype(&ps_spm_piece_to_id) piece_to_id;
+  decltype(&ps_spm_id_to_piece) id_to_piece;
   decltype(&ps_spm_free_buffer) free_buffer;
 };
 
@@ -66,6 +68,8 @@ const ShimApi& Shim() {
     api.piece_size = reinterpret_cast<decltype(api.piece_size)>(sym("ps_spm_piece_size"));
     api.bos_id = reinterpret_cast<decltype(api.bos_id)>(sym("ps_spm_bos_id"));
     api.eos_id = reinterpret_cast<decltype(api.eos_id)>(sym("ps_spm_eos_id"));
+    api.piece_to_id = reinterpret_cast<decltype(api.piece_to_id)>(sym("ps_spm_piece_to_id"));
+    api.id_to_piece = reinterpret_cast<decltype(api.id_to_piece)>(sym("ps_spm_id_to_piece"));
     api.free_buffer = reinterpret_cast<decltype(api.free_buffer)>(sym("ps_spm_free_buffer"));
   });
   if (!error.empty()) throw Error(error);
@@ -100,6 +104,10 @@ class SentencePieceTokenizer : public Tokenizer {
   }
 
   std::string Decode(const std::vector<int32_t>& ids) const override {
+    for (int32_t id : ids)
+      if (id < 0 || id >= vocab_size())
+        throw Error("tokenizer: cannot decode id " + std::to_string(id) + " (vocabulary has " +
+                    std::to_string(vocab_size()) + ")");
     char err[512];
     std::vector<int> v(ids.begin(), ids.end());
     char* text = nullptr;
@@ -114,6 +122,27 @@ class SentencePieceTokenizer : public Tokenizer {
 
   int32_t vocab_size() const override { return api_.piece_size(sp_); }
 
+  std::optional<int32_t> TokenToId(std::string_view token) const override {
+    // Only a piece that maps back is a hit (PieceToId answers unk's id for unknown pieces).
+    int id = api_.piece_to_id(sp_, token.data(), token.size());
+    if (id < 0) return std::nullopt;
+    return id;
+  }
+
+  std::string IdToToken(int32_t id) const override {
+    char err[512];
+    char* piece = nullptr;
+    size_t len = 0;
+    if (id < 0 || id >= vocab_size() ||
+        api_.id_to_piece(sp_, id, &piece, &len, err, sizeof(err)) != 0) {
+      throw Error("token id " + std::to_string(id) + " is outside the vocabulary (" +
+                  std::to_string(vocab_size()) + ")");
+    }
+    std::string out(piece, len);
+    api_.free_buffer(piece);
+    return out;
+  }
+
  private:
   const ShimApi& api_;
   void* sp_ = nullptr;
@@ -123,14 +152,6 @@ class SentencePieceTokenizer : public Tokenizer {
 
 std::unique_ptr<Tokenizer> LoadSentencePiece(const std::filesystem::path& model_file) {
   return std::make_unique<SentencePieceTokenizer>(model_file);
-}
-
-std::vector<int32_t> Tokenizer::EncodeForModel(std::string_view text) const {
-  std::vector<int32_t> ids;
-  if (add_bos_ && bos_) ids.push_back(*bos_);
-  auto body = Encode(text);
-  ids.insert(ids.end(), body.begin(), body.end());
-  return ids;
 }
 
 }  // namespace ps

@@ -2,6 +2,7 @@
 // by hand.
 #pragma once
 
+#include "common/error.h"
 #include "worker/tokenizers/tokenizer.h"
 
 namespace ps::testing {
@@ -25,6 +26,14 @@ class ByteTokenizer : public Tokenizer {
     return s;
   }
   int32_t vocab_size() const override { return 259; }
+  std::optional<int32_t> TokenToId(std::string_view token) const override {
+    if (token.size() != 1) return std::nullopt;
+    return static_cast<int32_t>(static_cast<unsigned char>(token[0])) + 3;
+  }
+  std::string IdToToken(int32_t id) const override {
+    if (id < 3 || id >= 259) throw Error("id out of range");
+    return std::string(1, static_cast<char>(id - 3));
+  }
 };
 
 }  // namespace ps::testing

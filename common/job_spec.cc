@@ -1,0 +1,528 @@
+#include "common/job_spec.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "common/error.h"
+#include "common/file_util.h"
+
+namespace ps {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string Join(const std::vector<std::string>& items, std::string_view sep = ", ") {
+  std::string out;
+  for (size_t i = 0; i < items.size(); ++i) out += (i ? std::string(sep) : "") + items[i];
+  return out;
+}
+
+// Shared state of one parse: where messages point.
+struct ParseContext {
+  std::string source;
+  fs::path base_dir;
+  [[noreturn]] void Fail(const std::string& key, const std::string& problem,
+                         const YAML::Node* at = nullptr) const {
+    std::string where = source;
+    if (at && at->Mark().line >= 0) where += " line " + std::to_string(at->Mark().line + 1);
+    throw Error(key + ": " + problem + " (" + where + ")");
+  }
+};
+
+// Reads one YAML mapping, remembering which keys were consumed so that leftovers (typos, keys of
+// another method) are reported by Finish().
+class MapReader {
+ public:
+  MapReader(const YAML::Node& node, std::string path, const ParseContext& ctx)
+      : node_(node), path_(std::move(path)), ctx_(ctx) {
+    if (node_ && !node_.IsNull() && !node_.IsMap())
+      ctx_.Fail(path_.empty() ? "(top level)" : path_, "must be a mapping", &node_);
+  }
+
+  std::string Key(std::string_view k) const {
+    return path_.empty() ? std::string(k) : path_ + "." + std::string(k);
+  }
+  bool Has(std::string_view k) const {
+    return node_ && node_.IsMap() && node_[std::string(k)] && !node_[std::string(k)].IsNull();
+  }
+  YAML::Node Node(std::string_view k) {
+    seen_.insert(std::string(k));
+    if (!node_ || !node_.IsMap()) return YAML::Node();
+    return node_[std::string(k)];
+  }
+
+  std::string Str(std::string_view k, const std::string& def) {
+    YAML::Node n = Node(k);
+    if (!n || n.IsNull()) return def;
+    if (!n.IsScalar()) ctx_.Fail(Key(k), "must be a string", &n);
+    return n.Scalar();
+  }
+  std::string Choice(std::string_view k, const std::string& def,
+                     std::initializer_list<std::string_view> allowed) {
+    std::string v = Str(k, def);
+    if (std::find(allowed.begin(), allowed.end(), v) == allowed.end()) {
+      std::vector<std::string> names(allowed.begin(), allowed.end());
+      YAML::Node n = Node(k);
+      ctx_.Fail(Key(k), "'" + v + "' is not one of " + Join(names, " | "), &n);
+    }
+    return v;
+  }
+  int64_t Int(std::string_view k, int64_t def, int64_t min,
+              int64_t max = std::numeric_limits<int64_t>::max()) {
+    YAML::Node n = Node(k);
+    if (!n || n.IsNull()) return def;
+    int64_t v = 0;
+    if (!n.IsScalar() || !YAML::convert<int64_t>::decode(n, v))
+      ctx_.Fail(Key(k), "must be an integer, got '" + Text(n) + "'", &n);
+    if (v < min) ctx_.Fail(Key(k), "must be >= " + std::to_string(min), &n);
+    if (v > max) ctx_.Fail(Key(k), "must be <= " + std::to_string(max), &n);
+    return v;
+  }
+  double Num(std::string_view k, double def, double min, bool min_exclusive = false) {
+    YAML::Node n = Node(k);
+    if (!n || n.IsNull()) return def;
+    return CheckNum(n, Key(k), min, min_exclusive);
+  }
+  double CheckNum(const YAML::Node& n, const std::string& key, double min, bool min_exclusive) {
+    double v = 0;
+    if (!n.IsScalar() || !YAML::convert<double>::decode(n, v) || !std::isfinite(v))
+      ctx_.Fail(key, "must be a number, got '" + Text(n) + "'", &n);
+    if (min_exclusive ? !(v > min) : !(v >= min))
+      ctx_.Fail(key, std::string("must be ") + (min_exclusive ? "> " : ">= ") + Fmt(min), &n);
+    return v;
+  }
+  std::array<double, 2> Pair(std::string_view k, std::array<double, 2> def, double min_exclusive) {
+    YAML::Node n = Node(k);
+    if (!n || n.IsNull()) return def;
+    if (!n.IsSequence() || n.size() != 2)
+      ctx_.Fail(Key(k), "must be a list of two numbers [start, end]", &n);
+    return {CheckNum(n[0], Key(k) + "[0]", min_exclusive, true),
+            CheckNum(n[1], Key(k) + "[1]", min_exclusive, true)};
+  }
+  fs::path Path(std::string_view k) {
+    YAML::Node n = Node(k);
+    if (!n || n.IsNull()) return {};
+    return ResolvePath(n, Key(k));
+  }
+  std::vector<fs::path> Paths(std::string_view k) {
+    YAML::Node n = Node(k);
+    std::vector<fs::path> out;
+    if (!n || n.IsNull()) return out;
+    if (n.IsScalar()) {
+      out.push_back(ResolvePath(n, Key(k)));
+      return out;
+    }
+    if (!n.IsSequence()) ctx_.Fail(Key(k), "must be a path or a list of paths", &n);
+    for (size_t i = 0; i < n.size(); ++i)
+      out.push_back(ResolvePath(n[i], Key(k) + "[" + std::to_string(i) + "]"));
+    return out;
+  }
+  fs::path ResolvePath(const YAML::Node& n, const std::string& key) {
+    if (!n.IsScalar() || n.Scalar().empty()) ctx_.Fail(key, "must be a non-empty path", &n);
+    fs::path p(n.Scalar());
+    if (p.is_relative()) p = ctx_.base_dir / p;
+    return p.lexically_normal();
+  }
+
+  // Keys present in the mapping but never read: typos or keys that do not apply here.
+  void Finish(const std::string& hint = "") {
+    if (!node_ || !node_.IsMap()) return;
+    for (const auto& kv : node_) {
+      std::string k = kv.first.Scalar();
+      if (!seen_.count(k)) {
+        std::vector<std::string> known(seen_.begin(), seen_.end());
+        ctx_.Fail(Key(k),
+                  "unknown key" + (hint.empty() ? "" : " " + hint) +
+                      (known.empty() ? "" : " (known here: " + Join(known) + ")"),
+                  &kv.first);
+      }
+    }
+  }
+
+ private:
+  static std::string Text(const YAML::Node& n) {
+    if (n.IsScalar()) return n.Scalar();
+    YAML::Emitter e;
+    e << YAML::Flow << n;
+    return e.c_str();
+  }
+  static std::string Fmt(double v) {
+    std::ostringstream os;
+    os << v;
+    return os.str();
+  }
+
+  YAML::Node node_;
+  std::string path_;
+  const ParseContext& ctx_;
+  std::set<std::string> seen_;
+};
+
+// The method keys and which methods take them (docs/job-file.md, docs/methods/).
+const std::map<std::string, std::set<std::string>>& MethodKeys() {
+  static const std::map<std::string, std::set<std::string>> keys = [] {
+    std::set<std::string> train = {"lr",         "warmup_ratio", "epochs",      "max_steps",
+                                   "batch_size", "grad_accum",   "master_dtype"};
+    std::set<std::string> prox = train;
+    prox.insert({"lambda1", "lambda2", "epsilon", "trainable", "hard"});
+    std::set<std::string> maskllm = train;
+    maskllm.insert({"tau", "kappa", "prior", "prior_alpha", "sparse_reg"});
+    return std::map<std::string, std::set<std::string>>{{"proxsparse", prox},
+                                                        {"magnitude", {}},
+                                                        {"wanda", {}},
+                                                        {"sparsegpt", {"blocksize", "percdamp"}},
+                                                        {"maskllm", maskllm}};
+  }();
+  return keys;
+}
+
+MethodSpec ParseMethod(const YAML::Node& node, const ParseContext& ctx) {
+  if (!node || node.IsNull())
+    ctx.Fail("method",
+             "missing (method.name is one of proxsparse | "
+             "magnitude | wanda | sparsegpt | maskllm)");
+  MapReader r(node, "method", ctx);
+  MethodSpec m;
+  if (!r.Has("name")) ctx.Fail("method.name", "missing", &node);
+  m.name = r.Choice("name", "", {"proxsparse", "magnitude", "wanda", "sparsegpt", "maskllm"});
+  const std::set<std::string>& allowed = MethodKeys().at(m.name);
+  // Keys valid for some other method are reported as such rather than as typos.
+  for (const auto& kv : node) {
+    std::string k = kv.first.Scalar();
+    if (k == "name" || allowed.count(k)) continue;
+    std::vector<std::string> users;
+    for (const auto& [method, keys] : MethodKeys())
+      if (keys.count(k)) users.push_back(method);
+    if (!users.empty()) {
+      std::vector<std::string> mine(allowed.begin(), allowed.end());
+      ctx.Fail("method." + k,
+               "not a key of method " + m.name + " (it belongs to " + Join(users) + "; " + m.name +
+                   " takes " + (mine.empty() ? "no other keys" : Join(mine)) + ")",
+               &kv.first);
+    }
+  }
+  if (allowed.count("lr")) {
+    m.lr = r.Num("lr", m.lr, 0, true);
+    m.warmup_ratio = r.Num("warmup_ratio", m.warmup_ratio, 0);
+    if (m.warmup_ratio > 1) {
+      YAML::Node n = r.Node("warmup_ratio");
+      ctx.Fail("method.warmup_ratio", "must be <= 1", &n);
+    }
+    m.epochs = static_cast<int>(r.Int("epochs", m.epochs, 1, 1000000));
+    m.max_steps = r.Int("max_steps", m.max_steps, 0);
+    m.batch_size = static_cast<int>(r.Int("batch_size", m.batch_size, 1, 1 << 20));
+    m.grad_accum = static_cast<int>(r.Int("grad_accum", m.grad_accum, 1, 1 << 20));
+    m.master_dtype = r.Choice("master_dtype", m.master_dtype, {"fp32", "bf16"});
+  }
+  if (m.name == "proxsparse") {
+    m.lambda1 = r.Num("lambda1", m.lambda1, 0);
+    m.lambda2 = r.Num("lambda2", m.lambda2, 0);
+    m.epsilon = r.Num("epsilon", m.epsilon, 0, true);
+    m.trainable = r.Choice("trainable", m.trainable, {"targets", "all"});
+    m.hard = r.Choice("hard", m.hard, {"none", "project", "snap"});
+  }
+  if (m.name == "sparsegpt") {
+    m.blocksize = static_cast<int>(r.Int("blocksize", m.blocksize, 1, 1 << 20));
+    m.percdamp = r.Num("percdamp", m.percdamp, 0);
+  }
+  if (m.name == "maskllm") {
+    m.tau = r.Pair("tau", m.tau, 0);
+    m.kappa = r.Pair("kappa", m.kappa, 0);
+    m.prior = r.Choice("prior", m.prior, {"magnitude", "wanda", "sparsegpt", "none"});
+    m.prior_alpha = r.Num("prior_alpha", m.prior_alpha, 0);
+    m.sparse_reg = r.Num("sparse_reg", m.sparse_reg, 0);
+  }
+  r.Finish("for method " + m.name);
+  return m;
+}
+
+JobSpec ParseRoot(const YAML::Node& root, const ParseContext& ctx) {
+  if (!root || root.IsNull()) ctx.Fail("(top level)", "the job file is empty");
+  MapReader r(root, "", ctx);
+  JobSpec s;
+  s.name = r.Str("name", "");
+  if (!r.Has("model")) ctx.Fail("model", "missing (a Hugging Face model directory)", &root);
+  s.model = r.Path("model");
+  {
+    YAML::Node n = r.Node("pattern");
+    if (n && !n.IsNull()) {
+      if (!n.IsScalar()) ctx.Fail("pattern", "must be a string like \"2:4\"", &n);
+      try {
+        s.pattern = ParseNMPattern(n.Scalar());
+      } catch (const Error& e) {
+        ctx.Fail("pattern", std::string(e.what()).substr(std::string("pattern: ").size()), &n);
+      }
+    }
+  }
+  s.seed = static_cast<uint64_t>(r.Int("seed", 0, 0));
+  s.device = r.Choice("device", s.device, {"cpu", "cuda"});
+  s.dtype = r.Choice("dtype", s.dtype, {"fp32", "bf16", "fp16"});
+  s.method = ParseMethod(r.Node("method"), ctx);
+
+  {
+    MapReader mu(r.Node("masked_update"), "masked_update", ctx);
+    s.masked_update.steps = mu.Int("steps", 0, 0);
+    s.masked_update.lr = mu.Num("lr", s.masked_update.lr, 0, true);
+    mu.Finish();
+  }
+  {
+    YAML::Node cn = r.Node("calibration");
+    MapReader c(cn, "calibration", ctx);
+    s.calibration.path = c.Path("path");
+    s.calibration.format =
+        c.Choice("format", "auto", {"auto", "text", "jsonl", "tokens-u16", "tokens-u32"});
+    s.calibration.samples = static_cast<int>(c.Int("samples", 64, 1, 1 << 24));
+    s.calibration.seqlen = static_cast<int>(c.Int("seqlen", 512, 1, 1 << 24));
+    s.calibration.sampling = c.Choice("sampling", "document", {"document", "window"});
+    c.Finish();
+    bool needs_data = s.method.name != "magnitude" || s.masked_update.steps > 0;
+    if (needs_data && s.calibration.path.empty())
+      ctx.Fail("calibration.path",
+               "missing (method " + s.method.name +
+                   (s.method.name == "magnitude" ? " with masked_update" : "") +
+                   " needs calibration data)",
+               cn ? &cn : &root);
+  }
+  {
+    MapReader e(r.Node("evaluation"), "evaluation", ctx);
+    s.evaluation.ppl = e.Paths("ppl");
+    s.evaluation.ctx = static_cast<int>(e.Int("ctx", 512, 1, 1 << 24));
+    s.evaluation.max_windows = static_cast<int>(e.Int("max_windows", 40, 0));
+    s.evaluation.tasks = e.Paths("tasks");
+    e.Finish();
+  }
+  s.output = r.Path("output");
+  {
+    MapReader c(r.Node("checkpoint"), "checkpoint", ctx);
+    s.checkpoint.every_steps = c.Int("every_steps", 50, 0);
+    c.Finish();
+  }
+  s.log_every = static_cast<int>(r.Int("log_every", 1, 1));
+  {
+    YAML::Node rn = r.Node("resources");
+    MapReader res(rn, "resources", ctx);
+    s.resources.ranks = static_cast<int>(res.Int("ranks", 1, 1, 4096));
+    s.resources.gpus_per_rank = static_cast<int>(res.Int("gpus_per_rank", 0, 0, 64));
+    s.resources.cpus_per_rank = static_cast<int>(res.Int("cpus_per_rank", 1, 1, 4096));
+    s.resources.memory_gb = res.Num("memory_gb", 4, 0, true);
+    s.resources.time_limit_minutes =
+        static_cast<int>(res.Int("time_limit_minutes", 60, 1, 60 * 24 * 365));
+    res.Finish();
+    if (s.device == "cuda" && s.resources.gpus_per_rank < 1)
+      ctx.Fail("resources.gpus_per_rank", "must be >= 1 when device is cuda", rn ? &rn : &root);
+    if (s.device == "cpu" && s.resources.gpus_per_rank > 0)
+      ctx.Fail("resources.gpus_per_rank", "must be 0 when device is cpu (or set device: cuda)",
+               rn ? &rn : &root);
+  }
+  r.Finish();
+  return s;
+}
+
+void EmitPaths(YAML::Emitter& e, const std::vector<fs::path>& paths) {
+  e << YAML::Flow << YAML::BeginSeq;
+  for (const auto& p : paths) e << p.string();
+  e << YAML::EndSeq;
+}
+
+}  // namespace
+
+JobSpec ParseJobSpec(std::string_view yaml_text, const fs::path& base_dir,
+                     std::string_view source) {
+  ParseContext ctx{std::string(source), base_dir.empty() ? fs::current_path() : base_dir};
+  if (ctx.base_dir.is_relative()) ctx.base_dir = fs::absolute(ctx.base_dir);
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(yaml_text));
+  } catch (const YAML::Exception& e) {
+    throw Error(std::string(source) + ": not valid YAML: line " + std::to_string(e.mark.line + 1) +
+                ": " + e.msg);
+  }
+  try {
+    return ParseRoot(root, ctx);
+  } catch (const YAML::Exception& e) {
+    throw Error(std::string(source) + ": " + e.what());
+  }
+}
+
+JobSpec LoadJobSpec(const fs::path& file) {
+  if (!fs::is_regular_file(file)) throw Error(file.string() + ": job file not found");
+  fs::path abs = fs::absolute(file);
+  return ParseJobSpec(ReadFile(abs), abs.parent_path(), file.string());
+}
+
+std::string JobSpecToYaml(const JobSpec& s) {
+  const auto& allowed = MethodKeys().at(s.method.name);
+  auto uses = [&](const char* k) { return allowed.count(k) > 0; };
+  YAML::Emitter e;
+  e.SetDoublePrecision(17);
+  e << YAML::BeginMap;
+  e << YAML::Key << "name" << YAML::Value << YAML::DoubleQuoted << s.name;
+  e << YAML::Key << "model" << YAML::Value << s.model.string();
+  e << YAML::Key << "pattern" << YAML::Value << YAML::DoubleQuoted << s.pattern.ToString();
+  e << YAML::Key << "seed" << YAML::Value << s.seed;
+  e << YAML::Key << "device" << YAML::Value << s.device;
+  e << YAML::Key << "dtype" << YAML::Value << s.dtype;
+  const MethodSpec& m = s.method;
+  e << YAML::Key << "method" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "name" << YAML::Value << m.name;
+  if (uses("lambda1")) {
+    e << YAML::Key << "lambda1" << YAML::Value << m.lambda1;
+    e << YAML::Key << "lambda2" << YAML::Value << m.lambda2;
+    e << YAML::Key << "epsilon" << YAML::Value << m.epsilon;
+  }
+  if (uses("lr")) {
+    e << YAML::Key << "lr" << YAML::Value << m.lr;
+    e << YAML::Key << "warmup_ratio" << YAML::Value << m.warmup_ratio;
+    e << YAML::Key << "epochs" << YAML::Value << m.epochs;
+    e << YAML::Key << "max_steps" << YAML::Value << m.max_steps;
+    e << YAML::Key << "batch_size" << YAML::Value << m.batch_size;
+    e << YAML::Key << "grad_accum" << YAML::Value << m.grad_accum;
+  }
+  if (uses("trainable")) e << YAML::Key << "trainable" << YAML::Value << m.trainable;
+  if (uses("master_dtype")) e << YAML::Key << "master_dtype" << YAML::Value << m.master_dtype;
+  if (uses("hard")) e << YAML::Key << "hard" << YAML::Value << m.hard;
+  if (uses("blocksize")) {
+    e << YAML::Key << "blocksize" << YAML::Value << m.blocksize;
+    e << YAML::Key << "percdamp" << YAML::Value << m.percdamp;
+  }
+  if (uses("tau")) {
+    e << YAML::Key << "tau" << YAML::Value << YAML::Flow << YAML::BeginSeq << m.tau[0] << m.tau[1]
+      << YAML::EndSeq;
+    e << YAML::Key << "kappa" << YAML::Value << YAML::Flow << YAML::BeginSeq << m.kappa[0]
+      << m.kappa[1] << YAML::EndSeq;
+    e << YAML::Key << "prior" << YAML::Value << m.prior;
+    e << YAML::Key << "prior_alpha" << YAML::Value << m.prior_alpha;
+    e << YAML::Key << "sparse_reg" << YAML::Value << m.sparse_reg;
+  }
+  e << YAML::EndMap;
+  e << YAML::Key << "masked_update" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "steps" << YAML::Value << s.masked_update.steps;
+  e << YAML::Key << "lr" << YAML::Value << s.masked_update.lr;
+  e << YAML::EndMap;
+  e << YAML::Key << "calibration" << YAML::Value << YAML::BeginMap;
+  if (!s.calibration.path.empty())
+    e << YAML::Key << "path" << YAML::Value << s.calibration.path.string();
+  e << YAML::Key << "format" << YAML::Value << s.calibration.format;
+  e << YAML::Key << "samples" << YAML::Value << s.calibration.samples;
+  e << YAML::Key << "seqlen" << YAML::Value << s.calibration.seqlen;
+  e << YAML::Key << "sampling" << YAML::Value << s.calibration.sampling;
+  e << YAML::EndMap;
+  e << YAML::Key << "evaluation" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "ppl" << YAML::Value;
+  EmitPaths(e, s.evaluation.ppl);
+  e << YAML::Key << "ctx" << YAML::Value << s.evaluation.ctx;
+  e << YAML::Key << "max_windows" << YAML::Value << s.evaluation.max_windows;
+  e << YAML::Key << "tasks" << YAML::Value;
+  EmitPaths(e, s.evaluation.tasks);
+  e << YAML::EndMap;
+  if (!s.output.empty()) e << YAML::Key << "output" << YAML::Value << s.output.string();
+  e << YAML::Key << "checkpoint" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "every_steps" << YAML::Value << s.checkpoint.every_steps;
+  e << YAML::EndMap;
+  e << YAML::Key << "log_every" << YAML::Value << s.log_every;
+  e << YAML::Key << "resources" << YAML::Value << YAML::BeginMap;
+  e << YAML::Key << "ranks" << YAML::Value << s.resources.ranks;
+  e << YAML::Key << "gpus_per_rank" << YAML::Value << s.resources.gpus_per_rank;
+  e << YAML::Key << "cpus_per_rank" << YAML::Value << s.resources.cpus_per_rank;
+  e << YAML::Key << "memory_gb" << YAML::Value << s.resources.memory_gb;
+  e << YAML::Key << "time_limit_minutes" << YAML::Value << s.resources.time_limit_minutes;
+  e << YAML::EndMap;
+  e << YAML::EndMap;
+  if (!e.good()) throw Error(std::string("cannot write the job spec as YAML: ") + e.GetLastError());
+  return std::string(e.c_str()) + "\n";
+}
+
+std::string JobSpecHash(const JobSpec& spec) {
+  std::string y = JobSpecToYaml(spec);
+  return Sha256Hex(std::as_bytes(std::span<const char>(y.data(), y.size())));
+}
+
+namespace {
+
+void CheckReadable(const fs::path& p, const std::string& key, bool dir_ok) {
+  std::error_code ec;
+  auto st = fs::status(p, ec);
+  if (ec || !fs::exists(st)) throw Error(key + ": " + p.string() + " does not exist");
+  if (fs::is_directory(st) && !dir_ok)
+    throw Error(key + ": " + p.string() + " is a directory, expected a file");
+  if (fs::is_regular_file(st)) {
+    std::ifstream f(p, std::ios::binary);
+    if (!f) throw Error(key + ": " + p.string() + " is not readable");
+  }
+}
+
+}  // namespace
+
+void CheckJobInputs(const JobSpec& s) {
+  if (!fs::is_directory(s.model))
+    throw Error("model: " + s.model.string() +
+                " is not a directory (a Hugging Face model "
+                "directory with config.json and *.safetensors)");
+  fs::path cfg = s.model / "config.json";
+  CheckReadable(cfg, "model", false);
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(ReadFile(cfg));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error("model: " + cfg.string() + " is not valid JSON: " + e.what());
+  }
+  bool has_weights = false;
+  for (const auto& entry : fs::directory_iterator(s.model))
+    if (entry.path().extension() == ".safetensors") has_weights = true;
+  if (!has_weights) throw Error("model: no *.safetensors file in " + s.model.string());
+  // Targets are q/k/v/o/gate/up/down: their input dimensions are hidden_size, the attention
+  // width (heads * head_dim) and intermediate_size; each must split into groups of M.
+  auto dim = [&](const char* k) -> int64_t {
+    if (!j.contains(k)) return -1;
+    if (!j[k].is_number_integer() || j[k].get<int64_t>() <= 0)
+      throw Error("model: " + cfg.string() + ": " + k + " must be a positive integer");
+    return j[k].get<int64_t>();
+  };
+  int64_t hidden = dim("hidden_size");
+  if (hidden < 0) throw Error("model: " + cfg.string() + " has no hidden_size");
+  std::vector<std::pair<std::string, int64_t>> dims = {
+      {"hidden_size", hidden}, {"intermediate_size", dim("intermediate_size")}};
+  int64_t heads = dim("num_attention_heads");
+  int64_t head_dim = dim("head_dim");
+  if (heads > 0 && head_dim > 0) dims.push_back({"num_attention_heads*head_dim", heads * head_dim});
+  for (const auto& [k, v] : dims)
+    if (v > 0 && v % s.pattern.m != 0)
+      throw Error("pattern: " + k + " = " + std::to_string(v) + " of " + cfg.string() +
+                  " is not a multiple of M = " + std::to_string(s.pattern.m));
+  if (!s.calibration.path.empty()) CheckReadable(s.calibration.path, "calibration.path", false);
+  for (size_t i = 0; i < s.evaluation.ppl.size(); ++i)
+    CheckReadable(s.evaluation.ppl[i], "evaluation.ppl[" + std::to_string(i) + "]", false);
+  for (size_t i = 0; i < s.evaluation.tasks.size(); ++i)
+    CheckReadable(s.evaluation.tasks[i], "evaluation.tasks[" + std::to_string(i) + "]", false);
+}
+
+bool operator==(const MethodSpec& a, const MethodSpec& b) {
+  return a.name == b.name && a.lr == b.lr && a.warmup_ratio == b.warmup_ratio &&
+         a.epochs == b.epochs && a.max_steps == b.max_steps && a.batch_size == b.batch_size &&
+         a.grad_accum == b.grad_accum && a.master_dtype == b.master_dtype &&
+         a.lambda1 == b.lambda1 && a.lambda2 == b.lambda2 && a.epsilon == b.epsilon &&
+         a.trainable == b.trainable && a.hard == b.hard && a.blocksize == b.blocksize &&
+         a.percdamp == b.percdamp && a.tau == b.tau && a.kappa == b.kappa && a.prior == b.prior &&
+         a.prior_alpha == b.prior_alpha && a.sparse_reg == b.sparse_reg;
+}
+
+bool operator==(const JobSpec& a, const JobSpec& b) {
+  auto tie = [](const JobSpec& s) {
+    return std::tie(s.name, s.model, s.pattern, s.seed, s.device, s.dtype, s.masked_update.steps,
+                    s.masked_update.lr, s.calibration.path, s.calibration.format,
+                    s.calibration.samples, s.calibration.seqlen, s.calibration.sampling,
+                    s.evaluation.ppl, s.evaluation.ctx, s.evaluation.max_windows,
+                    s.evaluation.tasks, s.output, s.checkpoint.every_steps, s.log_every,
+                    s.resources.ranks, s.resources.gpus_per_rank, s.resources.cpus_per_rank,
+                    s.resources.memory_gb, s.resources.time_limit_minutes);
+  };
+  return a.method == b.method && tie(a) == tie(b);
+}
+
+}  // namespace ps

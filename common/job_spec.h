@@ -1,0 +1,124 @@
+// The job file (docs/job-file.md) as a plain struct, torch-free so that psworker, psd and psctl
+// share one parser and one set of rules. ParseJobSpec rejects unknown keys and bad values with a
+// ps::Error whose message starts with the key path ("method.lambda1: must be >= 0"); relative
+// paths come back resolved against the job file's directory.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/nm_pattern.h"
+
+namespace ps {
+
+// Method names accepted in method.name.
+inline constexpr std::array<std::string_view, 5> kMethodNames = {"proxsparse", "magnitude", "wanda",
+                                                                 "sparsegpt", "maskllm"};
+
+struct MethodSpec {
+  std::string name = "proxsparse";
+  // Training loop (proxsparse, maskllm).
+  double lr = 1.0e-4;
+  double warmup_ratio = 0.1;  // linear warmup over this fraction, then linear decay to 0
+  int epochs = 1;
+  int64_t max_steps = 0;  // 0 = as many as epochs give
+  int batch_size = 1;     // sequences per optimizer step, global over all ranks
+  int grad_accum = 1;
+  std::string master_dtype = "fp32";  // fp32 | bf16
+  // proxsparse (paper Algorithm 1).
+  double lambda1 = 1.0;
+  double lambda2 = 0.0;
+  double epsilon = 0.1;
+  std::string trainable = "targets";  // targets | all
+  std::string hard = "none";          // none | project | snap (Table 3 ablations)
+  // sparsegpt.
+  int blocksize = 128;
+  double percdamp = 0.01;
+  // maskllm.
+  std::array<double, 2> tau = {4.0, 0.05};       // Gumbel temperature, start -> end
+  std::array<double, 2> kappa = {100.0, 500.0};  // logit scale, start -> end
+  std::string prior = "sparsegpt";               // magnitude | wanda | sparsegpt | none
+  double prior_alpha = 3.0;
+  double sparse_reg = 1.0e-5;
+
+  bool Trains() const { return name == "proxsparse" || name == "maskllm"; }
+};
+
+// Optional fine-tuning of the kept weights with the mask fixed (steps == 0: off).
+struct MaskedUpdateSpec {
+  int64_t steps = 0;
+  double lr = 1.0e-5;
+};
+
+struct CalibrationSpec {
+  std::filesystem::path path;   // empty only where the method needs no data
+  std::string format = "auto";  // auto | text | jsonl | tokens-u16 | tokens-u32
+  int samples = 64;
+  int seqlen = 512;
+  std::string sampling = "document";  // document | window
+};
+
+struct EvaluationSpec {
+  std::vector<std::filesystem::path> ppl;
+  int ctx = 512;
+  int max_windows = 40;  // 0 = the whole text
+  std::vector<std::filesystem::path> tasks;
+};
+
+struct CheckpointSpec {
+  int64_t every_steps = 50;  // 0 = no periodic checkpoints
+};
+
+struct ResourcesSpec {
+  int ranks = 1;
+  int gpus_per_rank = 0;
+  int cpus_per_rank = 1;
+  double memory_gb = 4;
+  int time_limit_minutes = 60;
+  int TotalGpus() const { return ranks * gpus_per_rank; }
+  int TotalCpus() const { return ranks * cpus_per_rank; }
+};
+
+struct JobSpec {
+  std::string name;
+  std::filesystem::path model;  // Hugging Face directory (config.json + safetensors)
+  NMPattern pattern;
+  uint64_t seed = 0;
+  std::string device = "cpu";  // cpu | cuda
+  std::string dtype = "fp32";  // fp32 | bf16 | fp16
+  MethodSpec method;
+  MaskedUpdateSpec masked_update;
+  CalibrationSpec calibration;
+  EvaluationSpec evaluation;
+  std::filesystem::path output;  // empty: the runner decides (psworker --output, psd's job dir)
+  CheckpointSpec checkpoint;
+  int log_every = 1;
+  ResourcesSpec resources;
+};
+
+// Parses and validates YAML text. `base_dir` resolves relative paths; `source` names the text in
+// messages (the file name). Throws ps::Error "KEY.PATH: problem (SOURCE line L)".
+JobSpec ParseJobSpec(std::string_view yaml_text, const std::filesystem::path& base_dir,
+                     std::string_view source = "job file");
+// Reads and parses a job file; relative paths resolve against its directory.
+JobSpec LoadJobSpec(const std::filesystem::path& file);
+
+// Canonical YAML: every key in the documented order, absolute paths, only the method keys that
+// method uses. ParseJobSpec(JobSpecToYaml(s), any) == s.
+std::string JobSpecToYaml(const JobSpec& spec);
+// Lower-case hex SHA-256 of JobSpecToYaml: equal specs hash equal however they were written.
+std::string JobSpecHash(const JobSpec& spec);
+
+// Checks what the file alone cannot: inputs exist and are readable from this machine, the model's
+// config.json parses and its target dimensions are multiples of M. Throws ps::Error naming the
+// key ("model: ...", "calibration.path: ...").
+void CheckJobInputs(const JobSpec& spec);
+
+bool operator==(const MethodSpec& a, const MethodSpec& b);
+bool operator==(const JobSpec& a, const JobSpec& b);
+
+}  // namespace ps
