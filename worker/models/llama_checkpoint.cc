@@ -45,6 +45,13 @@ bool Ignorable(const std::string& name, const LlamaConfig& c) {
   return c.tie_word_embeddings && name == "lm_head.weight";
 }
 
+// "[48, 32]".
+std::string ShapeString(const std::vector<int64_t>& shape) {
+  std::string out = "[";
+  for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
+  return out + "]";
+}
+
 std::string ListFew(const std::vector<std::string>& names) {
   std::string out;
   for (size_t i = 0; i < names.size() && i < 5; ++i) out += (i ? ", " : "") + names[i];
@@ -91,8 +98,8 @@ void LoadLlamaWeights(LlamaForCausalLM& model, const Checkpoint& ckpt) {
     torch::Tensor p = item.value();
     std::vector<int64_t> want(p.sizes().begin(), p.sizes().end());
     if (info.shape != want) {
-      throw Error(where + ": tensor '" + name + "' has shape " + c10::str(info.shape) +
-                  " but the config implies " + c10::str(want) + " (in " +
+      throw Error(where + ": tensor '" + name + "' has shape " + ShapeString(info.shape) +
+                  " but the config implies " + ShapeString(want) + " (in " +
                   ckpt.FileOf(name).path().filename().string() + ")");
     }
     if (!IsFloating(info.dtype)) {
