@@ -6,6 +6,7 @@ find_package(yaml-cpp REQUIRED)
 find_package(OpenSSL REQUIRED)  # SHA-256 of data and checkpoints
 find_package(ZLIB REQUIRED)     # gzip'd JSON lines
 find_package(PkgConfig REQUIRED)
+find_package(CLI11 CONFIG REQUIRED)
 
 if(PS_BUILD_TESTS)
   find_package(GTest REQUIRED)
@@ -51,6 +52,5 @@ if(PS_BUILD_SERVICE)
   find_package(Protobuf REQUIRED)
   find_package(gRPC CONFIG REQUIRED)
   find_package(SQLite3 REQUIRED)
-  find_package(CLI11 CONFIG REQUIRED)
   find_path(HTTPLIB_INCLUDE_DIR httplib.h REQUIRED)
 endif()

@@ -13,6 +13,10 @@ mkdir -p "$out"
 common=(--set device=$device --set evaluation.max_windows=${MAX_WINDOWS:-0}
         --set calibration.samples=${SAMPLES:-128} --set calibration.seqlen=512
         --set calibration.sampling=window --set checkpoint.every_steps=0)
+if [ -n "${DATA:-}" ]; then  # data somewhere else than ../shared/data beside the checkout
+  common+=(--set "model=$DATA/codelm-19m" --set "calibration.path=$DATA/code-calib.jsonl.gz"
+           --set "evaluation.ppl=[$DATA/code-eval.txt]")
+fi
 run() {  # name config extra-args...
   local name=$1 cfg=$2
   shift 2
