@@ -332,24 +332,6 @@ void EmitPaths(YAML::Emitter& e, const std::vector<fs::path>& paths) {
 
 }  // namespace
 
-NMPattern ParseNMPattern(std::string_view text, std::string_view key) {
-  auto fail = [&](const std::string& why) -> NMPattern {
-    throw Error(std::string(key) + ": " + why);
-  };
-  size_t colon = text.find(':');
-  if (colon == std::string_view::npos) return fail("'" + std::string(text) + "' is not N:M");
-  auto num = [&](std::string_view part) {
-    if (part.empty() || part.size() > 3 ||
-        !std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; }))
-      fail("'" + std::string(text) + "' is not N:M with whole numbers");
-    return std::stoi(std::string(part));
-  };
-  NMPattern p{num(text.substr(0, colon)), num(text.substr(colon + 1))};
-  if (p.m < 2 || p.m > 16) fail("M must be between 2 and 16, got " + std::to_string(p.m));
-  if (p.n < 1 || p.n >= p.m) fail("N must satisfy 0 < N < M, got " + p.ToString());
-  return p;
-}
-
 JobSpec ParseJobSpec(std::string_view yaml_text, const fs::path& base_dir,
                      std::string_view source) {
   ParseContext ctx{std::string(source), base_dir.empty() ? fs::current_path() : base_dir};

@@ -11,17 +11,9 @@
 #include <string_view>
 #include <vector>
 
-namespace ps {
+#include "common/nm_pattern.h"
 
-// N non-zeros kept in every group of M consecutive weights along the input dimension.
-struct NMPattern {
-  int n = 2;
-  int m = 4;
-  std::string ToString() const { return std::to_string(n) + ":" + std::to_string(m); }
-  bool operator==(const NMPattern&) const = default;
-};
-// Parses "N:M" (0 < N < M <= 16); throws ps::Error naming `key` otherwise.
-NMPattern ParseNMPattern(std::string_view text, std::string_view key = "pattern");
+namespace ps {
 
 // Method names accepted in method.name.
 inline constexpr std::array<std::string_view, 5> kMethodNames = {"proxsparse", "magnitude", "wanda",

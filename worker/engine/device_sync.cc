@@ -1,0 +1,17 @@
+#include "worker/engine/device_sync.h"
+
+#ifdef PS_WITH_CUDA
+#include <c10/cuda/CUDAFunctions.h>
+#endif
+
+namespace ps {
+
+void DeviceSync(const torch::Device& device) {
+#ifdef PS_WITH_CUDA
+  if (device.is_cuda()) c10::cuda::device_synchronize();
+#else
+  (void)device;
+#endif
+}
+
+}  // namespace ps

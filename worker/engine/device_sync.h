@@ -1,0 +1,8 @@
+// Waits for the device's queued work (CUDA) so that host timers measure it; a no-op on CPU.
+#pragma once
+
+#include <torch/types.h>
+
+namespace ps {
+void DeviceSync(const torch::Device& device);
+}  // namespace ps
