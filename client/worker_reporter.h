@@ -6,7 +6,9 @@
 //
 // psworker's service mode is launched by psd as
 //   psworker --job JOB.yaml --output DIR --coordinator ADDR --job-id ID --attempt N
-//            [--resume CHECKPOINT_DIR] [--token-file F] [--tls-ca F]
+//            [--resume] [--token-file F] [--tls-ca F]
+// (--resume: continue from the newest complete checkpoint under DIR; psd passes it once the job
+// reported a checkpoint)
 // (docs/service.md "Worker command line"); AddReporterFlags registers the reporter's part.
 #pragma once
 

@@ -13,6 +13,8 @@ pkgs=(
   libgtest-dev libgmock-dev
   gnuplot-nox
 )
+pkgs+=(prometheus slurm-wlm munge curl openssl)  # service tests: Prometheus, one-node Slurm, TLS
+command -v kubectl >/dev/null 2>&1 || pkgs+=(kubernetes-client)  # k8s manifests (any kubectl)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

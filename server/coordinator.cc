@@ -361,8 +361,9 @@ void Coordinator::LaunchLocked(Entry& e) {
                      "--coordinator", cfg_.advertise,
                      "--job-id",      e.job.id(),
                      "--attempt",     std::to_string(req.attempt)};
-  if (e.job.checkpoint_step() >= 0 && !e.job.checkpoint_dir().empty())
-    req.worker_args.insert(req.worker_args.end(), {"--resume", e.job.checkpoint_dir()});
+  // psworker --resume continues from the newest complete checkpoint in its output directory
+  // (the one the worker last reported, unless it crashed while writing a newer one).
+  if (e.job.checkpoint_step() >= 0) req.worker_args.push_back("--resume");
   if (!cfg_.worker_token_file.empty())
     req.worker_args.insert(req.worker_args.end(), {"--token-file", cfg_.worker_token_file});
   if (!cfg_.worker_tls_ca.empty())

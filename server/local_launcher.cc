@@ -156,10 +156,11 @@ class LocalLauncher : public Launcher {
  private:
   static pid_t ParsePid(const std::string& id) {
     try {
-      return static_cast<pid_t>(std::stol(id.substr(0, id.find(':'))));
+      auto pid = static_cast<pid_t>(std::stol(id.substr(0, id.find(':'))));
+      if (pid > 1) return pid;  // kill(-pid) with 0 or 1 would hit far more than a job
     } catch (const std::exception&) {
-      throw Error("local launcher: bad id '" + id + "'");
     }
+    throw Error("local launcher: bad id '" + id + "'");
   }
   LocalLauncherOptions opts_;
   std::mutex mu_;

@@ -62,7 +62,9 @@ class SlurmLauncher : public Launcher {
       std::string line = Trim(out.substr(0, out.find('\n')));
       std::string state = line.substr(0, line.find('|'));
       std::string code = line.substr(line.find('|') + 1);
-      return Finished(state, code);
+      if (!state.empty() &&
+          state.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ_+ ") == std::string::npos)
+        return Finished(state, code);
     }
     if (RunCommand({Bin("scontrol"), "show", "job", id, "-o"}, &out) == 0) {
       std::string state = Field(out, "JobState=");

@@ -4,8 +4,8 @@
 //   crash_always     crash_at on every attempt report_fail  report a failure at the end
 //   hang_at=K        SIGSTOP itself at step K (heartbeats stop) on attempt 1
 // Steps: method.max_steps (default 20); checkpoints every checkpoint.every_steps into
-// OUTPUT/checkpoints/step-N; --resume DIR continues from the step saved there. At the end it
-// writes report.json, masks.bin (seeded pseudo-random bytes) and history.csv into OUTPUT.
+// OUTPUT/checkpoints/step-N; --resume continues from the newest one (as psworker does). At the end
+// it writes report.json, masks.bin (seeded pseudo-random bytes) and history.csv into OUTPUT.
 #include <signal.h>
 #include <unistd.h>
 
@@ -24,12 +24,13 @@
 namespace fs = std::filesystem;
 
 int main(int argc, char** argv) {
-  std::string job_file, output, resume;
+  std::string job_file, output;
+  bool resume = false;
   ps::ReporterOptions ropts;
   CLI::App app{"fake psworker for service tests"};
   app.add_option("--job", job_file)->required();
   app.add_option("--output", output)->required();
-  app.add_option("--resume", resume);
+  app.add_flag("--resume", resume);
   ps::AddReporterFlags(app, ropts);
   CLI11_PARSE(app, argc, argv);
   ropts.retry_for = std::chrono::milliseconds(20000);
@@ -51,8 +52,12 @@ int main(int argc, char** argv) {
     rep.Log("fake worker: job " + ropts.job_id + " attempt " + std::to_string(ropts.attempt) +
             " pid " + std::to_string(::getpid()));
     int64_t step = 0;
-    if (!resume.empty()) {
-      step = std::stoll(ps::ReadFile(fs::path(resume) / "state.txt"));
+    if (resume) {
+      fs::path ckpts = fs::path(output) / "checkpoints";
+      if (fs::is_directory(ckpts))
+        for (const auto& d : fs::directory_iterator(ckpts))
+          if (fs::exists(d.path() / "state.txt"))
+            step = std::max<int64_t>(step, std::stoll(ps::ReadFile(d.path() / "state.txt")));
       rep.Log("resumed from step " + std::to_string(step));
     }
     fs::create_directories(output);
@@ -90,6 +95,8 @@ int main(int argc, char** argv) {
                          {"prox", step_s * 0.1},
                          {"optimizer", step_s * 0.1},
                          {"communication", 0}};
+      e.gpu_mem_bytes = 1 << 20;  // fake NVML figures so every metric family has a series
+      e.gpu_util = 0.5;
       rep.Progress(e);
       history += std::to_string(step) + "," + std::to_string(e.loss) + "\n";
       if (spec.checkpoint.every_steps > 0 && step % spec.checkpoint.every_steps == 0 &&

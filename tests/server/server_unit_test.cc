@@ -164,11 +164,11 @@ LaunchRequest SampleRequest(int ranks) {
   r.log_file = "/srv/psd/jobs/j000042/logs/worker.log";
   r.worker_bin = "/usr/bin/psworker";
   r.worker_args = {"--job",         "/srv/psd/jobs/j000042/job.yaml",
-                   "--output",      "/srv/psd/jobs/j000042/output",
+                   "--output",      "/srv/psd/jobs/j000042/out put",
                    "--coordinator", "psd.example:50051",
                    "--job-id",      "j000042",
                    "--attempt",     "2",
-                   "--resume",      "/srv/psd/jobs/j000042/output/checkpoints/step 50"};
+                   "--resume"};
   return r;
 }
 
@@ -187,7 +187,7 @@ TEST(SlurmLauncher, SbatchScriptMatchesGolden) {
   o.sbatch_lines = {"--exclusive"};
   std::string s = RenderSbatchScript(SampleRequest(4), o);
   ExpectGolden("slurm-4ranks.sbatch", s);
-  EXPECT_NE(s.find("'/srv/psd/jobs/j000042/output/checkpoints/step 50'"), std::string::npos);
+  EXPECT_NE(s.find("--output '/srv/psd/jobs/j000042/out put'"), std::string::npos);
   TempDir d("sbatch");
   WriteFileAtomic(d.path() / "x.sh", s);
   std::string out;

@@ -135,7 +135,7 @@ Psd::~Psd() {
       auto j = nlohmann::json::parse(r.out);
       for (const auto& job : j.value("jobs", nlohmann::json::array())) {
         pid_t w = WorkerPid(job);
-        if (w > 0) ::kill(-w, SIGKILL);
+        if (w > 1) ::kill(-w, SIGKILL);
       }
     } catch (const std::exception&) {
     }
@@ -249,10 +249,13 @@ fs::path WriteJob(const fs::path& dir, const std::string& name, const std::strin
 }
 
 pid_t WorkerPid(const nlohmann::json& job) {
+  // Only local-launcher ids ("pid:starttime") name processes; a Slurm job id such as "1" must
+  // never reach kill(-1, ...).
   std::string id = job.value("launcher_id", "");
-  if (id.empty()) return -1;
+  if (job.value("launcher", "") != "local" || id.find(':') == std::string::npos) return -1;
   try {
-    return static_cast<pid_t>(std::stol(id.substr(0, id.find(':'))));
+    pid_t pid = static_cast<pid_t>(std::stol(id.substr(0, id.find(':'))));
+    return pid > 1 ? pid : -1;
   } catch (const std::exception&) {
     return -1;
   }

@@ -1,6 +1,7 @@
 // End-to-end tests of the service: psd + psctl + workers as real processes on loopback.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/wait.h>
 
 #include <filesystem>
 #include <fstream>
@@ -250,6 +251,7 @@ TEST_F(ServiceTest, CoordinatorKilledMidJobReattachesOrRelaunches) {
   j = psd.WaitUntil(
       b, [&](const json& x) { return Int(x, "checkpoint_step", -1) >= 10; }, 30);
   worker = WorkerPid(j);
+  ASSERT_GT(worker, 1);
   psd.Kill9();
   ::kill(-worker, SIGKILL);
   ASSERT_TRUE(WaitFor([&] { return !Alive(worker); }, 5));
@@ -328,6 +330,122 @@ TEST_F(ServiceTest, ListPagesAndFiltersAndMetricsServe) {
   EXPECT_NE(
       r.out.find("proxsparse_grpc_requests_total{method=\"JobService/SubmitJob\",code=\"OK\"}"),
       std::string::npos);
+}
+
+// A real Prometheus (Debian's package) scrapes psd's /metrics on loopback; its HTTP API must
+// return the job's series, every metric of docs/metrics.md must be served, and promtool must
+// accept the exposition.
+TEST_F(ServiceTest, PrometheusScrapesTheJobMetrics) {
+  if (!fs::exists("/usr/bin/prometheus") || !fs::exists("/usr/bin/promtool") ||
+      !fs::exists("/usr/bin/curl"))
+    GTEST_SKIP() << "prometheus, promtool or curl not installed (scripts/install-deps.sh)";
+  Psd& psd = StartPsd();
+  fs::path job = WriteJob(dir_, "prom",
+                          "name: step_s=0.1\nmethod: {name: proxsparse, max_steps: 600}\n"
+                          "checkpoint: {every_steps: 5}\n");
+  std::string id = Submit(job);
+  psd.WaitUntil(
+      id, [&](const json& x) { return Int(x, "checkpoint_step", -1) >= 5; }, 30);
+  std::string url = "http://" + psd.metrics_address() + "/metrics";
+  CmdResult m = test::Run({"/usr/bin/curl", "-sf", url});
+  ASSERT_EQ(m.rc, 0) << m.err;
+  WriteFileAtomic(dir_ / "metrics.txt", m.out);
+  CmdResult check = test::Run(
+      {"/bin/sh", "-c", "/usr/bin/promtool check metrics < " + (dir_ / "metrics.txt").string()});
+  EXPECT_EQ(check.rc, 0) << check.out << check.err;
+  // Every metric named in docs/metrics.md has at least one sample.
+  std::ifstream doc(fs::path(PS_SOURCE_DIR) / "docs/metrics.md");
+  int names = 0;
+  for (std::string line; std::getline(doc, line);) {
+    if (line.rfind("| `proxsparse_", 0) != 0) continue;
+    std::string name = line.substr(3, line.find('`', 3) - 3);
+    ++names;
+    bool sampled = m.out.find("\n" + name + "{") != std::string::npos ||
+                   m.out.find("\n" + name + " ") != std::string::npos ||
+                   m.out.find("\n" + name + "_bucket{") != std::string::npos;
+    EXPECT_TRUE(sampled) << name << " has no sample in\n" << m.out;
+  }
+  EXPECT_GE(names, 20);
+
+  int port = FreePort();
+  std::string prom_addr = "127.0.0.1:" + std::to_string(port);
+  WriteFileAtomic(dir_ / "prometheus.yml",
+                  "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+                  "scrape_configs:\n  - job_name: psd\n    static_configs:\n"
+                  "      - targets: ['" +
+                      psd.metrics_address() + "']\n");
+  pid_t prom = Spawn(
+      {"/usr/bin/prometheus", "--config.file=" + (dir_ / "prometheus.yml").string(),
+       "--storage.tsdb.path=" + (dir_ / "tsdb").string(), "--web.listen-address=" + prom_addr},
+      dir_ / "prometheus.log");
+  std::string query = "http://" + prom_addr + "/api/v1/query?query=proxsparse_job_step";
+  CmdResult q;
+  bool found = WaitFor(
+      [&] {
+        q = test::Run({"/usr/bin/curl", "-sf", query}, {}, 5);
+        return q.rc == 0 && q.out.find("\"job_id\":\"" + id + "\"") != std::string::npos;
+      },
+      40, 0.5);
+  ::kill(prom, SIGTERM);
+  int st;
+  ::waitpid(prom, &st, 0);
+  ASSERT_TRUE(found) << q.out << q.err << ReadFile(dir_ / "prometheus.log");
+  json r = json::parse(q.out);
+  EXPECT_EQ(r["status"], "success");
+  EXPECT_EQ(r["data"]["result"][0]["metric"]["method"], "proxsparse");
+  EXPECT_GE(std::stod(r["data"]["result"][0]["value"][1].get<std::string>()), 5);
+  psd.Ctl({"cancel", id});
+}
+
+// The Slurm launcher against a real one-node Slurm (munged, slurmctld, slurmd started by
+// scripts/slurm-local.sh): sbatch, squeue/scontrol tracking, scancel.
+TEST_F(ServiceTest, SlurmLauncherRunsJobsEndToEnd) {
+  if (::geteuid() != 0 || !fs::exists("/usr/sbin/slurmctld") || !fs::exists("/usr/sbin/munged"))
+    GTEST_SKIP() << "needs root and slurm-wlm + munge (scripts/install-deps.sh)";
+  std::string sdir = "/tmp/ps-slurm-" + std::to_string(::getpid());
+  std::string script = std::string(PS_SOURCE_DIR) + "/scripts/slurm-local.sh";
+  CmdResult up = test::Run({"/bin/bash", script, "start"}, {{"SLURM_LOCAL_DIR", sdir}}, 60);
+  struct Stop {
+    std::string script, dir;
+    ~Stop() {
+      test::Run({"/bin/bash", script, "stop"}, {{"SLURM_LOCAL_DIR", dir}}, 30);
+      fs::remove_all(dir);
+    }
+  } stop{script, sdir};
+  ASSERT_EQ(up.rc, 0) << up.out << up.err;
+  ::setenv("SLURM_CONF", (sdir + "/slurm.conf").c_str(), 1);  // psd's sbatch/squeue find it
+  Psd& psd = StartPsd({"--launcher", "slurm", "--launch-timeout", "60"});
+  fs::path job = WriteJob(dir_, "slurm",
+                          "name: step_s=0.02\nmethod: {name: proxsparse, max_steps: 10}\n"
+                          "resources: {memory_gb: 0.2, time_limit_minutes: 5}\n");
+  CmdResult r = psd.Ctl({"submit", job.string(), "--watch"}, {}, 120);
+  ASSERT_EQ(r.rc, 0) << r.out << r.err << ReadFile(psd.log());
+  std::string id = r.out.substr(0, r.out.find('\n'));
+  json j = psd.GetJob(id);
+  EXPECT_EQ(j["launcher"], "slurm");
+  std::string slurm_id = j["launcher_id"];
+  EXPECT_FALSE(slurm_id.empty());
+  EXPECT_EQ(slurm_id.find_first_not_of("0123456789"), std::string::npos) << slurm_id;
+  EXPECT_TRUE(fs::exists(fs::path(j["job_dir"].get<std::string>()) / "attempt-1.sbatch"));
+  r = psd.Ctl({"logs", id});
+  EXPECT_NE(r.out.find("(Slurm job " + slurm_id + ")"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("fake worker: job " + id), std::string::npos) << r.out;
+  // Cancel goes through scancel: the Slurm job leaves the queue within seconds.
+  fs::path long_job = WriteJob(dir_, "slurm-long",
+                               "name: step_s=0.2\nmethod: {name: proxsparse, max_steps: 500}\n"
+                               "resources: {memory_gb: 0.2}\n");
+  std::string id2 = Submit(long_job);
+  j = psd.WaitUntil(
+      id2, [](const json& x) { return x.contains("progress"); }, 60);
+  ASSERT_EQ(j["state"], "JOB_STATE_RUNNING") << j.dump(1);
+  std::string sid2 = j["launcher_id"];
+  EXPECT_EQ(psd.Ctl({"cancel", id2}).rc, 0);
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        CmdResult q = test::Run({"/usr/bin/squeue", "-h", "-j", sid2});
+        return q.out.find(sid2) == std::string::npos;
+      },
+      15, 0.2));
 }
 
 }  // namespace
