@@ -8,3 +8,7 @@ bash "$here/scripts/build.sh"
 build=${BUILD_DIR:-$here/build}
 data=${PS_SHARED_DATA:-$here/../shared/data}
 "$build/worker/tools/pstool" inspect --model "$data/codelm-19m"
+# Once psworker speaks to the coordinator, the main job goes through the service (psd + psctl).
+if "$build/worker/tools/psworker" --help 2>/dev/null | grep -q -- --coordinator; then
+  bash "$here/scripts/run-service-job.sh" "$here/configs/default.yaml"
+fi
