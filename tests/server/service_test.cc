@@ -5,6 +5,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <future>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
 
 #include "common/file_util.h"
 #include "tests/server/service_harness.h"
@@ -446,6 +449,29 @@ TEST_F(ServiceTest, SlurmLauncherRunsJobsEndToEnd) {
         return q.out.find(sid2) == std::string::npos;
       },
       15, 0.2));
+}
+
+// The standard health service answers SERVING. Called through the generic stub with hand-made
+// bytes: HealthCheckRequest{} is empty, HealthCheckResponse{status: SERVING} is 08 01.
+TEST_F(ServiceTest, HealthCheckingIsServed) {
+  Psd& psd = StartPsd();
+  auto channel = grpc::CreateChannel(psd.address(), grpc::InsecureChannelCredentials());
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  grpc::ByteBuffer request, response;
+  grpc::Slice empty("");
+  request = grpc::ByteBuffer(&empty, 1);
+  std::promise<grpc::Status> done;
+  stub.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &response,
+                 [&](grpc::Status st) { done.set_value(st); });
+  grpc::Status st = done.get_future().get();
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(response.Dump(&slices).ok());
+  std::string bytes;
+  for (const auto& sl : slices) bytes.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
+  EXPECT_EQ(bytes, std::string("\x08\x01", 2));
 }
 
 }  // namespace
