@@ -337,9 +337,13 @@ void Coordinator::Result(const pb::ReportResultRequest& req) {
     e.job.set_result_ok(true);
     Transition(e, pb::JOB_STATE_SUCCEEDED, req.message().empty() ? "finished" : req.message());
     // The worker exits by itself; one that lingers is stopped after a grace period.
-    StopWorkersLocked(e, 30);
-    kills_.back().term_at = Clock::now() + std::chrono::seconds(30);
-    kills_.back().force_at = Clock::now() + std::chrono::seconds(40);
+    if (!e.job.launcher_id().empty()) {
+      Kill k;
+      k.launcher_id = e.job.launcher_id();
+      k.term_at = Clock::now() + std::chrono::seconds(30);
+      k.force_at = k.term_at + std::chrono::seconds(10);
+      kills_.push_back(k);
+    }
   } else {
     // A failure the worker diagnosed itself (bad data, divergence) would fail again.
     AttemptFailed(e, "the worker reported: " + req.message(), false);
