@@ -68,7 +68,8 @@ WorkerReporter::WorkerReporter(ReporterOptions opts) : opts_(std::move(opts)) {
   req.set_pid(::getpid());
   pb::RegisterResponse resp;
   grpc::Status st = Retry(opts_.retry_for, [&] {
-    auto ctx = MakeContext(impl_->token, 5s, true);
+    auto ctx =
+        MakeContext(impl_->token, std::min<std::chrono::milliseconds>(5s, opts_.retry_for), true);
     return impl_->stub->Register(ctx.get(), req, &resp);
   });
   if (!st.ok())
