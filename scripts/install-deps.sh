@@ -9,6 +9,7 @@ pkgs=(
   libopenmpi-dev openmpi-bin
   libsqlite3-dev sqlite3 libyaml-cpp-dev nlohmann-json3-dev libcpp-httplib-dev libcli11-dev
   libsentencepiece-dev libre2-dev zlib1g-dev libssl-dev
+  libutf8proc-dev
   libgtest-dev libgmock-dev
   gnuplot-nox
 )

@@ -29,6 +29,9 @@ class Communicator {
   // groups); the other backends run them one by one.
   virtual void GroupStart() {}
   virtual void GroupEnd() {}
+  // Ends every rank of the job at once (a failed rank must not leave the others waiting in a
+  // collective). Does not return.
+  [[noreturn]] virtual void Abort(int code);
 };
 
 // One rank, nothing to communicate.

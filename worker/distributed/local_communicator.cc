@@ -1,7 +1,12 @@
 #include "common/error.h"
 #include "worker/distributed/communicator.h"
 
+#include <cstdlib>
+
 namespace ps {
+
+void Communicator::Abort(int code) { std::_Exit(code); }
+
 namespace {
 
 class LocalCommunicator : public Communicator {

@@ -12,6 +12,7 @@
 #include "common/error.h"
 #include "common/file_util.h"
 #include "common/safetensors.h"
+#include "worker/data/sharding.h"
 #include "worker/engine/device_sync.h"
 #include "worker/io/tensor_io.h"
 
@@ -159,22 +160,50 @@ TrainResult TrainLoop(LlamaForCausalLM& model, std::vector<TrainableTensor> para
     }
     if (global_tokens <= 0) throw Error("calibration sequences must hold at least 2 tokens");
     torch::Tensor local_loss = torch::zeros({1}, torch::dtype(torch::kFloat64).device(device));
-    for (int64_t j = comm.rank(); j < options.seqs_per_step; j += comm.size()) {
-      const auto& s = *batch[static_cast<size_t>(j)];
-      torch::Tensor ids = torch::tensor(std::vector<int64_t>(s.begin(), s.end()), torch::kInt64)
-                              .to(device)
-                              .unsqueeze(0);
-      torch::Tensor logits = model.forward(ids.narrow(1, 0, ids.size(1) - 1));
+    BatchSchedule sched{static_cast<size_t>(options.total_steps * options.seqs_per_step),
+                        static_cast<size_t>(options.seqs_per_step), false};
+    std::vector<size_t> share = RankShare(sched, static_cast<size_t>(step), comm.rank(), comm.size());
+    const size_t micro = std::max<size_t>(1, (share.size() + static_cast<size_t>(options.grad_accum) - 1) /
+                                                 static_cast<size_t>(options.grad_accum));
+    bool extra_added = false;
+    for (size_t first = 0; first < share.size(); first += micro) {
+      const size_t count = std::min(micro, share.size() - first);
+      int64_t len = 0;
+      for (size_t k = 0; k < count; ++k) {
+        const auto& s = *batch[share[first + k] - static_cast<size_t>(step * options.seqs_per_step)];
+        len = std::max<int64_t>(len, static_cast<int64_t>(s.size()) - 1);
+      }
+      // Right padding: causal attention keeps real tokens from seeing pads; pad labels are ignored.
+      torch::Tensor inputs = torch::zeros({static_cast<int64_t>(count), len}, torch::kInt64);
+      torch::Tensor labels = torch::full({static_cast<int64_t>(count), len}, -100, torch::kInt64);
+      for (size_t k = 0; k < count; ++k) {
+        const auto& s = *batch[share[first + k] - static_cast<size_t>(step * options.seqs_per_step)];
+        auto ids = torch::tensor(std::vector<int64_t>(s.begin(), s.end()), torch::kInt64);
+        const int64_t n = ids.size(0) - 1;
+        inputs[static_cast<int64_t>(k)].narrow(0, 0, n).copy_(ids.narrow(0, 0, n));
+        labels[static_cast<int64_t>(k)].narrow(0, 0, n).copy_(ids.narrow(0, 1, n));
+      }
+      inputs = inputs.to(device);
+      labels = labels.to(device);
+      torch::Tensor logits = model.forward(inputs);
       torch::Tensor nll = torch::nn::functional::cross_entropy(
-          logits.reshape({-1, logits.size(-1)}).to(torch::kFloat32), ids.narrow(1, 1, ids.size(1) - 1).reshape({-1}),
-          torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+          logits.reshape({-1, logits.size(-1)}).to(torch::kFloat32), labels.reshape({-1}),
+          torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum).ignore_index(-100));
       torch::Tensor loss = nll / static_cast<double>(global_tokens);
-      if (comm.rank() == 0 && j == comm.rank()) {
+      if (comm.rank() == 0 && !extra_added) {
         torch::Tensor extra = hooks.ExtraLoss();
         if (extra.defined()) loss = loss + extra;
+        extra_added = true;
       }
       loss.backward();
       local_loss += loss.detach().to(torch::kFloat64);
+    }
+    if (comm.rank() == 0 && !extra_added) {
+      torch::Tensor extra = hooks.ExtraLoss();
+      if (extra.defined()) {
+        extra.backward();
+        local_loss += extra.detach().to(torch::kFloat64);
+      }
     }
     DeviceSync(device);
     const auto t_fb = Clock::now();

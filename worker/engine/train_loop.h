@@ -59,6 +59,8 @@ class TrainHooks {
 struct TrainOptions {
   int64_t total_steps = 0;
   int64_t seqs_per_step = 1;   // global batch, in sequences
+  int grad_accum = 1;          // forward/backward passes per rank per step (the rank's share is
+                               // split into this many micro-batches, right-padded)
   double lr = 1e-4;
   double warmup_ratio = 0.1;
   int log_every = 1;

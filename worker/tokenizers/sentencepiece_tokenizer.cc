@@ -26,6 +26,10 @@ class SentencePieceTokenizer : public Tokenizer {
 
   std::string Decode(const std::vector<int32_t>& ids) const override {
     std::string out;
+    for (int32_t id : ids)
+      if (id < 0 || id >= sp_.GetPieceSize())
+        throw Error("tokenizer: cannot decode id " + std::to_string(id) + " (vocabulary has " +
+                    std::to_string(sp_.GetPieceSize()) + ")");
     std::vector<int> v(ids.begin(), ids.end());
     auto status = sp_.Decode(v, &out);
     if (!status.ok()) throw Error("tokenizer: " + status.ToString());
@@ -33,6 +37,20 @@ class SentencePieceTokenizer : public Tokenizer {
   }
 
   int32_t vocab_size() const override { return sp_.GetPieceSize(); }
+
+  std::optional<int32_t> TokenToId(std::string_view token) const override {
+    // PieceToId answers unk's id for unknown pieces; only a piece that maps back is a hit.
+    int id = sp_.PieceToId(token);
+    if (id < 0 || id >= sp_.GetPieceSize() || sp_.IdToPiece(id) != token) return std::nullopt;
+    return id;
+  }
+
+  std::string IdToToken(int32_t id) const override {
+    if (id < 0 || id >= sp_.GetPieceSize())
+      throw Error("token id " + std::to_string(id) + " is outside the vocabulary (" +
+                  std::to_string(sp_.GetPieceSize()) + ")");
+    return sp_.IdToPiece(id);
+  }
 
  private:
   sentencepiece::SentencePieceProcessor sp_;
@@ -42,14 +60,6 @@ class SentencePieceTokenizer : public Tokenizer {
 
 std::unique_ptr<Tokenizer> LoadSentencePiece(const std::filesystem::path& model_file) {
   return std::make_unique<SentencePieceTokenizer>(model_file);
-}
-
-std::vector<int32_t> Tokenizer::EncodeForModel(std::string_view text) const {
-  std::vector<int32_t> ids;
-  if (add_bos_ && bos_) ids.push_back(*bos_);
-  auto body = Encode(text);
-  ids.insert(ids.end(), body.begin(), body.end());
-  return ids;
 }
 
 }  // namespace ps

@@ -6,7 +6,9 @@
 #include <set>
 
 #include "common/error.h"
+#include "worker/data/documents.h"
 #include "worker/data/rng.h"
+#include "worker/tokenizers/tokenizer.h"
 
 namespace ps {
 namespace {
@@ -177,6 +179,27 @@ TEST(DocumentSamples, EpochOrder) {
   std::sort(c.begin(), c.end());
   for (size_t i = 0; i < 100; ++i) EXPECT_EQ(c[i], i);
   EXPECT_TRUE(EpochOrder(0, 1, 0).empty());
+}
+
+TEST(Calibration, SharedCalibrationSetWithDefaultTokenizer) {
+  auto dir = std::filesystem::path(PS_SHARED_DATA);
+  if (!std::filesystem::exists(dir / "codelm-19m")) GTEST_SKIP() << "no shared data at " << dir;
+  auto tok = LoadTokenizer(dir / "codelm-19m");
+  auto docs = ReadDocuments(dir / "code-calib.jsonl.gz");
+  auto src = TokenizeOnDemand(docs, *tok);
+  auto w = SampleRandomWindows(src, {.num_samples = 8, .seqlen = 512, .seed = 0});
+  ASSERT_EQ(w.size(), 8u);
+  for (const auto& s : w) {
+    ASSERT_EQ(s.tokens.size(), 512u);
+    auto full = tok->EncodeForModel(docs[s.document]);
+    EXPECT_EQ(full[0], 1);  // BOS, as Hugging Face's tokenizer(text) gives the reference
+    EXPECT_TRUE(std::equal(s.tokens.begin(), s.tokens.end(), full.begin() + s.start));
+  }
+  auto d = SampleDocuments(src, {.num_samples = 16, .ctx = 512, .seed = 42});
+  for (const auto& s : d) {
+    EXPECT_EQ(s.tokens[0], 1);
+    EXPECT_LE(s.tokens.size(), 512u);
+  }
 }
 
 }  // namespace

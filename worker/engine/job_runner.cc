@@ -1,0 +1,313 @@
+#include "worker/engine/job_runner.h"
+
+#include <sys/resource.h>
+#include <torch/autograd.h>
+
+#include <chrono>
+#include <cmath>
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "common/error.h"
+#include "common/file_util.h"
+#include "common/safetensors.h"
+#include "worker/data/calibration.h"
+#include "worker/data/documents.h"
+#include "worker/engine/calibration_data.h"
+#include "worker/engine/history.h"
+#include "worker/engine/pruned_model.h"
+#include "worker/engine/proxsparse_hooks.h"
+#include "worker/engine/train_loop.h"
+#include "worker/eval/perplexity.h"
+#include "worker/io/tensor_io.h"
+#include "worker/methods/nm_mask.h"
+#include "worker/models/llama_checkpoint.h"
+#include "worker/tokenizers/tokenizer.h"
+
+namespace ps {
+namespace {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+double Since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+double PeakRssBytes() {
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_maxrss) * 1024.0;
+}
+
+torch::Device PickDevice(const JobSpec& spec, const Communicator& comm) {
+  if (spec.device == "cpu") return torch::kCPU;
+  if (!torch::cuda::is_available())
+    throw Error("device: cuda was asked for but this worker sees no CUDA device");
+  int n = static_cast<int>(torch::cuda::device_count());
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(comm.rank() % n));
+}
+
+struct EvalText {
+  std::filesystem::path path;
+  std::vector<int32_t> tokens;
+};
+
+json EvaluateAll(LlamaForCausalLM& model, const std::vector<EvalText>& texts, const JobSpec& spec,
+                 ProgressSink& progress, const std::string& label) {
+  json out = json::object();
+  torch::NoGradGuard no_grad;
+  for (const auto& t : texts) {
+    progress.Log("evaluating " + label + " perplexity on " + t.path.filename().string());
+    PerplexityOptions o;
+    o.ctx = spec.evaluation.ctx;
+    if (spec.evaluation.max_windows > 0) o.max_windows = spec.evaluation.max_windows;
+    PerplexityResult r = Perplexity(model, t.tokens, o);
+    out[t.path.filename().string()] = {{"perplexity", r.perplexity},
+                                      {"mean_nll", r.mean_nll},
+                                      {"windows", r.windows},
+                                      {"windows_available", r.windows_available},
+                                      {"predicted_tokens", r.predicted_tokens},
+                                      {"seconds", r.seconds}};
+  }
+  return out;
+}
+
+// Parameter name ("model.layers.0.self_attn.q_proj.weight") of every target, in model order.
+std::vector<std::string> TargetWeightNames(LlamaForCausalLM& model) {
+  std::vector<std::string> names;
+  for (const auto& l : model.TargetLinears()) names.push_back(l->path() + ".weight");
+  return names;
+}
+
+// ProxSparse training; fills `masks` (bool, CPU) on every rank.
+json RunProxSparse(LlamaForCausalLM& model, const JobSpec& spec,
+                   const std::vector<std::vector<int32_t>>& samples, const RunOptions& options,
+                   const std::filesystem::path& out, Communicator& comm, ProgressSink& progress,
+                   std::map<std::string, torch::Tensor>& masks) {
+  const MethodSpec& m = spec.method;
+  auto targets = TargetWeightNames(model);
+  std::set<std::string> target_set(targets.begin(), targets.end());
+  std::vector<TrainableTensor> params;
+  std::vector<bool> is_target;
+  for (auto& np : model.named_parameters()) {
+    bool target = target_set.count(np.key()) > 0;
+    bool train = target || m.trainable == "all";
+    np.value().set_requires_grad(train);
+    if (!train) continue;
+    params.push_back({np.key(), np.value()});
+    is_target.push_back(target);
+  }
+  auto ckpt = std::make_shared<Checkpoint>(Checkpoint::Open(spec.model));
+  ProxSparseSettings s{spec.pattern, m.lambda1, m.lambda2, m.epsilon, m.hard};
+  ProxSparseHooks hooks(s, is_target, [ckpt](const std::string& name) {
+    return TensorView(*ckpt, name);
+  });
+
+  // Epoch 0 in sampling order, later epochs in seeded permutations.
+  std::vector<std::vector<int32_t>> sequence;
+  for (int e = 0; e < m.epochs; ++e) {
+    if (e == 0) {
+      sequence.insert(sequence.end(), samples.begin(), samples.end());
+    } else {
+      for (size_t i : EpochOrder(samples.size(), spec.seed, static_cast<uint64_t>(e)))
+        sequence.push_back(samples[i]);
+    }
+  }
+  TrainOptions t;
+  t.seqs_per_step = m.batch_size;
+  t.grad_accum = m.grad_accum;
+  t.total_steps = m.max_steps > 0
+                      ? m.max_steps
+                      : static_cast<int64_t>((sequence.size() + static_cast<size_t>(m.batch_size) - 1) /
+                                             static_cast<size_t>(m.batch_size));
+  t.lr = m.lr;
+  t.warmup_ratio = m.warmup_ratio;
+  t.log_every = spec.log_every;
+  t.checkpoint_every = spec.checkpoint.every_steps;
+  t.checkpoint_dir = out / "checkpoints";
+  t.resume = options.resume;
+  t.history_csv = out / "history.csv";
+  t.master_dtype = ParseComputeDType(m.master_dtype);
+  t.stage = "proxsparse";
+  std::unique_ptr<ShardedAdamW> opt;
+  TrainResult r = TrainLoop(model, std::move(params), sequence, hooks, comm, progress, t, &opt);
+  if (r.interrupted) throw Error("interrupted at step " + std::to_string(r.steps_done) +
+                                 " (checkpoint written; run again with --resume)");
+  // Owners take the top-N mask of their learned weights; everyone gets every mask.
+  for (size_t i = 0; i < opt->size(); ++i) {
+    if (!is_target[i]) continue;
+    torch::Tensor mask = opt->Owns(i) ? hooks.FinalMask(*opt, i).to(torch::kUInt8)
+                                      : torch::zeros(opt->param(i).sizes(),
+                                                     opt->param(i).options().dtype(torch::kUInt8));
+    comm.Broadcast(mask, opt->plan().owner[i]);
+    masks[opt->name(i)] = mask.cpu().to(torch::kBool);
+  }
+  if (comm.rank() == 0) {
+    try {
+      PlotHistory(out / "history.csv", out / "history.png", spec.pattern.ToString(),
+                  "ProxSparse " + spec.pattern.ToString() + ", lambda1 = " + std::to_string(m.lambda1));
+    } catch (const Error& e) {
+      progress.Log(std::string("warning: no plot: ") + e.what());
+    }
+  }
+  json phases = r.phase_seconds;
+  return {{"steps", r.steps_done},   {"resumed_from", r.resumed_from}, {"final_loss", r.final_loss},
+          {"seconds", r.seconds},    {"tokens", r.tokens},            {"phase_seconds", phases},
+          {"ranks", comm.size()},    {"ownership_imbalance", opt->plan().Imbalance()}};
+}
+
+// Magnitude: top-N |W0| per group.
+void RunMagnitude(const JobSpec& spec, LlamaForCausalLM& model,
+                  std::map<std::string, torch::Tensor>& masks) {
+  Checkpoint ckpt = Checkpoint::Open(spec.model);
+  for (const auto& name : TargetWeightNames(model))
+    masks[name] = TopNMask(TensorView(ckpt, name).to(torch::kFloat32).abs(), spec.pattern, name);
+}
+
+void WriteMasks(const std::filesystem::path& file, const std::map<std::string, torch::Tensor>& masks,
+                const JobSpec& spec, const std::string& base_hash) {
+  std::vector<std::pair<std::string, torch::Tensor>> packed;
+  json shapes = json::object();
+  for (const auto& [name, mask] : masks) {
+    packed.emplace_back(name, PackMaskBits(mask));
+    shapes[name] = mask.sizes().vec();
+  }
+  SaveTensors(file, packed,
+              {{"format", "proxsparse-masks-v1"},
+               {"pattern", spec.pattern.ToString()},
+               {"bit_order", "little"},
+               {"shapes", shapes.dump()},
+               {"base_model_sha256", base_hash}});
+}
+
+// SHA-256 over the base model's safetensors files, in name order.
+std::string ModelHash(const std::filesystem::path& dir) {
+  Checkpoint c = Checkpoint::Open(dir);
+  std::string all;
+  std::vector<std::string> files;
+  for (const auto& f : c.files()) files.push_back(f->path().filename().string() + ":" + Sha256File(f->path()));
+  std::sort(files.begin(), files.end());
+  for (const auto& f : files) all += f + "\n";
+  return Sha256Hex({reinterpret_cast<const std::byte*>(all.data()), all.size()});
+}
+
+}  // namespace
+
+json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
+            ProgressSink& progress) {
+  const auto t0 = Clock::now();
+  const std::filesystem::path out = options.output.empty() ? spec.output : options.output;
+  if (out.empty()) throw Error("output: no output directory (set output: or pass --output)");
+  if (comm.rank() == 0) std::filesystem::create_directories(out);
+  comm.Barrier();
+  torch::manual_seed(spec.seed);
+  const torch::Device device = PickDevice(spec, comm);
+  const torch::ScalarType dtype = ParseComputeDType(spec.dtype);
+  CheckJobInputs(spec);
+
+  progress.Log("loading " + spec.model.string());
+  auto model = LoadLlama(spec.model, {dtype, device});
+  auto tokenizer = LoadTokenizer(spec.model);
+  const int64_t vocab = model->config().vocab_size;
+
+  json report = {{"format", "proxsparse-report-v1"},
+                 {"method", spec.method.name},
+                 {"pattern", spec.pattern.ToString()},
+                 {"seed", spec.seed},
+                 {"device", spec.device},
+                 {"dtype", spec.dtype},
+                 {"ranks", comm.size()},
+                 {"backend", comm.backend()},
+                 {"job_hash", JobSpecHash(spec)},
+                 {"job_yaml", JobSpecToYaml(spec)}};
+  json data = json::object();
+  data["model"] = {{"path", spec.model.string()}, {"sha256", ModelHash(spec.model)}};
+
+  std::vector<EvalText> evals;
+  if (comm.rank() == 0) {
+    for (const auto& p : spec.evaluation.ppl) evals.push_back({p, LoadEvaluationTokens(p, *tokenizer, vocab)});
+    json ev = json::array();
+    for (const auto& p : spec.evaluation.ppl) {
+      DataFileInfo d = DescribeDataFile(p);
+      ev.push_back({{"path", d.path.string()}, {"bytes", d.bytes}, {"sha256", d.sha256}});
+    }
+    data["evaluation"] = ev;
+    report["dense"] = EvaluateAll(*model, evals, spec, progress, "dense");
+  }
+
+  std::map<std::string, torch::Tensor> masks;
+  const std::string& method = spec.method.name;
+  std::vector<std::vector<int32_t>> samples;
+  if (method != "magnitude") {
+    progress.Log("sampling calibration data from " + spec.calibration.path.string());
+    samples = LoadCalibration(spec.calibration, spec.seed, *tokenizer, vocab);
+    DataFileInfo d = DescribeDataFile(spec.calibration.path);
+    int64_t tokens = 0;
+    for (const auto& s : samples) tokens += static_cast<int64_t>(s.size());
+    data["calibration"] = {{"path", d.path.string()}, {"bytes", d.bytes}, {"sha256", d.sha256},
+                           {"samples", samples.size()}, {"tokens", tokens},
+                           {"sampling", spec.calibration.sampling}};
+  }
+  report["data"] = data;
+
+  const auto t_method = Clock::now();
+  if (method == "proxsparse") {
+    report["training"] = RunProxSparse(*model, spec, samples, options, out, comm, progress, masks);
+  } else if (method == "magnitude") {
+    RunMagnitude(spec, *model, masks);
+  } else {
+    throw Error("method.name: '" + method + "' is not available in this worker yet");
+  }
+  report["method_seconds"] = Since(t_method);
+  model.reset();  // the published model is evaluated from disk: exactly what users get
+
+  if (comm.rank() == 0) {
+    progress.Log("publishing masks and the pruned model to " + out.string());
+    const std::string base_hash = data["model"]["sha256"].get<std::string>();
+    WriteMasks(out / "masks.safetensors", masks, spec, base_hash);
+    PublishStats ps = WritePrunedModel(spec.model, out / "model",
+        [&](const std::string& name, const torch::Tensor& original) -> std::optional<torch::Tensor> {
+          auto it = masks.find(name);
+          if (it == masks.end()) return std::nullopt;
+          return ApplyMask(original, it->second);
+        });
+    // Validity, checked on the published files: at most N of M, kept weights bit-identical.
+    Checkpoint published = Checkpoint::Open(out / "model");
+    Checkpoint base = Checkpoint::Open(spec.model);
+    json layers = json::array();
+    int64_t violations = 0, changed_kept = 0;
+    for (const auto& [name, mask] : masks) {
+      torch::Tensor w = TensorView(published, name);
+      torch::Tensor w0 = TensorView(base, name);
+      int64_t v = CountNMViolations(w, spec.pattern);
+      // Kept positions must hold W0's exact bits (compare as integers, NaN-safe).
+      torch::Tensor bits = w.view(torch::kInt16), bits0 = w0.view(torch::kInt16);
+      if (w.element_size() == 4) {
+        bits = w.view(torch::kInt32);
+        bits0 = w0.view(torch::kInt32);
+      }
+      int64_t diff = (bits.ne(bits0) & mask).sum().item<int64_t>();
+      violations += v;
+      changed_kept += diff;
+      GroupStats g = ComputeGroupStats(w, spec.pattern);
+      layers.push_back({{"name", name}, {"groups", g.groups}, {"nm_violations", v},
+                        {"kept_changed", diff}, {"nm_sparse_fraction", g.frac_at_most_n()}});
+    }
+    report["validity"] = {{"layers", layers}, {"nm_violations", violations},
+                          {"kept_weights_changed", changed_kept},
+                          {"valid", violations == 0 && changed_kept == 0}};
+    report["published"] = {{"tensors", ps.tensors}, {"replaced", ps.replaced}, {"bytes", ps.bytes}};
+    auto pruned = LoadLlama(out / "model", {dtype, device});
+    report["pruned"] = EvaluateAll(*pruned, evals, spec, progress, "pruned");
+    report["wall_seconds"] = Since(t0);
+    report["peak_rss_bytes"] = PeakRssBytes();
+    WriteFileAtomic(out / "report.json", report.dump(2));
+    if (!options.keep_checkpoints) std::filesystem::remove_all(out / "checkpoints");
+  }
+  comm.Barrier();
+  return report;
+}
+
+}  // namespace ps
