@@ -1,0 +1,51 @@
+// SparseGPT (Frantar & Alistarh 2023) for N:M patterns: the reference `fasterprune` with
+// prunen/prunem, step for step.
+//
+//   H ← 2XᵀX/n; dead columns (H_jj = 0): H_jj ← 1 and W[:, j] ← 0;
+//   H ← H + percdamp · mean(diag H) · I;  U ← upper Cholesky factor of H⁻¹;
+//   for each block of `blocksize` columns, for each column i of it:
+//     if i ≡ 0 (mod M): among columns i..i+M-1 keep the N largest W²/U_jj² per row (current W);
+//     q ← W[:, i] with pruned entries zeroed;  err ← (W[:, i] − q) / U_ii;
+//     W[:, i:block end] −= err ⊗ U[i, i:block end]   (inside the block, at once)
+//   after the block: W[:, block end:] −= Err_block · U[block, block end:]  (lazy batch update).
+//
+// The result keeps ≤ N non-zeros per group; kept weights are updated to compensate the pruned
+// ones (this is the one one-shot method here that changes weights).
+#pragma once
+
+#include <torch/types.h>
+
+#include <string>
+
+#include "common/nm_pattern.h"
+
+namespace ps {
+
+struct SparseGptOptions {
+  int64_t blocksize = 128;  // must be a multiple of M
+  double percdamp = 0.01;   // damping: this fraction of the mean Hessian diagonal
+  // Compute dtype of the weight update (fp32 as in the reference; fp64 for exactness tests).
+  torch::ScalarType dtype = torch::kFloat32;
+};
+
+struct SparseGptResult {
+  torch::Tensor weight;  // [out, in] in options.dtype, pruned entries exactly 0
+  torch::Tensor mask;    // bool [out, in], true = kept
+  double loss = 0.0;     // the reference's reported error Σ (w−q)²/U_ii² / 2
+};
+
+// weight [out, in]; hessian [in, in] (2XᵀX/n; any scale works, the result is scale-invariant).
+// `what` names the layer in errors (a Hessian that is not positive definite even after damping,
+// NaN, shapes).
+SparseGptResult SparseGptPrune(const torch::Tensor& weight, const torch::Tensor& hessian,
+                               NMPattern p, const SparseGptOptions& options = {},
+                               const std::string& what = "sparsegpt");
+
+// The slow, obvious version (tests only): column by column in double, with the inverse Hessian of
+// the not-yet-processed columns F = {i, ..., in−1} computed afresh as inverse(H[F, F]) for every
+// column — no Cholesky trick, no blocks, no lazy updates. Selection at column i uses, for each j
+// of the group, [inverse(H[j:, j:])]_00 (what U_jj² is).
+SparseGptResult SparseGptPruneReference(const torch::Tensor& weight, const torch::Tensor& hessian,
+                                        NMPattern p, double percdamp = 0.01);
+
+}  // namespace ps
