@@ -1,6 +1,6 @@
 // Dense cuBLAS (torch::matmul) against our 2:4 paths on Llama-2-7B linear shapes:
 //   q/k/v/o 4096x4096, gate/up 11008x4096, down 4096x11008 (out x in),
-//   M (tokens) in {1, 16, 128, 1024, 4096, 16384}, bf16 and fp16.
+//   M (tokens) in {1, 2, 4, 8, 16, 128, 1024, 4096, 16384}, bf16 and fp16.
 // Paths: our decode kernel (M <= 16, native packed weights) and cuSPARSELt (any M).
 // Timing: every timed call starts with a cold L2 (a 256 MiB buffer is written in between, not
 // timed), as in decoding where the weights stream from HBM; CUDA events around each call, the
@@ -55,7 +55,7 @@ std::vector<int64_t> ParseList(const std::string& s) {
 
 int main(int argc, char** argv) {
   int iters = 30;
-  std::vector<int64_t> ms = {1, 16, 128, 1024, 4096, 16384};
+  std::vector<int64_t> ms = {1, 2, 4, 8, 16, 128, 1024, 4096, 16384};
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     if (a == "--iters")
@@ -117,6 +117,7 @@ int main(int argc, char** argv) {
               TimeUs([&] { (void)lin.Forward(x, Sparse24Linear::Path::kCusparselt); }, it, flush);
           j["cusparselt_us"] = c;
           j["cusparselt_speedup"] = dense / c;
+          j["cusparselt_searched"] = lin.CusparseltSearched(m);
         }
         std::cout << j.dump() << std::endl;
       }

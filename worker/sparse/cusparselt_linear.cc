@@ -49,6 +49,7 @@ struct Plan {
   cusparseLtMatmulPlan_t plan{};
   torch::Tensor workspace;
   bool has_plan = false;
+  bool searched = true;  // false when the search failed and the default algorithm runs
   ~Plan() {
     if (has_plan) cusparseLtMatmulPlanDestroy(&plan);
     cusparseLtMatDescriptorDestroy(&b);
@@ -89,8 +90,19 @@ struct CusparseLtLinear::State {
     auto y = torch::empty({mp, n}, xb.options());
     const float alpha = 1.f, beta = 0.f;
     cudaStream_t s = Stream();
-    PS_CSLT(cusparseLtMatmulSearch(h, &p->plan, &alpha, compressed.data_ptr(), xb.data_ptr(), &beta,
-                                   y.data_ptr(), y.data_ptr(), search_ws.data_ptr(), &s, 1));
+    const cusparseStatus_t st =
+        cusparseLtMatmulSearch(h, &p->plan, &alpha, compressed.data_ptr(), xb.data_ptr(), &beta,
+                               y.data_ptr(), y.data_ptr(), search_ws.data_ptr(), &s, 1);
+    if (st != CUSPARSE_STATUS_SUCCESS) {
+      // Seen on the H100 for fp16 (status 7, internal error, cuSPARSELt 0.8.1): keep the
+      // default algorithm rather than fail; rebuild the plan so no half-searched state stays.
+      p->searched = false;
+      PS_CSLT(cusparseLtMatmulPlanDestroy(&p->plan));
+      p->has_plan = false;
+      PS_CSLT(cusparseLtMatmulAlgSelectionInit(h, &p->alg, &p->mm, CUSPARSELT_MATMUL_ALG_DEFAULT));
+      PS_CSLT(cusparseLtMatmulPlanInit(h, &p->plan, &p->mm, &p->alg));
+      p->has_plan = true;
+    }
     // The search updated the plan with the fastest algorithm and split-K: size the workspace
     // for what will run.
     PS_CSLT(cusparseLtMatmulGetWorkspace(h, &p->plan, &ws));
@@ -145,6 +157,11 @@ torch::Tensor CusparseLtLinear::Forward(const torch::Tensor& x) {
 }
 
 size_t CusparseLtLinear::CompressedBytes() const { return s_->compressed_bytes; }
+
+bool CusparseLtLinear::Searched(int64_t m) const {
+  auto it = s_->plans.find((m + 7) / 8 * 8);
+  return it != s_->plans.end() && it->second->searched;
+}
 int64_t CusparseLtLinear::out_features() const { return s_->n; }
 int64_t CusparseLtLinear::in_features() const { return s_->k; }
 

@@ -31,6 +31,9 @@ class CusparseLtLinear {
   torch::Tensor Forward(const torch::Tensor& x);
   // Bytes of the compressed weight (values + metadata) the GPU keeps.
   size_t CompressedBytes() const;
+  // Whether the plan for m rows came from cusparseLtMatmulSearch (false: default algorithm,
+  // after the search failed; or no plan yet).
+  bool Searched(int64_t m) const;
   int64_t out_features() const;
   int64_t in_features() const;
 

@@ -3,7 +3,7 @@
 // 2-byte load of their 4 nibbles per row. The 16 x values of the chunk are read once per token
 // and shared by the warp's rows; each kept value picks its x by its 2-bit position with selects
 // (no dynamic register indexing). fp32 accumulation, warp-shuffle reduction, one rounding at
-// the end. Two chunks are in flight per lane to keep enough bytes moving to saturate HBM.
+// the end. Two to four chunks are in flight per lane to keep enough bytes moving.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -12,9 +12,11 @@
 namespace ps::sparse {
 namespace {
 
-constexpr int kWarps = 8;   // warps per block
-constexpr int kRows = 2;    // output rows per warp
-constexpr int kUnroll = 2;  // chunks loaded before computing
+constexpr int kWarps = 8;  // warps per block
+constexpr int kRows = 2;   // output rows per warp
+// Chunks loaded before computing: more bytes in flight where there is little work per byte.
+template <int MB>
+constexpr int kUnroll = MB <= 2 ? 4 : 2;
 
 template <Elem E>
 __device__ __forceinline__ float ToFloat(uint32_t bits16) {
@@ -60,11 +62,11 @@ __global__ void __launch_bounds__(kWarps * 32)
 #pragma unroll
     for (int m = 0; m < MB; ++m) acc[r][m] = 0.f;
 
-  for (int c0 = lane; c0 < chunks; c0 += 32 * kUnroll) {
-    uint4 v[kUnroll][kRows];
-    uint32_t mt[kUnroll][kRows];
+  for (int c0 = lane; c0 < chunks; c0 += 32 * kUnroll<MB>) {
+    uint4 v[kUnroll<MB>][kRows];
+    uint32_t mt[kUnroll<MB>][kRows];
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
+    for (int u = 0; u < kUnroll<MB>; ++u) {
       const int c = c0 + 32 * u;
 #pragma unroll
       for (int r = 0; r < kRows; ++r) {
@@ -79,9 +81,20 @@ __global__ void __launch_bounds__(kWarps * 32)
       }
     }
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
+    for (int u = 0; u < kUnroll<MB>; ++u) {
       const int c = c0 + 32 * u;
       if (c >= chunks) break;
+      // The kept values as floats and their positions, once per chunk (not per token).
+      float vf[kRows][8];
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) {
+        const uint32_t vw[4] = {v[u][r].x, v[u][r].y, v[u][r].z, v[u][r].w};
+#pragma unroll
+        for (int g = 0; g < 4; ++g) {
+          vf[r][2 * g] = ToFloat<E>(vw[g] & 0xFFFFu);
+          vf[r][2 * g + 1] = ToFloat<E>(vw[g] >> 16);
+        }
+      }
 #pragma unroll
       for (int m = 0; m < MB; ++m) {
         if (m >= M) break;
@@ -96,13 +109,12 @@ __global__ void __launch_bounds__(kWarps * 32)
         }
 #pragma unroll
         for (int r = 0; r < kRows; ++r) {
-          const uint32_t vw[4] = {v[u][r].x, v[u][r].y, v[u][r].z, v[u][r].w};
           float a = acc[r][m];
 #pragma unroll
           for (int g = 0; g < 4; ++g) {
             const unsigned nib = (mt[u][r] >> (4 * g)) & 15u;
-            a = fmaf(ToFloat<E>(vw[g] & 0xFFFFu), Pick(xs + 4 * g, nib & 3u), a);
-            a = fmaf(ToFloat<E>(vw[g] >> 16), Pick(xs + 4 * g, nib >> 2), a);
+            a = fmaf(vf[r][2 * g], Pick(xs + 4 * g, nib & 3u), a);
+            a = fmaf(vf[r][2 * g + 1], Pick(xs + 4 * g, nib >> 2), a);
           }
           acc[r][m] = a;
         }

@@ -63,6 +63,15 @@ int64_t Sparse24Linear::CusparseltBytes() const {
 #endif
 }
 
+bool Sparse24Linear::CusparseltSearched(int64_t m) const {
+#ifdef PS_WITH_CUSPARSELT
+  return cslt_ && cslt_->Searched(m);
+#else
+  (void)m;
+  return false;
+#endif
+}
+
 torch::Tensor Sparse24Linear::Decode(const torch::Tensor& x) {
   const torch::Tensor xc = x.contiguous();
   const int64_t m = xc.size(0);
@@ -89,8 +98,8 @@ torch::Tensor Sparse24Linear::Forward(const torch::Tensor& x, Path path) {
     throw Error("Sparse24Linear: input must be CUDA [M, " + std::to_string(k_) +
                 "] of the weight's dtype");
   if (path == Path::kAuto)
-    path = (native_.values.defined() && x.size(0) <= kDecodeMaxM) || !cslt_ ? Path::kDecode
-                                                                            : Path::kCusparselt;
+    path = (native_.values.defined() && x.size(0) <= kDecodeAutoMaxM) || !cslt_ ? Path::kDecode
+                                                                                : Path::kCusparselt;
   if (path == Path::kDecode) {
     if (!native_.values.defined()) throw Error("Sparse24Linear: the native form was not kept");
     return Decode(x);

@@ -1,7 +1,7 @@
 // A 2:4 linear layer y = x Wᵀ on the GPU (docs/sparse-inference.md). It keeps the weight in the
 // form(s) asked for: the native packed layout for our decode kernel (M <= 16) and/or the
 // cuSPARSELt compressed form (any M, built with cuSPARSELt only). Forward picks the decode kernel
-// for M <= 16 when it has the native form, cuSPARSELt otherwise.
+// for M <= kDecodeAutoMaxM (or whenever cuSPARSELt is absent) and cuSPARSELt otherwise.
 #pragma once
 
 #include <torch/types.h>
@@ -30,6 +30,8 @@ class Sparse24Linear {
   // GPU bytes of each kept form (0 when not kept).
   int64_t NativeBytes() const;
   int64_t CusparseltBytes() const;
+  // Whether cuSPARSELt's plan for m rows was chosen by its algorithm search.
+  bool CusparseltSearched(int64_t m) const;
   int64_t out_features() const { return n_; }
   int64_t in_features() const { return k_; }
   static bool HasCusparselt();
