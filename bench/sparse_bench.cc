@@ -6,7 +6,8 @@
 // timed), as in decoding where the weights stream from HBM; CUDA events around each call, the
 // median of `iters` calls. One JSON line per (dtype, shape, M), with speedups over dense and the
 // weight bytes each path keeps on the GPU.
-//   sparse_bench [--iters N] [--ms 1,16,...]
+//   sparse_bench [--iters N] [--ms 1,16,...] [--dtype bf16|fp16] [--no-cusparselt]
+// (PS_CUSPARSELT_SEARCH=0 in the environment skips cuSPARSELt's algorithm search.)
 #include <ATen/cuda/CUDAEvent.h>
 #include <c10/cuda/CUDAStream.h>
 #include <torch/torch.h>
@@ -56,12 +57,19 @@ std::vector<int64_t> ParseList(const std::string& s) {
 int main(int argc, char** argv) {
   int iters = 30;
   std::vector<int64_t> ms = {1, 2, 4, 8, 16, 128, 1024, 4096, 16384};
-  for (int i = 1; i + 1 < argc; i += 2) {
+  std::string only;  // "bf16" or "fp16"
+  bool use_cslt = Sparse24Linear::HasCusparselt();
+  for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--iters")
-      iters = std::stoi(argv[i + 1]);
-    else if (a == "--ms")
-      ms = ParseList(argv[i + 1]);
+    if (a == "--no-cusparselt") use_cslt = false;
+    if (i + 1 >= argc) continue;
+    if (a == "--iters") {
+      iters = std::stoi(argv[++i]);
+    } else if (a == "--ms") {
+      ms = ParseList(argv[++i]);
+    } else if (a == "--dtype") {
+      only = argv[++i];
+    }
   }
   if (!torch::cuda::is_available()) {
     std::cerr << "sparse_bench: no CUDA device\n";
@@ -84,12 +92,13 @@ int main(int argc, char** argv) {
   };
   const Shape shapes[] = {{"qkvo", 4096, 4096}, {"gate_up", 11008, 4096}, {"down", 4096, 11008}};
   for (auto dtype : {torch::kBFloat16, torch::kFloat16}) {
+    if (!only.empty() && only != (dtype == torch::kBFloat16 ? "bf16" : "fp16")) continue;
     for (const Shape& s : shapes) {
       auto opts = torch::dtype(dtype).device(torch::kCUDA);
       torch::manual_seed(1);
       const auto w = ps::sparse::PruneTwoFour(torch::randn({s.n, s.k}, opts) * 0.02);
       const auto wt = w.t();
-      Sparse24Linear lin(w, /*keep_native=*/true, Sparse24Linear::HasCusparselt());
+      Sparse24Linear lin(w, /*keep_native=*/true, use_cslt);
       for (int64_t m : ms) {
         const auto x = torch::randn({m, s.k}, opts);
         const int it = m >= 4096 ? std::max(5, iters / 3) : iters;
@@ -112,7 +121,7 @@ int main(int argc, char** argv) {
           j["decode_gbps"] = (lin.NativeBytes() + 2.0 * m * (s.k + s.n)) / d * 1e-3;
           j["dense_gbps"] = (w.nbytes() + 2.0 * m * (s.k + s.n)) / dense * 1e-3;
         }
-        if (Sparse24Linear::HasCusparselt()) {
+        if (use_cslt) {
           const double c =
               TimeUs([&] { (void)lin.Forward(x, Sparse24Linear::Path::kCusparselt); }, it, flush);
           j["cusparselt_us"] = c;

@@ -5,7 +5,7 @@
 // i.e. within a couple of output roundings (a 16-bit result carries 2^-9 / 2^-12 relative error;
 // all paths accumulate in fp32). Dense cuBLAS's own err is printed beside it for scale.
 // One JSON line per case; exit status 1 if any case fails.
-//   sparse_check [--quick]
+//   sparse_check [--quick] [--dtype bf16|fp16] [--no-cusparselt]
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -36,7 +36,14 @@ struct Shape {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
+  bool quick = false, no_cslt = false;
+  std::string only;  // "bf16" or "fp16": one dtype
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--quick") quick = true;
+    if (a == "--no-cusparselt") no_cslt = true;
+    if (a == "--dtype" && i + 1 < argc) only = argv[++i];
+  }
   if (!torch::cuda::is_available()) {
     std::cerr << "sparse_check: no CUDA device\n";
     return 2;
@@ -52,9 +59,10 @@ int main(int argc, char** argv) {
   if (quick) cslt_ms = {1, 16, 128};
   int failures = 0, cases = 0;
   for (auto dtype : {torch::kBFloat16, torch::kFloat16}) {
+    if (!only.empty() && only != (dtype == torch::kBFloat16 ? "bf16" : "fp16")) continue;
     const double tol = dtype == torch::kBFloat16 ? 1.0 / 256 : 1.0 / 1024;
     for (const Shape& s : shapes) {
-      const bool with_cslt = s.cslt && Sparse24Linear::HasCusparselt();
+      const bool with_cslt = s.cslt && !no_cslt && Sparse24Linear::HasCusparselt();
       auto opts = torch::dtype(dtype).device(torch::kCUDA);
       // 2:4 magnitude pruning of a random weight, plus some all-zero groups and exact zeros.
       auto w = ps::sparse::PruneTwoFour(torch::randn({s.n, s.k}, opts) * 0.02);

@@ -4,6 +4,7 @@
 #include <cusparseLt.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <mutex>
 #include <string>
 
@@ -90,9 +91,14 @@ struct CusparseLtLinear::State {
     auto y = torch::empty({mp, n}, xb.options());
     const float alpha = 1.f, beta = 0.f;
     cudaStream_t s = Stream();
+    // PS_CUSPARSELT_SEARCH=0 skips the search (the default algorithm runs).
+    const char* env = std::getenv("PS_CUSPARSELT_SEARCH");
+    const bool search = !(env && std::string(env) == "0");
     const cusparseStatus_t st =
-        cusparseLtMatmulSearch(h, &p->plan, &alpha, compressed.data_ptr(), xb.data_ptr(), &beta,
-                               y.data_ptr(), y.data_ptr(), search_ws.data_ptr(), &s, 1);
+        !search ? CUSPARSE_STATUS_NOT_SUPPORTED
+                : cusparseLtMatmulSearch(h, &p->plan, &alpha, compressed.data_ptr(), xb.data_ptr(),
+                                         &beta, y.data_ptr(), y.data_ptr(), search_ws.data_ptr(),
+                                         &s, 1);
     if (st != CUSPARSE_STATUS_SUCCESS) {
       // Seen on the H100 for fp16 (status 7, internal error, cuSPARSELt 0.8.1): keep the
       // default algorithm rather than fail; rebuild the plan so no half-searched state stays.
