@@ -100,8 +100,10 @@ struct CusparseLtLinear::State {
                                          &beta, y.data_ptr(), y.data_ptr(), search_ws.data_ptr(),
                                          &s, 1);
     if (st != CUSPARSE_STATUS_SUCCESS) {
-      // Seen on the H100 for fp16 (status 7, internal error, cuSPARSELt 0.8.1): keep the
-      // default algorithm rather than fail; rebuild the plan so no half-searched state stays.
+      // Keep the default algorithm rather than fail; rebuild the plan so no half-searched
+      // state stays. (On the H100 with cuSPARSELt 0.8.1 the fp16 search dies of an illegal
+      // instruction that poisons the CUDA context, which no fallback can undo: run fp16 with
+      // PS_CUSPARSELT_SEARCH=0. docs/sparse-inference.md.)
       p->searched = false;
       PS_CSLT(cusparseLtMatmulPlanDestroy(&p->plan));
       p->has_plan = false;

@@ -15,9 +15,9 @@ namespace ps::sparse {
 enum class Elem { kBF16, kF16 };
 
 inline constexpr int kDecodeMaxM = 16;
-// Up to this many rows the kernel beats dense cuBLAS on the H100 (docs/sparse-inference.md);
-// Sparse24Linear's automatic choice uses it below cuSPARSELt.
-inline constexpr int kDecodeAutoMaxM = 4;
+// Up to this many rows the kernel beats dense cuBLAS on the H100 (1.1-1.5x at M <= 2, 0.76x at
+// M = 4; docs/sparse-inference.md). Sparse24Linear's automatic choice uses it below cuSPARSELt.
+inline constexpr int kDecodeAutoMaxM = 2;
 
 // K must be a multiple of 16 and M in 1..kDecodeMaxM; all pointers device memory, row-major and
 // contiguous; values and x 16-byte aligned. Returns the launch error (cudaErrorInvalidValue for a
