@@ -12,7 +12,13 @@ pkgs=(
   libutf8proc-dev
   libgtest-dev libgmock-dev
   gnuplot-nox
+  prometheus python3-yaml python3-kubernetes yamllint shellcheck
+  golang-go golang-github-masterminds-sprig-dev golang-github-ghodss-yaml-dev
 )
+# kubectl: Debian's kubernetes-client, unless a kubectl is already installed (the two conflict).
+command -v kubectl >/dev/null 2>&1 || pkgs+=(kubernetes-client)
+# Node.js + npm for the deploy checkers (tests/deploy/npm), unless a Node.js is already installed.
+command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -2,6 +2,7 @@
 
 #include <re2/re2.h>
 
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <unordered_map>
 
@@ -146,7 +147,30 @@ class BpeTokenizer : public Tokenizer {
       }
       pieces.swap(next);
     }
-    for (const std::string& p : pieces) model_.Tokenize(p, out);
+    for (const std::string& p : pieces) TokenizeCached(p, out);
+  }
+
+  // Words repeat a lot (identifiers, keywords, common words), so BPE results are cached. The
+  // cache is bounded: when full it is cleared, which only costs recomputation.
+  void TokenizeCached(const std::string& word, std::vector<int32_t>& out) const {
+    if (word.size() > kMaxCachedWordBytes) {
+      model_.Tokenize(word, out);
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(cache_mu_);
+      auto it = cache_.find(word);
+      if (it != cache_.end()) {
+        out.insert(out.end(), it->second.begin(), it->second.end());
+        return;
+      }
+    }
+    size_t first = out.size();
+    model_.Tokenize(word, out);
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    if (cache_.size() >= kMaxCacheEntries) cache_.clear();
+    cache_.emplace(word,
+                   std::vector<int32_t>(out.begin() + static_cast<ptrdiff_t>(first), out.end()));
   }
 
   BpeModel model_;
@@ -157,6 +181,10 @@ class BpeTokenizer : public Tokenizer {
   std::unordered_map<std::string, int32_t> added_by_content_;
   std::unordered_map<int32_t, std::string> added_by_id_;
   int32_t vocab_size_ = 0;
+  static constexpr size_t kMaxCachedWordBytes = 256;
+  static constexpr size_t kMaxCacheEntries = 1 << 17;
+  mutable std::mutex cache_mu_;
+  mutable std::unordered_map<std::string, std::vector<int32_t>> cache_;
 };
 
 // ---- parsing -------------------------------------------------------------------------------

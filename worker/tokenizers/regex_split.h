@@ -5,9 +5,8 @@
 //    code-point ranges (inside and outside character classes); likewise `\d` -> \p{Nd} and `\w`.
 //  - RE2 has no lookahead. The GPT-2 / Llama-3 / Qwen2 patterns contain it only in the
 //    alternative `\s+(?!\S)`, always directly followed by the alternative `\s+`. That pair is
-//    replaced by one capturing `(\s+)` and its meaning restored after each match, see
-//    regex_split.cc.
-//  - Capturing groups are turned into non-capturing ones (only the one above is needed).
+//    replaced by one `\s+` and its meaning restored after each match, see regex_split.cc.
+//  - Capturing groups are turned into non-capturing ones (no captures are needed).
 // Any other construct RE2 lacks (other lookarounds, backreferences, possessive quantifiers) is
 // rejected with ps::Error at load time rather than matched differently.
 #pragma once
@@ -27,9 +26,11 @@ namespace ps {
 extern const char* const kGpt2SplitPattern;
 
 // Rewrites an Oniguruma pattern for RE2 (see above). Sets *whitespace_lookahead when the
-// `\s+(?!\S)|\s+` pair was found and turned into the capturing group 1. Throws ps::Error for
-// unsupported patterns.
-std::string TranslatePatternForRe2(std::string_view pattern, bool* whitespace_lookahead);
+// `\s+(?!\S)|\s+` pair was found and folded into one `\s+`; then *before_lookahead (when
+// given) receives the translated alternatives that precede it. Throws ps::Error for unsupported
+// patterns.
+std::string TranslatePatternForRe2(std::string_view pattern, bool* whitespace_lookahead,
+                                   std::string* before_lookahead = nullptr);
 
 class RegexSplitter {
  public:
@@ -53,10 +54,12 @@ class RegexSplitter {
     size_t begin, end;
   };
   void Matches(std::string_view text, std::vector<Span>& out) const;
+  bool FromWhitespaceAlternative(std::string_view text, size_t begin, size_t end) const;
 
   std::string re2_pattern_;
   bool whitespace_lookahead_ = false;
   std::unique_ptr<re2::RE2> re_;
+  std::unique_ptr<re2::RE2> before_;  // the alternatives before `\s+(?!\S)`, if any
 };
 
 }  // namespace ps
