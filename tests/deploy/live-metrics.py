@@ -16,6 +16,7 @@ Exit 77 (ctest: skipped) when SHARED_DATA has no default model to validate the j
 import json
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -107,7 +108,12 @@ def main():
              "--require-samples", "--optional", *GPU_METRICS, "--live-file",
              *map(str, pages)], capture_output=True, text=True)
         print(names.stdout + names.stderr, end="")
-        return 1 if check.returncode or names.returncode else 0
+        failed = check.returncode or names.returncode
+        if not failed:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"live-metrics: pages and psd log kept in {work}")
+        return 1 if failed else 0
     finally:
         try:
             os.killpg(proc.pid, signal.SIGTERM)

@@ -1,7 +1,7 @@
+#include <cstdlib>
+
 #include "common/error.h"
 #include "worker/distributed/communicator.h"
-
-#include <cstdlib>
 
 namespace ps {
 

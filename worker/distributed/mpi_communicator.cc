@@ -2,6 +2,7 @@
 
 #include <mpi.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "common/error.h"
@@ -20,11 +21,20 @@ void Check(int rc, const char* what) {
 
 MPI_Datatype SumType(torch::ScalarType t) {
   switch (t) {
-    case torch::kFloat32: return MPI_FLOAT;
-    case torch::kFloat64: return MPI_DOUBLE;
-    case torch::kInt64: return MPI_INT64_T;
-    case torch::kInt32: return MPI_INT32_T;
-    default: return MPI_DATATYPE_NULL;
+    case torch::kFloat32:
+      return MPI_FLOAT;
+    case torch::kFloat64:
+      return MPI_DOUBLE;
+    case torch::kInt64:
+      return MPI_INT64_T;
+    case torch::kInt32:
+      return MPI_INT32_T;
+    case torch::kUInt8:
+      return MPI_UINT8_T;
+    case torch::kInt8:
+      return MPI_INT8_T;
+    default:
+      return MPI_DATATYPE_NULL;
   }
 }
 
@@ -37,7 +47,8 @@ void CheckTensor(const torch::Tensor& t, const char* what) {
 
 class MpiCommunicator : public Communicator {
  public:
-  MpiCommunicator() {
+  explicit MpiCommunicator(int64_t max_message_bytes) : max_message_bytes_(max_message_bytes) {
+    if (max_message_bytes_ < 16) throw Error("MPI communicator: max_message_bytes must be >= 16");
     int initialized = 0;
     MPI_Initialized(&initialized);
     if (!initialized) {
@@ -73,7 +84,7 @@ class MpiCommunicator : public Communicator {
     auto* p = static_cast<char*>(t.data_ptr());
     int64_t bytes = t.numel() * t.element_size();
     // MPI counts are int: move large tensors in chunks.
-    constexpr int64_t kChunk = int64_t{1} << 30;
+    const int64_t kChunk = max_message_bytes_;
     for (int64_t off = 0; off < bytes; off += kChunk)
       Check(MPI_Bcast(p + off, static_cast<int>(std::min(kChunk, bytes - off)), MPI_BYTE, root,
                       MPI_COMM_WORLD),
@@ -99,14 +110,16 @@ class MpiCommunicator : public Communicator {
     auto* p = static_cast<char*>(work.data_ptr());
     const int64_t n = work.numel();
     const int64_t esize = work.element_size();
-    constexpr int64_t kChunk = int64_t{1} << 28;  // elements
+    const int64_t kChunk = std::max<int64_t>(1, max_message_bytes_ / esize);  // elements
     for (int64_t off = 0; off < n; off += kChunk) {
       int count = static_cast<int>(std::min(kChunk, n - off));
       void* buf = p + off * esize;
       if (root < 0) {
-        Check(MPI_Allreduce(MPI_IN_PLACE, buf, count, type, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce");
+        Check(MPI_Allreduce(MPI_IN_PLACE, buf, count, type, MPI_SUM, MPI_COMM_WORLD),
+              "MPI_Allreduce");
       } else if (rank_ == root) {
-        Check(MPI_Reduce(MPI_IN_PLACE, buf, count, type, MPI_SUM, root, MPI_COMM_WORLD), "MPI_Reduce");
+        Check(MPI_Reduce(MPI_IN_PLACE, buf, count, type, MPI_SUM, root, MPI_COMM_WORLD),
+              "MPI_Reduce");
       } else {
         Check(MPI_Reduce(buf, nullptr, count, type, MPI_SUM, root, MPI_COMM_WORLD), "MPI_Reduce");
       }
@@ -114,17 +127,19 @@ class MpiCommunicator : public Communicator {
     if (work.data_ptr() != t.data_ptr()) t.copy_(work);
   }
 
+  int64_t max_message_bytes_;
   int rank_ = 0, size_ = 1;
   bool owns_init_ = false;
 };
 
 }  // namespace
 
-std::unique_ptr<Communicator> MakeMpiCommunicator() { return std::make_unique<MpiCommunicator>(); }
+std::unique_ptr<Communicator> MakeMpiCommunicator(int64_t max_message_bytes) {
+  return std::make_unique<MpiCommunicator>(max_message_bytes);
+}
 
 bool LaunchedByMpi() {
-  return std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMIX_RANK") ||
-         std::getenv("PMI_RANK");
+  return std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMIX_RANK") || std::getenv("PMI_RANK");
 }
 
 }  // namespace ps

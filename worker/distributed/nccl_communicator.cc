@@ -18,15 +18,24 @@ void Check(ncclResult_t r, const char* what) {
 
 ncclDataType_t Type(torch::ScalarType t) {
   switch (t) {
-    case torch::kFloat32: return ncclFloat32;
-    case torch::kFloat64: return ncclFloat64;
-    case torch::kFloat16: return ncclFloat16;
-    case torch::kBFloat16: return ncclBfloat16;
-    case torch::kInt64: return ncclInt64;
-    case torch::kInt32: return ncclInt32;
-    case torch::kUInt8: return ncclUint8;
-    case torch::kInt8: return ncclInt8;
-    default: throw Error(std::string("NCCL: unsupported dtype ") + c10::toString(t));
+    case torch::kFloat32:
+      return ncclFloat32;
+    case torch::kFloat64:
+      return ncclFloat64;
+    case torch::kFloat16:
+      return ncclFloat16;
+    case torch::kBFloat16:
+      return ncclBfloat16;
+    case torch::kInt64:
+      return ncclInt64;
+    case torch::kInt32:
+      return ncclInt32;
+    case torch::kUInt8:
+      return ncclUint8;
+    case torch::kInt8:
+      return ncclInt8;
+    default:
+      throw Error(std::string("NCCL: unsupported dtype ") + c10::toString(t));
   }
 }
 
@@ -51,14 +60,14 @@ class NcclCommunicator : public Communicator {
 
   void AllReduceSum(torch::Tensor& t) override {
     CheckTensor(t);
-    Check(ncclAllReduce(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()), Type(t.scalar_type()),
-                        ncclSum, comm_, Stream(t)),
+    Check(ncclAllReduce(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()),
+                        Type(t.scalar_type()), ncclSum, comm_, Stream(t)),
           "ncclAllReduce");
   }
   void ReduceSum(torch::Tensor& t, int root) override {
     CheckTensor(t);
-    Check(ncclReduce(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()), Type(t.scalar_type()),
-                     ncclSum, root, comm_, Stream(t)),
+    Check(ncclReduce(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()),
+                     Type(t.scalar_type()), ncclSum, root, comm_, Stream(t)),
           "ncclReduce");
   }
   void Broadcast(torch::Tensor& t, int root) override {

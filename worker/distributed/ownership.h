@@ -12,7 +12,7 @@ namespace ps {
 
 struct OwnershipPlan {
   int ranks = 1;
-  std::vector<int> owner;              // per tensor
+  std::vector<int> owner;  // per tensor
   std::vector<int64_t> elements_per_rank;
 
   // max/mean elements per rank: 1.0 is perfect balance.

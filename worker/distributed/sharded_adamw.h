@@ -4,6 +4,13 @@
 //   Step(lr)           the owner alone updates its master copy with AdamW
 //   ... the caller's owner-side work on master(i) (λ2 gradient before Step, prox after) ...
 //   Publish()          owners write masters into the model's parameters and broadcast them.
+// Overlap (EnableOverlap): gradient hooks start each tensor's reduce as soon as its gradient is
+// ready in the step's last backward pass (ArmOverlap before it), in a fixed order that is the
+// same on every rank (reverse model order, the order backward produces gradients), so the
+// reduces of late layers run while backward still computes early ones (asynchronously on the
+// stream with NCCL; on CPU/MPI they run inline, which keeps the schedule but hides nothing).
+// ReduceGradients then only finishes the tensors not yet reduced. The sums are the same tensors
+// reduced by the same collectives, so results are identical with and without overlap.
 // Optimizer state (exp_avg, exp_avg_sq, and a master copy when the model's dtype differs from the
 // master dtype) lives only on the owner, so memory per rank falls as ranks grow.
 #pragma once
@@ -36,6 +43,9 @@ class ShardedAdamW {
  public:
   ShardedAdamW(std::vector<TrainableTensor> params, Communicator& comm, AdamWOptions options,
                torch::ScalarType master_dtype);
+  ~ShardedAdamW();
+  ShardedAdamW(const ShardedAdamW&) = delete;
+  ShardedAdamW& operator=(const ShardedAdamW&) = delete;
 
   size_t size() const { return params_.size(); }
   const std::string& name(size_t i) const { return params_[i].name; }
@@ -50,6 +60,12 @@ class ShardedAdamW {
   torch::Tensor& grad(size_t i);
 
   void ZeroGrad();
+  // Registers the gradient hooks (once; a no-op on one rank, where there is nothing to reduce).
+  void EnableOverlap();
+  bool overlap_enabled() const { return !hooks_.empty(); }
+  // The next backward pass is the step's last on this rank: its hooks start the reduces. Ranks
+  // that run no backward in a step simply do not arm; ReduceGradients reduces everything then.
+  void ArmOverlap();
   void ReduceGradients();
   void Step(double lr);
   void Publish();
@@ -64,6 +80,15 @@ class ShardedAdamW {
   struct Slot {
     torch::Tensor master, grad, exp_avg, exp_avg_sq;
   };
+  // Overlap: the gradient hook of tensor i, and launching the reduces of the ready prefix of
+  // reduce_order_.
+  void OnGradientReady(size_t i, const torch::Tensor& grad);
+  void LaunchReadyReduces();
+  // The summed-gradient buffer for tensor i: its full gradient in the master dtype, never aliasing
+  // autograd's buffers (the reduce writes into it).
+  torch::Tensor ReduceBuffer(size_t i, const torch::Tensor& extra) const;
+  void StepUnfused(double lr, double bc1, double bc2);
+  bool StepFused(double lr);
   std::vector<TrainableTensor> params_;
   Communicator& comm_;
   AdamWOptions options_;
@@ -71,6 +96,11 @@ class ShardedAdamW {
   OwnershipPlan plan_;
   std::vector<Slot> slots_;
   int64_t step_ = 0;
+  std::vector<unsigned> hooks_;         // hook handles, per tensor (overlap)
+  std::vector<size_t> reduce_order_;    // tensor indices, reverse model order
+  std::vector<torch::Tensor> pending_;  // gradients ready to reduce, per tensor
+  size_t next_reduce_ = 0;              // reduces launched so far in this step
+  bool armed_ = false;
 };
 
 }  // namespace ps

@@ -13,6 +13,7 @@
 #include "common/file_util.h"
 #include "common/safetensors.h"
 #include "worker/data/sharding.h"
+#include "worker/distributed/watchdog.h"
 #include "worker/engine/device_sync.h"
 #include "worker/io/tensor_io.h"
 
@@ -119,6 +120,7 @@ TrainResult TrainLoop(LlamaForCausalLM& model, std::vector<TrainableTensor> para
   if (options.total_steps <= 0) throw Error("training needs at least one step");
   auto opt = std::make_unique<ShardedAdamW>(std::move(params), comm, AdamWOptions{},
                                             options.master_dtype);
+  if (options.overlap_communication) opt->EnableOverlap();
   if (comm.rank() == 0) progress.Log(opt->plan().Describe());
   TrainResult result;
   const torch::Device device = model.device();
@@ -146,6 +148,7 @@ TrainResult TrainLoop(LlamaForCausalLM& model, std::vector<TrainableTensor> para
       result.interrupted = true;
       break;
     }
+    WatchdogBeat("step " + std::to_string(step + 1) + " of " + std::to_string(options.total_steps));
     const auto ts = Clock::now();
     hooks.BeforeStep(step, options.total_steps);
     opt->ZeroGrad();
@@ -195,12 +198,14 @@ TrainResult TrainLoop(LlamaForCausalLM& model, std::vector<TrainableTensor> para
         if (extra.defined()) loss = loss + extra;
         extra_added = true;
       }
+      if (first + micro >= share.size()) opt->ArmOverlap();  // this rank's last backward
       loss.backward();
       local_loss += loss.detach().to(torch::kFloat64);
     }
     if (comm.rank() == 0 && !extra_added) {
       torch::Tensor extra = hooks.ExtraLoss();
       if (extra.defined()) {
+        opt->ArmOverlap();  // the only backward of this rank's step
         extra.backward();
         local_loss += extra.detach().to(torch::kFloat64);
       }

@@ -70,6 +70,8 @@ struct TrainOptions {
   std::filesystem::path history_csv;        // empty = none (rank 0 writes it)
   torch::ScalarType master_dtype = torch::kFloat32;
   std::string stage = "train";
+  // Start each tensor's reduce from its gradient hook during backward (ShardedAdamW overlap).
+  bool overlap_communication = true;
 };
 
 struct TrainResult {

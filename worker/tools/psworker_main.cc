@@ -9,6 +9,7 @@
 #include "common/job_spec.h"
 #include "common/progress.h"
 #include "worker/distributed/communicator_factory.h"
+#include "worker/distributed/watchdog.h"
 #include "worker/engine/job_runner.h"
 #include "worker/engine/train_loop.h"
 
@@ -16,11 +17,15 @@ int main(int argc, char** argv) {
   CLI::App app{"psworker: runs a ProxSparse service job (see docs/job-file.md)"};
   std::string local_job, job, output;
   bool resume = false, keep_checkpoints = false;
+  double rank_timeout_s = 0;
   app.add_option("--local", local_job, "run this job file here, without a coordinator");
   app.add_option("--job", job, "job file (service mode)");
   app.add_option("--output", output, "output directory (overrides the job file's output:)");
   app.add_flag("--resume", resume, "continue from the newest complete checkpoint in the output");
   app.add_flag("--keep-checkpoints", keep_checkpoints, "keep training checkpoints after success");
+  app.add_option("--rank-timeout", rank_timeout_s,
+                 "abort the job when a rank makes no progress for this many seconds (default: "
+                 "$PS_RANK_TIMEOUT_S, else 3600)");
   CLI11_PARSE(app, argc, argv);
   const std::string file = local_job.empty() ? job : local_job;
   if (file.empty()) {
@@ -32,6 +37,8 @@ int main(int argc, char** argv) {
   try {
     spec = ps::LoadJobSpec(file);
     comm = ps::MakeCommunicatorFromEnvironment(spec.device == "cuda");
+    // A rank that hangs (or waits on one that does) ends the job instead of waiting forever.
+    ps::StartRankWatchdog(rank_timeout_s > 0 ? rank_timeout_s : ps::RankTimeoutSeconds(3600), *comm);
   } catch (const std::exception& e) {
     std::cerr << "psworker: error: " << e.what() << "\n";
     return 1;
@@ -59,6 +66,7 @@ int main(int argc, char** argv) {
       tee.Result(true, "done", out_dir);
       std::cout << (out_dir / "report.json").string() << "\n";
     }
+    ps::StopRankWatchdog();
     return 0;
   } catch (const std::exception& e) {
     if (comm->rank() == 0) {

@@ -1,0 +1,197 @@
+// prox_bench: the EnumALM 2:4 prox on Llama-2-7B layer shapes (4 x 4096x4096, 2 x 11008x4096,
+// 1 x 4096x11008 per decoder block), lambda in {0.25, 25}, bf16 and fp32, on the CPU and (when
+// built with CUDA and a GPU is present) on CUDA. For each: ms per layer, effective GB/s (bytes
+// read + written), the device's copy bandwidth measured in the same run and the % of it reached,
+// and the same layer through a straightforward whole-tensor op composition of the official
+// PyTorch prox (sort, 100 fixed iterations, three candidates), with the speedup.
+// Weights are N(0, 0.02^2) (Llama-2's scale); each timed run starts from the pristine weights
+// with the GPU's L2 flushed, so nothing is timed on already-sparse or cached data.
+// On the CPU only the first --cpu-rows rows of each shape are run (default 512) and the time is
+// scaled to the whole layer (the work is linear in the number of groups); the line says so.
+//   prox_bench [--devices cpu,cuda] [--cpu-reps N] [--cuda-reps N] [--official-reps N]
+//              [--cpu-rows R]
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "worker/prox/official_prox_ops.h"
+#include "worker/prox/prox.h"
+
+#ifdef PS_WITH_CUDA
+#include <cuda_runtime_api.h>
+#endif
+
+namespace {
+
+using ps::prox::ProxStats;
+
+struct Shape {
+  int64_t out, in;
+  int per_block;  // layers of this shape in one Llama-2-7B decoder block
+};
+const std::vector<Shape> kShapes = {{4096, 4096, 4}, {11008, 4096, 2}, {4096, 11008, 1}};
+
+// Times fn() `reps` times, `prepare()` before each (untimed); returns the mean ms.
+double TimeMs(const torch::Device& dev, int reps, const std::function<void()>& prepare,
+              const std::function<void()>& fn) {
+  double total = 0;
+  for (int r = 0; r < reps; ++r) {
+    prepare();
+#ifdef PS_WITH_CUDA
+    if (dev.is_cuda()) {
+      cudaEvent_t a, b;
+      cudaEventCreate(&a);
+      cudaEventCreate(&b);
+      cudaDeviceSynchronize();
+      cudaEventRecord(a, 0);
+      fn();
+      cudaEventRecord(b, 0);
+      cudaEventSynchronize(b);
+      float ms = 0;
+      cudaEventElapsedTime(&ms, a, b);
+      total += ms;
+      cudaEventDestroy(a);
+      cudaEventDestroy(b);
+      continue;
+    }
+#endif
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    total +=
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  }
+  return total / reps;
+}
+
+// Copy bandwidth (GB/s, bytes read + written) of dst.copy_(src) on 1 GiB (GPU) / 256 MiB (CPU).
+double CopyBandwidth(const torch::Device& dev) {
+  const int64_t bytes = dev.is_cuda() ? (int64_t{1} << 30) : (int64_t{256} << 20);
+  auto src = torch::ones({bytes / 4}, torch::dtype(torch::kFloat32).device(dev));
+  auto dst = torch::empty_like(src);
+  dst.copy_(src);  // warm up
+  const double ms = TimeMs(
+      dev, dev.is_cuda() ? 10 : 3, [] {}, [&] { dst.copy_(src); });
+  return 2.0 * static_cast<double>(bytes) / (ms * 1e-3) / 1e9;
+}
+
+int Run(int argc, char** argv) {
+  std::string devices = "cpu,cuda";
+  int cpu_reps = 1, cuda_reps = 10, official_reps = 1;
+  int64_t cpu_rows = 512;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string a = argv[i];
+    if (a == "--devices")
+      devices = argv[i + 1];
+    else if (a == "--cpu-reps")
+      cpu_reps = std::stoi(argv[i + 1]);
+    else if (a == "--cuda-reps")
+      cuda_reps = std::stoi(argv[i + 1]);
+    else if (a == "--official-reps")
+      official_reps = std::stoi(argv[i + 1]);
+    else if (a == "--cpu-rows")
+      cpu_rows = std::stol(argv[i + 1]);
+    else {
+      std::fprintf(stderr, "unknown argument %s\n", a.c_str());
+      return 2;
+    }
+  }
+  std::vector<torch::Device> devs;
+  if (devices.find("cpu") != std::string::npos) devs.emplace_back(torch::kCPU);
+  if (devices.find("cuda") != std::string::npos) {
+    if (ps::prox::CudaCompiled() && torch::cuda::is_available())
+      devs.emplace_back(torch::kCUDA);
+    else
+      std::printf("# cuda: not available in this build/machine, skipped\n");
+  }
+  torch::NoGradGuard no_grad;
+  for (const auto& dev : devs) {
+    const bool cuda = dev.is_cuda();
+    const double copy_bw = CopyBandwidth(dev);
+    std::printf("# %s: copy bandwidth %.1f GB/s (read+write), %d threads\n", cuda ? "cuda" : "cpu",
+                copy_bw, at::get_num_threads());
+    torch::Tensor flush;
+    if (cuda) flush = torch::empty({int64_t{256} << 20}, torch::dtype(torch::kUInt8).device(dev));
+    for (auto dt : {torch::kBFloat16, torch::kFloat32}) {
+      for (float lambda : {0.25f, 25.0f}) {
+        double block_ms = 0, block_official_ms = 0;
+        for (const auto& s : kShapes) {
+          torch::manual_seed(42);
+          const int64_t rows = cuda ? s.out : std::min(s.out, cpu_rows);
+          const double scale = static_cast<double>(s.out) / rows;  // to a whole layer
+          const auto orig = (torch::randn({rows, s.in}) * 0.02).to(dt).to(dev);
+          auto w = torch::empty_like(orig);
+          auto stats = ps::prox::NewStatsBuffer(dev);
+          auto prepare = [&] {
+            w.copy_(orig);
+            if (cuda) flush.zero_();
+          };
+          prepare();
+          ps::prox::ProxInPlaceAccumulate(w, lambda, ps::k2of4, stats);  // warm up
+          stats.zero_();
+          double ms = 0;
+          if (cuda) {
+            // cuda_reps pristine copies, L2 flushed, launched back to back between two events:
+            // the launches queue up, so the host's launch latency is not timed.
+            std::vector<torch::Tensor> copies;
+            for (int r = 0; r < cuda_reps; ++r) copies.push_back(orig.clone());
+            ms = TimeMs(
+                     dev, 1, [&] { flush.zero_(); },
+                     [&] {
+                       for (auto& c : copies)
+                         ps::prox::ProxInPlaceAccumulate(c, lambda, ps::k2of4, stats);
+                     }) /
+                 cuda_reps;
+          } else {
+            ms = scale * TimeMs(dev, cpu_reps, prepare, [&] {
+                   ps::prox::ProxInPlaceAccumulate(w, lambda, ps::k2of4, stats);
+                 });
+          }
+          const ProxStats st = ps::prox::ReadStats(stats);
+          const double bytes = 2.0 * s.out * s.in * orig.element_size();
+          const double gbs = bytes / (ms * 1e-3) / 1e9;
+          // The official-style composition (on the same rows, scaled likewise).
+          torch::Tensor res;
+          const double off_ms = scale * TimeMs(dev, official_reps, prepare, [&] {
+                                  res = ps::prox::OfficialStyleProx24(w, lambda);
+                                });
+          block_ms += s.per_block * ms;
+          block_official_ms += s.per_block * off_ms;
+          const double g = static_cast<double>(st.groups);
+          std::printf(
+              "%s %s lambda=%-5g %5ldx%-5ld %9.3f ms/layer %8.2f GB/s %5.1f%% of copy | "
+              "2:4 %.3f 3-sparse %.3f dense %.3f sweeps/group %.2f unconverged %ld",
+              cuda ? "cuda" : "cpu ", dt == torch::kBFloat16 ? "bf16" : "fp32", lambda,
+              static_cast<long>(s.out), static_cast<long>(s.in), ms, gbs, 100.0 * gbs / copy_bw,
+              st.groups_nsparse / g, st.groups_mid / g, st.groups_dense / g, st.alm_sweeps / g,
+              static_cast<long>(st.groups_unconverged));
+          std::printf(" | official-style %.1f ms (x%.0f)", off_ms, off_ms / ms);
+          if (scale != 1.0) std::printf(" [measured on %ld rows, scaled]", static_cast<long>(rows));
+          std::printf("\n");
+          std::fflush(stdout);
+        }
+        std::printf("%s %s lambda=%-5g block (7 layers) %.3f ms; 7B (32 blocks) %.1f ms",
+                    cuda ? "cuda" : "cpu ", dt == torch::kBFloat16 ? "bf16" : "fp32", lambda,
+                    block_ms, 32 * block_ms);
+        std::printf("; official-style block %.1f ms, 7B %.2f s (x%.0f)", block_official_ms,
+                    32 * block_official_ms / 1e3, block_official_ms / block_ms);
+        std::printf("\n");
+      }
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return Run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "prox_bench: %s\n", e.what());
+    return 1;
+  }
+}
