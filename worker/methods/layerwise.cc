@@ -1,0 +1,215 @@
+#include "worker/methods/layerwise.h"
+
+#include <memory>
+#include <optional>
+
+#include "common/error.h"
+#include "worker/methods/calib_stats.h"
+#include "worker/methods/nm_mask.h"
+#include "worker/methods/one_shot.h"
+
+namespace ps {
+
+OneShotMethod ParseOneShotMethod(const std::string& name) {
+  if (name == "magnitude") return OneShotMethod::kMagnitude;
+  if (name == "wanda") return OneShotMethod::kWanda;
+  if (name == "sparsegpt") return OneShotMethod::kSparseGpt;
+  throw Error("method.name: '" + name + "' is not a one-shot method (magnitude|wanda|sparsegpt)");
+}
+
+namespace {
+
+// Thrown from an input hook once a statistics pass has seen every input it needs, so the rest of
+// the layer is not computed (the references' Catcher trick).
+struct StopForward {};
+
+// The linears of one decoder layer by short name, in forward order.
+struct LayerLinears {
+  std::vector<std::pair<std::string, std::shared_ptr<Linear>>> all;
+  std::shared_ptr<Linear> Get(const std::string& short_name) const {
+    for (const auto& [n, l] : all) {
+      if (n == short_name) return l;
+    }
+    throw Error("layer-wise pruning: no linear '" + short_name + "'");
+  }
+};
+
+LayerLinears LinearsOf(DecoderLayer& layer) {
+  auto& a = *layer.self_attn;
+  auto& m = *layer.mlp;
+  return {{{"q", a.q_proj},
+           {"k", a.k_proj},
+           {"v", a.v_proj},
+           {"o", a.o_proj},
+           {"gate", m.gate_proj},
+           {"up", m.up_proj},
+           {"down", m.down_proj}}};
+}
+
+// Linears that see the same input tensor share statistics; the key's first linear in forward
+// order is the one hooked. Keys are ordered as the forward reaches them.
+int InputKey(const std::string& short_name) {
+  if (short_name == "q" || short_name == "k" || short_name == "v") return 0;
+  if (short_name == "o") return 1;
+  if (short_name == "gate" || short_name == "up") return 2;
+  return 3;  // down
+}
+const char* kHooked[4] = {"q", "o", "gate", "down"};
+
+std::vector<std::vector<std::string>> Rounds(const LayerwiseOptions& o) {
+  if (o.method == OneShotMethod::kSparseGpt && o.true_sequential) {
+    return {{"k", "v", "q"}, {"o"}, {"up", "gate"}, {"down"}};
+  }
+  return {{"q", "k", "v", "o", "gate", "up", "down"}};
+}
+
+// Clears the input hooks of a layer's linears however the scope is left.
+struct HookGuard {
+  const LayerLinears& lin;
+  ~HookGuard() {
+    for (const auto& [n, l] : lin.all) l->set_input_hook(nullptr);
+  }
+};
+
+// Statistics of one input key: column norms (Wanda) or the Hessian (SparseGPT).
+struct KeyStats {
+  std::unique_ptr<ColumnNormStats> norms;
+  std::unique_ptr<HessianStats> hessian;
+  void Add(const torch::Tensor& x) {
+    if (norms) norms->Add(x);
+    if (hessian) hessian->Add(x);
+  }
+  void Reduce(const std::function<void(torch::Tensor&)>& all_reduce) {
+    if (!all_reduce) return;
+    if (norms) {
+      all_reduce(norms->sum_sq());
+      all_reduce(norms->count());
+    }
+    if (hessian) {
+      all_reduce(hessian->xtx());
+      all_reduce(hessian->count());
+    }
+  }
+  int64_t tokens() const { return norms ? norms->tokens() : hessian->tokens(); }
+};
+
+}  // namespace
+
+LayerwiseResult PruneLayerwise(LlamaForCausalLM& model,
+                               const std::vector<std::vector<int32_t>>& samples,
+                               const LayerwiseOptions& options) {
+  torch::NoGradGuard no_grad;
+  const NMPattern p = options.pattern;
+  LayerwiseResult result;
+  std::map<std::string, torch::Tensor> originals;  // for restore_dense_weights
+
+  auto prune_linear = [&](Linear& lin, const torch::Tensor& mask, const torch::Tensor& weight) {
+    if (options.restore_dense_weights) originals[lin.path()] = lin.weight.detach().cpu().clone();
+    lin.ReplaceWeight(weight);
+    result.masks[lin.path()] = mask.to(torch::kCPU);
+  };
+
+  const int64_t layers = model.num_layers();
+  if (options.method == OneShotMethod::kMagnitude) {
+    for (int64_t i = 0; i < layers; ++i) {
+      for (const auto& [n, l] : LinearsOf(model.layer(i)).all) {
+        auto mask = MagnitudeMask(l->weight, p);
+        prune_linear(*l, mask, ApplyMask(l->weight.detach(), mask));
+      }
+      if (options.on_layer_done) options.on_layer_done(i, layers);
+    }
+  } else {
+    // Embed every sample (hidden states stay in the model's dtype and device).
+    const int64_t vocab = model.config().vocab_size;
+    std::vector<torch::Tensor> hidden;
+    std::map<int64_t, RopeTables> rope;
+    for (size_t j = 0; j < samples.size(); ++j) {
+      const auto& s = samples[j];
+      if (s.empty()) throw Error("calibration sample " + std::to_string(j) + " is empty");
+      for (int32_t id : s) {
+        if (id < 0 || id >= vocab) {
+          throw Error("calibration sample " + std::to_string(j) + ": token id " +
+                      std::to_string(id) + " outside the vocabulary (" + std::to_string(vocab) +
+                      ")");
+        }
+      }
+      auto ids = torch::tensor(s, torch::kInt64).view({1, -1});
+      hidden.push_back(model.Embed(ids));
+      const int64_t t = ids.size(1);
+      if (!rope.count(t)) rope.emplace(t, model.Rope(0, t));
+    }
+    auto run_layer = [&](DecoderLayer& layer, const torch::Tensor& h) {
+      return layer.forward(h, rope.at(h.size(1)));
+    };
+
+    for (int64_t i = 0; i < layers; ++i) {
+      DecoderLayer& layer = model.layer(i);
+      const LayerLinears lin = LinearsOf(layer);
+      for (const auto& round : Rounds(options)) {
+        // Statistics for the input keys this round needs.
+        std::map<int, KeyStats> stats;
+        for (const auto& n : round) {
+          const int key = InputKey(n);
+          if (stats.count(key)) continue;
+          const int64_t in = lin.Get(n)->in_features();
+          KeyStats ks;
+          const auto dev = lin.Get(n)->weight.device();
+          if (options.method == OneShotMethod::kWanda) {
+            ks.norms = std::make_unique<ColumnNormStats>(in, dev, options.stats_dtype);
+          } else {
+            ks.hessian = std::make_unique<HessianStats>(in, dev, options.stats_dtype);
+          }
+          stats.emplace(key, std::move(ks));
+        }
+        const int last_key = stats.rbegin()->first;
+        {
+          HookGuard guard{lin};
+          for (auto& [key, ks] : stats) {
+            KeyStats* target = &ks;
+            const bool last = key == last_key;
+            lin.Get(kHooked[key])
+                ->set_input_hook([target, last](const std::string&, const torch::Tensor& x) {
+                  target->Add(x);
+                  if (last) throw StopForward{};
+                });
+          }
+          for (const auto& h : hidden) {
+            try {
+              run_layer(layer, h);
+            } catch (const StopForward&) {
+            }
+          }
+        }
+        for (auto& [key, ks] : stats) {
+          ks.Reduce(options.all_reduce_sum);
+          result.calibration_tokens = ks.tokens();
+          if (result.calibration_tokens == 0) {
+            throw Error("layer-wise pruning: no calibration tokens (every rank got no samples)");
+          }
+        }
+        for (const auto& n : round) {
+          auto l = lin.Get(n);
+          const KeyStats& ks = stats.at(InputKey(n));
+          if (options.method == OneShotMethod::kWanda) {
+            auto mask = WandaMask(l->weight.detach(), ks.norms->Norms(), p);
+            prune_linear(*l, mask, ApplyMask(l->weight.detach(), mask));
+          } else {
+            auto r =
+                SparseGptPrune(l->weight, ks.hessian->Hessian(), p, options.sparsegpt, l->path());
+            result.sparsegpt_error[l->path()] = r.loss;
+            prune_linear(*l, r.mask, r.weight);
+          }
+        }
+      }
+      // The pruned layer's outputs feed the next layer.
+      for (auto& h : hidden) h = run_layer(layer, h);
+      if (options.on_layer_done) options.on_layer_done(i, layers);
+    }
+  }
+  if (options.restore_dense_weights) {
+    for (const auto& l : model.TargetLinears()) l->ReplaceWeight(originals.at(l->path()));
+  }
+  return result;
+}
+
+}  // namespace ps

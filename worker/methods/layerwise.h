@@ -1,0 +1,70 @@
+// The layer-wise one-shot driver: magnitude, Wanda and SparseGPT "as their papers do".
+//
+// Hidden states of all calibration samples go through the decoder one layer at a time. For each
+// layer: the inputs of its target linears are captured through the input hooks and accumulated
+// into statistics (fp64), the linears are pruned, then the layer is run again with the pruned
+// weights and its outputs become the next layer's inputs (pruning error propagates like the
+// references'). Memory: one hidden-state tensor per sample for one layer at a time, plus the
+// statistics of one layer.
+//
+// Order inside a layer (from the references):
+//   Wanda (locuslab/wanda prune_wanda): one pass collects all 7 linears' column norms from the
+//     unpruned layer, then all 7 are pruned.
+//   SparseGPT (IST-DASLab/sparsegpt llama_sequential): with true_sequential (the reference's
+//     --true-sequential) four rounds [k,v,q] → [o] → [up,gate] → [down], each collecting statistics
+//     with the earlier rounds already pruned; without it one round of all 7, like Wanda (the
+//     reference's default, and what Wanda's repository runs for SparseGPT).
+// Linears that share an input (q/k/v; gate/up) share one statistics object.
+//
+// Ranks: each rank passes its own share of the samples; `all_reduce_sum` (when set) is called on
+// every raw statistics tensor before pruning, the same number of times in the same order on every
+// rank, so all ranks compute identical masks and weights.
+#pragma once
+
+#include <torch/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/nm_pattern.h"
+#include "worker/methods/sparsegpt.h"
+#include "worker/models/llama_model.h"
+
+namespace ps {
+
+enum class OneShotMethod { kMagnitude, kWanda, kSparseGpt };
+// "magnitude" | "wanda" | "sparsegpt"; ps::Error naming the text otherwise.
+OneShotMethod ParseOneShotMethod(const std::string& name);
+
+struct LayerwiseOptions {
+  OneShotMethod method = OneShotMethod::kWanda;
+  NMPattern pattern = k2of4;
+  SparseGptOptions sparsegpt;  // blocksize, percdamp (the update runs in fp32 unless set)
+  bool true_sequential = true;
+  torch::ScalarType stats_dtype = torch::kFloat64;
+  // Restore every target's original dense weight at the end (for computing a prior mask, e.g.
+  // MaskLLM's SparseGPT prior, without keeping SparseGPT's weight update).
+  bool restore_dense_weights = false;
+  std::function<void(torch::Tensor&)> all_reduce_sum;  // empty: single rank
+  // Called after each layer (layer index, number of layers) for progress reporting.
+  std::function<void(int64_t, int64_t)> on_layer_done;
+};
+
+struct LayerwiseResult {
+  std::map<std::string, torch::Tensor> masks;     // bool [out, in] by HF module name, on CPU
+  std::map<std::string, double> sparsegpt_error;  // SparseGPT's reconstruction error per linear
+  int64_t calibration_tokens = 0;  // tokens seen by the statistics (after the all-reduce)
+};
+
+// Prunes every target linear of `model` in place (weights become W ⊙ mask, or SparseGPT's updated
+// weights) and returns the masks. `samples` are token ids (this rank's share; may be empty for
+// magnitude). ps::Error on a sample with an id outside the vocabulary or an empty sample, or when
+// Wanda/SparseGPT get no tokens at all.
+LayerwiseResult PruneLayerwise(LlamaForCausalLM& model,
+                               const std::vector<std::vector<int32_t>>& samples,
+                               const LayerwiseOptions& options);
+
+}  // namespace ps
