@@ -12,6 +12,7 @@ pkgs=(
   libutf8proc-dev
   libgtest-dev libgmock-dev
   gnuplot-nox
+  libopenblas0-openmp
   prometheus python3-yaml python3-kubernetes yamllint shellcheck
   golang-go golang-github-masterminds-sprig-dev golang-github-ghodss-yaml-dev
 )

@@ -27,4 +27,19 @@ std::vector<int32_t> ConcatenateDocuments(const std::vector<std::vector<int32_t>
   return out;
 }
 
+std::vector<std::vector<int32_t>> SplitDocuments(const std::vector<int32_t>& stream,
+                                                 int32_t separator) {
+  std::vector<std::vector<int32_t>> docs;
+  size_t start = 0;
+  for (size_t i = 1; i <= stream.size(); ++i) {
+    if (i == stream.size() || stream[i] == separator) {
+      if (i > start)
+        docs.emplace_back(stream.begin() + static_cast<ptrdiff_t>(start),
+                          stream.begin() + static_cast<ptrdiff_t>(i));
+      start = i;
+    }
+  }
+  return docs;
+}
+
 }  // namespace ps

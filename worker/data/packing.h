@@ -22,4 +22,10 @@ std::vector<Window> EvalWindows(size_t num_tokens, size_t ctx, bool keep_partial
 std::vector<int32_t> ConcatenateDocuments(const std::vector<std::vector<int32_t>>& docs,
                                           std::optional<int32_t> separator = std::nullopt);
 
+// Splits a pre-tokenized stream into documents at each `separator` (llm.c / nanoGPT files put
+// <|endoftext|> before every document): the separator stays as the first token of the document
+// it introduces, as a BOS would; an empty stretch before the first separator is dropped.
+std::vector<std::vector<int32_t>> SplitDocuments(const std::vector<int32_t>& stream,
+                                                 int32_t separator);
+
 }  // namespace ps

@@ -93,6 +93,23 @@ struct KeyStats {
   int64_t tokens() const { return norms ? norms->tokens() : hessian->tokens(); }
 };
 
+// The owner's solve goes to every rank: weight (in the model's dtype, as ReplaceWeight stores it),
+// mask and error. Every rank then holds bit-identical weights.
+void ShareSolve(SparseGptResult& r, const Linear& lin, int owner, const LayerwiseOptions& o) {
+  const bool mine = owner == o.rank;
+  const torch::Tensor& w0 = lin.weight;
+  torch::Tensor w = mine ? r.weight.to(w0.options()).contiguous() : torch::empty_like(w0.detach());
+  torch::Tensor m = mine ? r.mask.to(w.device(), torch::kUInt8).contiguous()
+                         : torch::empty(w0.sizes(), w0.options().dtype(torch::kUInt8));
+  torch::Tensor e = torch::full({1}, r.loss, torch::dtype(torch::kFloat64).device(w0.device()));
+  o.broadcast(w, owner);
+  o.broadcast(m, owner);
+  o.broadcast(e, owner);
+  r.weight = w;
+  r.mask = m.to(torch::kBool);
+  r.loss = e.item<double>();
+}
+
 }  // namespace
 
 LayerwiseResult PruneLayerwise(LlamaForCausalLM& model,
@@ -110,6 +127,7 @@ LayerwiseResult PruneLayerwise(LlamaForCausalLM& model,
   };
 
   const int64_t layers = model.num_layers();
+  int64_t solve_index = 0;  // SparseGPT solves so far (spread over ranks)
   if (options.method == OneShotMethod::kMagnitude) {
     for (int64_t i = 0; i < layers; ++i) {
       for (const auto& [n, l] : LinearsOf(model.layer(i)).all) {
@@ -194,8 +212,14 @@ LayerwiseResult PruneLayerwise(LlamaForCausalLM& model,
             auto mask = WandaMask(l->weight.detach(), ks.norms->Norms(), p);
             prune_linear(*l, mask, ApplyMask(l->weight.detach(), mask));
           } else {
-            auto r =
-                SparseGptPrune(l->weight, ks.hessian->Hessian(), p, options.sparsegpt, l->path());
+            const bool spread = options.broadcast && options.ranks > 1;
+            const int owner =
+                spread ? static_cast<int>(solve_index++ % options.ranks) : options.rank;
+            SparseGptResult r;
+            if (owner == options.rank) {
+              r = SparseGptPrune(l->weight, ks.hessian->Hessian(), p, options.sparsegpt, l->path());
+            }
+            if (spread) ShareSolve(r, *l, owner, options);
             result.sparsegpt_error[l->path()] = r.loss;
             prune_linear(*l, r.mask, r.weight);
           }

@@ -49,6 +49,13 @@ struct LayerwiseOptions {
   // MaskLLM's SparseGPT prior, without keeping SparseGPT's weight update).
   bool restore_dense_weights = false;
   std::function<void(torch::Tensor&)> all_reduce_sum;  // empty: single rank
+  // SparseGPT's per-linear solves spread over ranks: the k-th solve (in the driver's fixed order)
+  // runs on rank k % ranks, which broadcasts the pruned weight, mask and error with
+  // `broadcast(t, root)` (the same calls in the same order on every rank). Empty: every rank
+  // solves every linear itself.
+  int rank = 0;
+  int ranks = 1;
+  std::function<void(torch::Tensor&, int root)> broadcast;
   // Called after each layer (layer index, number of layers) for progress reporting.
   std::function<void(int64_t, int64_t)> on_layer_done;
 };

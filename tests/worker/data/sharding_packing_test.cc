@@ -67,5 +67,14 @@ TEST(Packing, WindowsAndConcatenation) {
   EXPECT_EQ(ConcatenateDocuments({{1, 2}, {}, {3}}, 0), (std::vector<int32_t>{1, 2, 0, 0, 3}));
 }
 
+TEST(Packing, SplitDocumentsAtSeparator) {
+  using Docs = std::vector<std::vector<int32_t>>;
+  EXPECT_EQ(SplitDocuments({9, 1, 2, 9, 3, 9, 9, 4}, 9), (Docs{{9, 1, 2}, {9, 3}, {9}, {9, 4}}));
+  EXPECT_EQ(SplitDocuments({1, 2, 9, 3}, 9), (Docs{{1, 2}, {9, 3}}));
+  EXPECT_EQ(SplitDocuments({}, 9), Docs{});
+  EXPECT_EQ(SplitDocuments({9}, 9), (Docs{{9}}));
+  EXPECT_EQ(SplitDocuments({1, 2}, 9), (Docs{{1, 2}}));
+}
+
 }  // namespace
 }  // namespace ps
