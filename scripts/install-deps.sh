@@ -16,6 +16,7 @@ pkgs=(
   prometheus python3-yaml python3-kubernetes yamllint shellcheck
   golang-go golang-github-masterminds-sprig-dev golang-github-ghodss-yaml-dev
 )
+pkgs+=(slurm-wlm munge curl openssl)  # service tests: one-node Slurm, Prometheus scrape, TLS
 # kubectl: Debian's kubernetes-client, unless a kubectl is already installed (the two conflict).
 command -v kubectl >/dev/null 2>&1 || pkgs+=(kubernetes-client)
 # Node.js + npm for the deploy checkers (tests/deploy/npm), unless a Node.js is already installed.

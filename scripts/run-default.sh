@@ -10,6 +10,11 @@ bash "$here/scripts/install-deps.sh"
 bash "$here/scripts/build.sh"
 build=${BUILD_DIR:-$here/build}
 data=${PS_SHARED_DATA:-$here/../shared/data}
+# Once psworker speaks to the coordinator, the main job is the service run: psd (embedded store,
+# local launcher) + psctl submit configs/default.yaml, watched to the end.
+if "$build/worker/tools/psworker" --help 2>/dev/null | grep -q -- --coordinator; then
+  exec bash "$here/scripts/run-service-job.sh" "$here/configs/default.yaml"
+fi
 run=${PS_RUN_DIR:-$here/runs/default}
 mkdir -p "$run"
 "$build/worker/tools/pstool" prox --input "$data/codelm-19m" --output "$run/prox-codelm-19m" \

@@ -308,3 +308,28 @@ TEST(JobSpec, SharedDataDefaultModelPasses) {
 
 }  // namespace
 }  // namespace ps
+
+namespace ps {
+namespace {
+
+// Every ready-made job file in configs/ follows the contract.
+TEST(JobSpec, EveryShippedConfigParses) {
+  std::filesystem::path dir = std::filesystem::path(PS_SOURCE_DIR) / "configs";
+  if (!std::filesystem::is_directory(dir)) GTEST_SKIP() << "no configs/";
+  int n = 0;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
+    if (entry.path().extension() != ".yaml") continue;
+    ++n;
+    EXPECT_NO_THROW(LoadJobSpec(entry.path())) << entry.path();
+    try {
+      JobSpec s = LoadJobSpec(entry.path());
+      EXPECT_TRUE(ParseJobSpec(JobSpecToYaml(s), "/") == s) << entry.path();
+    } catch (const Error& e) {
+      ADD_FAILURE() << e.what();
+    }
+  }
+  EXPECT_GT(n, 0);
+}
+
+}  // namespace
+}  // namespace ps

@@ -1,0 +1,30 @@
+// How psctl shows jobs: aligned tables for people, JSON / YAML (the API's field names) for
+// scripts.
+#pragma once
+
+#include <google/protobuf/message.h>
+
+#include <string>
+#include <vector>
+
+#include "proxsparse/v1/job_service.pb.h"
+
+namespace ps {
+
+enum class OutputFormat { kTable, kJson, kYaml };
+OutputFormat ParseOutputFormat(const std::string& s);
+
+std::string MessageToJson(const google::protobuf::Message& m);
+std::string MessageToYaml(const google::protobuf::Message& m);
+std::string Render(const google::protobuf::Message& m, OutputFormat f);
+
+// Columns padded to their widest cell.
+std::string FormatTable(const std::vector<std::vector<std::string>>& rows);
+std::string JobsTable(const std::vector<proxsparse::v1::Job>& jobs);
+std::string JobDetails(const proxsparse::v1::Job& job);
+std::string ArtifactsTable(const proxsparse::v1::ListArtifactsResponse& a);
+// "5s ago", "3m ago"; "-" for an unset time.
+std::string Age(const google::protobuf::Timestamp& t);
+std::string HumanBytes(int64_t n);
+
+}  // namespace ps

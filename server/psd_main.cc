@@ -1,0 +1,376 @@
+// psd: the ProxSparse coordinator. Flags (or a YAML file of the same keys, --config) configure
+// the store, the launcher, limits and security; it serves the gRPC API (with health checking and
+// reflection) and Prometheus metrics on /metrics. Stopping psd leaves running workers alone: a
+// restarted psd re-attaches to them.
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <httplib.h>
+#include <signal.h>
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "common/error.h"
+#include "common/file_util.h"
+#include "server/api_service.h"
+#include "server/coordinator.h"
+#include "server/job_store.h"
+
+#ifndef PS_VERSION
+#define PS_VERSION "dev"
+#endif
+
+namespace ps {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::atomic<bool> g_stop{false};
+void OnSignal(int) { g_stop = true; }
+
+struct PsdOptions {
+  std::string listen = "127.0.0.1:50051";
+  std::string metrics_listen = "127.0.0.1:9464";
+  std::string advertise;
+  std::string data_dir;
+  std::string db;
+  std::string launcher = "local";
+  std::string worker_bin;
+  std::string mpirun = "mpirun";
+  std::vector<std::string> mpirun_args;
+  int max_jobs = 1;
+  int max_cpus = 0;
+  int max_gpus = 0;
+  int max_attempts = 3;
+  double heartbeat_timeout = 30;
+  double launch_timeout = 300;
+  int heartbeat_interval_ms = 2000;
+  double kill_grace = 5;
+  std::string token_file;
+  std::string tls_cert, tls_key, tls_client_ca;
+  std::string worker_tls_ca;
+  std::string ready_file;
+  // Slurm.
+  std::string slurm_partition, slurm_account, slurm_bin_dir;
+  std::vector<std::string> slurm_sbatch_lines, slurm_srun_args;
+  // Kubernetes.
+  std::string k8s_kubectl = "kubectl", k8s_namespace = "default",
+              k8s_image = "proxsparse/worker:latest", k8s_pvc, k8s_mount_path, k8s_service_account;
+};
+
+// YAML config: every key is a flag name without the leading dashes ('_' or '-'); lists become
+// repeated flags. They go before the real arguments, and the last value wins, so flags override.
+std::vector<std::string> ConfigArgs(const std::string& file) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(file);
+  } catch (const YAML::Exception& e) {
+    throw Error("--config " + file + ": " + e.what());
+  }
+  std::vector<std::string> out;
+  if (root.IsNull()) return out;
+  if (!root.IsMap()) throw Error("--config " + file + ": must be a mapping of flag: value");
+  for (const auto& kv : root) {
+    std::string key = kv.first.Scalar();
+    std::replace(key.begin(), key.end(), '_', '-');
+    if (kv.second.IsSequence()) {
+      for (const auto& v : kv.second) out.push_back("--" + key + "=" + v.Scalar());
+    } else if (kv.second.IsScalar()) {
+      out.push_back("--" + key + "=" + kv.second.Scalar());
+    } else {
+      throw Error("--config " + file + ": " + key + ": must be a value or a list");
+    }
+  }
+  return out;
+}
+
+std::pair<std::string, int> SplitHostPort(const std::string& addr, const char* flag) {
+  size_t colon = addr.rfind(':');
+  if (colon == std::string::npos) throw Error(std::string(flag) + ": expected HOST:PORT");
+  std::string host = addr.substr(0, colon);
+  if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  try {
+    return {host, std::stoi(addr.substr(colon + 1))};
+  } catch (const std::exception&) {
+    throw Error(std::string(flag) + ": bad port in '" + addr + "'");
+  }
+}
+
+void DeclareMetrics(MetricsRegistry& m) {
+  using T = MetricsRegistry::Type;
+  m.Declare("proxsparse_up", T::kGauge, "1 while psd serves");
+  m.Declare("proxsparse_build_info", T::kGauge, "psd build; always 1");
+  m.Declare("proxsparse_jobs", T::kGauge, "jobs in each state");
+  m.Declare("proxsparse_queue_length", T::kGauge, "jobs waiting for resources");
+  m.Declare("proxsparse_job_attempts", T::kGauge, "attempts so far");
+  m.Declare("proxsparse_job_failures_total", T::kCounter,
+            "attempts that ended in failure (retried or not)");
+  m.Declare("proxsparse_job_step", T::kGauge, "current optimizer step");
+  m.Declare("proxsparse_job_total_steps", T::kGauge, "planned steps");
+  m.Declare("proxsparse_job_loss", T::kGauge, "last reported training loss");
+  m.Declare("proxsparse_job_nm_sparse_ratio", T::kGauge, "fraction of groups already N:M sparse");
+  m.Declare("proxsparse_job_three_sparse_ratio", T::kGauge,
+            "fraction of groups with 3 non-zeros (2:4)");
+  m.Declare("proxsparse_job_dense_ratio", T::kGauge, "fraction of dense groups");
+  m.Declare("proxsparse_job_mask_flips", T::kGauge, "top-N mask changes since the previous report");
+  m.Declare("proxsparse_job_learning_rate", T::kGauge, "current learning rate");
+  m.Declare("proxsparse_job_tokens_per_second", T::kGauge, "training throughput, all ranks");
+  m.Declare("proxsparse_job_eta_seconds", T::kGauge, "estimated time to completion");
+  m.Declare("proxsparse_job_step_phase_seconds", T::kGauge, "last step's time split by phase");
+  m.Declare("proxsparse_job_last_progress_timestamp_seconds", T::kGauge,
+            "unix time of the last progress report");
+  m.Declare("proxsparse_job_checkpoint_age_seconds", T::kGauge,
+            "seconds since the last complete checkpoint");
+  m.Declare("proxsparse_job_heartbeat_age_seconds", T::kGauge,
+            "seconds since the last worker heartbeat");
+  m.Declare("proxsparse_worker_gpu_memory_bytes", T::kGauge, "GPU memory in use (NVML)");
+  m.Declare("proxsparse_worker_gpu_utilization_ratio", T::kGauge, "GPU utilisation 0..1 (NVML)");
+  DeclareApiMetrics(m);
+}
+
+std::string DefaultWorkerBin() {
+  // psworker beside psd (build tree: ../worker/tools/psworker), else PATH.
+  std::error_code ec;
+  fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    for (fs::path p : {self.parent_path() / "psworker",
+                       self.parent_path().parent_path() / "worker/tools/psworker"})
+      if (fs::exists(p)) return p.string();
+  }
+  return "psworker";
+}
+
+int Run(int argc, char** argv) {
+  PsdOptions o;
+  CLI::App app{"psd: the ProxSparse coordinator (gRPC job service, scheduler, launchers)"};
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  std::string config;
+  app.add_option("--config", config, "YAML file of the flags below (flags given here win)");
+  app.add_option("--listen", o.listen, "gRPC address (port 0: pick a free one)")
+      ->capture_default_str();
+  app.add_option("--metrics-listen", o.metrics_listen, "/metrics address; empty: off")
+      ->capture_default_str();
+  app.add_option("--advertise", o.advertise,
+                 "address workers use to reach psd (default: the listen address)");
+  app.add_option("--data-dir", o.data_dir, "job directories and the store (default ./psd-data)");
+  app.add_option("--db", o.db, "SQLite store (default DATA_DIR/psd.db)");
+  app.add_option("--launcher", o.launcher, "local | slurm | kubernetes")
+      ->check(CLI::IsMember({"local", "slurm", "kubernetes"}))
+      ->capture_default_str();
+  app.add_option("--worker-bin", o.worker_bin, "worker program (default: psworker beside psd)");
+  app.add_option("--mpirun", o.mpirun, "mpirun for multi-rank local jobs")->capture_default_str();
+  app.add_option("--mpirun-arg", o.mpirun_args, "extra mpirun argument (repeatable)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  app.add_option("--max-jobs", o.max_jobs, "jobs running at once")->capture_default_str();
+  app.add_option("--max-cpus", o.max_cpus, "CPUs for all running jobs (0: no limit)")
+      ->capture_default_str();
+  app.add_option("--max-gpus", o.max_gpus, "GPUs for all running jobs")->capture_default_str();
+  app.add_option("--max-attempts", o.max_attempts, "attempts per job (default for submits)")
+      ->capture_default_str();
+  app.add_option("--heartbeat-timeout", o.heartbeat_timeout, "seconds without heartbeat = dead")
+      ->capture_default_str();
+  app.add_option("--launch-timeout", o.launch_timeout, "seconds from launch to Register")
+      ->capture_default_str();
+  app.add_option("--heartbeat-interval-ms", o.heartbeat_interval_ms, "told to workers")
+      ->capture_default_str();
+  app.add_option("--kill-grace", o.kill_grace, "seconds between SIGTERM and SIGKILL")
+      ->capture_default_str();
+  app.add_option("--token-file", o.token_file, "bearer token required on every call");
+  app.add_option("--tls-cert", o.tls_cert, "server certificate (PEM); enables TLS");
+  app.add_option("--tls-key", o.tls_key, "server private key (PEM)");
+  app.add_option("--tls-client-ca", o.tls_client_ca, "require client certificates from this CA");
+  app.add_option("--worker-tls-ca", o.worker_tls_ca, "CA file workers use to verify psd");
+  app.add_option("--ready-file", o.ready_file, "write {grpc, metrics} addresses here when up");
+  app.add_option("--slurm-partition", o.slurm_partition);
+  app.add_option("--slurm-account", o.slurm_account);
+  app.add_option("--slurm-bin-dir", o.slurm_bin_dir, "where sbatch/squeue/sacct/scancel are");
+  app.add_option("--slurm-sbatch-line", o.slurm_sbatch_lines, "extra #SBATCH line (repeatable)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  app.add_option("--slurm-srun-arg", o.slurm_srun_args, "extra srun argument (repeatable)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  app.add_option("--k8s-kubectl", o.k8s_kubectl)->capture_default_str();
+  app.add_option("--k8s-namespace", o.k8s_namespace)->capture_default_str();
+  app.add_option("--k8s-image", o.k8s_image, "worker image")->capture_default_str();
+  app.add_option("--k8s-pvc", o.k8s_pvc, "PersistentVolumeClaim holding --data-dir");
+  app.add_option("--k8s-mount-path", o.k8s_mount_path, "where pods mount it (default data dir)");
+  app.add_option("--k8s-service-account", o.k8s_service_account);
+  app.set_version_flag("--version", PS_VERSION);
+
+  // Pre-pass for --config: its values become flags placed before the real ones.
+  std::vector<std::string> args;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--config" && i + 1 < argc) {
+      for (auto& c : ConfigArgs(argv[i + 1])) args.push_back(c);
+    } else if (a.rfind("--config=", 0) == 0) {
+      for (auto& c : ConfigArgs(a.substr(9))) args.push_back(c);
+    }
+  }
+  for (int i = 1; i < argc; ++i) args.push_back(argv[i]);
+  std::reverse(args.begin(), args.end());  // CLI11 takes a reversed vector
+  try {
+    app.parse(args);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  if (o.data_dir.empty()) o.data_dir = "psd-data";
+  fs::path data_dir = fs::absolute(o.data_dir);
+  fs::create_directories(data_dir);
+  if (o.db.empty()) o.db = (data_dir / "psd.db").string();
+  if (o.worker_bin.empty()) o.worker_bin = DefaultWorkerBin();
+  if (o.tls_cert.empty() != o.tls_key.empty()) throw Error("--tls-cert and --tls-key go together");
+  if (!o.tls_client_ca.empty() && o.tls_cert.empty())
+    throw Error("--tls-client-ca needs --tls-cert and --tls-key");
+  std::string token;
+  if (!o.token_file.empty()) {
+    token = ReadFile(o.token_file);
+    while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back())))
+      token.pop_back();
+    if (token.empty()) throw Error("--token-file " + o.token_file + " is empty");
+  }
+
+  std::unique_ptr<Launcher> launcher;
+  if (o.launcher == "local") {
+    launcher = MakeLocalLauncher({o.mpirun, o.mpirun_args});
+  } else if (o.launcher == "slurm") {
+    launcher = MakeSlurmLauncher({o.slurm_partition, o.slurm_account, o.slurm_sbatch_lines,
+                                  o.slurm_srun_args, o.slurm_bin_dir});
+  } else {
+    launcher = MakeKubernetesLauncher({o.k8s_kubectl, o.k8s_namespace, o.k8s_image, o.k8s_pvc,
+                                       o.k8s_mount_path, o.k8s_service_account});
+  }
+
+  MetricsRegistry metrics;
+  DeclareMetrics(metrics);
+  metrics.Set("proxsparse_up", {}, 1);
+  metrics.Set("proxsparse_build_info", {{"version", PS_VERSION}}, 1);
+  metrics.Add("proxsparse_job_failures_total", {}, 0);
+
+  JobStore store(o.db);
+  CoordinatorConfig cc;
+  cc.data_dir = data_dir;
+  cc.worker_bin = o.worker_bin;
+  cc.worker_token_file = o.token_file.empty() ? "" : fs::absolute(o.token_file).string();
+  cc.worker_tls_ca = o.worker_tls_ca;
+  cc.max_jobs = o.max_jobs;
+  cc.max_cpus = o.max_cpus;
+  cc.max_gpus = o.max_gpus;
+  cc.max_attempts = o.max_attempts;
+  cc.heartbeat_timeout_s = o.heartbeat_timeout;
+  cc.launch_timeout_s = o.launch_timeout;
+  cc.heartbeat_interval_ms = o.heartbeat_interval_ms;
+  cc.kill_grace_s = o.kill_grace;
+
+  // gRPC server first: with port 0 the advertised address needs the chosen port.
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  std::shared_ptr<grpc::ServerCredentials> creds;
+  if (!o.tls_cert.empty()) {
+    grpc::SslServerCredentialsOptions ssl(
+        o.tls_client_ca.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                                : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    ssl.pem_key_cert_pairs.push_back({ReadFile(o.tls_key), ReadFile(o.tls_cert)});
+    if (!o.tls_client_ca.empty()) ssl.pem_root_certs = ReadFile(o.tls_client_ca);
+    creds = grpc::SslServerCredentials(ssl);
+  } else {
+    creds = grpc::InsecureServerCredentials();
+  }
+  auto coordinator_ptr = std::make_unique<Coordinator>(cc, store, std::move(launcher));
+  Coordinator& coordinator = *coordinator_ptr;
+  ApiContext api{&coordinator, &metrics, token};
+  auto job_service = MakeJobService(api);
+  auto worker_service = MakeWorkerService(api);
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(o.listen, creds, &port);
+  builder.RegisterService(job_service.get());
+  builder.RegisterService(worker_service.get());
+  builder.SetMaxReceiveMessageSize(16 << 20);
+  // A second psd on the same port must fail, not silently share connections with the first.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || port == 0)
+    throw Error("cannot listen on " + o.listen + " (in use? try another --listen port)");
+  auto [host, _] = SplitHostPort(o.listen, "--listen");
+  std::string bound =
+      (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
+  if (host == "0.0.0.0" || host == "::" || host.empty())
+    bound = "127.0.0.1:" + std::to_string(port);
+  // The coordinator's advertised address can only be set now; it is read at launch time.
+  const_cast<CoordinatorConfig&>(coordinator.config()).advertise =
+      o.advertise.empty() ? bound : o.advertise;
+
+  httplib::Server http;
+  std::thread http_thread;
+  std::string metrics_addr;
+  if (!o.metrics_listen.empty()) {
+    http.Get("/metrics", [&](const httplib::Request&, httplib::Response& res) {
+      coordinator.FillMetrics(metrics);
+      metrics.Set("proxsparse_up", {}, 1);
+      metrics.Clear("proxsparse_job_failures_total");
+      metrics.Add("proxsparse_job_failures_total", {},
+                  static_cast<double>(coordinator.failures_total()));
+      res.set_content(metrics.Render(), "text/plain; version=0.0.4; charset=utf-8");
+    });
+    http.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content("ok\n", "text/plain");
+    });
+    auto [mhost, mport] = SplitHostPort(o.metrics_listen, "--metrics-listen");
+    if (mport == 0) {
+      mport = http.bind_to_any_port(mhost);
+    } else if (!http.bind_to_port(mhost, mport)) {
+      mport = -1;
+    }
+    if (mport < 0)
+      throw Error("cannot serve metrics on " + o.metrics_listen +
+                  " (in use? pick another --metrics-listen, or '' to turn it off)");
+    metrics_addr = mhost + ":" + std::to_string(mport);
+    http_thread = std::thread([&] { http.listen_after_bind(); });
+  }
+
+  coordinator.Start();
+  std::fprintf(stderr, "psd %s: gRPC on %s%s, metrics on %s, store %s, launcher %s, worker %s\n",
+               PS_VERSION, bound.c_str(), o.tls_cert.empty() ? "" : " (TLS)",
+               metrics_addr.empty() ? "(off)" : ("http://" + metrics_addr + "/metrics").c_str(),
+               o.db.c_str(), o.launcher.c_str(), o.worker_bin.c_str());
+  if (!o.ready_file.empty())
+    WriteFileAtomic(
+        o.ready_file,
+        nlohmann::json{{"grpc", bound}, {"metrics", metrics_addr}, {"pid", ::getpid()}}.dump());
+
+  struct sigaction sa {};
+  sa.sa_handler = OnSignal;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::fprintf(stderr,
+               "psd: shutting down (running workers keep going; a restarted psd "
+               "re-attaches)\n");
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  coordinator.Stop();
+  if (http_thread.joinable()) {
+    http.stop();
+    http_thread.join();
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace ps
+
+int main(int argc, char** argv) {
+  signal(SIGPIPE, SIG_IGN);
+  try {
+    return ps::Run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "psd: %s\n", e.what());
+    return 1;
+  }
+}

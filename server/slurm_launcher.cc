@@ -1,0 +1,142 @@
+#include <sstream>
+
+#include "common/error.h"
+#include "common/file_util.h"
+#include "server/launcher.h"
+
+namespace ps {
+namespace {
+
+// Quotes one word for bash (single quotes, embedded ones closed and escaped).
+std::string ShellQuote(const std::string& s) {
+  if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                        "0123456789@%+=:,./_-") == std::string::npos)
+    return s;
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+std::string Trim(std::string s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
+  size_t i = 0;
+  while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+  return s.substr(i);
+}
+
+class SlurmLauncher : public Launcher {
+ public:
+  explicit SlurmLauncher(SlurmLauncherOptions o) : opts_(std::move(o)) {}
+  std::string Name() const override { return "slurm"; }
+
+  std::string Launch(const LaunchRequest& req) override {
+    std::filesystem::path script =
+        req.job_dir / ("attempt-" + std::to_string(req.attempt) + ".sbatch");
+    WriteFileAtomic(script, RenderSbatchScript(req, opts_));
+    std::string out;
+    int rc = RunCommand({Bin("sbatch"), "--parsable", script.string()}, &out);
+    if (rc != 0) throw Error("sbatch " + script.string() + " failed: " + Trim(out));
+    // --parsable prints "jobid[;cluster]".
+    std::string id = Trim(out.substr(0, out.find(';')));
+    if (id.empty() || id.find_first_not_of("0123456789") != std::string::npos)
+      throw Error("sbatch printed no job id: " + Trim(out));
+    return id;
+  }
+
+  RunStatus Poll(const std::string& id) override {
+    std::string out;
+    if (RunCommand({Bin("squeue"), "-h", "-j", id, "-o", "%T|%r"}, &out) == 0 &&
+        !Trim(out).empty()) {
+      std::string line = Trim(out);
+      std::string state = line.substr(0, line.find('|'));
+      std::string reason = line.substr(line.find('|') + 1);
+      if (state == "PENDING" || state == "CONFIGURING" || state == "REQUEUED")
+        return {RunState::kPending, 0, state + " (" + reason + ")"};
+      if (state == "RUNNING" || state == "COMPLETING" || state == "SUSPENDED")
+        return {RunState::kRunning, 0, state};
+      // Anything else in the queue is on its way out; sacct/scontrol below say how it ended.
+    }
+    // Left the queue: accounting (if configured), else scontrol's memory of finished jobs.
+    if (RunCommand({Bin("sacct"), "-n", "-X", "-P", "-j", id, "-o", "State,ExitCode"}, &out) == 0 &&
+        !Trim(out).empty()) {
+      std::string line = Trim(out.substr(0, out.find('\n')));
+      std::string state = line.substr(0, line.find('|'));
+      std::string code = line.substr(line.find('|') + 1);
+      if (!state.empty() &&
+          state.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ_+ ") == std::string::npos)
+        return Finished(state, code);
+    }
+    if (RunCommand({Bin("scontrol"), "show", "job", id, "-o"}, &out) == 0) {
+      std::string state = Field(out, "JobState=");
+      std::string code = Field(out, "ExitCode=");
+      if (state == "PENDING") return {RunState::kPending, 0, "PENDING"};
+      if (state == "RUNNING" || state == "COMPLETING") return {RunState::kRunning, 0, state};
+      if (!state.empty()) return Finished(state, code);
+    }
+    return {RunState::kGone, 0, "Slurm job " + id + " is unknown to squeue, sacct and scontrol"};
+  }
+
+  void Terminate(const std::string& id, bool force) override {
+    std::string out;
+    std::vector<std::string> argv = {Bin("scancel")};
+    if (force) argv.push_back("--signal=KILL");
+    argv.push_back(id);
+    RunCommand(argv, &out);
+  }
+
+ private:
+  std::string Bin(const std::string& name) const {
+    return opts_.bin_dir.empty() ? name : opts_.bin_dir + "/" + name;
+  }
+  static std::string Field(const std::string& text, const std::string& key) {
+    size_t p = text.find(key);
+    if (p == std::string::npos) return "";
+    p += key.size();
+    size_t e = text.find_first_of(" \n", p);
+    return text.substr(p, e == std::string::npos ? std::string::npos : e - p);
+  }
+  static RunStatus Finished(const std::string& state, const std::string& exit_code) {
+    // ExitCode is "code:signal".
+    int code = 0, sig = 0;
+    std::sscanf(exit_code.c_str(), "%d:%d", &code, &sig);
+    int rc = sig ? 128 + sig : code;
+    if (state.rfind("COMPLETED", 0) == 0) return {RunState::kExited, rc, "COMPLETED"};
+    if (rc == 0) rc = 1;  // FAILED/CANCELLED/TIMEOUT/NODE_FAIL/OUT_OF_MEMORY without a code
+    return {RunState::kExited, rc, state + " (ExitCode " + exit_code + ")"};
+  }
+  SlurmLauncherOptions opts_;
+};
+
+}  // namespace
+
+std::string RenderSbatchScript(const LaunchRequest& req, const SlurmLauncherOptions& opts) {
+  const ResourcesSpec& r = req.spec.resources;
+  std::ostringstream s;
+  s << "#!/bin/bash\n";
+  s << "# Generated by psd for job " << req.job_id << " attempt " << req.attempt << ".\n";
+  s << "#SBATCH --job-name=ps-" << req.job_id << "\n";
+  s << "#SBATCH --output=" << req.log_file.string() << "\n";
+  s << "#SBATCH --open-mode=append\n";
+  s << "#SBATCH --ntasks=" << r.ranks << "\n";
+  s << "#SBATCH --cpus-per-task=" << r.cpus_per_rank << "\n";
+  if (r.gpus_per_rank > 0) s << "#SBATCH --gpus-per-task=" << r.gpus_per_rank << "\n";
+  s << "#SBATCH --mem=" << static_cast<long long>(r.memory_gb * 1024 + 0.5) << "M\n";
+  s << "#SBATCH --time=" << r.time_limit_minutes << "\n";
+  if (!opts.partition.empty()) s << "#SBATCH --partition=" << opts.partition << "\n";
+  if (!opts.account.empty()) s << "#SBATCH --account=" << opts.account << "\n";
+  for (const auto& l : opts.sbatch_lines) s << "#SBATCH " << l << "\n";
+  s << "set -euo pipefail\n";
+  s << "echo \"=== attempt " << req.attempt << " on $(hostname) (Slurm job $SLURM_JOB_ID)\"\n";
+  s << "exec srun";
+  for (const auto& a : opts.srun_args) s << " " << ShellQuote(a);
+  s << " " << ShellQuote(req.worker_bin);
+  for (const auto& a : req.worker_args) s << " " << ShellQuote(a);
+  s << "\n";
+  return s.str();
+}
+
+std::unique_ptr<Launcher> MakeSlurmLauncher(SlurmLauncherOptions opts) {
+  return std::make_unique<SlurmLauncher>(std::move(opts));
+}
+
+}  // namespace ps
