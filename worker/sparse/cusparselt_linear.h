@@ -1,0 +1,45 @@
+// y = x Wᵀ through cuSPARSELt directly, for a 2:4-sparse W [N, K] (bf16 or fp16, on the GPU).
+//
+// The weight is compressed once (cusparseLtSpMMACompress2 on its structured descriptor, so the
+// compressed form does not depend on any plan). Each distinct row count M (rounded up to a
+// multiple of 8, cuSPARSELt's minimum for 16-bit dense operands) gets its matmul descriptor and
+// plan the first time it is seen, with cusparseLtMatmulSearch choosing the algorithm and split-K
+// once; later calls reuse the plan. Layouts, as PyTorch's own _cslt_sparse_mm uses them:
+//   A = W        structured, row-major [N, K], op N
+//   B = x        dense, row-major [M, K], op T        (so op(B) = xᵀ [K, M])
+//   C = D = y    dense, column-major [N, M], ld N     (= y row-major [M, N])
+// Built only when CMake finds cusparseLt (PS_WITH_CUSPARSELT).
+#pragma once
+
+#include <torch/types.h>
+
+#include <cstddef>
+#include <map>
+#include <memory>
+
+namespace ps::sparse {
+
+class CusparseLtLinear {
+ public:
+  // `w` is CUDA, contiguous [N, K], 2:4 sparse along K (not checked here; Sparse24Linear does).
+  explicit CusparseLtLinear(const torch::Tensor& w);
+  ~CusparseLtLinear();
+  CusparseLtLinear(const CusparseLtLinear&) = delete;
+  CusparseLtLinear& operator=(const CusparseLtLinear&) = delete;
+
+  // x [M, K] (any M >= 1) -> y [M, N], same dtype, on the current stream.
+  torch::Tensor Forward(const torch::Tensor& x);
+  // Bytes of the compressed weight (values + metadata) the GPU keeps.
+  size_t CompressedBytes() const;
+  // Whether the plan for m rows came from cusparseLtMatmulSearch (false: default algorithm,
+  // after the search failed; or no plan yet).
+  bool Searched(int64_t m) const;
+  int64_t out_features() const;
+  int64_t in_features() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> s_;
+};
+
+}  // namespace ps::sparse
