@@ -10,7 +10,7 @@ out=${2:?usage: quality-table.sh PSWORKER OUT_DIR [cpu|cuda]}
 device=${3:-cuda}
 here=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$out"
-common=(--set device=$device --set evaluation.max_windows=${MAX_WINDOWS:-0}
+common=(--set device=$device --set resources.gpus_per_rank=$([ "$device" = cuda ] && echo 1 || echo 0) --set evaluation.max_windows=${MAX_WINDOWS:-0}
         --set calibration.samples=${SAMPLES:-128} --set calibration.seqlen=512
         --set calibration.sampling=window --set checkpoint.every_steps=0)
 if [ -n "${DATA:-}" ]; then  # data somewhere else than ../shared/data beside the checkout
