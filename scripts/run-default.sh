@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
-# The main job on the embedded default: builds what is needed, then applies the EnumALM 2:4 prox
-# (lambda 5, the q/k/v/o/gate/up/down projections) to the default model (../shared/data/codelm-19m)
-# and prints one JSON line: fractions of groups 2:4-sparse / partly sparse / dense and the summed
-# objective. The result goes to ${PS_RUN_DIR:-runs/default}/prox-codelm-19m (a checkpoint
-# directory). This becomes the full service job once the coordinator exists.
+# The main job on the embedded default: installs and builds what is needed, then runs the service
+# job (scripts/run-service-job.sh): psd with its embedded store and local launcher, psctl submit
+# configs/default.yaml (ProxSparse 2:4 on ../shared/data/codelm-19m), watched to the end. A build
+# without the service falls back to the EnumALM prox demo (pstool prox) on the default model.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 bash "$here/scripts/install-deps.sh"
