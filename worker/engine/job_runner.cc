@@ -4,9 +4,9 @@
 #include <torch/autograd.h>
 #include <torch/cuda.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <algorithm>
 #include <map>
 #include <set>
 
@@ -18,8 +18,8 @@
 #include "worker/engine/calibration_data.h"
 #include "worker/engine/history.h"
 #include "worker/engine/method_runners.h"
-#include "worker/engine/pruned_model.h"
 #include "worker/engine/proxsparse_hooks.h"
+#include "worker/engine/pruned_model.h"
 #include "worker/engine/train_loop.h"
 #include "worker/eval/perplexity.h"
 #include "worker/io/tensor_io.h"
@@ -67,11 +67,11 @@ json EvaluateAll(LlamaForCausalLM& model, const std::vector<EvalText>& texts, co
     if (spec.evaluation.max_windows > 0) o.max_windows = spec.evaluation.max_windows;
     PerplexityResult r = Perplexity(model, t.tokens, o);
     out[t.path.filename().string()] = {{"perplexity", r.perplexity},
-                                      {"mean_nll", r.mean_nll},
-                                      {"windows", r.windows},
-                                      {"windows_available", r.windows_available},
-                                      {"predicted_tokens", r.predicted_tokens},
-                                      {"seconds", r.seconds}};
+                                       {"mean_nll", r.mean_nll},
+                                       {"windows", r.windows},
+                                       {"windows_available", r.windows_available},
+                                       {"predicted_tokens", r.predicted_tokens},
+                                       {"seconds", r.seconds}};
   }
   return out;
 }
@@ -103,9 +103,8 @@ json RunProxSparse(LlamaForCausalLM& model, const JobSpec& spec,
   }
   auto ckpt = std::make_shared<Checkpoint>(Checkpoint::Open(spec.model));
   ProxSparseSettings s{spec.pattern, m.lambda1, m.lambda2, m.epsilon, m.hard};
-  ProxSparseHooks hooks(s, is_target, [ckpt](const std::string& name) {
-    return TensorView(*ckpt, name);
-  });
+  ProxSparseHooks hooks(s, is_target,
+                        [ckpt](const std::string& name) { return TensorView(*ckpt, name); });
 
   // Epoch 0 in sampling order, later epochs in seeded permutations.
   std::vector<std::vector<int32_t>> sequence;
@@ -117,26 +116,16 @@ json RunProxSparse(LlamaForCausalLM& model, const JobSpec& spec,
         sequence.push_back(samples[i]);
     }
   }
-  TrainOptions t;
-  t.seqs_per_step = m.batch_size;
-  t.grad_accum = m.grad_accum;
-  t.total_steps = m.max_steps > 0
-                      ? m.max_steps
-                      : static_cast<int64_t>((sequence.size() + static_cast<size_t>(m.batch_size) - 1) /
-                                             static_cast<size_t>(m.batch_size));
-  t.lr = m.lr;
-  t.warmup_ratio = m.warmup_ratio;
-  t.log_every = spec.log_every;
-  t.checkpoint_every = spec.checkpoint.every_steps;
+  TrainOptions t = BaseTrainOptions(spec, static_cast<int64_t>(samples.size()));
   t.checkpoint_dir = out / "checkpoints";
   t.resume = options.resume;
   t.history_csv = out / "history.csv";
-  t.master_dtype = ParseComputeDType(m.master_dtype);
   t.stage = "proxsparse";
   std::unique_ptr<ShardedAdamW> opt;
   TrainResult r = TrainLoop(model, std::move(params), sequence, hooks, comm, progress, t, &opt);
-  if (r.interrupted) throw Error("interrupted at step " + std::to_string(r.steps_done) +
-                                 " (checkpoint written; run again with --resume)");
+  if (r.interrupted)
+    throw Error("interrupted at step " + std::to_string(r.steps_done) +
+                " (checkpoint written; run again with --resume)");
   // Owners take the top-N mask of their learned weights; everyone gets every mask.
   for (size_t i = 0; i < opt->size(); ++i) {
     if (!is_target[i]) continue;
@@ -146,21 +135,18 @@ json RunProxSparse(LlamaForCausalLM& model, const JobSpec& spec,
     comm.Broadcast(mask, opt->plan().owner[i]);
     masks[opt->name(i)] = mask.cpu().to(torch::kBool);
   }
-  if (comm.rank() == 0) {
-    try {
-      PlotHistory(out / "history.csv", out / "history.png", spec.pattern.ToString(),
-                  "ProxSparse " + spec.pattern.ToString() + ", lambda1 = " + std::to_string(m.lambda1));
-    } catch (const Error& e) {
-      progress.Log(std::string("warning: no plot: ") + e.what());
-    }
-  }
+  if (comm.rank() == 0)
+    PlotOrWarn(out, "history.csv", "history.png", spec,
+               "ProxSparse " + spec.pattern.ToString() + ", lambda1 = " + std::to_string(m.lambda1),
+               progress);
   json summary = TrainSummary(r, comm.size());
   summary["ownership_imbalance"] = opt->plan().Imbalance();
   return summary;
 }
 
-void WriteMasks(const std::filesystem::path& file, const std::map<std::string, torch::Tensor>& masks,
-                const JobSpec& spec, const std::string& base_hash) {
+void WriteMasks(const std::filesystem::path& file,
+                const std::map<std::string, torch::Tensor>& masks, const JobSpec& spec,
+                const std::string& base_hash) {
   std::vector<std::pair<std::string, torch::Tensor>> packed;
   json shapes = json::object();
   for (const auto& [name, mask] : masks) {
@@ -180,7 +166,8 @@ std::string ModelHash(const std::filesystem::path& dir) {
   Checkpoint c = Checkpoint::Open(dir);
   std::string all;
   std::vector<std::string> files;
-  for (const auto& f : c.files()) files.push_back(f->path().filename().string() + ":" + Sha256File(f->path()));
+  for (const auto& f : c.files())
+    files.push_back(f->path().filename().string() + ":" + Sha256File(f->path()));
   std::sort(files.begin(), files.end());
   for (const auto& f : files) all += f + "\n";
   return Sha256Hex({reinterpret_cast<const std::byte*>(all.data()), all.size()});
@@ -220,7 +207,8 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
 
   std::vector<EvalText> evals;
   if (comm.rank() == 0) {
-    for (const auto& p : spec.evaluation.ppl) evals.push_back({p, LoadEvaluationTokens(p, *tokenizer, vocab)});
+    for (const auto& p : spec.evaluation.ppl)
+      evals.push_back({p, LoadEvaluationTokens(p, *tokenizer, vocab)});
     json ev = json::array();
     for (const auto& p : spec.evaluation.ppl) {
       DataFileInfo d = DescribeDataFile(p);
@@ -239,9 +227,9 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
     DataFileInfo d = DescribeDataFile(spec.calibration.path);
     int64_t tokens = 0;
     for (const auto& s : samples) tokens += static_cast<int64_t>(s.size());
-    data["calibration"] = {{"path", d.path.string()}, {"bytes", d.bytes}, {"sha256", d.sha256},
-                           {"samples", samples.size()}, {"tokens", tokens},
-                           {"sampling", spec.calibration.sampling}};
+    data["calibration"] = {{"path", d.path.string()}, {"bytes", d.bytes},
+                           {"sha256", d.sha256},      {"samples", samples.size()},
+                           {"tokens", tokens},        {"sampling", spec.calibration.sampling}};
   }
   report["data"] = data;
 
@@ -250,7 +238,8 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
   if (method == "proxsparse") {
     report["training"] = RunProxSparse(*model, spec, samples, options, out, comm, progress, masks);
   } else if (method == "maskllm") {
-    report["maskllm"] = RunMaskLlm(*model, spec, samples, out, options.resume, comm, progress, masks);
+    report["maskllm"] =
+        RunMaskLlm(*model, spec, samples, out, options.resume, comm, progress, masks);
   } else {
     json summary = json::object();
     masks = RunOneShot(*model, method, spec, samples, comm, progress, false, &summary);
@@ -280,10 +269,13 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
     WriteMasks(out / "masks.safetensors", masks, spec, base_hash);
     std::map<std::string, torch::Tensor> weights;
     if (weights_changed) {
-      for (const auto& l : model->TargetLinears()) weights[l->path() + ".weight"] = l->weight.detach();
+      for (const auto& l : model->TargetLinears())
+        weights[l->path() + ".weight"] = l->weight.detach();
     }
-    PublishStats ps = WritePrunedModel(spec.model, out / "model",
-        [&](const std::string& name, const torch::Tensor& original) -> std::optional<torch::Tensor> {
+    PublishStats ps = WritePrunedModel(
+        spec.model, out / "model",
+        [&](const std::string& name,
+            const torch::Tensor& original) -> std::optional<torch::Tensor> {
           auto it = masks.find(name);
           if (it == masks.end()) return std::nullopt;
           if (weights_changed)
@@ -306,10 +298,14 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
       violations += v;
       changed_kept += diff;
       GroupStats g = ComputeGroupStats(w, spec.pattern);
-      layers.push_back({{"name", name}, {"groups", g.groups}, {"nm_violations", v},
-                        {"kept_changed", diff}, {"nm_sparse_fraction", g.frac_at_most_n()}});
+      layers.push_back({{"name", name},
+                        {"groups", g.groups},
+                        {"nm_violations", v},
+                        {"kept_changed", diff},
+                        {"nm_sparse_fraction", g.frac_at_most_n()}});
     }
-    report["validity"] = {{"layers", layers}, {"nm_violations", violations},
+    report["validity"] = {{"layers", layers},
+                          {"nm_violations", violations},
                           {"kept_weights_changed", changed_kept},
                           {"frozen_weights", !weights_changed},
                           {"valid", violations == 0 && (weights_changed || changed_kept == 0)}};

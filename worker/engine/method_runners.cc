@@ -19,30 +19,6 @@ using json = nlohmann::json;
 
 std::string ParamName(const std::string& module) { return module + ".weight"; }
 
-void Plot(const std::filesystem::path& out, const std::string& csv, const std::string& png,
-          const JobSpec& spec, const std::string& title, ProgressSink& progress) {
-  try {
-    PlotHistory(out / csv, out / png, spec.pattern.ToString(), title);
-  } catch (const Error& e) {
-    progress.Log(std::string("warning: no plot: ") + e.what());
-  }
-}
-
-TrainOptions BaseTrainOptions(const JobSpec& spec, int64_t num_samples) {
-  const MethodSpec& m = spec.method;
-  TrainOptions t;
-  t.seqs_per_step = m.batch_size;
-  t.grad_accum = m.grad_accum;
-  const int64_t seqs = num_samples * m.epochs;
-  t.total_steps = m.max_steps > 0 ? m.max_steps : (seqs + m.batch_size - 1) / m.batch_size;
-  t.lr = m.lr;
-  t.warmup_ratio = m.warmup_ratio;
-  t.log_every = spec.log_every;
-  t.checkpoint_every = spec.checkpoint.every_steps;
-  t.master_dtype = ParseComputeDType(m.master_dtype);
-  return t;
-}
-
 class MaskLlmHooks : public TrainHooks {
  public:
   explicit MaskLlmHooks(MaskLlm& m, NMPattern p) : m_(m), p_(p) {}
@@ -57,8 +33,10 @@ class MaskLlmHooks : public TrainHooks {
       c.groups += mask.numel() / p_.m;
       c.nm += mask.numel() / p_.m;
       if (last_.size() > i) c.flips += CountMaskFlips(mask, last_[i]) / 2;
-      if (last_.size() <= i) last_.push_back(mask);
-      else last_[i] = mask;
+      if (last_.size() <= i)
+        last_.push_back(mask);
+      else
+        last_[i] = mask;
     }
     return c;
   }
@@ -83,9 +61,37 @@ class MaskedUpdateHooks : public TrainHooks {
 
 }  // namespace
 
+void PlotOrWarn(const std::filesystem::path& out, const std::string& csv, const std::string& png,
+                const JobSpec& spec, const std::string& title, ProgressSink& progress) {
+  try {
+    PlotHistory(out / csv, out / png, spec.pattern.ToString(), title);
+  } catch (const Error& e) {
+    progress.Log(std::string("warning: no plot: ") + e.what());
+  }
+}
+
+TrainOptions BaseTrainOptions(const JobSpec& spec, int64_t num_samples) {
+  const MethodSpec& m = spec.method;
+  TrainOptions t;
+  t.seqs_per_step = m.batch_size;
+  t.grad_accum = m.grad_accum;
+  const int64_t seqs = num_samples * m.epochs;
+  t.total_steps = m.max_steps > 0 ? m.max_steps : (seqs + m.batch_size - 1) / m.batch_size;
+  t.lr = m.lr;
+  t.warmup_ratio = m.warmup_ratio;
+  t.log_every = spec.log_every;
+  t.checkpoint_every = spec.checkpoint.every_steps;
+  t.master_dtype = ParseComputeDType(m.master_dtype);
+  return t;
+}
+
 json TrainSummary(const TrainResult& r, int ranks) {
-  return {{"steps", r.steps_done}, {"resumed_from", r.resumed_from}, {"final_loss", r.final_loss},
-          {"seconds", r.seconds},  {"tokens", r.tokens},            {"phase_seconds", r.phase_seconds},
+  return {{"steps", r.steps_done},
+          {"resumed_from", r.resumed_from},
+          {"final_loss", r.final_loss},
+          {"seconds", r.seconds},
+          {"tokens", r.tokens},
+          {"phase_seconds", r.phase_seconds},
           {"ranks", ranks}};
 }
 
@@ -135,7 +141,8 @@ json RunMaskLlm(LlamaForCausalLM& model, const JobSpec& spec,
   if (m.prior != "none") {
     progress.Log("computing the " + m.prior + " prior mask");
     MaskMap prior = RunOneShot(model, m.prior, spec, samples, comm, progress, true, nullptr);
-    for (auto& [name, mask] : prior) priors[name.substr(0, name.size() - 7)] = mask;  // drop .weight
+    for (auto& [name, mask] : prior)
+      priors[name.substr(0, name.size() - 7)] = mask;  // drop .weight
   }
   for (auto& p : model.parameters()) p.set_requires_grad(false);
   MaskLlmOptions o;
@@ -159,19 +166,22 @@ json RunMaskLlm(LlamaForCausalLM& model, const JobSpec& spec,
   t.history_csv = out / "history.csv";
   t.stage = "maskllm";
   TrainResult r = TrainLoop(model, std::move(params), samples, hooks, comm, progress, t);
-  if (r.interrupted) throw Error("interrupted at step " + std::to_string(r.steps_done) +
-                                 " (checkpoint written; run again with --resume)");
+  if (r.interrupted)
+    throw Error("interrupted at step " + std::to_string(r.steps_done) +
+                " (checkpoint written; run again with --resume)");
   for (auto& [module, mask] : mask_llm.FinalMasks()) masks[ParamName(module)] = mask.cpu();
   mask_llm.Uninstall();
-  if (comm.rank() == 0) Plot(out, "history.csv", "history.png", spec, "MaskLLM " + spec.pattern.ToString(), progress);
+  if (comm.rank() == 0)
+    PlotOrWarn(out, "history.csv", "history.png", spec, "MaskLLM " + spec.pattern.ToString(),
+               progress);
   summary["training"] = TrainSummary(r, comm.size());
   summary["mean_max_probability"] = mask_llm.MeanMaxProbability();
   return summary;
 }
 
 json RunMaskedUpdate(LlamaForCausalLM& model, const JobSpec& spec, const MaskMap& masks,
-                     const std::vector<std::vector<int32_t>>& samples, const std::filesystem::path& out,
-                     Communicator& comm, ProgressSink& progress) {
+                     const std::vector<std::vector<int32_t>>& samples,
+                     const std::filesystem::path& out, Communicator& comm, ProgressSink& progress) {
   std::map<std::string, torch::Tensor> by_module;
   for (const auto& [name, mask] : masks) by_module[name.substr(0, name.size() - 7)] = mask;
   for (auto& p : model.parameters()) p.set_requires_grad(false);

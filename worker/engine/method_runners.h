@@ -15,6 +15,7 @@
 #include "common/job_spec.h"
 #include "common/progress.h"
 #include "worker/distributed/communicator.h"
+#include "worker/engine/train_loop.h"
 #include "worker/models/llama_model.h"
 
 namespace ps {
@@ -44,8 +45,15 @@ nlohmann::json RunMaskedUpdate(LlamaForCausalLM& model, const JobSpec& spec, con
                                const std::filesystem::path& out, Communicator& comm,
                                ProgressSink& progress);
 
+// The training-loop settings every training method shares, from the job's method section
+// (num_samples: calibration sequences per epoch).
+TrainOptions BaseTrainOptions(const JobSpec& spec, int64_t num_samples);
+
+// Draws the history plot; a missing or failing gnuplot is a logged warning, not a failed job.
+void PlotOrWarn(const std::filesystem::path& out, const std::string& csv, const std::string& png,
+                const JobSpec& spec, const std::string& title, ProgressSink& progress);
+
 // Summary of a finished TrainLoop run for the report.
-struct TrainResult;
 nlohmann::json TrainSummary(const TrainResult& r, int ranks);
 
 }  // namespace ps
