@@ -3,6 +3,7 @@
 #include <torch/autograd.h>
 
 #include "common/error.h"
+#include "worker/data/calibration.h"
 #include "worker/data/sharding.h"
 #include "worker/engine/history.h"
 #include "worker/engine/train_loop.h"
@@ -26,8 +27,9 @@ class MaskLlmHooks : public TrainHooks {
   torch::Tensor ExtraLoss() override { return m_.Regularizer(); }
   MaskCounts Counts(ShardedAdamW& opt) override {
     MaskCounts c;
-    // Logits are tiny next to weights: rank 0 counts them all (the loop sums over ranks).
-    if (!opt.Owns(0) && opt.plan().owner[0] != 0) return c;
+    // Logits are tiny next to weights: the owner of the first one counts them all, once (the
+    // loop sums over ranks).
+    if (!opt.Owns(0)) return c;
     for (size_t i = 0; i < m_.size(); ++i) {
       torch::Tensor mask = m_.HardMask(i);
       c.groups += mask.numel() / p_.m;
@@ -83,6 +85,24 @@ TrainOptions BaseTrainOptions(const JobSpec& spec, int64_t num_samples) {
   t.checkpoint_every = spec.checkpoint.every_steps;
   t.master_dtype = ParseComputeDType(m.master_dtype);
   return t;
+}
+
+std::vector<std::vector<int32_t>> EpochOrderedSamples(
+    const std::vector<std::vector<int32_t>>& samples, const TrainOptions& options, uint64_t seed) {
+  std::vector<std::vector<int32_t>> sequence;
+  if (samples.empty()) return sequence;
+  const size_t needed = static_cast<size_t>(std::max<int64_t>(1, options.total_steps) *
+                                            std::max<int64_t>(1, options.seqs_per_step));
+  sequence.reserve(needed);
+  for (uint64_t epoch = 0; sequence.size() < needed; ++epoch) {
+    if (epoch == 0) {
+      sequence.insert(sequence.end(), samples.begin(), samples.end());
+    } else {
+      for (size_t i : EpochOrder(samples.size(), seed, epoch)) sequence.push_back(samples[i]);
+    }
+  }
+  sequence.resize(needed);
+  return sequence;
 }
 
 json TrainSummary(const TrainResult& r, int ranks) {
@@ -165,7 +185,8 @@ json RunMaskLlm(LlamaForCausalLM& model, const JobSpec& spec,
   t.resume = resume;
   t.history_csv = out / "history.csv";
   t.stage = "maskllm";
-  TrainResult r = TrainLoop(model, std::move(params), samples, hooks, comm, progress, t);
+  TrainResult r = TrainLoop(model, std::move(params), EpochOrderedSamples(samples, t, spec.seed),
+                            hooks, comm, progress, t);
   if (r.interrupted)
     throw Error("interrupted at step " + std::to_string(r.steps_done) +
                 " (checkpoint written; run again with --resume)");
@@ -197,7 +218,8 @@ json RunMaskedUpdate(LlamaForCausalLM& model, const JobSpec& spec, const MaskMap
   t.lr = spec.masked_update.lr;
   t.history_csv = out / "masked_update_history.csv";
   t.stage = "masked update";
-  TrainResult r = TrainLoop(model, std::move(params), samples, hooks, comm, progress, t);
+  TrainResult r = TrainLoop(model, std::move(params), EpochOrderedSamples(samples, t, spec.seed),
+                            hooks, comm, progress, t);
   if (r.interrupted) throw Error("interrupted during the masked update");
   mu.ApplyMasks();
   return TrainSummary(r, comm.size());
