@@ -28,9 +28,20 @@ def job_section(job_yaml, section):
     return out
 
 
+def num(v):
+    """A YAML scalar or [a, b] list of numbers, written short: 0.050000000000000003 -> 0.05."""
+    v = str(v).strip()
+    if v.startswith("[") and v.endswith("]"):
+        return "[" + ", ".join(num(x) for x in v[1:-1].split(",")) + "]"
+    try:
+        return f"{float(v):g}"
+    except ValueError:
+        return v
+
+
 def describe(r):
     """What the pruned row's method was, with the settings that tell runs apart."""
-    m = job_section(r.get("job_yaml", ""), "method")
+    m = {k: num(v) for k, v in job_section(r.get("job_yaml", ""), "method").items()}
     name = r["method"]
     if name == "proxsparse":
         s = f"ProxSparse λ1={m.get('lambda1')} lr={m.get('lr')}"
@@ -75,7 +86,7 @@ def load(root):
             rows.append((name, label, ppl_of(r.get("pruned")), valid, r.get("method_seconds", 0.0)))
         mu = r.get("masked_update")
         if mu:
-            lr = job_section(r.get("job_yaml", ""), "masked_update").get("lr", "?")
+            lr = num(job_section(r.get("job_yaml", ""), "masked_update").get("lr", "?"))
             rows.append((name if name.endswith("-mu") else name + " + masked update",
                          f"{label} + masked update ({mu.get('steps')} steps, lr {lr}; "
                          f"weights change)", ppl_of(mu.get("eval")), valid,

@@ -2,6 +2,8 @@
 
 #include <torch/autograd.h>
 
+#include <string_view>
+
 #include "common/error.h"
 #include "worker/data/calibration.h"
 #include "worker/data/sharding.h"
@@ -18,7 +20,17 @@ namespace {
 
 using json = nlohmann::json;
 
-std::string ParamName(const std::string& module) { return module + ".weight"; }
+// Masks travel keyed by parameter name; the methods key them by module name.
+constexpr std::string_view kWeightSuffix = ".weight";
+std::string ParamName(const std::string& module) { return module + std::string(kWeightSuffix); }
+std::map<std::string, torch::Tensor> ByModule(const MaskMap& masks) {
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& [name, mask] : masks) {
+    if (!name.ends_with(kWeightSuffix)) throw Error("mask for '" + name + "': not a .weight");
+    out[name.substr(0, name.size() - kWeightSuffix.size())] = mask;
+  }
+  return out;
+}
 
 class MaskLlmHooks : public TrainHooks {
  public:
@@ -160,9 +172,7 @@ json RunMaskLlm(LlamaForCausalLM& model, const JobSpec& spec,
   json summary = json::object();
   if (m.prior != "none") {
     progress.Log("computing the " + m.prior + " prior mask");
-    MaskMap prior = RunOneShot(model, m.prior, spec, samples, comm, progress, true, nullptr);
-    for (auto& [name, mask] : prior)
-      priors[name.substr(0, name.size() - 7)] = mask;  // drop .weight
+    priors = ByModule(RunOneShot(model, m.prior, spec, samples, comm, progress, true, nullptr));
   }
   for (auto& p : model.parameters()) p.set_requires_grad(false);
   MaskLlmOptions o;
@@ -203,10 +213,8 @@ json RunMaskLlm(LlamaForCausalLM& model, const JobSpec& spec,
 json RunMaskedUpdate(LlamaForCausalLM& model, const JobSpec& spec, const MaskMap& masks,
                      const std::vector<std::vector<int32_t>>& samples,
                      const std::filesystem::path& out, Communicator& comm, ProgressSink& progress) {
-  std::map<std::string, torch::Tensor> by_module;
-  for (const auto& [name, mask] : masks) by_module[name.substr(0, name.size() - 7)] = mask;
   for (auto& p : model.parameters()) p.set_requires_grad(false);
-  MaskedUpdate mu(model.TargetLinears(), by_module);
+  MaskedUpdate mu(model.TargetLinears(), ByModule(masks));
   std::vector<TrainableTensor> params;
   for (auto& [name, t] : mu.Parameters()) {
     t.set_requires_grad(true);
