@@ -186,9 +186,15 @@ class Bench {
       at::cuda::CUDAGraph graph;
       torch::Tensor logits;
       graph.capture_begin();
-      {
+      try {
         KvCache c = base;  // the step writes new cache tensors; `base` is only read
         logits = Step(ids, rope, c);
+      } catch (...) {
+        try {  // leave the stream out of capture mode, so the rest of the bench can run
+          graph.capture_end();
+        } catch (...) {
+        }
+        throw;
       }
       graph.capture_end();
       for (int i = 0; i < 3; ++i) graph.replay();
