@@ -12,7 +12,8 @@
 #              both forms (cuSPARSELt prefill + decode kernels), then the native form only
 #   fp16       cuSPARSELt fp16: the algorithm search in a process of its own (it has crashed the
 #              CUDA context in cuSPARSELt 0.8.1), then the manual per-algorithm search
-# STEPS="check linear prune e2e7b fp16" (default: all, in that order) picks steps.
+# STEPS="check linear prune e2e7b fp16" (default: all, in that order) picks steps. At the end
+# bench/sparse_summary.py writes $OUT/summary.txt (short tables of every log).
 # Usage (device tool): bash bench/device_sparse.sh
 set -uo pipefail
 root=$(pwd)
@@ -95,3 +96,4 @@ for step in ${STEPS:-check linear prune e2e7b fp16}; do
   esac
 done
 log "done"
+python3 "$root/bench/sparse_summary.py" "$out" | tee "$out/summary.txt"
