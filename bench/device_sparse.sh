@@ -12,9 +12,14 @@
 #              both forms (cuSPARSELt prefill + decode kernels), then the native form only
 #   fp16       cuSPARSELt fp16: the algorithm search in a process of its own (it has crashed the
 #              CUDA context in cuSPARSELt 0.8.1), then the manual per-algorithm search
-# STEPS="check linear prune e2e7b fp16" (default: all, in that order) picks steps. At the end
-# bench/sparse_summary.py writes $OUT/summary.txt (short tables of every log).
-# Usage (device tool): bash bench/device_sparse.sh
+# STEPS="check linear prune e2e7b fp16" (default: all, in that order) picks steps; STEPS=build only
+# builds. At the end bench/sparse_summary.py writes $OUT/summary.txt (short tables of every log).
+# Usage (device tool, carry .carry/deps and .carry/data; each call must fit 10 minutes, and
+# build-gpu stays on the warm machine between calls):
+#   STEPS=build bash bench/device_sparse.sh          (~5 min the first time)
+#   STEPS="check linear" bash bench/device_sparse.sh
+#   STEPS="prune e2e7b" bash bench/device_sparse.sh
+#   STEPS=fp16 bash bench/device_sparse.sh
 set -uo pipefail
 root=$(pwd)
 out=${OUT:-/tmp/out}
@@ -52,17 +57,18 @@ run() {  # run NAME TIMEOUT CMD...: output to $OUT/NAME.log, a summary line to s
 
 for step in ${STEPS:-check linear prune e2e7b fp16}; do
   case $step in
+  build) ;;  # setup and build only
   check)
-    run sparse_check_bf16 300 "$b/tests/gpu/sparse_check" --dtype bf16
-    run sparse_check_fp16 200 "$b/tests/gpu/sparse_check" --dtype fp16 --no-cusparselt
-    run sparse_model_check 200 "$b/tests/gpu/sparse_model_check"
+    run sparse_check_bf16 200 "$b/tests/gpu/sparse_check" --dtype bf16
+    run sparse_check_fp16 120 "$b/tests/gpu/sparse_check" --dtype fp16 --no-cusparselt
+    run sparse_model_check 120 "$b/tests/gpu/sparse_model_check"
     grep '"ok":false' "$out"/sparse_check_bf16.log "$out"/sparse_check_fp16.log \
       "$out"/sparse_model_check.log | head -20
     ;;
   linear)
-    run sparse_bench_bf16 400 "$b/bench/sparse_bench" --dtype bf16 \
+    run sparse_bench_bf16 240 "$b/bench/sparse_bench" --dtype bf16 \
       --ms 1,2,4,8,16,128,1024,4096,16384
-    run linear_stack_7b 300 "$b/worker/tools/pstool" bench-sparse --linears --shapes llama2-7b \
+    run linear_stack_7b 150 "$b/worker/tools/pstool" bench-sparse --linears --shapes llama2-7b \
       --layers 8
     ;;
   prune)
@@ -71,26 +77,26 @@ for step in ${STEPS:-check linear prune e2e7b fp16}; do
       continue
     fi
     rm -rf /tmp/mag
-    run prune_magnitude 300 "$b/worker/tools/psworker" --local "$root/configs/magnitude.yaml" \
+    run prune_magnitude 200 "$b/worker/tools/psworker" --local "$root/configs/magnitude.yaml" \
       --output /tmp/mag --set device=cuda --set resources.gpus_per_rank=1 \
       --set model="$data/codelm-19m" --set calibration.path="$data/code-calib.jsonl.gz" \
       --set calibration.samples=8 --set "evaluation.ppl=[$data/code-eval.txt]" \
       --set evaluation.max_windows=4
     ls -la /tmp/mag/model >>"$out/prune_magnitude.log" 2>&1
-    run sparse_model_check_codelm 200 "$b/tests/gpu/sparse_model_check" --model /tmp/mag/model
-    run e2e_codelm 300 "$b/worker/tools/pstool" bench-sparse --model /tmp/mag/model \
+    run sparse_model_check_codelm 120 "$b/tests/gpu/sparse_model_check" --model /tmp/mag/model
+    run e2e_codelm 150 "$b/worker/tools/pstool" bench-sparse --model /tmp/mag/model \
       --prefill 2048 --batch 1,16 --prompt 128 --steps 64
     ;;
   e2e7b)
-    run e2e_7b_both 500 "$b/worker/tools/pstool" bench-sparse --shapes llama2-7b --forms both
-    run e2e_7b_native 500 "$b/worker/tools/pstool" bench-sparse --shapes llama2-7b --forms native
+    run e2e_7b_both 240 "$b/worker/tools/pstool" bench-sparse --shapes llama2-7b --forms both
+    run e2e_7b_native 200 "$b/worker/tools/pstool" bench-sparse --shapes llama2-7b --forms native
     ;;
   fp16)
     # The search first, alone: if it kills the context, only this process dies.
-    run cslt_fp16_search 200 "$b/bench/sparse_bench" --dtype fp16 --ms 1024,4096
-    run cslt_fp16_manual 300 env PS_CUSPARSELT_SEARCH=manual "$b/bench/sparse_bench" --dtype fp16 \
+    run cslt_fp16_search 150 "$b/bench/sparse_bench" --dtype fp16 --ms 1024,4096
+    run cslt_fp16_manual 240 env PS_CUSPARSELT_SEARCH=manual "$b/bench/sparse_bench" --dtype fp16 \
       --ms 1,16,1024,4096,16384
-    run cslt_fp16_check 200 env PS_CUSPARSELT_SEARCH=manual "$b/tests/gpu/sparse_check" --dtype fp16
+    run cslt_fp16_check 150 env PS_CUSPARSELT_SEARCH=manual "$b/tests/gpu/sparse_check" --dtype fp16
     ;;
   *) log "unknown step $step" ;;
   esac
