@@ -36,12 +36,12 @@ struct Fp16 {
 // One contiguous range of groups; stats accumulate into `st`.
 template <typename S, int N, int M>
 void ProxRange(typename S::T* data, int64_t begin, int64_t end, float lambda, float rel_tol,
-               ProxStats& st) {
+               ProxAlgo algo, ProxStats& st) {
   for (int64_t g = begin; g < end; ++g) {
     typename S::T* p = data + g * M;
     float y[M];
     for (int i = 0; i < M; ++i) y[i] = S::Load(p[i]);
-    const GroupOutcome o = ProxGroup<N, M>(y, lambda, rel_tol);
+    const GroupOutcome o = ProxGroup<N, M>(y, lambda, rel_tol, algo);
     ++st.groups;
     if (!o.finite) {
       ++st.groups_nonfinite;
@@ -66,7 +66,8 @@ void ProxRange(typename S::T* data, int64_t begin, int64_t end, float lambda, fl
 }
 
 template <typename S, int N, int M>
-ProxStats ProxThreaded(void* data, int64_t groups, float lambda, float rel_tol, int threads) {
+ProxStats ProxThreaded(void* data, int64_t groups, float lambda, float rel_tol, int threads,
+                       ProxAlgo algo) {
   auto* d = static_cast<typename S::T*>(data);
   constexpr int64_t kChunk = 8192;  // groups per work item: small enough to balance slow groups
   const int64_t chunks = (groups + kChunk - 1) / kChunk;
@@ -75,7 +76,7 @@ ProxStats ProxThreaded(void* data, int64_t groups, float lambda, float rel_tol, 
   std::atomic<int64_t> next{0};
   auto work = [&](int t) {
     for (int64_t c; (c = next.fetch_add(1)) < chunks;)
-      ProxRange<S, N, M>(d, c * kChunk, std::min(groups, (c + 1) * kChunk), lambda, rel_tol,
+      ProxRange<S, N, M>(d, c * kChunk, std::min(groups, (c + 1) * kChunk), lambda, rel_tol, algo,
                          per[t]);
   };
   std::vector<std::thread> pool;
@@ -88,15 +89,16 @@ ProxStats ProxThreaded(void* data, int64_t groups, float lambda, float rel_tol, 
 }
 
 template <int N, int M>
-ProxStats DispatchDType(void* data, DType dtype, int64_t groups, float lambda, int threads) {
+ProxStats DispatchDType(void* data, DType dtype, int64_t groups, float lambda, int threads,
+                        ProxAlgo algo) {
   const float tol = AlmRelTolFor(MantissaBits(dtype));
   switch (dtype) {
     case DType::kF32:
-      return ProxThreaded<F32, N, M>(data, groups, lambda, tol, threads);
+      return ProxThreaded<F32, N, M>(data, groups, lambda, tol, threads, algo);
     case DType::kBF16:
-      return ProxThreaded<Bf16, N, M>(data, groups, lambda, tol, threads);
+      return ProxThreaded<Bf16, N, M>(data, groups, lambda, tol, threads, algo);
     case DType::kF16:
-      return ProxThreaded<Fp16, N, M>(data, groups, lambda, tol, threads);
+      return ProxThreaded<Fp16, N, M>(data, groups, lambda, tol, threads, algo);
     default:
       break;
   }
@@ -133,15 +135,18 @@ void ValidateProxArgs(float lambda, DType dtype, NMPattern p) {
     throw Error("prox: pattern " + p.ToString() + " is not compiled in (2:4, 1:4, 2:8, 4:8 are)");
 }
 
-ProxStats ProxCpu(void* data, DType dtype, int64_t groups, float lambda, NMPattern p, int threads) {
+ProxStats ProxCpu(void* data, DType dtype, int64_t groups, float lambda, NMPattern p, int threads,
+                  ProxAlgo algo) {
   ValidateProxArgs(lambda, dtype, p);
   if (groups < 0) throw Error("prox: negative group count");
+  if (static_cast<int>(algo) < 0 || static_cast<int>(algo) >= kProxAlgoCount)
+    throw Error("prox: unknown algorithm " + std::to_string(static_cast<int>(algo)));
   if (groups == 0) return {};
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  if (p == NMPattern{2, 4}) return DispatchDType<2, 4>(data, dtype, groups, lambda, threads);
-  if (p == NMPattern{1, 4}) return DispatchDType<1, 4>(data, dtype, groups, lambda, threads);
-  if (p == NMPattern{2, 8}) return DispatchDType<2, 8>(data, dtype, groups, lambda, threads);
-  return DispatchDType<4, 8>(data, dtype, groups, lambda, threads);
+  if (p == NMPattern{2, 4}) return DispatchDType<2, 4>(data, dtype, groups, lambda, threads, algo);
+  if (p == NMPattern{1, 4}) return DispatchDType<1, 4>(data, dtype, groups, lambda, threads, algo);
+  if (p == NMPattern{2, 8}) return DispatchDType<2, 8>(data, dtype, groups, lambda, threads, algo);
+  return DispatchDType<4, 8>(data, dtype, groups, lambda, threads, algo);
 }
 
 }  // namespace ps::prox

@@ -7,6 +7,7 @@
 
 #include "common/dtype.h"
 #include "common/nm_pattern.h"
+#include "worker/prox/prox_algo.h"
 #include "worker/prox/prox_stats.h"
 
 namespace ps::prox {
@@ -22,8 +23,9 @@ void ValidateProxArgs(float lambda, DType dtype, NMPattern p);
 
 // Applies prox_{lambda Reg_{N:M}} to `groups` groups of p.m consecutive values at `data`.
 // Groups holding a NaN/Inf are left unchanged and counted in groups_nonfinite (the caller decides
-// how to fail). threads <= 0 means std::thread::hardware_concurrency().
+// how to fail). threads <= 0 means std::thread::hardware_concurrency(). algo picks the per-group
+// solver (prox_algo.h; the default is the fastest).
 ProxStats ProxCpu(void* data, DType dtype, int64_t groups, float lambda, NMPattern p,
-                  int threads = 0);
+                  int threads = 0, ProxAlgo algo = kDefaultProxAlgo);
 
 }  // namespace ps::prox
