@@ -21,11 +21,21 @@ int MantissaBits(DType dtype);
 // Throws ps::Error unless lambda is finite and >= 0, dtype is F32/F16/BF16 and p is supported.
 void ValidateProxArgs(float lambda, DType dtype, NMPattern p);
 
+// How ProxCpu runs the groups: kBest picks the widest vector unit this CPU has (AVX-512: 16 groups
+// in lock step, AVX2: 8; prox_group_simd.h) for groups of 4, else the scalar code the CUDA kernel
+// shares (prox_group.h). All paths give bit-identical results (tests compare them); naming one is
+// for those tests and benches.
+enum class CpuPath { kBest, kScalar, kAvx2, kAvx512 };
+bool ProxCpuSupports(CpuPath path);
+// The path kBest takes here, as text ("avx512", "avx2" or "scalar").
+const char* ProxCpuBestPath();
+
 // Applies prox_{lambda Reg_{N:M}} to `groups` groups of p.m consecutive values at `data`.
 // Groups holding a NaN/Inf are left unchanged and counted in groups_nonfinite (the caller decides
 // how to fail). threads <= 0 means std::thread::hardware_concurrency(). algo picks the per-group
-// solver (prox_algo.h; the default is the fastest).
+// solver (prox_algo.h; the default is the fastest); path as above (ps::Error if this CPU lacks
+// it).
 ProxStats ProxCpu(void* data, DType dtype, int64_t groups, float lambda, NMPattern p,
-                  int threads = 0, ProxAlgo algo = kDefaultProxAlgo);
+                  int threads = 0, ProxAlgo algo = kDefaultProxAlgo, CpuPath path = CpuPath::kBest);
 
 }  // namespace ps::prox
