@@ -202,8 +202,9 @@ int Run(int argc, char** argv) {
   for (const auto& dev : devs) {
     const bool cuda = dev.is_cuda();
     const double copy_bw = CopyBandwidth(dev);
-    std::printf("# %s: copy bandwidth %.1f GB/s (read+write), %d threads\n", cuda ? "cuda" : "cpu",
-                copy_bw, at::get_num_threads());
+    std::printf("# %s: copy bandwidth %.1f GB/s (read+write), %d threads%s%s\n",
+                cuda ? "cuda" : "cpu", copy_bw, at::get_num_threads(),
+                cuda ? "" : ", prox path ", cuda ? "" : ps::prox::ProxCpuBestPath());
     torch::Tensor flush;
     if (cuda) flush = torch::empty({int64_t{256} << 20}, torch::dtype(torch::kUInt8).device(dev));
     for (auto dt : {torch::kBFloat16, torch::kFloat32}) {

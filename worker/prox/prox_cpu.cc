@@ -61,22 +61,17 @@ void Finish(typename S::T* p, const float (&y)[M], bool finite, bool converged, 
 }
 
 // The vectorised code pays only where a register holds all the lanes: on x86-64 it is compiled
-// for AVX-512 (16 lanes) and AVX2 (8 lanes) and the widest the CPU has is taken at run time;
-// elsewhere the scalar code runs.
-enum class VectorUnit { kNone, kAvx2, kAvx512 };
+// for AVX2 (8 lanes) and taken when the CPU has it; elsewhere the scalar code runs. (A 16-lane
+// AVX-512 build was tried: GCC's code for it was slower than AVX2's on this development machine.)
 #if defined(__x86_64__) && defined(__GNUC__)
 #define PS_PROX_AVX2 __attribute__((target("avx2")))
-#define PS_PROX_AVX512 __attribute__((target("avx512f")))
-VectorUnit DetectVectorUnit() {
-  static const VectorUnit unit = __builtin_cpu_supports("avx512f") ? VectorUnit::kAvx512
-                                 : __builtin_cpu_supports("avx2")  ? VectorUnit::kAvx2
-                                                                   : VectorUnit::kNone;
-  return unit;
+bool HasAvx2() {
+  static const bool ok = __builtin_cpu_supports("avx2");
+  return ok;
 }
 #else
 #define PS_PROX_AVX2
-#define PS_PROX_AVX512
-VectorUnit DetectVectorUnit() { return VectorUnit::kNone; }
+bool HasAvx2() { return false; }
 #endif
 
 // Groups [begin, end) in whole batches of V::kLanes through the vectorised code; returns where the
@@ -110,13 +105,6 @@ PS_PROX_AVX2 int64_t ProxBatchesAvx2(typename S::T* data, int64_t begin, int64_t
   return ProxBatches<simd::Lanes8, S, N, M>(data, begin, end, lambda, rel_tol, algo, st);
 }
 
-template <typename S, int N, int M>
-PS_PROX_AVX512 int64_t ProxBatchesAvx512(typename S::T* data, int64_t begin, int64_t end,
-                                         float lambda, float rel_tol, ProxAlgo algo,
-                                         ProxStats& st) {
-  return ProxBatches<simd::Lanes16, S, N, M>(data, begin, end, lambda, rel_tol, algo, st);
-}
-
 // One contiguous range of groups; stats accumulate into `st`. Whole batches of kSimdLanes groups
 // go through the vectorised code when it supports the algorithm and the CPU, the rest through the
 // scalar code (the results are the same bit for bit).
@@ -128,9 +116,7 @@ void ProxRange(typename S::T* data, int64_t begin, int64_t end, float lambda, fl
   // file's compile time.
   if constexpr (M == 4) {
     if (algo != ProxAlgo::kNewtonBounds) {
-      if (path == CpuPath::kAvx512)
-        g = ProxBatchesAvx512<S, N, M>(data, begin, end, lambda, rel_tol, algo, st);
-      else if (path == CpuPath::kAvx2)
+      if (path == CpuPath::kAvx2)
         g = ProxBatchesAvx2<S, N, M>(data, begin, end, lambda, rel_tol, algo, st);
     }
   }
@@ -185,24 +171,9 @@ ProxStats DispatchDType(void* data, DType dtype, int64_t groups, float lambda, i
 
 }  // namespace
 
-bool ProxCpuSupports(CpuPath path) {
-  switch (path) {
-    case CpuPath::kBest:
-    case CpuPath::kScalar:
-      return true;
-    case CpuPath::kAvx2:
-      return DetectVectorUnit() != VectorUnit::kNone;
-    case CpuPath::kAvx512:
-      return DetectVectorUnit() == VectorUnit::kAvx512;
-  }
-  return false;
-}
+bool ProxCpuSupports(CpuPath path) { return path != CpuPath::kAvx2 || HasAvx2(); }
 
-const char* ProxCpuBestPath() {
-  return DetectVectorUnit() == VectorUnit::kAvx512 ? "avx512"
-         : DetectVectorUnit() == VectorUnit::kAvx2 ? "avx2"
-                                                   : "scalar";
-}
+const char* ProxCpuBestPath() { return HasAvx2() ? "avx2" : "scalar"; }
 
 bool FastPathSupports(NMPattern p) {
   return p == NMPattern{2, 4} || p == NMPattern{1, 4} || p == NMPattern{2, 8} ||
@@ -238,11 +209,7 @@ ProxStats ProxCpu(void* data, DType dtype, int64_t groups, float lambda, NMPatte
   if (groups < 0) throw Error("prox: negative group count");
   if (static_cast<int>(algo) < 0 || static_cast<int>(algo) >= kProxAlgoCount)
     throw Error("prox: unknown algorithm " + std::to_string(static_cast<int>(algo)));
-  if (path == CpuPath::kBest) {
-    path = DetectVectorUnit() == VectorUnit::kAvx512 ? CpuPath::kAvx512
-           : DetectVectorUnit() == VectorUnit::kAvx2 ? CpuPath::kAvx2
-                                                     : CpuPath::kScalar;
-  }
+  if (path == CpuPath::kBest) path = HasAvx2() ? CpuPath::kAvx2 : CpuPath::kScalar;
   if (!ProxCpuSupports(path)) throw Error("prox: this CPU lacks the requested vector unit");
   if (groups == 0) return {};
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));

@@ -21,13 +21,13 @@ int MantissaBits(DType dtype);
 // Throws ps::Error unless lambda is finite and >= 0, dtype is F32/F16/BF16 and p is supported.
 void ValidateProxArgs(float lambda, DType dtype, NMPattern p);
 
-// How ProxCpu runs the groups: kBest picks the widest vector unit this CPU has (AVX-512: 16 groups
-// in lock step, AVX2: 8; prox_group_simd.h) for groups of 4, else the scalar code the CUDA kernel
-// shares (prox_group.h). All paths give bit-identical results (tests compare them); naming one is
-// for those tests and benches.
-enum class CpuPath { kBest, kScalar, kAvx2, kAvx512 };
+// How ProxCpu runs the groups: kBest takes kAvx2 where the CPU has AVX2 (groups of 4 run 8 at a
+// time in lock step, prox_group_simd.h), else kScalar (the scalar code the CUDA kernel shares,
+// prox_group.h). The paths give bit-identical results (tests compare them); naming one is for
+// those tests and benches.
+enum class CpuPath { kBest, kScalar, kAvx2 };
 bool ProxCpuSupports(CpuPath path);
-// The path kBest takes here, as text ("avx512", "avx2" or "scalar").
+// The path kBest takes here, as text ("avx2" or "scalar").
 const char* ProxCpuBestPath();
 
 // Applies prox_{lambda Reg_{N:M}} to `groups` groups of p.m consecutive values at `data`.

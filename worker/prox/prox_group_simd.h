@@ -1,4 +1,4 @@
-// The CPU's vectorised EnumALM: prox_group.h's per-group algorithm run on 8 or 16 groups at once
+// The CPU's vectorised EnumALM: prox_group.h's per-group algorithm run on 8 groups at once
 // in lock step (GCC/Clang vector extensions; each lane is one group, every branch of the scalar
 // code becomes a per-lane mask, loops run until every lane is done). It performs, per lane, the
 // same fp32 operations in the same order as the scalar code, so the results are bit-identical
@@ -8,9 +8,9 @@
 // independent groups fill the vector lanes.
 //
 // Supports ProxAlgo::kAlm and kNewton (kNewtonBounds stays scalar; prox_cpu.cc dispatches, and uses
-// it for groups of 4 only). Compiled for AVX2 (8 lanes in a register) it is 4-5x faster than the
-// scalar code on one core, for AVX-512 (16 lanes) 6-8x; for plain SSE2 it is slower than scalar, so
-// prox_cpu.cc compiles it for those targets and picks one at run time.
+// it for groups of 4 only). Compiled for AVX2 (8 lanes in a register) it is 3-5x faster than the
+// scalar code on one core; for plain SSE2 it is slower than scalar, so prox_cpu.cc compiles it for
+// AVX2 and takes it only where the CPU has AVX2.
 #pragma once
 
 #include <cmath>
@@ -24,18 +24,13 @@
 
 namespace ps::prox::simd {
 
-// Lane sets: 8 lanes fill an AVX2 register, 16 an AVX-512 one.
+// A lane set: 8 lanes fill an AVX2 register. (The code is generic in the lane set; a 16-lane
+// AVX-512 set compiled by GCC ran slower than this one.)
 struct Lanes8 {
   static constexpr int kLanes = 8;
   typedef float F __attribute__((vector_size(32)));
   typedef int32_t I __attribute__((vector_size(32)));
   typedef uint32_t U __attribute__((vector_size(32)));
-};
-struct Lanes16 {
-  static constexpr int kLanes = 16;
-  typedef float F __attribute__((vector_size(64)));
-  typedef int32_t I __attribute__((vector_size(64)));
-  typedef uint32_t U __attribute__((vector_size(64)));
 };
 template <typename V>
 using F = typename V::F;
