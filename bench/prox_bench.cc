@@ -13,14 +13,19 @@
 // proxy computed on the CPU (no timing): the mean iterations and estimated lane instructions per
 // group, and the same with every lane of a 32-lane warp waiting for the slowest (lanes hold the
 // CUDA kernel's items: two bf16 groups or one fp32 group), which is what a warp pays.
+// --cpu-paths (default: best) times the CPU prox on each listed path (scalar: the code the CUDA
+// kernel shares; avx2: 8 groups in lock step; best: what the product uses here). --official-reps 0
+// skips the official-style composition.
 //   prox_bench [--devices cpu,cuda] [--cpu-reps N] [--cuda-reps N] [--official-reps N]
-//              [--cpu-rows R] [--algos alm,newton,newton+bounds] [--work-proxy]
+//              [--cpu-rows R] [--algos alm,newton,newton+bounds] [--cpu-paths best,scalar,avx2]
+//              [--work-proxy]
 #include <torch/torch.h>
 
 #include <chrono>
 #include <cstdio>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "worker/prox/official_prox_ops.h"
@@ -136,6 +141,8 @@ int Run(int argc, char** argv) {
   int cpu_reps = 1, cuda_reps = 10, official_reps = 1;
   int64_t cpu_rows = 512;
   bool work_proxy = false;
+  std::vector<std::pair<ps::prox::CpuPath, std::string>> cpu_paths = {
+      {ps::prox::CpuPath::kBest, "best"}};
   std::vector<ps::prox::ProxAlgo> algos;
   for (int i = 0; i < ps::prox::kProxAlgoCount; ++i)
     algos.push_back(static_cast<ps::prox::ProxAlgo>(i));
@@ -162,6 +169,25 @@ int Run(int argc, char** argv) {
           return 2;
         }
         algos.push_back(*algo);
+        at = comma + 1;
+      }
+    } else if (a == "--cpu-paths") {
+      cpu_paths.clear();
+      std::string list = argv[i + 1];
+      for (size_t at = 0; at <= list.size();) {
+        const size_t comma = std::min(list.find(',', at), list.size());
+        const std::string name = list.substr(at, comma - at);
+        if (name == "best")
+          cpu_paths.emplace_back(ps::prox::CpuPath::kBest, name);
+        else if (name == "scalar")
+          cpu_paths.emplace_back(ps::prox::CpuPath::kScalar, name);
+        else if (name == "avx2")
+          cpu_paths.emplace_back(ps::prox::CpuPath::kAvx2, name);
+        else {
+          std::fprintf(stderr, "unknown path in --cpu-paths %s (best, scalar, avx2)\n",
+                       list.c_str());
+          return 2;
+        }
         at = comma + 1;
       }
     } else if (a == "--devices")
@@ -203,13 +229,34 @@ int Run(int argc, char** argv) {
     const bool cuda = dev.is_cuda();
     const double copy_bw = CopyBandwidth(dev);
     std::printf("# %s: copy bandwidth %.1f GB/s (read+write), %d threads%s%s\n",
-                cuda ? "cuda" : "cpu", copy_bw, at::get_num_threads(),
-                cuda ? "" : ", prox path ", cuda ? "" : ps::prox::ProxCpuBestPath());
+                cuda ? "cuda" : "cpu", copy_bw, at::get_num_threads(), cuda ? "" : ", prox path ",
+                cuda ? "" : ps::prox::ProxCpuBestPath());
+    // What is timed on each line: every algorithm, and on the CPU every --cpu-paths path.
+    struct Variant {
+      ps::prox::ProxAlgo algo;
+      ps::prox::CpuPath path;
+      std::string name;
+    };
+    std::vector<Variant> variants;
+    for (auto algo : algos) {
+      if (cuda) {
+        variants.push_back({algo, ps::prox::CpuPath::kBest, ps::prox::ProxAlgoName(algo)});
+        continue;
+      }
+      for (const auto& [path, path_name] : cpu_paths) {
+        if (!ps::prox::ProxCpuSupports(path)) {
+          std::printf("# cpu path %s: not supported by this CPU, skipped\n", path_name.c_str());
+          continue;
+        }
+        variants.push_back(
+            {algo, path, std::string(ps::prox::ProxAlgoName(algo)) + "/" + path_name});
+      }
+    }
     torch::Tensor flush;
     if (cuda) flush = torch::empty({int64_t{256} << 20}, torch::dtype(torch::kUInt8).device(dev));
     for (auto dt : {torch::kBFloat16, torch::kFloat32}) {
       for (float lambda : {0.25f, 25.0f}) {
-        std::vector<double> block_ms(algos.size(), 0.0);
+        std::vector<double> block_ms(variants.size(), 0.0);
         double block_official_ms = 0;
         for (const auto& s : kShapes) {
           torch::manual_seed(42);
@@ -233,10 +280,18 @@ int Run(int argc, char** argv) {
           std::vector<torch::Tensor> copies;
           if (cuda)
             for (int r = 0; r < cuda_reps; ++r) copies.push_back(orig.clone());
-          for (size_t a = 0; a < algos.size(); ++a) {
-            const auto algo = algos[a];
+          for (size_t a = 0; a < variants.size(); ++a) {
+            const auto algo = variants[a].algo;
+            const auto path = variants[a].path;
+            const ps::DType dtype = dt == torch::kBFloat16 ? ps::DType::kBF16 : ps::DType::kF32;
+            ProxStats st;
+            auto run_cpu = [&] {
+              st.Add(ps::prox::ProxCpu(w.data_ptr(), dtype, w.numel() / 4, lambda, ps::k2of4, 0,
+                                       algo, path));
+            };
             prepare();
-            ps::prox::ProxInPlaceAccumulate(w, lambda, ps::k2of4, stats, algo);  // warm up
+            if (cuda)
+              ps::prox::ProxInPlaceAccumulate(w, lambda, ps::k2of4, stats, algo);  // warm up
             stats.zero_();
             double ms = 0;
             if (cuda) {
@@ -250,21 +305,19 @@ int Run(int argc, char** argv) {
                            ps::prox::ProxInPlaceAccumulate(c, lambda, ps::k2of4, stats, algo);
                        }) /
                    cuda_reps;
+              st = ps::prox::ReadStats(stats);
             } else {
-              ms = scale * TimeMs(dev, cpu_reps, prepare, [&] {
-                     ps::prox::ProxInPlaceAccumulate(w, lambda, ps::k2of4, stats, algo);
-                   });
+              ms = scale * TimeMs(dev, cpu_reps, prepare, run_cpu);
             }
-            const ProxStats st = ps::prox::ReadStats(stats);
             const double bytes = 2.0 * s.out * s.in * orig.element_size();
             const double gbs = bytes / (ms * 1e-3) / 1e9;
             block_ms[a] += s.per_block * ms;
             const double g = static_cast<double>(st.groups);
             std::printf(
-                "%s %s lambda=%-5g %5ldx%-5ld %-13s %9.3f ms/layer %8.2f GB/s %5.1f%% of copy | "
+                "%s %s lambda=%-5g %5ldx%-5ld %-20s %9.3f ms/layer %8.2f GB/s %5.1f%% of copy | "
                 "2:4 %.3f 3-sparse %.3f dense %.3f iters/group %.2f unconverged %ld",
                 cuda ? "cuda" : "cpu ", dt == torch::kBFloat16 ? "bf16" : "fp32", lambda,
-                static_cast<long>(s.out), static_cast<long>(s.in), ps::prox::ProxAlgoName(algo), ms,
+                static_cast<long>(s.out), static_cast<long>(s.in), variants[a].name.c_str(), ms,
                 gbs, 100.0 * gbs / copy_bw, st.groups_nsparse / g, st.groups_mid / g,
                 st.groups_dense / g, st.alm_sweeps / g, static_cast<long>(st.groups_unconverged));
             if (official_reps > 0)
@@ -275,10 +328,10 @@ int Run(int argc, char** argv) {
             std::fflush(stdout);
           }
         }
-        for (size_t a = 0; a < algos.size(); ++a) {
-          std::printf("%s %s lambda=%-5g %-13s block (7 layers) %.3f ms; 7B (32 blocks) %.1f ms",
+        for (size_t a = 0; a < variants.size(); ++a) {
+          std::printf("%s %s lambda=%-5g %-20s block (7 layers) %.3f ms; 7B (32 blocks) %.1f ms",
                       cuda ? "cuda" : "cpu ", dt == torch::kBFloat16 ? "bf16" : "fp32", lambda,
-                      ps::prox::ProxAlgoName(algos[a]), block_ms[a], 32 * block_ms[a]);
+                      variants[a].name.c_str(), block_ms[a], 32 * block_ms[a]);
           if (official_reps > 0)
             std::printf("; official-style block %.1f ms, 7B %.2f s (x%.0f)", block_official_ms,
                         32 * block_official_ms / 1e3, block_official_ms / block_ms[a]);
