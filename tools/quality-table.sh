@@ -1,36 +1,81 @@
 #!/usr/bin/env bash
 # Runs every method on the default model with the same calibration budget and the whole
-# evaluation text, then prints the quality table (docs/quality.md). On the GPU machine:
-#   tools/quality-table.sh build-gpu/worker/tools/psworker OUT_DIR cuda
+# evaluation text, then prints the quality table (docs/quality.md). One run gives all of it:
+#   dense, magnitude, Wanda, SparseGPT, the ProxSparse sweep, MaskLLM (SparseGPT prior), and the
+#   masked gradient update on top of SparseGPT and on top of the best ProxSparse mask (those rows
+#   are labelled "+ masked update": their kept weights change).
+# On the GPU machine:
+#   DATA=$PWD/.carry/data MAX_WINDOWS=0 SAMPLES=128 \
+#     bash tools/quality-table.sh build-gpu/worker/tools/psworker /tmp/q cuda
 # On a CPU: tools/quality-table.sh build/worker/tools/psworker OUT_DIR cpu   (hours: full evals)
-# LAMBDAS / LRS select the ProxSparse sweep (the paper's Table 4 style).
+#
+# Environment (space-separated lists sweep every combination):
+#   DATA         directory with codelm-19m, code-calib.jsonl.gz, code-eval.txt (default: the
+#                configs' ../shared/data)
+#   SAMPLES      calibration windows of 512 tokens, the same for every method (default 128)
+#   MAX_WINDOWS  evaluation windows, 0 = the whole text (default 0)
+#   LAMBDAS      ProxSparse λ1 values            (default "0.1 0.3 1 3")
+#   LRS          ProxSparse learning rates       (default "1e-4 1e-3")
+#   EPOCHS       ProxSparse epochs               (default "1")
+#   TRAINABLE    ProxSparse trainable sets       (default "targets"; "targets all" sweeps both)
+#   LAMBDA2S     ProxSparse λ2 values            (default "0")
+#   MU_STEPS     masked-update optimizer steps   (default: one epoch, SAMPLES steps of batch 1)
+#   MU_LR        masked-update learning rate     (default 1e-4)
+#   MASKLLM_ARGS extra --set arguments for the MaskLLM run (default: configs/maskllm.yaml as is)
 set -uo pipefail
-psworker=${1:?usage: quality-table.sh PSWORKER OUT_DIR [cpu|cuda]}
-out=${2:?usage: quality-table.sh PSWORKER OUT_DIR [cpu|cuda]}
+usage="usage: quality-table.sh PSWORKER OUT_DIR [cpu|cuda]"
+psworker=${1:?$usage}
+out=${2:?$usage}
 device=${3:-cuda}
 here=$(cd "$(dirname "$0")/.." && pwd)
+samples=${SAMPLES:-128}
+mu_steps=${MU_STEPS:-$samples}
+mu_lr=${MU_LR:-1e-4}
 mkdir -p "$out"
-common=(--set device=$device --set resources.gpus_per_rank=$([ "$device" = cuda ] && echo 1 || echo 0) --set evaluation.max_windows=${MAX_WINDOWS:-0}
-        --set calibration.samples=${SAMPLES:-128} --set calibration.seqlen=512
+common=(--set device=$device --set resources.gpus_per_rank=$([ "$device" = cuda ] && echo 1 || echo 0)
+        --set evaluation.max_windows=${MAX_WINDOWS:-0}
+        --set calibration.samples=$samples --set calibration.seqlen=512
         --set calibration.sampling=window --set checkpoint.every_steps=0)
 if [ -n "${DATA:-}" ]; then  # data somewhere else than ../shared/data beside the checkout
   common+=(--set "model=$DATA/codelm-19m" --set "calibration.path=$DATA/code-calib.jsonl.gz"
            --set "evaluation.ppl=[$DATA/code-eval.txt]")
 fi
-run() {  # name config extra-args...
+masked_update=(--set masked_update.steps=$mu_steps --set masked_update.lr=$mu_lr)
+
+run() {  # name config extra-args...  (the extra args are kept in NAME.args for reruns)
   local name=$1 cfg=$2
   shift 2
   echo "=== $name" >&2
+  printf '%s\n' "$@" > "$out/$name.args"
   "$psworker" --local "$here/configs/$cfg" --output "$out/$name" "${common[@]}" "$@" \
     > "$out/$name.log" 2>&1 || echo "FAILED: $name (see $out/$name.log)" >&2
 }
+
 run magnitude magnitude.yaml
 run wanda wanda.yaml
-run sparsegpt sparsegpt.yaml
-for lr in ${LRS:-1e-4 5e-4}; do
-  for l in ${LAMBDAS:-0.1 0.3 1 3 10}; do
-    run "proxsparse-l$l-lr$lr" default.yaml --set method.lambda1=$l --set method.lr=$lr
+run sparsegpt sparsegpt.yaml "${masked_update[@]}"  # rows: SparseGPT, and + masked update
+for epochs in ${EPOCHS:-1}; do
+  for trainable in ${TRAINABLE:-targets}; do
+    for l2 in ${LAMBDA2S:-0}; do
+      for lr in ${LRS:-1e-4 1e-3}; do
+        for l in ${LAMBDAS:-0.1 0.3 1 3}; do
+          run "proxsparse-l$l-lr$lr-e$epochs-$trainable-l2$l2" default.yaml \
+            --set method.lambda1=$l --set method.lr=$lr --set method.epochs=$epochs \
+            --set method.trainable=$trainable --set method.lambda2=$l2
+        done
+      done
+    done
   done
 done
-run maskllm maskllm.yaml
+# shellcheck disable=SC2086  # MASKLLM_ARGS is a list of words on purpose
+run maskllm maskllm.yaml ${MASKLLM_ARGS:-}
+
+# The masked update on top of the best ProxSparse mask: rerun that setting with the update on.
+best=$(python3 "$here/tools/quality_table.py" --best proxsparse- "$out")
+if [ -n "$best" ]; then
+  mapfile -t best_args < "$out/$best.args"
+  run "$best-mu" default.yaml "${best_args[@]}" "${masked_update[@]}"
+else
+  echo "FAILED: no ProxSparse run finished; no masked update on top of it" >&2
+fi
 python3 "$here/tools/quality_table.py" "$out"

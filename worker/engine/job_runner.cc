@@ -106,23 +106,14 @@ json RunProxSparse(LlamaForCausalLM& model, const JobSpec& spec,
   ProxSparseHooks hooks(s, is_target,
                         [ckpt](const std::string& name) { return TensorView(*ckpt, name); });
 
-  // Epoch 0 in sampling order, later epochs in seeded permutations.
-  std::vector<std::vector<int32_t>> sequence;
-  for (int e = 0; e < m.epochs; ++e) {
-    if (e == 0) {
-      sequence.insert(sequence.end(), samples.begin(), samples.end());
-    } else {
-      for (size_t i : EpochOrder(samples.size(), spec.seed, static_cast<uint64_t>(e)))
-        sequence.push_back(samples[i]);
-    }
-  }
   TrainOptions t = BaseTrainOptions(spec, static_cast<int64_t>(samples.size()));
   t.checkpoint_dir = out / "checkpoints";
   t.resume = options.resume;
   t.history_csv = out / "history.csv";
   t.stage = "proxsparse";
   std::unique_ptr<ShardedAdamW> opt;
-  TrainResult r = TrainLoop(model, std::move(params), sequence, hooks, comm, progress, t, &opt);
+  TrainResult r = TrainLoop(model, std::move(params), EpochOrderedSamples(samples, t, spec.seed),
+                            hooks, comm, progress, t, &opt);
   if (r.interrupted)
     throw Error("interrupted at step " + std::to_string(r.steps_done) +
                 " (checkpoint written; run again with --resume)");

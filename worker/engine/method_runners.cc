@@ -2,7 +2,10 @@
 
 #include <torch/autograd.h>
 
+#include <string_view>
+
 #include "common/error.h"
+#include "worker/data/calibration.h"
 #include "worker/data/sharding.h"
 #include "worker/engine/history.h"
 #include "worker/engine/train_loop.h"
@@ -17,7 +20,17 @@ namespace {
 
 using json = nlohmann::json;
 
-std::string ParamName(const std::string& module) { return module + ".weight"; }
+// Masks travel keyed by parameter name; the methods key them by module name.
+constexpr std::string_view kWeightSuffix = ".weight";
+std::string ParamName(const std::string& module) { return module + std::string(kWeightSuffix); }
+std::map<std::string, torch::Tensor> ByModule(const MaskMap& masks) {
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& [name, mask] : masks) {
+    if (!name.ends_with(kWeightSuffix)) throw Error("mask for '" + name + "': not a .weight");
+    out[name.substr(0, name.size() - kWeightSuffix.size())] = mask;
+  }
+  return out;
+}
 
 class MaskLlmHooks : public TrainHooks {
  public:
@@ -26,8 +39,9 @@ class MaskLlmHooks : public TrainHooks {
   torch::Tensor ExtraLoss() override { return m_.Regularizer(); }
   MaskCounts Counts(ShardedAdamW& opt) override {
     MaskCounts c;
-    // Logits are tiny next to weights: rank 0 counts them all (the loop sums over ranks).
-    if (!opt.Owns(0) && opt.plan().owner[0] != 0) return c;
+    // Logits are tiny next to weights: the owner of the first one counts them all, once (the
+    // loop sums over ranks).
+    if (!opt.Owns(0)) return c;
     for (size_t i = 0; i < m_.size(); ++i) {
       torch::Tensor mask = m_.HardMask(i);
       c.groups += mask.numel() / p_.m;
@@ -85,6 +99,24 @@ TrainOptions BaseTrainOptions(const JobSpec& spec, int64_t num_samples) {
   return t;
 }
 
+std::vector<std::vector<int32_t>> EpochOrderedSamples(
+    const std::vector<std::vector<int32_t>>& samples, const TrainOptions& options, uint64_t seed) {
+  std::vector<std::vector<int32_t>> sequence;
+  if (samples.empty()) return sequence;
+  const size_t needed = static_cast<size_t>(std::max<int64_t>(1, options.total_steps) *
+                                            std::max<int64_t>(1, options.seqs_per_step));
+  sequence.reserve(needed);
+  for (uint64_t epoch = 0; sequence.size() < needed; ++epoch) {
+    if (epoch == 0) {
+      sequence.insert(sequence.end(), samples.begin(), samples.end());
+    } else {
+      for (size_t i : EpochOrder(samples.size(), seed, epoch)) sequence.push_back(samples[i]);
+    }
+  }
+  sequence.resize(needed);
+  return sequence;
+}
+
 json TrainSummary(const TrainResult& r, int ranks) {
   return {{"steps", r.steps_done},
           {"resumed_from", r.resumed_from},
@@ -140,9 +172,7 @@ json RunMaskLlm(LlamaForCausalLM& model, const JobSpec& spec,
   json summary = json::object();
   if (m.prior != "none") {
     progress.Log("computing the " + m.prior + " prior mask");
-    MaskMap prior = RunOneShot(model, m.prior, spec, samples, comm, progress, true, nullptr);
-    for (auto& [name, mask] : prior)
-      priors[name.substr(0, name.size() - 7)] = mask;  // drop .weight
+    priors = ByModule(RunOneShot(model, m.prior, spec, samples, comm, progress, true, nullptr));
   }
   for (auto& p : model.parameters()) p.set_requires_grad(false);
   MaskLlmOptions o;
@@ -165,7 +195,8 @@ json RunMaskLlm(LlamaForCausalLM& model, const JobSpec& spec,
   t.resume = resume;
   t.history_csv = out / "history.csv";
   t.stage = "maskllm";
-  TrainResult r = TrainLoop(model, std::move(params), samples, hooks, comm, progress, t);
+  TrainResult r = TrainLoop(model, std::move(params), EpochOrderedSamples(samples, t, spec.seed),
+                            hooks, comm, progress, t);
   if (r.interrupted)
     throw Error("interrupted at step " + std::to_string(r.steps_done) +
                 " (checkpoint written; run again with --resume)");
@@ -182,10 +213,8 @@ json RunMaskLlm(LlamaForCausalLM& model, const JobSpec& spec,
 json RunMaskedUpdate(LlamaForCausalLM& model, const JobSpec& spec, const MaskMap& masks,
                      const std::vector<std::vector<int32_t>>& samples,
                      const std::filesystem::path& out, Communicator& comm, ProgressSink& progress) {
-  std::map<std::string, torch::Tensor> by_module;
-  for (const auto& [name, mask] : masks) by_module[name.substr(0, name.size() - 7)] = mask;
   for (auto& p : model.parameters()) p.set_requires_grad(false);
-  MaskedUpdate mu(model.TargetLinears(), by_module);
+  MaskedUpdate mu(model.TargetLinears(), ByModule(masks));
   std::vector<TrainableTensor> params;
   for (auto& [name, t] : mu.Parameters()) {
     t.set_requires_grad(true);
@@ -197,7 +226,8 @@ json RunMaskedUpdate(LlamaForCausalLM& model, const JobSpec& spec, const MaskMap
   t.lr = spec.masked_update.lr;
   t.history_csv = out / "masked_update_history.csv";
   t.stage = "masked update";
-  TrainResult r = TrainLoop(model, std::move(params), samples, hooks, comm, progress, t);
+  TrainResult r = TrainLoop(model, std::move(params), EpochOrderedSamples(samples, t, spec.seed),
+                            hooks, comm, progress, t);
   if (r.interrupted) throw Error("interrupted during the masked update");
   mu.ApplyMasks();
   return TrainSummary(r, comm.size());

@@ -49,6 +49,14 @@ nlohmann::json RunMaskedUpdate(LlamaForCausalLM& model, const JobSpec& spec, con
 // (num_samples: calibration sequences per epoch).
 TrainOptions BaseTrainOptions(const JobSpec& spec, int64_t num_samples);
 
+// The calibration sequences in the order a training run of `options.total_steps` steps of
+// `options.seqs_per_step` sequences consumes them (TrainLoop's `samples`): epoch 0 in sampling
+// order, every later epoch a seeded permutation (data/calibration.h EpochOrder), as many epochs
+// as the steps need. Every training method (ProxSparse, MaskLLM, masked update) orders its data
+// through this, so a given seed and step count see the same sequences whatever the method.
+std::vector<std::vector<int32_t>> EpochOrderedSamples(
+    const std::vector<std::vector<int32_t>>& samples, const TrainOptions& options, uint64_t seed);
+
 // Draws the history plot; a missing or failing gnuplot is a logged warning, not a failed job.
 void PlotOrWarn(const std::filesystem::path& out, const std::string& csv, const std::string& png,
                 const JobSpec& spec, const std::string& title, ProgressSink& progress);

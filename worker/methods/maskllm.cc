@@ -44,8 +44,17 @@ torch::Tensor InitMaskLogits(int64_t groups, const torch::Tensor& prior, NMPatte
                   " entries, expected " + std::to_string(groups * p.m));
     }
     auto overlap = prior.to(device, torch::kFloat32).reshape({groups, p.m}).mm(cand.t());
-    double centre = double(p.n) * double(p.n) / double(p.m);
-    logits += (overlap - centre) * logits.std() * alpha;
+    const double centre = double(p.n) * double(p.n) / double(p.m);
+    // σ(π) as the official code takes it: the std of the random logits, before any clamping.
+    const double sigma = logits.std().item<double>();
+    // The prior candidate's overlap is N, every other's at most N−1: the prior term gives it a
+    // lead of at least α·σ. Clamping the random part to ±α·σ/4 keeps a margin of α·σ/2 after the
+    // noise, so the initial argmax IS the prior mask in every group (with the paper's unclamped
+    // N(0, σ) noise and α = 3, some 5% of groups start on a rival; a short run would keep those
+    // noise-picked masks).
+    const double bound = alpha * sigma / 4.0;
+    logits.clamp_(-bound, bound);
+    logits += (overlap - centre) * (sigma * alpha);
   }
   return logits;
 }
@@ -75,6 +84,7 @@ MaskLlm::MaskLlm(std::vector<std::shared_ptr<Linear>> targets, const MaskLlmOpti
   if (!(options.tau_start > 0 && options.tau_end > 0)) throw Error("method.tau: must be > 0");
   if (!(options.kappa_start > 0 && options.kappa_end > 0)) throw Error("method.kappa: must be > 0");
   if (!(options.prior_alpha >= 0)) throw Error("method.prior_alpha: must be >= 0");
+  if (!(options.init_std > 0)) throw Error("MaskLLM: init_std must be > 0");
   if (!(options.sparse_reg >= 0)) throw Error("method.sparse_reg: must be >= 0");
   if (targets.empty()) throw Error("MaskLLM: no target linears");
   for (const auto& [name, m] : priors) {

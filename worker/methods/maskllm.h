@@ -5,9 +5,12 @@
 //   ỹ = softmax((κ·π + g) / τ),  g = −log(−log u),  M̃ = ỹ · S   (S: the candidates, [C, M]),
 // and the linear uses W ⊙ M̃ (installed with Linear::set_weight_transform, weights frozen).
 // Soft masks sum to exactly N per group. As in the official code (NVlabs/MaskLLM):
-//   - logits start N(0, 0.01) in fp32; a prior mask M₀ adds σ(π)·α·(⟨M₀, Ŝ_i⟩ − N²/M) (paper Eq.
-//   10;
-//     the centring constant is the mean overlap, and any constant gives the same softmax);
+//   - logits start N(0, 0.01) in fp32; a prior mask M₀ adds σ(π)·α·(⟨M₀, Ŝ_i⟩ − N²/M) (paper
+//     Eq. 10; the centring constant is the mean overlap, any constant gives the same softmax).
+//     One deviation: with a prior, the random part is clamped to ±α·σ/4, so that the prior
+//     candidate leads every rival by at least α·σ/2 and the initial argmax is exactly the prior
+//     mask (unclamped, α = 3 leaves ~5% of groups on a noise-picked rival, which a short run
+//     keeps). A run whose learning rate is too small to move the logits returns the prior.
 //   - τ goes linearly 4 → 0.05 and κ linearly 100 → 500 over the run (step / total_steps);
 //   - the sparse-weight regulariser −λ_t Σ‖W ⊙ M̃‖² (W detached, gradient to the logits) with
 //     λ_t = λ·(1 − step/total_steps) (the code decays it linearly to 0; the paper writes λ);
@@ -50,7 +53,8 @@ struct MaskLlmOptions {
 torch::Tensor CandidateMasks(NMPattern p);
 
 // Logits [groups, C] for a weight with `groups` groups: N(0, init_std) from `seed`, plus the prior
-// term when `prior` (bool [out, in]) is defined and alpha > 0.
+// term when `prior` (bool [out, in]) is defined and alpha > 0 (then the random part is clamped to
+// ±alpha·σ/4 and argmax(logits) equals the prior in every group, by a margin >= alpha·σ/2).
 torch::Tensor InitMaskLogits(int64_t groups, const torch::Tensor& prior, NMPattern p,
                              double init_std, double alpha, uint64_t seed,
                              const torch::Device& device);

@@ -6,7 +6,7 @@
 #include "common/job_spec.h"
 #include "common/progress.h"
 #include "common/safetensors.h"
-#include "tiny_model.h"
+#include "tests/worker/engine/engine_fixtures.h"
 #include "worker/distributed/communicator.h"
 #include "worker/engine/job_runner.h"
 #include "worker/engine/train_loop.h"
@@ -18,23 +18,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Collects events; asks to cancel after `cancel_after` progress events (0 = never).
-class RecordingSink : public ProgressSink {
- public:
-  explicit RecordingSink(int cancel_after = 0) : cancel_after_(cancel_after) {}
-  void Progress(const ProgressEvent& e) override { events.push_back(e); }
-  void Log(std::string_view) override {}
-  void Checkpoint(int64_t step, const fs::path&) override { checkpoints.push_back(step); }
-  void Result(bool, std::string_view, const fs::path&) override {}
-  bool CancelRequested() override {
-    return cancel_after_ > 0 && static_cast<int>(events.size()) >= cancel_after_;
-  }
-  std::vector<ProgressEvent> events;
-  std::vector<int64_t> checkpoints;
-
- private:
-  int cancel_after_;
-};
+using testing::RecordingSink;
 
 class EngineTest : public ::testing::Test {
  protected:
@@ -57,7 +41,8 @@ class EngineTest : public ::testing::Test {
     std::string yaml = "model: model\npattern: \"2:4\"\nseed: 3\nmethod:\n" + method_yaml +
                        "calibration:\n  path: calib.jsonl\n  samples: 6\n  seqlen: 64\n"
                        "evaluation:\n  ppl: [eval.txt]\n  ctx: 16\n  max_windows: 2\n"
-                       "checkpoint:\n  every_steps: 2\noutput: " + out + "\n";
+                       "checkpoint:\n  every_steps: 2\noutput: " +
+                       out + "\n";
     return ParseJobSpec(yaml, dir_, "test job");
   }
 

@@ -7,7 +7,7 @@
 #include <thread>
 
 #include "common/error.h"
-#include "tests/worker/methods/tiny_model.h"
+#include "tests/worker/models/tiny_models.h"
 #include "worker/methods/nm_mask.h"
 #include "worker/methods/one_shot.h"
 #include "worker/methods/sparsegpt.h"

@@ -47,17 +47,42 @@ nlohmann::json TinyConfig(const std::string& kind) {
 }
 
 std::shared_ptr<LlamaForCausalLM> RandomModel(const nlohmann::json& config, uint64_t seed,
-                                              torch::ScalarType dtype) {
+                                              torch::ScalarType dtype, double std) {
   auto model = std::make_shared<LlamaForCausalLM>(ParseLlamaConfig(config), torch::dtype(dtype));
   auto gen = at::detail::createCPUGenerator(seed);
   torch::NoGradGuard no_grad;
   for (auto& item : model->named_parameters()) {
-    auto t = at::normal(0.0, 0.1, item.value().sizes(), gen);
-    if (item.key().find("norm") != std::string::npos) t = t + 1.0;
+    const bool norm = item.key().find("norm") != std::string::npos;
+    auto t = at::normal(0.0, norm ? 0.1 : std, item.value().sizes(), gen);
+    if (norm) t = t + 1.0;
     item.value().copy_(t);
   }
   model->eval();
   return model;
+}
+
+std::shared_ptr<LlamaForCausalLM> TinyModel(uint64_t seed, torch::ScalarType dtype) {
+  return RandomModel(TinyConfig("mistral"), seed, dtype, 0.3);
+}
+
+int64_t TinyVocab() { return TinyConfig("mistral").at("vocab_size").get<int64_t>(); }
+
+std::vector<std::vector<int32_t>> TinySamples(int n, int len, uint64_t seed) {
+  auto gen = at::detail::createCPUGenerator(seed);
+  std::vector<std::vector<int32_t>> out;
+  for (int i = 0; i < n; ++i) {
+    auto t = at::randint(0, TinyVocab(), {len + i % 3}, gen, torch::kInt32);
+    out.emplace_back(t.data_ptr<int32_t>(), t.data_ptr<int32_t>() + t.numel());
+  }
+  return out;
+}
+
+torch::Tensor NextTokenLoss(LlamaForCausalLM& model, const torch::Tensor& ids) {
+  auto logits = model.forward(ids);
+  const int64_t len = ids.size(1);
+  auto pred = logits.narrow(1, 0, len - 1).reshape({-1, logits.size(-1)});
+  auto target = ids.narrow(1, 1, len - 1).reshape({-1});
+  return torch::nll_loss(torch::log_softmax(pred, -1), target);
 }
 
 std::filesystem::path TempDir(const std::string& name) {
