@@ -1,7 +1,9 @@
 // Dense cuBLAS (torch::matmul) against our 2:4 paths on Llama-2-7B linear shapes:
 //   q/k/v/o 4096x4096, gate/up 11008x4096, down 4096x11008 (out x in),
 //   M (tokens) in {1, 2, 4, 8, 16, 128, 1024, 4096, 16384}, bf16 and fp16.
-// Paths: our decode kernel (M <= 16, native packed weights) and cuSPARSELt (any M).
+// Paths: our two decode kernels (M <= 16, native packed weights: CUDA-core "decode" and
+// tensor-core "mma"), cuSPARSELt (any M) and, above 16 rows, the native form unpacked to a dense
+// scratch weight + cuBLAS ("unpack", the prefill path when only the native form is kept).
 // Timing: every timed call starts with a cold L2 (a 256 MiB buffer is written in between, not
 // timed), as in decoding where the weights stream from HBM; CUDA events around each call, the
 // median of `iters` calls. One JSON line per (dtype, shape, M), with speedups over dense and the
@@ -109,7 +111,8 @@ int main(int argc, char** argv) {
                          {"m", m},
                          {"dense_weight_bytes", w.nbytes()},
                          {"native_weight_bytes", lin.NativeBytes()},
-                         {"cusparselt_weight_bytes", lin.CusparseltBytes()}};
+                         {"cusparselt_weight_bytes", lin.CusparseltBytes()},
+                         {"native_shares_cusparselt_values", lin.SharesValues()}};
         const double dense = TimeUs([&] { (void)torch::matmul(x, wt); }, it, flush);
         j["dense_us"] = dense;
         j["dense_tflops"] = 2.0 * m * s.n * s.k / dense * 1e-6;
@@ -118,8 +121,21 @@ int main(int argc, char** argv) {
               TimeUs([&] { (void)lin.Forward(x, Sparse24Linear::Path::kDecode); }, it, flush);
           j["decode_us"] = d;
           j["decode_speedup"] = dense / d;
-          j["decode_gbps"] = (lin.NativeBytes() + 2.0 * m * (s.k + s.n)) / d * 1e-3;
+          // Bytes the decode kernels read: kept values + metadata (even when the values live in
+          // cuSPARSELt's buffer), plus x and y.
+          const double native_read = s.n * s.k / 2.0 * w.element_size() + s.n * s.k / 8.0;
+          j["decode_gbps"] = (native_read + 2.0 * m * (s.k + s.n)) / d * 1e-3;
           j["dense_gbps"] = (w.nbytes() + 2.0 * m * (s.k + s.n)) / dense * 1e-3;
+          const double t =
+              TimeUs([&] { (void)lin.Forward(x, Sparse24Linear::Path::kDecodeMma); }, it, flush);
+          j["mma_us"] = t;
+          j["mma_speedup"] = dense / t;
+          j["mma_gbps"] = (native_read + 2.0 * m * (s.k + s.n)) / t * 1e-3;
+        } else {
+          const double u =
+              TimeUs([&] { (void)lin.Forward(x, Sparse24Linear::Path::kUnpackDense); }, it, flush);
+          j["unpack_us"] = u;
+          j["unpack_speedup"] = dense / u;
         }
         if (use_cslt) {
           const double c =

@@ -29,5 +29,7 @@ evaluation:
 checkpoint:
   every_steps: 2
 log_every: 1
+resources:
+  gpus_per_rank: $([ "${5:-cpu}" = cuda ] && echo 1 || echo 0)
 YAML
 }

@@ -1,6 +1,7 @@
 // GPU check of the 2:4 linear paths (not a ctest: CI has no GPU). For every shape the bench uses
-// and a few awkward ones, y from our decode kernel and from cuSPARSELt is compared with the fp32
-// matmul of the same masked weights:
+// and a few awkward ones, y from our two decode kernels (CUDA-core and tensor-core), from
+// cuSPARSELt and from the unpacked dense path is compared with the fp32 matmul of the same masked
+// weights:
 //   err = max|y - ref| / max|ref|   must be <= 2^-8 (bf16) or 2^-10 (fp16),
 // i.e. within a couple of output roundings (a 16-bit result carries 2^-9 / 2^-12 relative error;
 // all paths accumulate in fp32). Dense cuBLAS's own err is printed beside it for scale.
@@ -49,11 +50,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   torch::manual_seed(0);
-  const std::vector<Shape> shapes = {{4096, 4096, true},
-                                     {11008, 4096, true},
-                                     {4096, 11008, true},
-                                     {72, 48, false},
-                                     {264, 80, false}};  // cuSPARSELt 0.8.1: not supported
+  const std::vector<Shape> shapes = {
+      {4096, 4096, true}, {11008, 4096, true}, {4096, 11008, true},
+      {72, 48, false},    {264, 80, false},  // cuSPARSELt 0.8.1: not supported
+      {100, 272, false},                     // tensor-core kernel: partial blocks
+      {4104, 720, false}};
   const std::vector<int64_t> decode_ms = {1, 2, 3, 5, 8, 13, 16, 17, 64};
   std::vector<int64_t> cslt_ms = {1, 5, 16, 128, 1024, 4096, 16384};
   if (quick) cslt_ms = {1, 16, 128};
@@ -78,6 +79,13 @@ int main(int argc, char** argv) {
         continue;
       }
       Sparse24Linear& lin = *made;
+      std::cout << nlohmann::json{{"n", s.n},
+                                  {"k", s.k},
+                                  {"native_shares_cusparselt_values", lin.SharesValues()},
+                                  {"native_bytes", lin.NativeBytes()},
+                                  {"cusparselt_bytes", lin.CusparseltBytes()}}
+                       .dump()
+                << std::endl;
       const auto wf = w.to(torch::kFloat);
       std::set<int64_t> ms(decode_ms.begin(), decode_ms.end());
       if (with_cslt) ms.insert(cslt_ms.begin(), cslt_ms.end());
@@ -90,22 +98,25 @@ int main(int argc, char** argv) {
         const double dense_err = RelErr(torch::matmul(x, w.t()), ref);
         const bool decode = in(decode_ms, m);
         const bool cslt = with_cslt && in(cslt_ms, m);
-        for (int path = 0; path < 2; ++path) {
-          if ((path == 0 && !decode) || (path == 1 && !cslt)) continue;
+        using P = Sparse24Linear::Path;
+        for (P path : {P::kDecode, P::kDecodeMma, P::kCusparselt, P::kUnpackDense}) {
+          const bool native_path = path == P::kDecode || path == P::kDecodeMma;
+          if ((native_path && !decode) || (path == P::kCusparselt && !cslt) ||
+              (path == P::kUnpackDense && !decode && !cslt))
+            continue;
           nlohmann::json j{{"dtype", dtype == torch::kBFloat16 ? "bf16" : "fp16"},
                            {"n", s.n},
                            {"k", s.k},
                            {"m", m},
-                           {"path", path == 0 ? "decode" : "cusparselt"},
+                           {"path", ps::sparse::PathName(path)},
                            {"dense_cublas_err", dense_err},
                            {"tol", tol}};
           try {
-            const auto y = lin.Forward(
-                x, path == 0 ? Sparse24Linear::Path::kDecode : Sparse24Linear::Path::kCusparselt);
+            const auto y = lin.Forward(x, path);
             torch::cuda::synchronize();
             const double err = RelErr(y, ref);
             j["err"] = err;
-            if (path == 1) j["searched"] = lin.CusparseltSearched(m);
+            if (path == P::kCusparselt) j["searched"] = lin.CusparseltSearched(m);
             j["ok"] = err <= tol && y.sizes() == ref.sizes();
           } catch (const std::exception& e) {
             j["error"] = e.what();

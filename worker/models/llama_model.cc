@@ -9,18 +9,33 @@ namespace ps {
 
 Linear::Linear(std::string path, int64_t in_features, int64_t out_features, bool bias,
                const torch::TensorOptions& options)
-    : path_(std::move(path)) {
+    : path_(std::move(path)), in_features_(in_features), out_features_(out_features) {
   weight = register_parameter("weight", torch::empty({out_features, in_features}, options));
   if (bias) this->bias = register_parameter("bias", torch::empty({out_features}, options));
 }
 
 torch::Tensor Linear::forward(const torch::Tensor& x) {
   if (input_hook_) input_hook_(path_, x);
+  if (op_) {
+    torch::Tensor y = op_->Forward(x);
+    return bias.defined() ? y + bias : y;
+  }
+  if (weight_released_) throw Error(path_ + ": the dense weight was released and no op is set");
   torch::Tensor w = weight_transform_ ? weight_transform_(weight) : weight;
   return torch::linear(x, w, bias);
 }
 
+void Linear::ReleaseWeight() {
+  if (!op_) throw Error(path_ + ": ReleaseWeight needs an op that holds the weight (set_op)");
+  torch::NoGradGuard no_grad;
+  // set_data swaps the storage of the registered parameter itself, so the module's parameter
+  // list sees the empty tensor too and the old storage is freed once nothing else holds it.
+  weight.set_data(torch::empty({0}, weight.options()));
+  weight_released_ = true;
+}
+
 void Linear::ReplaceWeight(const torch::Tensor& w) {
+  if (weight_released_) throw Error(path_ + ": the dense weight was released");
   if (w.sizes() != weight.sizes()) {
     throw Error(path_ + ": replacement weight has shape " + c10::str(w.sizes()) + ", expected " +
                 c10::str(weight.sizes()));

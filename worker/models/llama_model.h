@@ -9,6 +9,8 @@
 //   - input capture: set_input_hook on one linear, or SetInputHook on all targets, sees every
 //     input [.., in_features] before the matmul (Wanda/SparseGPT statistics);
 //   - layer-at-a-time execution: Embed(), Rope(), layer(i).forward(), FinalNorm(), Logits().
+// What inference backends get: set_op on a Linear replaces its matmul (e.g. by a 2:4 kernel that
+// holds its own packed copy of the weight), and ReleaseWeight then frees the dense weight.
 #pragma once
 
 #include <torch/nn/module.h>
@@ -30,6 +32,15 @@ using LinearInputHook = std::function<void(const std::string& name, const torch:
 // Maps the stored weight to the weight used in the matmul (must keep its shape).
 using WeightTransform = std::function<torch::Tensor(const torch::Tensor& weight)>;
 
+// Computes x Wᵀ for one Linear in place of the dense matmul (no bias: Linear adds it). x is
+// [.., in_features]; the result must be [.., out_features] in x's dtype. Implementations keep
+// whatever form of the weight they need (worker/sparse: 2:4 packed forms on the GPU).
+class LinearOp {
+ public:
+  virtual ~LinearOp() = default;
+  virtual torch::Tensor Forward(const torch::Tensor& x) = 0;
+};
+
 class Linear : public torch::nn::Module {
  public:
   Linear(std::string path, int64_t in_features, int64_t out_features, bool bias,
@@ -38,19 +49,31 @@ class Linear : public torch::nn::Module {
 
   // HF module name, e.g. "model.layers.0.self_attn.q_proj".
   const std::string& path() const { return path_; }
-  int64_t in_features() const { return weight.size(1); }
-  int64_t out_features() const { return weight.size(0); }
+  int64_t in_features() const { return in_features_; }
+  int64_t out_features() const { return out_features_; }
   // Copies `w` into the weight in place (no autograd record); shapes must match, dtype/device
   // are converted. The parameter object stays the same, so optimizers keep working.
   void ReplaceWeight(const torch::Tensor& w);
   void set_input_hook(LinearInputHook hook) { input_hook_ = std::move(hook); }
   void set_weight_transform(WeightTransform f) { weight_transform_ = std::move(f); }
+  // Routes forward through `op` (x Wᵀ, then + bias here); null restores the dense matmul. Input
+  // hooks still run; a weight transform does not (the op owns its weight).
+  void set_op(std::shared_ptr<LinearOp> op) { op_ = std::move(op); }
+  const std::shared_ptr<LinearOp>& op() const { return op_; }
+  // Frees the dense weight's storage (it becomes an empty tensor of the same dtype and device),
+  // for when an op holds its own copy. Only allowed with an op set (ps::Error otherwise); the
+  // parameter object stays registered, so module traversal keeps working.
+  void ReleaseWeight();
+  bool weight_released() const { return weight_released_; }
 
-  torch::Tensor weight;  // [out, in]
+  torch::Tensor weight;  // [out, in]; empty after ReleaseWeight
   torch::Tensor bias;    // [out] or undefined
 
  private:
   std::string path_;
+  int64_t in_features_ = 0, out_features_ = 0;
+  bool weight_released_ = false;
+  std::shared_ptr<LinearOp> op_;
   LinearInputHook input_hook_;
   WeightTransform weight_transform_;
 };

@@ -4,6 +4,7 @@
 #include <cusparseLt.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <string>
@@ -35,6 +36,14 @@ cudaDataType TypeOf(torch::ScalarType t) {
 }
 
 cudaStream_t Stream() { return c10::cuda::getCurrentCUDAStream().stream(); }
+
+// The search mode from PS_CUSPARSELT_SEARCH: "0" none (default algorithm), "manual" our own
+// timing of every algorithm id with split-K 1 (each id's plan and matmul status-checked), anything
+// else cuSPARSELt's cusparseLtMatmulSearch. PS_CUSPARSELT_ALG=<id> pins one id (no search).
+std::string SearchMode() {
+  const char* env = std::getenv("PS_CUSPARSELT_SEARCH");
+  return env ? std::string(env) : std::string("search");
+}
 
 torch::Tensor Bytes(size_t n, const torch::Tensor& like) {
   return torch::empty({static_cast<int64_t>(std::max<size_t>(n, 1))},
@@ -71,6 +80,76 @@ struct CusparseLtLinear::State {
     cusparseLtMatDescriptorDestroy(&a);
   }
 
+  // Rebuilds p's plan with algorithm `id` (split-K left at its default); false when cuSPARSELt
+  // refuses the id (the plan is then rebuilt with the default algorithm).
+  bool SetAlgorithm(Plan& p, int id) {
+    const auto* h = Handle();
+    if (p.has_plan) PS_CSLT(cusparseLtMatmulPlanDestroy(&p.plan));
+    p.has_plan = false;
+    PS_CSLT(cusparseLtMatmulAlgSelectionInit(h, &p.alg, &p.mm, CUSPARSELT_MATMUL_ALG_DEFAULT));
+    bool ok = cusparseLtMatmulAlgSetAttribute(h, &p.alg, CUSPARSELT_MATMUL_ALG_CONFIG_ID, &id,
+                                              sizeof(id)) == CUSPARSE_STATUS_SUCCESS;
+    if (ok) ok = cusparseLtMatmulPlanInit(h, &p.plan, &p.mm, &p.alg) == CUSPARSE_STATUS_SUCCESS;
+    if (!ok) {
+      PS_CSLT(cusparseLtMatmulAlgSelectionInit(h, &p.alg, &p.mm, CUSPARSELT_MATMUL_ALG_DEFAULT));
+      PS_CSLT(cusparseLtMatmulPlanInit(h, &p.plan, &p.mm, &p.alg));
+    }
+    p.has_plan = true;
+    return ok;
+  }
+
+  // Times every algorithm id (split-K 1) on these operands with CUDA events and keeps the
+  // fastest; ids whose plan or matmul fails are skipped. One line per shape on stderr.
+  bool ManualSearch(Plan& p, int64_t mp, const torch::Tensor& xb, const torch::Tensor& y,
+                    const torch::Tensor& ws) {
+    const auto* h = Handle();
+    int max_id = 0;
+    PS_CSLT(cusparseLtMatmulAlgGetAttribute(h, &p.alg, CUSPARSELT_MATMUL_ALG_CONFIG_MAX_ID, &max_id,
+                                            sizeof(max_id)));
+    const float alpha = 1.f, beta = 0.f;
+    cudaStream_t s = Stream();
+    cudaEvent_t e0, e1;
+    cudaEventCreate(&e0);
+    cudaEventCreate(&e1);
+    int best = -1, tried = 0;
+    float best_ms = 0.f;
+    for (int id = 0; id < max_id; ++id) {
+      if (!SetAlgorithm(p, id)) continue;
+      size_t need = 0;
+      if (cusparseLtMatmulGetWorkspace(h, &p.plan, &need) != CUSPARSE_STATUS_SUCCESS ||
+          need > static_cast<size_t>(ws.numel()))
+        continue;
+      auto run = [&] {
+        return cusparseLtMatmul(h, &p.plan, &alpha, compressed.data_ptr(), xb.data_ptr(), &beta,
+                                y.data_ptr(), y.data_ptr(), ws.data_ptr(), &s, 1);
+      };
+      if (run() != CUSPARSE_STATUS_SUCCESS || cudaStreamSynchronize(s) != cudaSuccess) continue;
+      ++tried;
+      cudaEventRecord(e0, s);
+      for (int i = 0; i < 5; ++i) run();
+      cudaEventRecord(e1, s);
+      cudaEventSynchronize(e1);
+      float ms = 0.f;
+      cudaEventElapsedTime(&ms, e0, e1);
+      if (best < 0 || ms < best_ms) {
+        best = id;
+        best_ms = ms;
+      }
+    }
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    std::fprintf(stderr,
+                 "cuSPARSELt manual search: N %lld K %lld M %lld: %d of %d algorithm ids ran, "
+                 "best id %d (%.1f us)\n",
+                 static_cast<long long>(n), static_cast<long long>(k), static_cast<long long>(mp),
+                 tried, max_id, best, best_ms * 1000.f / 5);
+    if (best < 0) {
+      SetAlgorithm(p, 0);
+      return false;
+    }
+    return SetAlgorithm(p, best);
+  }
+
   Plan& PlanFor(int64_t mp, const torch::Tensor& xb) {
     auto it = plans.find(mp);
     if (it != plans.end()) return *it->second;
@@ -91,25 +170,29 @@ struct CusparseLtLinear::State {
     auto y = torch::empty({mp, n}, xb.options());
     const float alpha = 1.f, beta = 0.f;
     cudaStream_t s = Stream();
-    // PS_CUSPARSELT_SEARCH=0 skips the search (the default algorithm runs).
-    const char* env = std::getenv("PS_CUSPARSELT_SEARCH");
-    const bool search = !(env && std::string(env) == "0");
-    const cusparseStatus_t st =
-        !search ? CUSPARSE_STATUS_NOT_SUPPORTED
-                : cusparseLtMatmulSearch(h, &p->plan, &alpha, compressed.data_ptr(), xb.data_ptr(),
-                                         &beta, y.data_ptr(), y.data_ptr(), search_ws.data_ptr(),
-                                         &s, 1);
-    if (st != CUSPARSE_STATUS_SUCCESS) {
-      // Keep the default algorithm rather than fail; rebuild the plan so no half-searched
-      // state stays. (On the H100 with cuSPARSELt 0.8.1 the fp16 search dies of an illegal
-      // instruction that poisons the CUDA context, which no fallback can undo: run fp16 with
-      // PS_CUSPARSELT_SEARCH=0. docs/sparse-inference.md.)
-      p->searched = false;
-      PS_CSLT(cusparseLtMatmulPlanDestroy(&p->plan));
-      p->has_plan = false;
-      PS_CSLT(cusparseLtMatmulAlgSelectionInit(h, &p->alg, &p->mm, CUSPARSELT_MATMUL_ALG_DEFAULT));
-      PS_CSLT(cusparseLtMatmulPlanInit(h, &p->plan, &p->mm, &p->alg));
-      p->has_plan = true;
+    const std::string mode = SearchMode();
+    const char* pinned = std::getenv("PS_CUSPARSELT_ALG");
+    if (pinned) {
+      p->searched = SetAlgorithm(*p, std::atoi(pinned));
+      if (!p->searched)
+        throw Error(std::string("cuSPARSELt: PS_CUSPARSELT_ALG=") + pinned +
+                    " is not a usable algorithm id for this shape");
+    } else if (mode == "manual") {
+      p->searched = ManualSearch(*p, mp, xb, y, search_ws);
+    } else {
+      const cusparseStatus_t st =
+          mode == "0" ? CUSPARSE_STATUS_NOT_SUPPORTED
+                      : cusparseLtMatmulSearch(h, &p->plan, &alpha, compressed.data_ptr(),
+                                               xb.data_ptr(), &beta, y.data_ptr(), y.data_ptr(),
+                                               search_ws.data_ptr(), &s, 1);
+      if (st != CUSPARSE_STATUS_SUCCESS) {
+        // Keep the default algorithm rather than fail; rebuild the plan so no half-searched
+        // state stays. (On the H100 with cuSPARSELt 0.8.1 the fp16 search dies of an illegal
+        // instruction that poisons the CUDA context, which no fallback can undo: run fp16 with
+        // PS_CUSPARSELT_SEARCH=manual or 0. docs/sparse-inference.md.)
+        p->searched = false;
+        SetAlgorithm(*p, 0);
+      }
     }
     // The search updated the plan with the fastest algorithm and split-K: size the workspace
     // for what will run.
@@ -165,6 +248,7 @@ torch::Tensor CusparseLtLinear::Forward(const torch::Tensor& x) {
 }
 
 size_t CusparseLtLinear::CompressedBytes() const { return s_->compressed_bytes; }
+const torch::Tensor& CusparseLtLinear::Compressed() const { return s_->compressed; }
 
 bool CusparseLtLinear::Searched(int64_t m) const {
   auto it = s_->plans.find((m + 7) / 8 * 8);

@@ -31,6 +31,9 @@ class CusparseLtLinear {
   torch::Tensor Forward(const torch::Tensor& x);
   // Bytes of the compressed weight (values + metadata) the GPU keeps.
   size_t CompressedBytes() const;
+  // The compressed buffer itself (uint8, CUDA). Its layout is cuSPARSELt's own; Sparse24Linear
+  // only checks whether its first N*K/2 elements are the kept values in native order.
+  const torch::Tensor& Compressed() const;
   // Whether the plan for m rows came from cusparseLtMatmulSearch (false: default algorithm,
   // after the search failed; or no plan yet).
   bool Searched(int64_t m) const;

@@ -41,6 +41,41 @@ NativePacked PackNative(const torch::Tensor& w) {
   return p;
 }
 
+NativePacked PackNativeOnDevice(const torch::Tensor& w) {
+  if (w.dim() != 2) throw Error("PackNativeOnDevice: the weight must be 2-D");
+  if (w.size(1) % 4 != 0 || w.size(1) == 0)
+    throw Error("PackNativeOnDevice: in_features " + std::to_string(w.size(1)) +
+                " is not a positive multiple of 4");
+  const auto esize = w.element_size();
+  const auto bits_type = esize == 2 ? torch::kInt16 : esize == 4 ? torch::kInt32 : torch::kInt64;
+  const int64_t n = w.size(0), groups = w.size(1) / 4;
+  const torch::Tensor g = w.contiguous().view({n, groups, 4});
+  const torch::Tensor nz = g.view(bits_type).ne(0);  // [n, groups, 4]
+  const torch::Tensor count = nz.sum(-1);
+  const torch::Tensor bad = count.gt(2);
+  if (bad.any().item<bool>()) {
+    const auto first = bad.nonzero()[0].to(torch::kCPU);
+    const int64_t r = first[0].item<int64_t>(), gi = first[1].item<int64_t>();
+    throw Error("tensor weight row " + std::to_string(r) + " group " + std::to_string(gi) +
+                " (columns " + std::to_string(4 * gi) + ".." + std::to_string(4 * gi + 3) +
+                ") holds " + std::to_string(count[r][gi].item<int64_t>()) +
+                " nonzero values: the weight is not 2:4 sparse (prune it first)");
+  }
+  // Kept positions: the nonzeros, padded with the lowest zero positions (as PadToTwo does):
+  // the two largest of nz * 8 + (3 - position), then in position order.
+  const auto pos = torch::arange(4, torch::dtype(torch::kInt32).device(w.device()));
+  const torch::Tensor score = nz.to(torch::kInt32) * 8 + (3 - pos);
+  const torch::Tensor kept =
+      std::get<0>(std::get<1>(score.topk(2, -1)).sort(-1));  // [n, groups, 2]
+  NativePacked p;
+  p.values = g.gather(-1, kept).reshape({n, groups * 2});
+  torch::Tensor nib = (kept.select(-1, 0) + kept.select(-1, 1) * 4).to(torch::kUInt8);
+  if (groups % 2) nib = torch::cat({nib, torch::zeros({n, 1}, nib.options())}, 1);
+  const torch::Tensor pairs = nib.view({n, -1, 2});
+  p.meta = (pairs.select(-1, 0) + pairs.select(-1, 1) * 16).contiguous();  // [n, ceil(K/8)]
+  return p;
+}
+
 torch::Tensor UnpackNative(const NativePacked& p) {
   const torch::Tensor v = p.values.to(torch::kCPU).contiguous();
   const torch::Tensor m = p.meta.to(torch::kCPU).contiguous();

@@ -18,6 +18,10 @@ struct NativePacked {
 // `w` (any device, floating, 2-D, K % 4 == 0) must be 2:4 sparse along K; ps::Error otherwise.
 // The result is on the CPU.
 NativePacked PackNative(const torch::Tensor& w);
+// The same layout computed with tensor ops on w's device (no copy to the host: packing a 7B model
+// on the GPU takes seconds), bit for bit equal to PackNative. K % 4 == 0; ps::Error naming the
+// first group with more than two nonzero values (nonzero = any bit set, so -0.0 counts).
+NativePacked PackNativeOnDevice(const torch::Tensor& w);
 // The dense weight again (CPU), bit for bit.
 torch::Tensor UnpackNative(const NativePacked& p);
 // Top-2 |w| of every group of 4 along the last dimension, the rest zeroed (ties: lower index).

@@ -15,14 +15,25 @@ namespace ps::sparse {
 enum class Elem { kBF16, kF16 };
 
 inline constexpr int kDecodeMaxM = 16;
-// Up to this many rows the kernel beats dense cuBLAS on the H100 (1.1-1.5x at M <= 2, 0.76x at
-// M = 4; docs/sparse-inference.md). Sparse24Linear's automatic choice uses it below cuSPARSELt.
-inline constexpr int kDecodeAutoMaxM = 2;
+// (Up to 2 rows this kernel beats dense cuBLAS on the H100: 1.1-1.5x at M <= 2, 0.76x at M = 4;
+// Sparse24Linear's kAutoGemvMaxM.)
 
 // K must be a multiple of 16 and M in 1..kDecodeMaxM; all pointers device memory, row-major and
 // contiguous; values and x 16-byte aligned. Returns the launch error (cudaErrorInvalidValue for a
 // shape it does not handle).
 cudaError_t Sparse24Gemv(Elem elem, const void* x, const void* values, const uint8_t* meta, void* y,
                          int M, int N, int K, cudaStream_t stream);
+
+// The same product on tensor cores (sparse24_mma.cu): each weight group is decompressed once in
+// registers into a dense mma.m16n8k16 fragment, so the weights are read once for all M <= 16
+// tokens and the per-token cost is tensor-core math, not a select and an FMA per kept value.
+// Same shapes and alignment rules as Sparse24Gemv.
+cudaError_t Sparse24GemmSmallM(Elem elem, const void* x, const void* values, const uint8_t* meta,
+                               void* y, int M, int N, int K, cudaStream_t stream);
+
+// Native layout -> dense [N, K] 16-bit weight (for prefill from the native form through dense
+// cuBLAS when the cuSPARSELt form is not kept). K % 4 == 0; values 4-byte and dense 8-byte aligned.
+cudaError_t Sparse24Unpack(const void* values, const uint8_t* meta, void* dense, int64_t N,
+                           int64_t K, cudaStream_t stream);
 
 }  // namespace ps::sparse

@@ -19,24 +19,59 @@ namespace ps::sparse {
 class CusparseLtLinear {};
 #endif
 
+const char* PathName(Sparse24Linear::Path p) {
+  switch (p) {
+    case Sparse24Linear::Path::kAuto:
+      return "auto";
+    case Sparse24Linear::Path::kDecode:
+      return "decode";
+    case Sparse24Linear::Path::kDecodeMma:
+      return "decode_mma";
+    case Sparse24Linear::Path::kCusparselt:
+      return "cusparselt";
+    case Sparse24Linear::Path::kUnpackDense:
+      return "unpack_dense";
+  }
+  return "?";
+}
+
 Sparse24Linear::Sparse24Linear(const torch::Tensor& w, bool keep_native, bool keep_cusparselt) {
   if (w.dim() != 2) throw Error("Sparse24Linear: the weight must be 2-D");
   dtype_ = w.scalar_type();
   if (dtype_ != torch::kBFloat16 && dtype_ != torch::kFloat16)
     throw Error("Sparse24Linear: only bf16 and fp16 weights are supported");
+  if (!keep_native && !keep_cusparselt) throw Error("Sparse24Linear: keep at least one form");
   n_ = w.size(0);
   k_ = w.size(1);
   const auto dev = torch::Device(torch::kCUDA, c10::cuda::current_device());
-  // PackNative checks 2:4 sparsity (ps::Error naming the group otherwise) for both forms.
-  NativePacked host = PackNative(w);
-  if (keep_native) native_ = {host.values.to(dev), host.meta.to(dev)};
+  const torch::Tensor wd = w.to(dev).contiguous();
+  // Packing checks 2:4 sparsity (ps::Error naming the group otherwise) for both forms.
+  NativePacked packed = PackNativeOnDevice(wd);
   if (keep_cusparselt) {
 #ifdef PS_WITH_CUSPARSELT
-    cslt_ = std::make_unique<CusparseLtLinear>(w.to(dev).contiguous());
+    cslt_ = std::make_unique<CusparseLtLinear>(wd);
 #else
     throw Error("Sparse24Linear: this build has no cuSPARSELt (configure with it found)");
 #endif
   }
+  if (!keep_native) return;
+  native_ = {packed.values.contiguous(), packed.meta.contiguous()};
+#ifdef PS_WITH_CUSPARSELT
+  if (cslt_) {
+    // If cuSPARSELt's buffer begins with exactly our kept values (its layout is not documented,
+    // so this is checked, not assumed), read them from there and keep only our metadata.
+    const torch::Tensor& buf = cslt_->Compressed();
+    const int64_t vbytes = native_.values.nbytes();
+    if (buf.numel() >= vbytes &&
+        torch::equal(buf.narrow(0, 0, vbytes), native_.values.view({-1}).view(torch::kUInt8))) {
+      torch::Tensor keep = buf;  // the deleter holds the buffer alive as long as the view
+      native_.values = torch::from_blob(
+          buf.data_ptr(), {n_, k_ / 2}, [keep](void*) mutable { keep = torch::Tensor(); },
+          torch::dtype(dtype_).device(buf.device()));
+      shared_values_ = true;
+    }
+  }
+#endif
 }
 
 Sparse24Linear::~Sparse24Linear() = default;
@@ -52,7 +87,8 @@ bool Sparse24Linear::HasCusparselt() {
 }
 
 int64_t Sparse24Linear::NativeBytes() const {
-  return native_.values.defined() ? native_.bytes() : 0;
+  if (!native_.values.defined()) return 0;
+  return shared_values_ ? native_.meta.nbytes() : native_.bytes();
 }
 
 int64_t Sparse24Linear::CusparseltBytes() const {
@@ -72,40 +108,71 @@ bool Sparse24Linear::CusparseltSearched(int64_t m) const {
 #endif
 }
 
-torch::Tensor Sparse24Linear::Decode(const torch::Tensor& x) {
-  const torch::Tensor xc = x.contiguous();
+torch::Tensor Sparse24Linear::Decode(const torch::Tensor& x, bool mma) {
+  torch::Tensor xc = x.contiguous();
+  // The kernels load x 16 bytes at a time: a view that starts mid-row gets its own copy.
+  if (reinterpret_cast<uintptr_t>(xc.data_ptr()) % 16) xc = xc.clone();
   const int64_t m = xc.size(0);
   auto y = torch::empty({m, n_}, xc.options());
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
   const Elem elem = dtype_ == torch::kBFloat16 ? Elem::kBF16 : Elem::kF16;
-  // The kernel takes up to kDecodeMaxM rows at a time.
+  // The kernels take up to kDecodeMaxM rows at a time.
   for (int64_t r = 0; r < m; r += kDecodeMaxM) {
-    const int64_t rows = std::min<int64_t>(kDecodeMaxM, m - r);
+    const int rows = static_cast<int>(std::min<int64_t>(kDecodeMaxM, m - r));
+    const auto kernel = mma ? Sparse24GemmSmallM : Sparse24Gemv;
     const cudaError_t err =
-        Sparse24Gemv(elem, xc[r].data_ptr(), native_.values.data_ptr(),
-                     native_.meta.data_ptr<uint8_t>(), y[r].data_ptr(), static_cast<int>(rows),
-                     static_cast<int>(n_), static_cast<int>(k_), stream);
+        kernel(elem, xc[r].data_ptr(), native_.values.data_ptr(), native_.meta.data_ptr<uint8_t>(),
+               y[r].data_ptr(), rows, static_cast<int>(n_), static_cast<int>(k_), stream);
     if (err != cudaSuccess)
-      throw Error(std::string("2:4 decode kernel: ") + cudaGetErrorString(err) + " (M " +
-                  std::to_string(rows) + ", N " + std::to_string(n_) + ", K " + std::to_string(k_) +
-                  ")");
+      throw Error(std::string(mma ? "2:4 tensor-core decode kernel: " : "2:4 decode kernel: ") +
+                  cudaGetErrorString(err) + " (M " + std::to_string(rows) + ", N " +
+                  std::to_string(n_) + ", K " + std::to_string(k_) + ")");
   }
   return y;
+}
+
+torch::Tensor Sparse24Linear::UnpackDense(const torch::Tensor& x) {
+  auto w = torch::empty({n_, k_}, x.options());
+  const cudaError_t err =
+      Sparse24Unpack(native_.values.data_ptr(), native_.meta.data_ptr<uint8_t>(), w.data_ptr(), n_,
+                     k_, c10::cuda::getCurrentCUDAStream().stream());
+  if (err != cudaSuccess)
+    throw Error(std::string("2:4 unpack kernel: ") + cudaGetErrorString(err) + " (N " +
+                std::to_string(n_) + ", K " + std::to_string(k_) + ")");
+  return torch::matmul(x, w.t());
+}
+
+Sparse24Linear::Path Sparse24Linear::AutoPath(int64_t m) const {
+  const bool native = native_.values.defined();
+  if (native && m <= kAutoGemvMaxM) return Path::kDecode;
+  if (native && m <= kAutoMmaMaxM) return Path::kDecodeMma;
+  if (cslt_ && (cslt_refusal_.empty() || !native)) return Path::kCusparselt;
+  return Path::kUnpackDense;
 }
 
 torch::Tensor Sparse24Linear::Forward(const torch::Tensor& x, Path path) {
   if (!x.is_cuda() || x.dim() != 2 || x.size(1) != k_ || x.scalar_type() != dtype_)
     throw Error("Sparse24Linear: input must be CUDA [M, " + std::to_string(k_) +
                 "] of the weight's dtype");
-  if (path == Path::kAuto)
-    path = (native_.values.defined() && x.size(0) <= kDecodeAutoMaxM) || !cslt_ ? Path::kDecode
-                                                                                : Path::kCusparselt;
-  if (path == Path::kDecode) {
-    if (!native_.values.defined()) throw Error("Sparse24Linear: the native form was not kept");
-    return Decode(x);
+  const bool automatic = path == Path::kAuto;
+  if (automatic) path = AutoPath(x.size(0));
+  if (path != Path::kCusparselt) {
+    if (!native_.values.defined())
+      throw Error(std::string("Sparse24Linear: path ") + PathName(path) +
+                  " needs the native form, which was not kept");
+    if (path == Path::kUnpackDense) return UnpackDense(x);
+    return Decode(x, path == Path::kDecodeMma);
   }
 #ifdef PS_WITH_CUSPARSELT
-  if (cslt_) return cslt_->Forward(x);
+  if (cslt_) {
+    if (!automatic || !native_.values.defined()) return cslt_->Forward(x);
+    try {
+      return cslt_->Forward(x);
+    } catch (const Error& e) {  // a plan cuSPARSELt does not support for this shape
+      cslt_refusal_ = e.what();
+      return UnpackDense(x);
+    }
+  }
 #endif
   throw Error("Sparse24Linear: the cuSPARSELt form was not kept (or this build has none)");
 }

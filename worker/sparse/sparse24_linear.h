@@ -1,12 +1,14 @@
 // A 2:4 linear layer y = x Wᵀ on the GPU (docs/sparse-inference.md). It keeps the weight in the
-// form(s) asked for: the native packed layout for our decode kernel (M <= 16) and/or the
-// cuSPARSELt compressed form (any M, built with cuSPARSELt only). Forward picks the decode kernel
-// for M <= kDecodeAutoMaxM (or whenever cuSPARSELt is absent) and cuSPARSELt otherwise.
+// form(s) asked for: the native packed layout for our decode kernels (M <= 16) and/or the
+// cuSPARSELt compressed form (any M, built with cuSPARSELt only). When both are kept and
+// cuSPARSELt's compressed buffer starts with the kept values in native order (checked on the
+// GPU at construction, never assumed), the native form reuses them and adds only its metadata.
 #pragma once
 
 #include <torch/types.h>
 
 #include <memory>
+#include <string>
 
 #include "worker/sparse/native_pack.h"
 
@@ -16,10 +18,16 @@ class CusparseLtLinear;
 
 class Sparse24Linear {
  public:
-  enum class Path { kAuto, kDecode, kCusparselt };
+  enum class Path {
+    kAuto,        // the fastest kept path for M (kAutoGemvMaxM, kAutoMmaMaxM, then cuSPARSELt)
+    kDecode,      // CUDA-core decode kernel (native form), M split into launches of 16
+    kDecodeMma,   // tensor-core decode kernel (native form), M split into launches of 16
+    kCusparselt,  // cuSPARSELt
+    kUnpackDense  // native form unpacked into a dense scratch weight, then dense cuBLAS
+  };
 
   // `w`: [N, K] bf16 or fp16, 2:4 sparse along K (ps::Error otherwise), any device; the packed
-  // forms live on the current CUDA device.
+  // forms live on the current CUDA device. `w` itself is not kept.
   Sparse24Linear(const torch::Tensor& w, bool keep_native, bool keep_cusparselt);
   ~Sparse24Linear();
   Sparse24Linear(Sparse24Linear&&) noexcept;
@@ -27,9 +35,20 @@ class Sparse24Linear {
 
   // x [M, K] CUDA, the weight's dtype -> y [M, N].
   torch::Tensor Forward(const torch::Tensor& x, Path path = Path::kAuto);
-  // GPU bytes of each kept form (0 when not kept).
+  // The path kAuto takes for m rows with the forms kept.
+  Path AutoPath(int64_t m) const;
+  // GPU bytes of each kept form (0 when not kept; the native form counts only its metadata when
+  // it shares cuSPARSELt's values), and of everything this layer holds.
   int64_t NativeBytes() const;
   int64_t CusparseltBytes() const;
+  int64_t GpuBytes() const { return NativeBytes() + CusparseltBytes(); }
+  // Whether the native form reads its values from cuSPARSELt's compressed buffer.
+  bool SharesValues() const { return shared_values_; }
+  bool HasNative() const { return native_.values.defined(); }
+  bool HasCusparseltForm() const { return cslt_ != nullptr; }
+  // Set when cuSPARSELt refused a shape under kAuto (its minimum sizes): kAuto then uses the
+  // native form for every M. Empty otherwise.
+  const std::string& CusparseltRefusal() const { return cslt_refusal_; }
   // Whether cuSPARSELt's plan for m rows was chosen by its algorithm search.
   bool CusparseltSearched(int64_t m) const;
   int64_t out_features() const { return n_; }
@@ -37,11 +56,22 @@ class Sparse24Linear {
   static bool HasCusparselt();
 
  private:
-  torch::Tensor Decode(const torch::Tensor& x);
+  torch::Tensor Decode(const torch::Tensor& x, bool mma);
+  torch::Tensor UnpackDense(const torch::Tensor& x);
   int64_t n_ = 0, k_ = 0;
   torch::ScalarType dtype_ = torch::kBFloat16;
+  bool shared_values_ = false;
+  std::string cslt_refusal_;
   NativePacked native_;  // CUDA tensors, or undefined
   std::unique_ptr<CusparseLtLinear> cslt_;
 };
+
+// Automatic path thresholds (measured on the H100, docs/sparse-inference.md): the CUDA-core
+// kernel up to kAutoGemvMaxM rows, the tensor-core kernel up to kAutoMmaMaxM, cuSPARSELt above
+// (or the unpacked dense path when only the native form is kept).
+inline constexpr int64_t kAutoGemvMaxM = 2;
+inline constexpr int64_t kAutoMmaMaxM = 16;
+
+const char* PathName(Sparse24Linear::Path p);
 
 }  // namespace ps::sparse

@@ -1,10 +1,10 @@
-// pstool bench-sparse: dense vs 2:4 for the linear layers of a whole pruned model on the GPU
-// (built only with a CUDA LibTorch). For every decoder layer it runs q, k, v, o, gate, up, down in
-// order, as a forward pass does, at prefill size (--tokens rows) and decode sizes (--batch rows),
-// and reports tokens/s of that linear stack and the weight memory each form needs. Attention,
-// norms, embeddings and lm_head are not run: the figure is the part 2:4 can speed up.
-//   pstool bench-sparse --model DIR            a 2:4-pruned checkpoint (bf16/fp16 targets)
-//   pstool bench-sparse --shapes llama2-7b     random 2:4 weights of Llama-2-7B's shapes
+// pstool bench-sparse: dense vs 2:4 on the GPU (built only with a CUDA LibTorch). Without
+// --linears, the whole model end to end (sparse_e2e_bench.cc). With --linears, only the linear
+// stack: for every decoder layer q, k, v, o, gate, up, down in order, as a forward pass runs them,
+// at prefill size (--tokens rows) and decode sizes (--batch rows), reporting tokens/s of that
+// stack and the weight memory each form needs (attention, norms, embeddings and lm_head not run).
+//   pstool bench-sparse --linears --model DIR         a 2:4-pruned checkpoint (bf16/fp16 targets)
+//   pstool bench-sparse --linears --shapes llama2-7b  random 2:4 weights of Llama-2-7B's shapes
 //   [--layers N] [--tokens 2048] [--batch 1,16] [--iters 20]
 #include <ATen/cuda/CUDAEvent.h>
 #include <torch/torch.h>
@@ -23,6 +23,7 @@
 #include "worker/sparse/sparse24_gemv.h"
 #include "worker/sparse/sparse24_linear.h"
 #include "worker/tools/command.h"
+#include "worker/tools/sparse_e2e_bench.h"
 
 namespace ps {
 namespace {
@@ -71,7 +72,7 @@ double TimeMs(const std::function<void()>& fn, int iters) {
   return t[t.size() / 2];
 }
 
-int RunBenchSparse(const std::vector<std::string>& args) {
+int RunLinearStack(const std::vector<std::string>& args) {
   std::string model, shapes;
   int layers = -1, iters = 20;
   int64_t tokens = 2048;
@@ -96,10 +97,6 @@ int RunBenchSparse(const std::vector<std::string>& args) {
       std::stringstream ss(next());
       std::string b;
       while (std::getline(ss, b, ',')) batches.push_back(std::stoll(b));
-    } else if (args[i] == "--help") {
-      std::cout << "pstool bench-sparse (--model DIR | --shapes llama2-7b) [--layers N] "
-                   "[--tokens 2048] [--batch 1,16] [--iters 20]\n";
-      return 0;
     } else {
       throw Error("unknown argument '" + args[i] + "' (see --help)");
     }
@@ -138,12 +135,13 @@ int RunBenchSparse(const std::vector<std::string>& args) {
                        nullptr});
   }
   if (stack.empty()) throw Error("no q/k/v/o/gate/up/down weights to run");
-  int64_t dense_bytes = 0, native_bytes = 0, cslt_bytes = 0;
+  int64_t dense_bytes = 0, native_bytes = 0, cslt_bytes = 0, shared = 0;
   for (auto& l : stack) {
     l.sparse = std::make_unique<Sparse24Linear>(l.dense, true, Sparse24Linear::HasCusparselt());
     dense_bytes += l.dense.nbytes();
     native_bytes += l.sparse->NativeBytes();
     cslt_bytes += l.sparse->CusparseltBytes();
+    shared += l.sparse->SharesValues() ? 1 : 0;
   }
   const auto dtype = stack[0].dense.scalar_type();
   std::cout << nlohmann::json{{"event", "bench-sparse"},
@@ -151,6 +149,7 @@ int RunBenchSparse(const std::vector<std::string>& args) {
                               {"linears", stack.size()},
                               {"dense_weight_bytes", dense_bytes},
                               {"native_weight_bytes", native_bytes},
+                              {"native_shares_cusparselt_values", shared},
                               {"cusparselt_weight_bytes", cslt_bytes},
                               {"native_vs_dense", double(native_bytes) / dense_bytes},
                               {"cusparselt_vs_dense", double(cslt_bytes) / dense_bytes}}
@@ -168,6 +167,8 @@ int RunBenchSparse(const std::vector<std::string>& args) {
             if (mode == 0) (void)torch::matmul(x, l.dense.t());
             if (mode == 1) (void)l.sparse->Forward(x, Sparse24Linear::Path::kDecode);
             if (mode == 2) (void)l.sparse->Forward(x, Sparse24Linear::Path::kCusparselt);
+            if (mode == 3) (void)l.sparse->Forward(x, Sparse24Linear::Path::kDecodeMma);
+            if (mode == 4) (void)l.sparse->Forward(x, Sparse24Linear::Path::kUnpackDense);
           }
         },
         iters);
@@ -184,6 +185,14 @@ int RunBenchSparse(const std::vector<std::string>& args) {
       j["decode_kernel_ms"] = d;
       j["decode_kernel_tokens_per_s"] = m / d * 1e3;
       j["decode_kernel_speedup"] = dense / d;
+      const double t = run(m, 3);
+      j["mma_kernel_ms"] = t;
+      j["mma_kernel_tokens_per_s"] = m / t * 1e3;
+      j["mma_kernel_speedup"] = dense / t;
+    } else {
+      const double u = run(m, 4);
+      j["unpack_dense_ms"] = u;
+      j["unpack_dense_speedup"] = dense / u;
     }
     if (Sparse24Linear::HasCusparselt()) {
       const double c = run(m, 2);
@@ -196,9 +205,29 @@ int RunBenchSparse(const std::vector<std::string>& args) {
   return 0;
 }
 
-const RegisterCommand kRegister("bench-sparse",
-                                {"dense vs 2:4 linear layers of a pruned model on the GPU",
-                                 RunBenchSparse});
+int RunBenchSparse(const std::vector<std::string>& args) {
+  std::vector<std::string> rest;
+  bool linears = false, help = false;
+  for (const auto& a : args) {
+    if (a == "--linears")
+      linears = true;
+    else if (a == "--help")
+      help = true;
+    else
+      rest.push_back(a);
+  }
+  if (help) {
+    std::cout << kSparseE2eHelp
+              << "    --linears: [--layers N] [--tokens 2048] [--batch 1,16] [--iters 20]\n";
+    return 0;
+  }
+  return linears ? RunLinearStack(rest) : RunSparseE2e(rest);
+}
+
+const RegisterCommand kRegister(
+    "bench-sparse",
+    {"dense vs 2:4 inference of a pruned model on the GPU (end to end, or --linears)",
+     RunBenchSparse});
 
 }  // namespace
 }  // namespace ps

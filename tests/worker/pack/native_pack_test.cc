@@ -6,6 +6,8 @@
 #include <torch/torch.h>
 
 #include "common/error.h"
+#include "worker/models/llama_config.h"
+#include "worker/sparse/random_model.h"
 
 namespace ps::sparse {
 namespace {
@@ -46,10 +48,72 @@ TEST(NativePack, PruneTwoFourKeepsTheTwoLargestMagnitudes) {
   EXPECT_TRUE((r.reshape({-1, 4}).ne(0).sum(1) <= 2).all().item<bool>());
 }
 
+TEST(NativePack, OnDevicePackingEqualsTheCodec) {
+  torch::manual_seed(1);
+  for (auto t : {torch::kBFloat16, torch::kFloat16, torch::kFloat32}) {
+    for (int64_t k : {4, 8, 12, 48, 100}) {  // odd group counts leave a half-used last byte
+      auto w = PruneTwoFour(torch::randn({17, k})).to(t);
+      // Adversarial groups: all zero, one nonzero at each position, -0.0 kept, -0.0 alone.
+      auto row = w[0];
+      row.zero_();
+      if (k >= 8) row[5] = 2.f;
+      if (k >= 12) row[11] = -3.f;
+      w[1].zero_();
+      w[1][0] = -0.f;
+      if (k >= 8) {
+        w[1][6] = -0.f;
+        w[1][7] = 1.f;
+      }
+      const auto ref = PackNative(w);
+      const auto got = PackNativeOnDevice(w);
+      EXPECT_TRUE(torch::equal(got.values.view(torch::kUInt8), ref.values.view(torch::kUInt8)))
+          << k;
+      EXPECT_TRUE(torch::equal(got.meta, ref.meta)) << k;
+      EXPECT_TRUE(
+          torch::equal(UnpackNative(got).view(torch::kUInt8), w.contiguous().view(torch::kUInt8)));
+    }
+  }
+}
+
+TEST(NativePack, OnDevicePackingNamesTheFirstDenseGroup) {
+  auto w = torch::zeros({3, 16});
+  w[2].narrow(0, 8, 3).fill_(1.f);  // row 2, group 2: three nonzeros
+  try {
+    PackNativeOnDevice(w);
+    FAIL() << "a dense group was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("row 2 group 2"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(PackNativeOnDevice(torch::zeros({2, 6})), Error);
+  EXPECT_THROW(PackNativeOnDevice(torch::zeros({8})), Error);
+}
+
 TEST(NativePack, DenseWeightIsAnError) {
   EXPECT_THROW(PackNative(torch::randn({4, 8})), Error);
   EXPECT_THROW(PackNative(torch::randn({4, 6})), Error);
   EXPECT_THROW(PackNative(torch::randn({8})), Error);
+}
+
+TEST(RandomSparseModel, TargetsAre24AndShapesAreNamed) {
+  auto cfg = NamedShapeConfig("llama2-7b", 2);
+  EXPECT_EQ(ParseLlamaConfig(cfg).num_hidden_layers, 2);
+  EXPECT_EQ(ParseLlamaConfig(NamedShapeConfig("llama2-7b")).intermediate_size, 11008);
+  EXPECT_THROW(NamedShapeConfig("llama9"), Error);
+  EXPECT_THROW(NamedShapeConfig("llama2-7b", 33), Error);
+  // A small model of the same kind, so the test stays fast.
+  cfg["hidden_size"] = 64;
+  cfg["intermediate_size"] = 96;
+  cfg["num_attention_heads"] = 4;
+  cfg["num_key_value_heads"] = 4;
+  cfg["vocab_size"] = 50;
+  auto m = RandomSparseModel(cfg, torch::dtype(torch::kBFloat16), 3);
+  for (const auto& l : m->TargetLinears()) {
+    const auto p = PackNativeOnDevice(l->weight);  // throws unless 2:4
+    EXPECT_TRUE(torch::equal(UnpackNative(p), l->weight)) << l->path();
+    EXPECT_GT(l->weight.ne(0).sum().item<int64_t>(), l->weight.numel() / 3) << l->path();
+  }
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(torch::isfinite(m->forward(torch::tensor({{1, 2, 3}}))).all().item<bool>());
 }
 
 }  // namespace

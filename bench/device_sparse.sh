@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# 2:4 inference on the GPU machine (docs/sparse-inference.md), run by the device tool from the
+# repository root with the dependency bundles as .carry/deps (tools/make-device-deps.sh) and the
+# data as .carry/data (codelm-19m, code-calib.jsonl.gz, code-eval.txt). Builds only what it needs
+# into build-gpu (kept between calls), then runs, each step logged to $OUT/<step>.log:
+#   check      tests/gpu/sparse_check (bf16 all paths; fp16 without cuSPARSELt) and
+#              sparse_model_check (a random GQA model: logits dense vs 2:4, weights released)
+#   linear     bench/sparse_bench: dense cuBLAS vs the decode kernels / cuSPARSELt / unpack, bf16
+#   prune      magnitude 2:4 of codelm-19m with psworker (one-shot, seconds), then
+#              sparse_model_check --model and pstool bench-sparse --model on the pruned model
+#   e2e7b      pstool bench-sparse --shapes llama2-7b (all 32 layers, random 2:4 bf16 weights):
+#              both forms (cuSPARSELt prefill + decode kernels), then the native form only
+#   fp16       cuSPARSELt fp16: the algorithm search in a process of its own (it has crashed the
+#              CUDA context in cuSPARSELt 0.8.1), then the manual per-algorithm search
+# STEPS="check linear prune e2e7b fp16" (default: all, in that order) picks steps; STEPS=build only
+# builds. At the end bench/sparse_summary.py writes $OUT/summary.txt (short tables of every log).
+# Usage (device tool, carry .carry/deps and .carry/data; each call must fit 10 minutes, and
+# build-gpu stays on the warm machine between calls):
+#   STEPS=build bash bench/device_sparse.sh          (~5 min the first time)
+#   STEPS="check linear" bash bench/device_sparse.sh
+#   STEPS="prune e2e7b" bash bench/device_sparse.sh
+#   STEPS=fp16 bash bench/device_sparse.sh
+set -uo pipefail
+root=$(pwd)
+out=${OUT:-/tmp/out}
+mkdir -p "$out"
+log() { echo "[$(date +%T)] $*" | tee -a "$out/steps.log"; }
+b=$root/build-gpu
+data=$root/.carry/data
+
+log "setup"
+nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=csv,noheader | tee "$out/gpu.txt"
+tar xzf .carry/deps/grpc.tgz -C / && tar xzf .carry/deps/deps.tgz -C / --skip-old-files && ldconfig
+python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' | tee -a "$out/gpu.txt"
+if [[ ! -f $b/build.ninja ]]; then
+  tp=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
+  cmake -S "$root" -B "$b" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$tp" \
+    -DCMAKE_CUDA_ARCHITECTURES=90 -DPS_BUILD_SERVICE=OFF -DPS_BUILD_TESTS=OFF \
+    >"$out/cmake.log" 2>&1 || { tail -40 "$out/cmake.log"; exit 1; }
+fi
+grep -i "cusparselt" "$out/cmake.log" 2>/dev/null | tail -2
+log "build"
+# -k 0: a target that fails to compile does not stop the others; steps whose program is missing
+# fail on their own (exit 127 in steps.log).
+cmake --build "$b" -j "$(nproc)" --target sparse_check sparse_model_check sparse_bench pstool psworker \
+  -- -k 0 >"$out/build.log" 2>&1 || { log "build FAILED (some targets)"; grep -B2 -A12 -E "error" "$out/build.log" | head -80; }
+log "built"
+
+run() {  # run NAME TIMEOUT CMD...: output to $OUT/NAME.log, a summary line to steps.log
+  local name=$1 t=$2
+  shift 2
+  log "$name: $*"
+  timeout "$t" "$@" >"$out/$name.log" 2>&1
+  local rc=$?
+  log "$name: exit $rc"
+  tail -3 "$out/$name.log"
+  return 0
+}
+
+for step in ${STEPS:-check linear prune e2e7b fp16}; do
+  case $step in
+  build) ;;  # setup and build only
+  check)
+    run sparse_check_bf16 200 "$b/tests/gpu/sparse_check" --dtype bf16
+    run sparse_check_fp16 120 "$b/tests/gpu/sparse_check" --dtype fp16 --no-cusparselt
+    run sparse_model_check 120 "$b/tests/gpu/sparse_model_check"
+    grep '"ok":false' "$out"/sparse_check_bf16.log "$out"/sparse_check_fp16.log \
+      "$out"/sparse_model_check.log | head -20
+    ;;
+  linear)
+    run sparse_bench_bf16 240 "$b/bench/sparse_bench" --dtype bf16 \
+      --ms 1,2,4,8,16,128,1024,4096,16384
+    run linear_stack_7b 150 "$b/worker/tools/pstool" bench-sparse --linears --shapes llama2-7b \
+      --layers 8
+    ;;
+  prune)
+    if [[ ! -d $data/codelm-19m ]]; then
+      log "prune: no $data/codelm-19m, skipped"
+      continue
+    fi
+    rm -rf /tmp/mag
+    run prune_magnitude 200 "$b/worker/tools/psworker" --local "$root/configs/magnitude.yaml" \
+      --output /tmp/mag --set device=cuda --set resources.gpus_per_rank=1 \
+      --set model="$data/codelm-19m" --set calibration.path="$data/code-calib.jsonl.gz" \
+      --set calibration.samples=8 --set "evaluation.ppl=[$data/code-eval.txt]" \
+      --set evaluation.max_windows=4
+    ls -la /tmp/mag/model >>"$out/prune_magnitude.log" 2>&1
+    run sparse_model_check_codelm 120 "$b/tests/gpu/sparse_model_check" --model /tmp/mag/model
+    run e2e_codelm 150 "$b/worker/tools/pstool" bench-sparse --model /tmp/mag/model \
+      --prefill 2048 --batch 1,16 --prompt 128 --steps 64
+    ;;
+  e2e7b)
+    run e2e_7b_both 240 "$b/worker/tools/pstool" bench-sparse --shapes llama2-7b --forms both
+    run e2e_7b_native 200 "$b/worker/tools/pstool" bench-sparse --shapes llama2-7b --forms native
+    ;;
+  fp16)
+    # The search first, alone: if it kills the context, only this process dies.
+    run cslt_fp16_search 150 "$b/bench/sparse_bench" --dtype fp16 --ms 1024,4096
+    run cslt_fp16_manual 240 env PS_CUSPARSELT_SEARCH=manual "$b/bench/sparse_bench" --dtype fp16 \
+      --ms 1,16,1024,4096,16384
+    run cslt_fp16_check 150 env PS_CUSPARSELT_SEARCH=manual "$b/tests/gpu/sparse_check" --dtype fp16
+    ;;
+  *) log "unknown step $step" ;;
+  esac
+done
+log "done"
+python3 "$root/bench/sparse_summary.py" "$out" | tee "$out/summary.txt"

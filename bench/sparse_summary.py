@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""Summarises the JSON-line logs of bench/device_sparse.sh (sparse_bench, pstool bench-sparse,
+sparse_check, sparse_model_check) as short tables. Usage: sparse_summary.py LOG_DIR"""
+import json
+import os
+import sys
+
+
+def lines(path):
+    out = []
+    if not os.path.exists(path):
+        return out
+    with open(path, errors="replace") as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("{"):
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError:
+                    pass
+    return out
+
+
+def fmt(x, spec):
+    return format(x, spec) if isinstance(x, (int, float)) else "-"
+
+
+def main(d):
+    for name in sorted(os.listdir(d)):
+        p = os.path.join(d, name)
+        rows = lines(p)
+        if not rows:
+            continue
+        if name.startswith("e2e_"):
+            print(f"== {name}")
+            for r in rows:
+                if r.get("event") == "sparsified":
+                    print("  weights: dense %.2f GB -> 2:4 %.2f GB (x%.3f; targets x%.3f), "
+                          "shared values %s/%s, probe rel diff %.4f, argmax agree %.3f" % (
+                              r["model_weight_bytes_dense"] / 1e9,
+                              r["model_weight_bytes_sparse"] / 1e9, r["model_weight_ratio"],
+                              r["target_weight_ratio"], r["shared_values"], r["linears"],
+                              r["probe_logits_max_abs_diff_rel"], r["probe_argmax_agreement"]))
+                elif "phase" in r:
+                    print("  %-5s %-12s b=%-3s %12s tok/s  speedup %6s  peak %6s GB%s%s" % (
+                        r.get("model"), r["phase"], r.get("batch", "-"),
+                        fmt(r.get("tokens_per_s"), ".1f"), fmt(r.get("speedup"), ".3f"),
+                        fmt(r.get("peak_allocated_bytes", 0) / 1e9, ".2f"),
+                        "  greedy=dense %.2f" % r["greedy_tokens_equal_to_dense"]
+                        if "greedy_tokens_equal_to_dense" in r else "",
+                        "  ERROR " + r["error"] if "error" in r else ""))
+        elif name.startswith("sparse_bench") or name.startswith("cslt_fp16"):
+            print(f"== {name}  (speedup over dense)")
+            for r in rows:
+                if "m" not in r:
+                    continue
+                print("  %-4s %-7s M=%-5d decode %6s  mma %6s  cusparselt %6s  unpack %6s" % (
+                    r.get("dtype"), r.get("layer"), r["m"], fmt(r.get("decode_speedup"), ".2f"),
+                    fmt(r.get("mma_speedup"), ".2f"), fmt(r.get("cusparselt_speedup"), ".2f"),
+                    fmt(r.get("unpack_speedup"), ".2f")))
+        elif name.startswith("sparse_check") or name.startswith("sparse_model_check") or \
+                name.startswith("cslt_fp16_check"):
+            bad = [r for r in rows if r.get("ok") is False]
+            worst = max((r.get("err", 0) for r in rows if "err" in r), default=0)
+            print(f"== {name}: {len(bad)} failing of {sum(1 for r in rows if 'ok' in r)}, "
+                  f"largest err {worst:.5f}")
+            for r in bad[:10]:
+                print("  FAIL", json.dumps(r))
+        elif name.startswith("linear_stack"):
+            print(f"== {name}")
+            for r in rows:
+                if "phase" in r:
+                    print("  %-8s rows=%-5d dense %8s ms  decode x%s  mma x%s  cusparselt x%s  "
+                          "unpack x%s" % (r["phase"], r["rows"], fmt(r.get("dense_ms"), ".3f"),
+                                          fmt(r.get("decode_kernel_speedup"), ".2f"),
+                                          fmt(r.get("mma_kernel_speedup"), ".2f"),
+                                          fmt(r.get("cusparselt_speedup"), ".2f"),
+                                          fmt(r.get("unpack_dense_speedup"), ".2f")))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else ".")
