@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs every method on the default model with the same calibration budget and the whole
 # evaluation text, then prints the quality table (docs/quality.md). One run gives all of it:
-#   dense, magnitude, Wanda, SparseGPT, the ProxSparse sweep, MaskLLM (SparseGPT prior), and the
-#   masked gradient update on top of SparseGPT and on top of the best ProxSparse mask (those rows
-#   are labelled "+ masked update": their kept weights change).
+#   dense, magnitude, Wanda, SparseGPT, the ProxSparse sweep, MaskLLM (SparseGPT prior, and the
+#   same with a Wanda prior), and the masked gradient update on top of SparseGPT and on top of the
+#   best ProxSparse mask (those rows are labelled "+ masked update": their kept weights change).
 # On the GPU machine:
 #   DATA=$PWD/.carry/data MAX_WINDOWS=0 SAMPLES=128 \
 #     bash tools/quality-table.sh build-gpu/worker/tools/psworker /tmp/q cuda
@@ -46,7 +46,7 @@ run() {  # name config extra-args...  (the extra args are kept in NAME.args for 
   local name=$1 cfg=$2
   shift 2
   echo "=== $name" >&2
-  printf '%s\n' "$@" > "$out/$name.args"
+  if [ $# -gt 0 ]; then printf '%s\n' "$@"; fi > "$out/$name.args"
   "$psworker" --local "$here/configs/$cfg" --output "$out/$name" "${common[@]}" "$@" \
     > "$out/$name.log" 2>&1 || echo "FAILED: $name (see $out/$name.log)" >&2
 }
@@ -69,6 +69,13 @@ for epochs in ${EPOCHS:-1}; do
 done
 # shellcheck disable=SC2086  # MASKLLM_ARGS is a list of words on purpose
 run maskllm maskllm.yaml ${MASKLLM_ARGS:-}
+# The prior alone (a negligible lr returns it exactly): SparseGPT's mask on the frozen weights,
+# what MaskLLM has to beat.
+run sparsegpt-mask-frozen maskllm.yaml --set method.lr=1e-12
+# The same with a Wanda prior: SparseGPT's mask assumes its own weight update, and on frozen
+# weights Wanda's mask is the better start (CPU screening, docs/quality.md).
+# shellcheck disable=SC2086
+run maskllm-wanda-prior maskllm.yaml --set method.prior=wanda ${MASKLLM_ARGS:-}
 
 # The masked update on top of the best ProxSparse mask: rerun that setting with the update on.
 best=$(python3 "$here/tools/quality_table.py" --best proxsparse- "$out")

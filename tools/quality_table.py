@@ -52,6 +52,8 @@ def describe(r):
         if float(m.get("lambda2", 0) or 0) != 0:
             s += f" λ2={m['lambda2']}"
         return s
+    if name == "maskllm" and float(m.get("lr", 1)) < 1e-9:
+        return f"{m.get('prior')} mask on the frozen weights (MaskLLM's prior, lr≈0)"
     if name == "maskllm":
         return (f"MaskLLM prior={m.get('prior')} α={m.get('prior_alpha')} lr={m.get('lr')} "
                 f"τ={m.get('tau')} κ={m.get('kappa')}")
@@ -83,21 +85,22 @@ def load(root):
         steps = steps_of(r)
         label = describe(r) + (f", {steps} steps" if steps else "")
         if not name.endswith("-mu"):
-            rows.append((name, label, ppl_of(r.get("pruned")), valid, r.get("method_seconds", 0.0)))
+            rows.append((name, label, ppl_of(r.get("pruned")), valid, r.get("method_seconds", 0.0),
+                         False))
         mu = r.get("masked_update")
         if mu:
             lr = num(job_section(r.get("job_yaml", ""), "masked_update").get("lr", "?"))
             rows.append((name if name.endswith("-mu") else name + " + masked update",
                          f"{label} + masked update ({mu.get('steps')} steps, lr {lr}; "
                          f"weights change)", ppl_of(mu.get("eval")), valid,
-                         mu.get("seconds", 0.0)))
+                         mu.get("seconds", 0.0), True))
     return rows, dense, samples
 
 
 def best(prefix, root):
     rows, _, _ = load(root)
-    cand = [(ppl, name) for name, _, ppl, _, _ in rows
-            if name.startswith(prefix) and not math.isnan(ppl) and "masked update" not in name]
+    cand = [(ppl, name) for name, _, ppl, _, _, masked_update in rows
+            if name.startswith(prefix) and not math.isnan(ppl) and not masked_update]
     return min(cand)[1] if cand else ""
 
 
@@ -107,7 +110,7 @@ def main(root):
     print("| --- | --- | --- | --- | --- |")
     if dense:
         print(f"| dense | - | {dense[1]:.3f} | - | - |")
-    for name, label, ppl, valid, secs in sorted(rows, key=lambda x: (math.isnan(x[2]), x[2])):
+    for name, label, ppl, valid, secs, _ in sorted(rows, key=lambda x: (math.isnan(x[2]), x[2])):
         print(f"| {name} | {label} | {ppl:.3f} | {valid} | {secs:.1f} |")
     if dense:
         print(f"\nEvaluation: {dense[0]}, {dense[2]} windows. Calibration: {samples} samples "

@@ -216,10 +216,7 @@ json RunMaskedUpdate(LlamaForCausalLM& model, const JobSpec& spec, const MaskMap
   for (auto& p : model.parameters()) p.set_requires_grad(false);
   MaskedUpdate mu(model.TargetLinears(), ByModule(masks));
   std::vector<TrainableTensor> params;
-  for (auto& [name, t] : mu.Parameters()) {
-    t.set_requires_grad(true);
-    params.push_back({name, t});
-  }
+  for (auto& [name, t] : mu.Parameters()) params.push_back({name, t});
   MaskedUpdateHooks hooks(mu);
   TrainOptions t = BaseTrainOptions(spec, static_cast<int64_t>(samples.size()));
   t.total_steps = spec.masked_update.steps;

@@ -30,6 +30,7 @@ MaskedUpdate::MaskedUpdate(const std::vector<std::shared_ptr<Linear>>& targets,
   }
   ApplyMasks();
   for (auto& e : entries_) {
+    e.linear->weight.set_requires_grad(true);  // these are the weights to train (a hook needs it)
     auto keep = e.keep;
     e.hook = e.linear->weight.register_hook(
         [keep](const torch::Tensor& g) { return torch::where(keep, g, torch::zeros_like(g)); });

@@ -20,7 +20,8 @@ namespace ps {
 class MaskedUpdate {
  public:
   // `masks`: bool [out, in] by HF module name; every name must be one of `targets` (targets with
-  // no mask are left alone). Zeroes the pruned weights and installs the gradient hooks.
+  // no mask are left alone). Zeroes the pruned weights, makes the masked weights require grad
+  // (whatever the caller froze before) and installs the gradient hooks.
   MaskedUpdate(const std::vector<std::shared_ptr<Linear>>& targets,
                const std::map<std::string, torch::Tensor>& masks);
   ~MaskedUpdate();  // removes the gradient hooks (weights keep their values)

@@ -81,6 +81,33 @@ TEST(MaskLlmRunner, LargeLearningRateMovesMasksAndIsDeterministic) {
   EXPECT_GT(flips, 0);
 }
 
+TEST(MaskedUpdateRunner, TrainsOnlyKeptWeightsOfAFrozenModel) {
+  auto model = testing::TinyModel(6, torch::kFloat32);
+  auto samples = testing::TinySamples(4, 12, 7);
+  JobSpec spec = MaskLlmSpec(1e-3);
+  spec.masked_update.steps = 3;
+  spec.masked_update.lr = 1e-2;
+  auto comm = MakeLocalCommunicator();
+  RecordingSink sink;
+  MaskMap masks = RunOneShot(*model, "magnitude", spec, samples, *comm, sink, false, nullptr);
+  std::map<std::string, torch::Tensor> before;
+  for (auto& p : model->named_parameters()) before[p.key()] = p.value().detach().clone();
+  for (auto& p : model->parameters()) p.set_requires_grad(false);  // as after a frozen method
+  auto summary = RunMaskedUpdate(*model, spec, masks, samples, testing::TempDir("mu"), *comm, sink);
+  EXPECT_EQ(summary["steps"].get<int64_t>(), 3);
+  for (auto& p : model->named_parameters()) {
+    const auto& w = p.value();
+    auto it = masks.find(p.key());
+    if (it == masks.end()) {
+      EXPECT_TRUE(w.equal(before.at(p.key()))) << p.key() << ": not a target, must not move";
+      continue;
+    }
+    EXPECT_TRUE(IsNMSparse(w.detach(), k2of4)) << p.key();
+    EXPECT_EQ(w.detach().masked_select(it->second.logical_not()).abs().max().item<float>(), 0.f);
+    EXPECT_FALSE(w.equal(before.at(p.key()))) << p.key() << ": kept weights did not train";
+  }
+}
+
 TEST(EpochOrderedSamples, EpochZeroInOrderThenSeededPermutations) {
   std::vector<std::vector<int32_t>> samples;
   for (int i = 0; i < 5; ++i) samples.push_back({i, i + 100});
