@@ -8,18 +8,30 @@
 // with the GPU's L2 flushed, so nothing is timed on already-sparse or cached data.
 // On the CPU only the first --cpu-rows rows of each shape are run (default 512) and the time is
 // scaled to the whole layer (the work is linear in the number of groups); the line says so.
+// --algos (default: all) runs every listed per-group solver (prox_algo.h) on every line, so one
+// run compares them on the same device. --work-proxy instead prints, per solver, a GPU-time
+// proxy computed on the CPU (no timing): the mean iterations and estimated lane instructions per
+// group, and the same with every lane of a 32-lane warp waiting for the slowest (lanes hold the
+// CUDA kernel's items: two bf16 groups or one fp32 group), which is what a warp pays.
+// --cpu-paths (default: best) times the CPU prox on each listed path (scalar: the code the CUDA
+// kernel shares; avx2: 8 groups in lock step; best: what the product uses here). --official-reps 0
+// skips the official-style composition.
 //   prox_bench [--devices cpu,cuda] [--cpu-reps N] [--cuda-reps N] [--official-reps N]
-//              [--cpu-rows R]
+//              [--cpu-rows R] [--algos alm,newton,newton+bounds] [--cpu-paths best,scalar,avx2]
+//              [--work-proxy]
 #include <torch/torch.h>
 
 #include <chrono>
 #include <cstdio>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "worker/prox/official_prox_ops.h"
 #include "worker/prox/prox.h"
+#include "worker/prox/prox_cpu.h"
+#include "worker/prox/prox_group.h"
 
 #ifdef PS_WITH_CUDA
 #include <cuda_runtime_api.h>
@@ -78,13 +90,107 @@ double CopyBandwidth(const torch::Device& dev) {
   return 2.0 * static_cast<double>(bytes) / (ms * 1e-3) / 1e9;
 }
 
+// The GPU-time proxy of one layer's groups (see the header comment).
+void WorkProxy(const torch::Tensor& w, torch::ScalarType dt, float lambda, const Shape& s,
+               const std::vector<ps::prox::ProxAlgo>& algos) {
+  const torch::Tensor f = w.to(torch::kFloat32).contiguous();
+  const float* data = f.data_ptr<float>();
+  const int64_t groups = f.numel() / 4;
+  const int per_lane = dt == torch::kBFloat16 ? 2 : 1;  // groups per 16-byte item
+  const float tol = ps::prox::AlmRelTolFor(
+      ps::prox::MantissaBits(dt == torch::kBFloat16 ? ps::DType::kBF16 : ps::DType::kF32));
+  for (auto algo : algos) {
+    double iters = 0, work = 0, warp_iters = 0, warp_work = 0;
+    int64_t unconverged = 0;
+    const int64_t lanes = groups / per_lane;
+    for (int64_t w0 = 0; w0 < lanes; w0 += 32) {
+      double max_it = 0, max_work = 0;
+      for (int64_t lane = w0; lane < std::min(lanes, w0 + 32); ++lane) {
+        double lane_it = 0, lane_work = 0;
+        for (int k = 0; k < per_lane; ++k) {
+          float y[4];
+          const float* g = data + 4 * (lane * per_lane + k);
+          for (int i = 0; i < 4; ++i) y[i] = g[i];
+          const auto o = ps::prox::ProxGroup<2, 4>(y, lambda, tol, algo);
+          lane_it += o.sweeps;
+          lane_work += o.work;
+          unconverged += o.converged ? 0 : 1;
+        }
+        iters += lane_it;
+        work += lane_work;
+        max_it = std::max(max_it, lane_it);
+        max_work = std::max(max_work, lane_work);
+      }
+      warp_iters += 32 * max_it;
+      warp_work += 32 * max_work;
+    }
+    const double g = static_cast<double>(lanes * per_lane);
+    std::printf(
+        "proxy %s lambda=%-5g %5ldx%-5ld %-13s iters/group %6.2f (warp %6.2f) work/group %6.0f "
+        "(warp %6.0f, efficiency %3.0f%%) unconverged %ld [%ld groups]\n",
+        dt == torch::kBFloat16 ? "bf16" : "fp32", lambda, static_cast<long>(s.out),
+        static_cast<long>(s.in), ps::prox::ProxAlgoName(algo), iters / g, warp_iters / g, work / g,
+        warp_work / g, 100.0 * work / warp_work, static_cast<long>(unconverged),
+        static_cast<long>(g));
+    std::fflush(stdout);
+  }
+}
+
 int Run(int argc, char** argv) {
   std::string devices = "cpu,cuda";
   int cpu_reps = 1, cuda_reps = 10, official_reps = 1;
   int64_t cpu_rows = 512;
-  for (int i = 1; i + 1 < argc; i += 2) {
+  bool work_proxy = false;
+  std::vector<std::pair<ps::prox::CpuPath, std::string>> cpu_paths = {
+      {ps::prox::CpuPath::kBest, "best"}};
+  std::vector<ps::prox::ProxAlgo> algos;
+  for (int i = 0; i < ps::prox::kProxAlgoCount; ++i)
+    algos.push_back(static_cast<ps::prox::ProxAlgo>(i));
+  for (int i = 1; i < argc; i += 2) {
     const std::string a = argv[i];
-    if (a == "--devices")
+    if (a == "--work-proxy") {
+      work_proxy = true;
+      --i;
+      continue;
+    }
+    if (i + 1 >= argc) {
+      std::fprintf(stderr, "%s needs a value\n", a.c_str());
+      return 2;
+    }
+    if (a == "--algos") {
+      algos.clear();
+      std::string list = argv[i + 1];
+      for (size_t at = 0; at <= list.size();) {
+        const size_t comma = std::min(list.find(',', at), list.size());
+        const auto algo = ps::prox::ParseProxAlgo(list.substr(at, comma - at));
+        if (!algo) {
+          std::fprintf(stderr, "unknown algorithm in --algos %s (alm, newton, newton+bounds)\n",
+                       list.c_str());
+          return 2;
+        }
+        algos.push_back(*algo);
+        at = comma + 1;
+      }
+    } else if (a == "--cpu-paths") {
+      cpu_paths.clear();
+      std::string list = argv[i + 1];
+      for (size_t at = 0; at <= list.size();) {
+        const size_t comma = std::min(list.find(',', at), list.size());
+        const std::string name = list.substr(at, comma - at);
+        if (name == "best")
+          cpu_paths.emplace_back(ps::prox::CpuPath::kBest, name);
+        else if (name == "scalar")
+          cpu_paths.emplace_back(ps::prox::CpuPath::kScalar, name);
+        else if (name == "avx2")
+          cpu_paths.emplace_back(ps::prox::CpuPath::kAvx2, name);
+        else {
+          std::fprintf(stderr, "unknown path in --cpu-paths %s (best, scalar, avx2)\n",
+                       list.c_str());
+          return 2;
+        }
+        at = comma + 1;
+      }
+    } else if (a == "--devices")
       devices = argv[i + 1];
     else if (a == "--cpu-reps")
       cpu_reps = std::stoi(argv[i + 1]);
@@ -99,6 +205,17 @@ int Run(int argc, char** argv) {
       return 2;
     }
   }
+  torch::NoGradGuard no_grad_proxy;
+  if (work_proxy) {
+    for (auto dt : {torch::kBFloat16, torch::kFloat32})
+      for (float lambda : {0.25f, 25.0f})
+        for (const auto& s : kShapes) {
+          torch::manual_seed(42);
+          const int64_t rows = std::min(s.out, cpu_rows);
+          WorkProxy((torch::randn({rows, s.in}) * 0.02).to(dt), dt, lambda, s, algos);
+        }
+    return 0;
+  }
   std::vector<torch::Device> devs;
   if (devices.find("cpu") != std::string::npos) devs.emplace_back(torch::kCPU);
   if (devices.find("cuda") != std::string::npos) {
@@ -111,13 +228,36 @@ int Run(int argc, char** argv) {
   for (const auto& dev : devs) {
     const bool cuda = dev.is_cuda();
     const double copy_bw = CopyBandwidth(dev);
-    std::printf("# %s: copy bandwidth %.1f GB/s (read+write), %d threads\n", cuda ? "cuda" : "cpu",
-                copy_bw, at::get_num_threads());
+    std::printf("# %s: copy bandwidth %.1f GB/s (read+write), %d threads%s%s\n",
+                cuda ? "cuda" : "cpu", copy_bw, at::get_num_threads(), cuda ? "" : ", prox path ",
+                cuda ? "" : ps::prox::ProxCpuBestPath());
+    // What is timed on each line: every algorithm, and on the CPU every --cpu-paths path.
+    struct Variant {
+      ps::prox::ProxAlgo algo;
+      ps::prox::CpuPath path;
+      std::string name;
+    };
+    std::vector<Variant> variants;
+    for (auto algo : algos) {
+      if (cuda) {
+        variants.push_back({algo, ps::prox::CpuPath::kBest, ps::prox::ProxAlgoName(algo)});
+        continue;
+      }
+      for (const auto& [path, path_name] : cpu_paths) {
+        if (!ps::prox::ProxCpuSupports(path)) {
+          std::printf("# cpu path %s: not supported by this CPU, skipped\n", path_name.c_str());
+          continue;
+        }
+        variants.push_back(
+            {algo, path, std::string(ps::prox::ProxAlgoName(algo)) + "/" + path_name});
+      }
+    }
     torch::Tensor flush;
     if (cuda) flush = torch::empty({int64_t{256} << 20}, torch::dtype(torch::kUInt8).device(dev));
     for (auto dt : {torch::kBFloat16, torch::kFloat32}) {
       for (float lambda : {0.25f, 25.0f}) {
-        double block_ms = 0, block_official_ms = 0;
+        std::vector<double> block_ms(variants.size(), 0.0);
+        double block_official_ms = 0;
         for (const auto& s : kShapes) {
           torch::manual_seed(42);
           const int64_t rows = cuda ? s.out : std::min(s.out, cpu_rows);
@@ -129,56 +269,74 @@ int Run(int argc, char** argv) {
             w.copy_(orig);
             if (cuda) flush.zero_();
           };
-          prepare();
-          ps::prox::ProxInPlaceAccumulate(w, lambda, ps::k2of4, stats);  // warm up
-          stats.zero_();
-          double ms = 0;
-          if (cuda) {
-            // cuda_reps pristine copies, L2 flushed, launched back to back between two events:
-            // the launches queue up, so the host's launch latency is not timed.
-            std::vector<torch::Tensor> copies;
-            for (int r = 0; r < cuda_reps; ++r) copies.push_back(orig.clone());
-            ms = TimeMs(
-                     dev, 1, [&] { flush.zero_(); },
-                     [&] {
-                       for (auto& c : copies)
-                         ps::prox::ProxInPlaceAccumulate(c, lambda, ps::k2of4, stats);
-                     }) /
-                 cuda_reps;
-          } else {
-            ms = scale * TimeMs(dev, cpu_reps, prepare, [&] {
-                   ps::prox::ProxInPlaceAccumulate(w, lambda, ps::k2of4, stats);
-                 });
+          // The official-style composition (on the same rows, scaled likewise); 0 reps skips it.
+          double off_ms = 0;
+          if (official_reps > 0) {
+            torch::Tensor res;
+            off_ms = scale * TimeMs(dev, official_reps, prepare,
+                                    [&] { res = ps::prox::OfficialStyleProx24(w, lambda); });
           }
-          const ProxStats st = ps::prox::ReadStats(stats);
-          const double bytes = 2.0 * s.out * s.in * orig.element_size();
-          const double gbs = bytes / (ms * 1e-3) / 1e9;
-          // The official-style composition (on the same rows, scaled likewise).
-          torch::Tensor res;
-          const double off_ms = scale * TimeMs(dev, official_reps, prepare, [&] {
-                                  res = ps::prox::OfficialStyleProx24(w, lambda);
-                                });
-          block_ms += s.per_block * ms;
           block_official_ms += s.per_block * off_ms;
-          const double g = static_cast<double>(st.groups);
-          std::printf(
-              "%s %s lambda=%-5g %5ldx%-5ld %9.3f ms/layer %8.2f GB/s %5.1f%% of copy | "
-              "2:4 %.3f 3-sparse %.3f dense %.3f sweeps/group %.2f unconverged %ld",
-              cuda ? "cuda" : "cpu ", dt == torch::kBFloat16 ? "bf16" : "fp32", lambda,
-              static_cast<long>(s.out), static_cast<long>(s.in), ms, gbs, 100.0 * gbs / copy_bw,
-              st.groups_nsparse / g, st.groups_mid / g, st.groups_dense / g, st.alm_sweeps / g,
-              static_cast<long>(st.groups_unconverged));
-          std::printf(" | official-style %.1f ms (x%.0f)", off_ms, off_ms / ms);
-          if (scale != 1.0) std::printf(" [measured on %ld rows, scaled]", static_cast<long>(rows));
-          std::printf("\n");
-          std::fflush(stdout);
+          std::vector<torch::Tensor> copies;
+          if (cuda)
+            for (int r = 0; r < cuda_reps; ++r) copies.push_back(orig.clone());
+          for (size_t a = 0; a < variants.size(); ++a) {
+            const auto algo = variants[a].algo;
+            const auto path = variants[a].path;
+            const ps::DType dtype = dt == torch::kBFloat16 ? ps::DType::kBF16 : ps::DType::kF32;
+            ProxStats st;
+            auto run_cpu = [&] {
+              st.Add(ps::prox::ProxCpu(w.data_ptr(), dtype, w.numel() / 4, lambda, ps::k2of4, 0,
+                                       algo, path));
+            };
+            prepare();
+            if (cuda)
+              ps::prox::ProxInPlaceAccumulate(w, lambda, ps::k2of4, stats, algo);  // warm up
+            stats.zero_();
+            double ms = 0;
+            if (cuda) {
+              // cuda_reps pristine copies, L2 flushed, launched back to back between two events:
+              // the launches queue up, so the host's launch latency is not timed.
+              for (auto& c : copies) c.copy_(orig);
+              ms = TimeMs(
+                       dev, 1, [&] { flush.zero_(); },
+                       [&] {
+                         for (auto& c : copies)
+                           ps::prox::ProxInPlaceAccumulate(c, lambda, ps::k2of4, stats, algo);
+                       }) /
+                   cuda_reps;
+              st = ps::prox::ReadStats(stats);
+            } else {
+              ms = scale * TimeMs(dev, cpu_reps, prepare, run_cpu);
+            }
+            const double bytes = 2.0 * s.out * s.in * orig.element_size();
+            const double gbs = bytes / (ms * 1e-3) / 1e9;
+            block_ms[a] += s.per_block * ms;
+            const double g = static_cast<double>(st.groups);
+            std::printf(
+                "%s %s lambda=%-5g %5ldx%-5ld %-20s %9.3f ms/layer %8.2f GB/s %5.1f%% of copy | "
+                "2:4 %.3f 3-sparse %.3f dense %.3f iters/group %.2f unconverged %ld",
+                cuda ? "cuda" : "cpu ", dt == torch::kBFloat16 ? "bf16" : "fp32", lambda,
+                static_cast<long>(s.out), static_cast<long>(s.in), variants[a].name.c_str(), ms,
+                gbs, 100.0 * gbs / copy_bw, st.groups_nsparse / g, st.groups_mid / g,
+                st.groups_dense / g, st.alm_sweeps / g, static_cast<long>(st.groups_unconverged));
+            if (official_reps > 0)
+              std::printf(" | official-style %.1f ms (x%.0f)", off_ms, off_ms / ms);
+            if (scale != 1.0)
+              std::printf(" [measured on %ld rows, scaled]", static_cast<long>(rows));
+            std::printf("\n");
+            std::fflush(stdout);
+          }
         }
-        std::printf("%s %s lambda=%-5g block (7 layers) %.3f ms; 7B (32 blocks) %.1f ms",
-                    cuda ? "cuda" : "cpu ", dt == torch::kBFloat16 ? "bf16" : "fp32", lambda,
-                    block_ms, 32 * block_ms);
-        std::printf("; official-style block %.1f ms, 7B %.2f s (x%.0f)", block_official_ms,
-                    32 * block_official_ms / 1e3, block_official_ms / block_ms);
-        std::printf("\n");
+        for (size_t a = 0; a < variants.size(); ++a) {
+          std::printf("%s %s lambda=%-5g %-20s block (7 layers) %.3f ms; 7B (32 blocks) %.1f ms",
+                      cuda ? "cuda" : "cpu ", dt == torch::kBFloat16 ? "bf16" : "fp32", lambda,
+                      variants[a].name.c_str(), block_ms[a], 32 * block_ms[a]);
+          if (official_reps > 0)
+            std::printf("; official-style block %.1f ms, 7B %.2f s (x%.0f)", block_official_ms,
+                        32 * block_official_ms / 1e3, block_official_ms / block_ms[a]);
+          std::printf("\n");
+        }
       }
     }
   }

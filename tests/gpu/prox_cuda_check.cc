@@ -31,8 +31,18 @@ void Report(bool ok, const std::string& what) {
 
 // Runs the prox on y (fp32 CPU tensor, numel % m == 0) stored as dt on CUDA and on the CPU, and
 // checks agreement and the objective against the reference.
+// ProxInPlace with a chosen per-group solver: the statistics, ps::Error on NaN/Inf.
+ProxStats RunProx(torch::Tensor& w, float lambda, NMPattern p, ps::prox::ProxAlgo algo) {
+  torch::Tensor stats = ps::prox::NewStatsBuffer(w.device());
+  ps::prox::ProxInPlaceAccumulate(w, lambda, p, stats, algo);
+  const ProxStats s = ps::prox::ReadStats(stats);
+  if (s.groups_nonfinite > 0) throw ps::Error("prox: non-finite groups");
+  return s;
+}
+
 void Compare(const std::string& name, const torch::Tensor& y32, torch::ScalarType dt, float lambda,
-             NMPattern p, int64_t offset_groups = 0) {
+             NMPattern p, int64_t offset_groups = 0,
+             ps::prox::ProxAlgo algo = ps::prox::kDefaultProxAlgo) {
   const torch::Tensor y = y32.to(dt);
   // Optionally an unaligned view: the tensor starts offset_groups groups into a bigger buffer.
   torch::Tensor big =
@@ -42,8 +52,8 @@ void Compare(const std::string& name, const torch::Tensor& y32, torch::ScalarTyp
   torch::Tensor cpu = y.clone();
   ProxStats sg, sc;
   try {
-    sg = ps::prox::ProxInPlace(gpu, lambda, p);
-    sc = ps::prox::ProxInPlace(cpu, lambda, p);
+    sg = RunProx(gpu, lambda, p, algo);
+    sc = RunProx(cpu, lambda, p, algo);
   } catch (const std::exception& e) {
     Report(false, name + ": threw " + e.what());
     return;
@@ -80,13 +90,14 @@ void Compare(const std::string& name, const torch::Tensor& y32, torch::ScalarTyp
   const bool counts_ok = sg.groups == sc.groups &&
                          std::llabs(sg.groups_nsparse - sc.groups_nsparse) <= groups / 1000 + 1;
   char buf[512];
-  std::snprintf(buf, sizeof buf,
-                "%s: %ld groups, exact %.5f close %.5f, worse-than-reference %ld/%ld (worst %.2e), "
-                "2:4-sparse gpu %ld cpu %ld, objective gpu %.9g cpu %.9g",
-                name.c_str(), static_cast<long>(groups), frac_exact, frac_close,
-                static_cast<long>(worse), static_cast<long>(checked), worst,
-                static_cast<long>(sg.groups_nsparse), static_cast<long>(sc.groups_nsparse),
-                sg.objective, sc.objective);
+  std::snprintf(
+      buf, sizeof buf,
+      "%s [%s]: %ld groups, exact %.5f close %.5f, worse-than-reference %ld/%ld (worst %.2e), "
+      "2:4-sparse gpu %ld cpu %ld, objective gpu %.9g cpu %.9g",
+      name.c_str(), ps::prox::ProxAlgoName(algo), static_cast<long>(groups), frac_exact, frac_close,
+      static_cast<long>(worse), static_cast<long>(checked), worst,
+      static_cast<long>(sg.groups_nsparse), static_cast<long>(sc.groups_nsparse), sg.objective,
+      sc.objective);
   const bool obj_ok =
       std::fabs(sg.objective - sc.objective) <= 1e-4 * std::fabs(sc.objective) + 1e-30;
   // The GPU contracts a*b+c into FMAs and the CPU build does not, so a few groups whose candidates
@@ -121,32 +132,39 @@ int main() {
   torch::NoGradGuard no_grad;
   const auto rnd = ps::prox::testing::RandomGroups(200000, 8, 5);
   const auto y = torch::tensor(rnd).reshape({-1, 64});
-  for (NMPattern p : {ps::k2of4, ps::k1of4, NMPattern{2, 8}, NMPattern{4, 8}})
-    for (auto dt : {torch::kFloat32, torch::kBFloat16, torch::kFloat16})
-      for (float lambda : {0.0f, 0.25f, 2.5f, 25.0f}) {
-        const std::string name = "random " + p.ToString() + " " + c10::toString(dt) + " lambda " +
-                                 std::to_string(lambda);
-        // fp16 cannot hold the heavy tails: clamp into its range first.
-        Compare(name, dt == torch::kFloat16 ? y.clamp(-6e4, 6e4) : y, dt, lambda, p);
+  // Every per-group solver (prox_algo.h) on every case below: prox_bench --algos may pick any.
+  std::vector<ps::prox::ProxAlgo> algos;
+  for (int a = 0; a < ps::prox::kProxAlgoCount; ++a)
+    algos.push_back(static_cast<ps::prox::ProxAlgo>(a));
+  for (auto algo : algos)
+    for (NMPattern p : {ps::k2of4, ps::k1of4, NMPattern{2, 8}, NMPattern{4, 8}})
+      for (auto dt : {torch::kFloat32, torch::kBFloat16, torch::kFloat16})
+        for (float lambda : {0.0f, 0.25f, 2.5f, 25.0f}) {
+          const std::string name = "random " + p.ToString() + " " + c10::toString(dt) + " lambda " +
+                                   std::to_string(lambda);
+          // fp16 cannot hold the heavy tails: clamp into its range first.
+          Compare(name, dt == torch::kFloat16 ? y.clamp(-6e4, 6e4) : y, dt, lambda, p, 0, algo);
+        }
+  for (auto algo : algos)
+    for (auto dt : {torch::kFloat32, torch::kBFloat16})
+      for (float lambda : {0.0f, 0.25f, 25.0f, 1e10f}) {
+        const std::string suffix =
+            std::string(" ") + c10::toString(dt) + " lambda " + std::to_string(lambda);
+        Compare("adversarial 2:4" + suffix, Adversarial(), dt, lambda, ps::k2of4, 0, algo);
+        Compare("adversarial 1:4" + suffix, Adversarial(), dt, lambda, ps::k1of4, 0, algo);
+        // Unaligned start (scalar path) and an odd number of groups (vector path + tail).
+        Compare("unaligned 2:4" + suffix, y.narrow(0, 0, 1000), dt, lambda, ps::k2of4, 1, algo);
+        Compare("odd groups 2:4" + suffix, y.reshape({-1, 4}).narrow(0, 0, 12345), dt, lambda,
+                ps::k2of4, 0, algo);
       }
-  for (auto dt : {torch::kFloat32, torch::kBFloat16})
-    for (float lambda : {0.0f, 0.25f, 25.0f, 1e10f}) {
-      const std::string suffix =
-          std::string(" ") + c10::toString(dt) + " lambda " + std::to_string(lambda);
-      Compare("adversarial 2:4" + suffix, Adversarial(), dt, lambda, ps::k2of4);
-      Compare("adversarial 1:4" + suffix, Adversarial(), dt, lambda, ps::k1of4);
-      // Unaligned start (scalar path) and an odd number of groups (vector path + tail).
-      Compare("unaligned 2:4" + suffix, y.narrow(0, 0, 1000), dt, lambda, ps::k2of4, 1);
-      Compare("odd groups 2:4" + suffix, y.reshape({-1, 4}).narrow(0, 0, 12345), dt, lambda,
-              ps::k2of4);
-    }
   // Llama-sized layer, weights at Llama-2's scale.
   torch::manual_seed(0);
   const auto big = torch::randn({4096, 4096}) * 0.02;
-  for (auto dt : {torch::kFloat32, torch::kBFloat16})
-    for (float lambda : {0.25f, 25.0f})
-      Compare(std::string("4096x4096 ") + c10::toString(dt) + " lambda " + std::to_string(lambda),
-              big, dt, lambda, ps::k2of4);
+  for (auto algo : algos)
+    for (auto dt : {torch::kFloat32, torch::kBFloat16})
+      for (float lambda : {0.25f, 25.0f})
+        Compare(std::string("4096x4096 ") + c10::toString(dt) + " lambda " + std::to_string(lambda),
+                big, dt, lambda, ps::k2of4, 0, algo);
 
   // NaN / Inf: an error; the bad groups are unchanged, the others processed.
   for (auto dt : {torch::kFloat32, torch::kBFloat16, torch::kFloat16}) {

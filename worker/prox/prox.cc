@@ -51,14 +51,15 @@ torch::Tensor NewStatsBuffer(const torch::Device& device) {
   return torch::zeros({8}, torch::dtype(torch::kInt64).device(device));
 }
 
-void ProxInPlaceAccumulate(torch::Tensor& w, float lambda, NMPattern p, torch::Tensor& stats) {
+void ProxInPlaceAccumulate(torch::Tensor& w, float lambda, NMPattern p, torch::Tensor& stats,
+                           ProxAlgo algo) {
   CheckWeight(w, p);
   const DType dtype = FromTorch(w.scalar_type());
   ValidateProxArgs(lambda, dtype, p);
   const int64_t groups = w.numel() / p.m;
   DeviceStats* out = StatsPtr(stats, w.device());
   if (w.device().is_cpu()) {
-    const ProxStats s = ProxCpu(w.data_ptr(), dtype, groups, lambda, p, /*threads=*/0);
+    const ProxStats s = ProxCpu(w.data_ptr(), dtype, groups, lambda, p, /*threads=*/0, algo);
     out->groups += s.groups;
     out->nsparse += s.groups_nsparse;
     out->mid += s.groups_mid;
@@ -71,8 +72,10 @@ void ProxInPlaceAccumulate(torch::Tensor& w, float lambda, NMPattern p, torch::T
   }
 #ifdef PS_WITH_CUDA
   if (w.device().is_cuda()) {
+    CudaLaunchOptions opt;
+    opt.algo = algo;
     ProxCudaLaunch(w.data_ptr(), dtype, groups, lambda, p, out,
-                   c10::cuda::getCurrentCUDAStream(w.device().index()).stream());
+                   c10::cuda::getCurrentCUDAStream(w.device().index()).stream(), opt);
     return;
   }
 #endif

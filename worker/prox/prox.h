@@ -8,6 +8,7 @@
 #include <torch/types.h>
 
 #include "common/nm_pattern.h"
+#include "worker/prox/prox_algo.h"
 #include "worker/prox/prox_stats.h"
 
 namespace ps::prox {
@@ -22,7 +23,9 @@ ProxStats ProxInPlace(torch::Tensor& w, float lambda, NMPattern p);
 // buffer from NewStatsBuffer on w's device, without synchronising. Non-finite groups are only
 // counted; check ReadStats(stats).groups_nonfinite.
 torch::Tensor NewStatsBuffer(const torch::Device& device);
-void ProxInPlaceAccumulate(torch::Tensor& w, float lambda, NMPattern p, torch::Tensor& stats);
+// algo picks the per-group solver (benches compare them; the default is the fastest).
+void ProxInPlaceAccumulate(torch::Tensor& w, float lambda, NMPattern p, torch::Tensor& stats,
+                           ProxAlgo algo = kDefaultProxAlgo);
 ProxStats ReadStats(const torch::Tensor& stats);
 
 // Whether this build can run the prox on CUDA tensors.

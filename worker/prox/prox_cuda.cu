@@ -77,13 +77,14 @@ struct Item {
   }
 
   // Runs the prox on the G groups held in w.
-  __device__ static void Process(uint32_t (&w)[W], float lambda, float tol, LocalStats& st) {
+  __device__ static void Process(uint32_t (&w)[W], float lambda, float tol, ProxAlgo algo,
+                                 LocalStats& st) {
 #pragma unroll
     for (int g = 0; g < G; ++g) {
       float y[M];
 #pragma unroll
       for (int i = 0; i < M; ++i) y[i] = S::FromBits(Get(w, g * M + i));
-      const GroupOutcome o = ProxGroup<N, M>(y, lambda, tol);
+      const GroupOutcome o = ProxGroup<N, M>(y, lambda, tol, algo);
       ++st.groups;
       if (!o.finite) {
         ++st.nonfinite;
@@ -148,7 +149,7 @@ __device__ void ReduceStats(const LocalStats& st, DeviceStats* out) {
 // Vectorised path: `items` whole items at a 16-byte aligned pointer, grid-stride, with the next
 // item's load issued before the current one is processed.
 template <typename S, int N, int M>
-__global__ void ProxVecKernel(uint4* data, int64_t items, float lambda, float tol,
+__global__ void ProxVecKernel(uint4* data, int64_t items, float lambda, float tol, ProxAlgo algo,
                               DeviceStats* stats) {
   using I = Item<S, N, M>;
   LocalStats st;
@@ -170,7 +171,7 @@ __global__ void ProxVecKernel(uint4* data, int64_t items, float lambda, float to
     const int64_t nx = i + stride;
     uint32_t nxt[I::W];
     if (nx < items) load(nx, nxt);
-    I::Process(cur, lambda, tol, st);
+    I::Process(cur, lambda, tol, algo, st);
 #pragma unroll
     for (int v = 0; v < I::kVec; ++v)
       data[i * I::kVec + v] =
@@ -185,7 +186,7 @@ __global__ void ProxVecKernel(uint4* data, int64_t items, float lambda, float to
 // Scalar path: one group per thread, element loads (unaligned pointers and the tail).
 template <typename S, int N, int M>
 __global__ void ProxScalarKernel(typename S::T* data, int64_t groups, float lambda, float tol,
-                                 DeviceStats* stats) {
+                                 ProxAlgo algo, DeviceStats* stats) {
   LocalStats st;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t g = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; g < groups;
@@ -202,7 +203,7 @@ __global__ void ProxScalarKernel(typename S::T* data, int64_t groups, float lamb
       }
       y[i] = S::FromBits(bits[i]);
     }
-    const GroupOutcome o = ProxGroup<N, M>(y, lambda, tol);
+    const GroupOutcome o = ProxGroup<N, M>(y, lambda, tol, algo);
     ++st.groups;
     if (!o.finite) {
       ++st.nonfinite;
@@ -274,7 +275,7 @@ void Launch(void* data, int64_t groups, float lambda, DeviceStats* stats, cudaSt
       static GridCache cache;
       auto k = ProxVecKernel<S, N, M>;
       ProxVecKernel<S, N, M><<<GridFor(k, cache, items, opt), opt.block, 0, stream>>>(
-          static_cast<uint4*>(data), items, lambda, tol, stats);
+          static_cast<uint4*>(data), items, lambda, tol, opt.algo, stats);
       Check(cudaGetLastError(), "vector kernel launch");
     }
     done = items * I::G;
@@ -283,7 +284,7 @@ void Launch(void* data, int64_t groups, float lambda, DeviceStats* stats, cudaSt
     static GridCache cache;
     auto k = ProxScalarKernel<S, N, M>;
     ProxScalarKernel<S, N, M><<<GridFor(k, cache, groups - done, opt), opt.block, 0, stream>>>(
-        base + done * M, groups - done, lambda, tol, stats);
+        base + done * M, groups - done, lambda, tol, opt.algo, stats);
     Check(cudaGetLastError(), "scalar kernel launch");
   }
 }
@@ -311,6 +312,8 @@ void ProxCudaLaunch(void* data, DType dtype, int64_t groups, float lambda, NMPat
   if (groups < 0) throw Error("prox CUDA: negative group count");
   if (opt.block < 32 || opt.block > 1024 || opt.block % 32 != 0)
     throw Error("prox CUDA: block size must be a multiple of 32 in [32, 1024]");
+  if (static_cast<int>(opt.algo) < 0 || static_cast<int>(opt.algo) >= kProxAlgoCount)
+    throw Error("prox CUDA: unknown algorithm " + std::to_string(static_cast<int>(opt.algo)));
   if (groups == 0) return;
   auto s = static_cast<cudaStream_t>(stream);
   if (p == NMPattern{2, 4}) return DispatchDType<2, 4>(data, dtype, groups, lambda, stats, s, opt);

@@ -28,6 +28,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "worker/prox/prox_algo.h"
+
 #if defined(__CUDACC__)
 #define PS_HD __host__ __device__ __forceinline__
 #else
@@ -56,12 +58,13 @@ PS_HD constexpr float AlmRelTolFor(int mantissa_bits) {
   return t;
 }
 
-// Which candidate won (index 0: the N-sparse top-N; k - N: the k-sparse ALM solution).
+// Which candidate won (index 0: the N-sparse top-N; k - N: the k-sparse candidate).
 struct GroupOutcome {
   bool finite = true;     // false: the group had a NaN/Inf and was left unchanged
-  bool converged = true;  // false: some ALM candidate hit kMaxAlmSweeps
+  bool converged = true;  // false: some candidate hit kMaxAlmSweeps iterations
   int winner = 0;         // 0: top-N, else k - N for the k-sparse candidate
-  int sweeps = 0;         // ALM sweeps run in total (all candidates)
+  int sweeps = 0;         // iterations run in total (ALM sweeps + Newton steps, all candidates)
+  int work = 0;           // estimated lane instructions (a GPU-time proxy for prox_bench)
   double objective = 0;   // 1/2 ||w - y||^2 + lambda * Reg(w) in the input's units
 };
 
@@ -90,57 +93,151 @@ PS_HD float BitsFloat(uint32_t u) {
 PS_HD bool IsFinite(float f) { return (FloatBits(f) & 0x7f800000u) != 0x7f800000u; }
 PS_HD float Abs(float f) { return BitsFloat(FloatBits(f) & 0x7fffffffu); }
 PS_HD float Max(float a, float b) { return a > b ? a : b; }
+PS_HD float Min(float a, float b) { return a < b ? a : b; }
 // 2^e as a float, for -126 <= e <= 127 (always a normal number, so scaling by it is exact).
 PS_HD float Pow2(int e) { return BitsFloat(static_cast<uint32_t>(e + 127) << 23); }
 
-// e_D(w_0..w_{K-1} without w_skip); skip = -1 excludes nothing. With the loops unrolled and skip a
-// constant, the comparisons fold away.
+// e_D(w_0..w_{K-1} without w_skip and w_skip2); -1 excludes nothing. With the loops unrolled and
+// the skips constants, the comparisons fold away.
 template <int D, int K, int M>
-PS_HD float ElemSym(const float (&w)[M], int skip) {
-  static_assert(D >= 1 && K <= M);
-  float e[D + 1];
-  e[0] = 1.0f;
-  PS_UNROLL
-  for (int d = 1; d <= D; ++d) e[d] = 0.0f;
-  PS_UNROLL
-  for (int j = 0; j < K; ++j) {
-    if (j == skip) continue;
+PS_HD float ElemSym(const float (&w)[M], int skip, int skip2 = -1) {
+  static_assert(D >= 0 && K <= M);
+  if constexpr (D == 0) {
+    return 1.0f;
+  } else {
+    float e[D + 1];
+    e[0] = 1.0f;
     PS_UNROLL
-    for (int d = D; d >= 1; --d) e[d] += w[j] * e[d - 1];
+    for (int d = 1; d <= D; ++d) e[d] = 0.0f;
+    PS_UNROLL
+    for (int j = 0; j < K; ++j) {
+      if (j == skip || j == skip2) continue;
+      PS_UNROLL
+      for (int d = D; d >= 1; --d) e[d] += w[j] * e[d - 1];
+    }
+    return e[D];
   }
-  return e[D];
 }
 
-// True if the K-sparse candidate cannot have its K-th coordinate non-zero at any fixed point of
-// ALM, so it would only reproduce a sparser candidate. At a fixed point 0 <= w_i <= v_i and, as
-// e_N is increasing in each argument, w_i >= l_i := max(v_i - lam * e_N(v_others), 0); hence
-// w_K <= max(v_K - lam * e_N(l_others), 0).
+// Estimated lane instructions of the pieces below (fp32 ops; a divide or square root ~ 10), for the
+// bench's work proxy only: e_D over k values costs k * D multiply-adds.
+template <int N, int K>
+inline constexpr int kCostSweep = K*((K - 1) * N + 4) + 4;
+template <int N, int K>
+inline constexpr int kCostNewton =
+    K*((K - 1) * N + 2) + K*(K - 1) / 2 * ((K - 2) * (N - 1) + 1) + K* K* K / 3 + 10 * K + 2 * K* K
+    + 4 * K;
+template <int N, int K>
+inline constexpr int kCostRay = 2 * K + K*(N + 1) + 30 + 8;
+template <int N, int K>
+inline constexpr int kCostBound = 2 * K*((K - 1) * N + 2) + K*(N + 1) + 3 * K;
+template <int N, int K>
+inline constexpr int kCostSkip = K*((K - 1) * N + 2) + (K - 1) * N + 2;
+inline constexpr int kCostChord3 = 35;  // one PairMin (a divide) and a ChordMin (a divide)
+inline constexpr int kCostChord4 = 95;
+template <int N, int K>
+inline constexpr int kCostObjective = K*(N + 1) + 3 * K + 4;
+template <int M>
+inline constexpr int kCostBase = 6 * M* M + 12 * M + 20;  // check, rank, scale, sort, unsort
+
+// Interval bounds on every fixed point of ALM on the first K coordinates (a fixed point has
+// w_i = max(v_i - lam e_N(w_others), 0); e_N is increasing in each argument, so 0 <= w <= v gives
+// w_i >= l_i := max(v_i - lam e_N(v_others), 0), which gives w_i <= u_i := max(v_i - lam
+// e_N(l_others), 0)).
 template <int N, int K, int M>
-PS_HD bool SkipCandidate(const float (&v)[M], float lam) {
-  float l[M];
+PS_HD void FixedPointLowerBounds(const float (&v)[M], float lam, float (&l)[M]) {
   PS_UNROLL
   for (int i = 0; i < M; ++i) l[i] = 0.0f;
   PS_UNROLL
-  for (int i = 0; i < K - 1; ++i) l[i] = Max(v[i] - lam * ElemSym<N, K, M>(v, i), 0.0f);
-  return v[K - 1] - lam * ElemSym<N, K - 1, M>(l, -1) <= 0.0f;
+  for (int i = 0; i < K; ++i) l[i] = Max(v[i] - lam * ElemSym<N, K, M>(v, i), 0.0f);
+}
+
+// True when u_K = 0: every fixed point has w_K = 0, so the K-sparse candidate only repeats a
+// sparser one.
+template <int N, int K, int M>
+PS_HD bool SkipCandidate(const float (&v)[M], float lam) {
+  float l[M];
+  FixedPointLowerBounds<N, K, M>(v, lam, l);
+  return v[K - 1] - lam * ElemSym<N, K, M>(l, K - 1) <= 0.0f;
+}
+
+// A lower bound on the objective (with `tail`) of every fixed point of the K-sparse candidate:
+// v_i - w_i >= v_i - u_i and e_{N+1}(w) >= e_{N+1}(l).
+template <int N, int K, int M>
+PS_HD float IntervalBound(const float (&v)[M], float lam, float tail) {
+  float l[M];
+  FixedPointLowerBounds<N, K, M>(v, lam, l);
+  float sq = 0.0f;
+  PS_UNROLL
+  for (int i = 0; i < K; ++i) {
+    const float gap = v[i] - Max(v[i] - lam * ElemSym<N, K, M>(l, i), 0.0f);  // v_i - u_i
+    sq += gap * gap;
+  }
+  return tail + 0.5f * sq + lam * ElemSym<N + 1, K, M>(l, -1);
+}
+
+// 2:4 only: tighter lower bounds on the 3-sparse and dense face minima, from concavity. Fixing the
+// last coordinate x = w_K, the minimum over the others G(x) is a minimum of functions affine in x,
+// hence concave, so on [0, v_K] it lies above its chord and the face minimum
+// min_x 1/2 (x - v_K)^2 + G(x) is at least ChordMin(v_K, G(0), G(v_K)). For the 3-sparse face G is
+// a two-variable quadratic (PairMin, closed form); for the dense face G(0) and G(v_4) are
+// themselves 3-variable problems, bounded the same way by fixing w_3.
+
+// min over w1, w2 >= 0 of 1/2 (w1 - v1)^2 + 1/2 (w2 - v2)^2 + a w1 w2 + b (w1 + w2), for
+// v1 >= v2 >= 0 and a, b >= 0: the interior stationary point when the quadratic is convex (a < 1)
+// and it is feasible, else the better edge (w2 = 0, w1 = max(v1 - b, 0)).
+PS_HD float PairMin(float v1, float v2, float a, float b) {
+  const float p1 = v1 - b, p2 = v2 - b;
+  const float base = 0.5f * (v1 * v1 + v2 * v2);
+  const float q1 = Max(p1, 0.0f);
+  float best = base - 0.5f * q1 * q1;
+  if (a < 1.0f && p2 - a * p1 > 0.0f) {  // then p1 - a p2 > 0 too (p1 >= p2, a < 1)
+    best = base - (p1 * p1 + p2 * p2 - 2.0f * a * p1 * p2) / (2.0f * (1.0f - a * a));
+  }
+  return best;
+}
+
+// min over t in [0, 1] of 1/2 s^2 (1 - t)^2 + (1 - t) g0 + t g1: the chord bound above with
+// x = t s.
+PS_HD float ChordMin(float s, float g0, float g1) {
+  const float d = g1 - g0, ss = s * s;
+  if (d >= ss) return g0 + 0.5f * ss;
+  if (d <= 0.0f) return g1;
+  return g1 - d * d / (2.0f * ss);
+}
+
+// Lower bound (with tail) on the minimum of the K-sparse face, K = 3 or 4, pattern 2:4.
+template <int K>
+PS_HD float ChordBound24(const float (&v)[4], float lam, float tail) {
+  const float three = ChordMin(v[2], 0.0f, PairMin(v[0], v[1], lam * v[2], 0.0f));
+  if constexpr (K == 3) {
+    return tail + three;
+  } else {
+    const float h0 = PairMin(v[0], v[1], lam * v[3], 0.0f);
+    const float h1 = PairMin(v[0], v[1], lam * (v[2] + v[3]), lam * v[2] * v[3]);
+    return tail + ChordMin(v[3], three, ChordMin(v[2], h0, h1));
+  }
 }
 
 // The best point c * v on the ray through v (coordinates 1..K): minimises
 // 1/2 (1 - c)^2 S + lam c^(N+1) E over c >= 0, with S = sum v_i^2, E = e_{N+1}(v), i.e. solves
 // (N+1) lam E c^N + S c - S = 0 (closed form for N <= 2, Newton from c = 1 otherwise: the left
 // side is convex and increasing on c >= 0, so Newton from the right converges monotonically).
+// ray_obj receives the objective there (scaled units, without the tail).
 template <int N, int K, int M>
-PS_HD float RayScale(const float (&v)[M], float lam) {
+PS_HD float RayScale(const float (&v)[M], float lam, float& ray_obj) {
   float sq = 0.0f;
   PS_UNROLL
   for (int i = 0; i < K; ++i) sq += v[i] * v[i];
-  const float a = (N + 1) * lam * ElemSym<N + 1, K, M>(v, -1);
+  const float le = lam * ElemSym<N + 1, K, M>(v, -1);
+  const float a = (N + 1) * le;
+  float c;
   if constexpr (N == 1) {
-    return sq / (sq + a);
+    c = sq / (sq + a);
   } else if constexpr (N == 2) {
-    return 2.0f * sq / (sq + sqrtf(sq * sq + 4.0f * a * sq));
+    c = 2.0f * sq / (sq + sqrtf(sq * sq + 4.0f * a * sq));
   } else {
-    float c = 1.0f;
+    c = 1.0f;
     PS_UNROLL
     for (int it = 0; it < 8; ++it) {
       float cn1 = 1.0f;  // c^(N-1)
@@ -148,23 +245,103 @@ PS_HD float RayScale(const float (&v)[M], float lam) {
       for (int j = 0; j < N - 1; ++j) cn1 *= c;
       c -= (a * cn1 * c + sq * c - sq) / (N * a * cn1 + sq);
     }
-    return c;
   }
+  float cn1 = c;  // c^(N+1)
+  PS_UNROLL
+  for (int j = 0; j < N; ++j) cn1 *= c;
+  ray_obj = 0.5f * (1.0f - c) * (1.0f - c) * sq + le * cn1;
+  return c;
 }
 
-// ALM (Algorithm 2) on the first K coordinates of v, sweeping i = 1..K, but started from the best
-// point on the ray c * v instead of v itself: from v, the first sweep sees every other coordinate
-// at full size and, when the coupling lam * v is strong, thresholds the largest coordinates to 0,
-// landing on a boundary fixed point and missing the interior minimum (e.g. near-tied groups; the
-// brute-force test finds these). Returns the candidate's objective (scaled units); w receives the
-// point, sweeps the number of sweeps run.
+// Smallest LDL^T pivot Newton accepts: the Hessian's entries are O(1) (z_1 in [0.5, 1)), so this
+// refuses near-singular systems whose step would be rounding noise.
+inline constexpr float kMinNewtonPivot = 1.0e-4f;
+
+// One Newton step on the stationarity system of the K-sparse candidate restricted to its free
+// coordinates (those not at 0; the zeros stay fixed: the active set of the last ALM sweep),
+// F_i(w) = w_i - v_i + lam e_N(w_{-i}) = 0 (the objective's gradient on the face), whose Jacobian
+// is the face's Hessian H = I + lam [e_{N-1}(w_{-i,-j})]_{i != j}; solved by LDL^T. Refused (false,
+// w unchanged) when a fixed zero violates its KKT condition (v_i - lam e_N(w_{-i}) > 0: ALM would
+// move it), H is not safely positive definite (not near a strict local minimum: Newton could head
+// for a saddle) or the step leaves the open positive orthant (a free coordinate's limit is 0,
+// which ALM's clipping reaches). step receives max |dw|.
 template <int N, int K, int M>
-PS_HD float AlmCandidate(const float (&v)[M], float lam, float tol, float tail, float (&w)[M],
-                         int& sweeps) {
-  const float c = RayScale<N, K, M>(v, lam);
+PS_HD bool NewtonStep(const float (&v)[M], float lam, float (&w)[M], float& step) {
+  float x[K], f[K];  // x: -F, then the step; f: 1 for a free coordinate, 0 for a fixed zero
+  bool kkt = true;
+  PS_UNROLL
+  for (int i = 0; i < K; ++i) {
+    x[i] = v[i] - w[i] - lam * ElemSym<N, K, M>(w, i);
+    f[i] = w[i] > 0.0f ? 1.0f : 0.0f;
+    kkt = kkt && (w[i] > 0.0f || x[i] <= 0.0f);
+    x[i] *= f[i];
+  }
+  if (!kkt) return false;
+  float L[K][K], d[K], dinv[K];
+  PS_UNROLL
+  for (int j = 0; j < K; ++j) {
+    float dj = 1.0f;
+    PS_UNROLL
+    for (int k = 0; k < j; ++k) dj -= L[j][k] * L[j][k] * d[k];
+    if (!(dj > kMinNewtonPivot)) return false;
+    d[j] = dj;
+    dinv[j] = 1.0f / dj;
+    PS_UNROLL
+    for (int i = j + 1; i < K; ++i) {
+      float a = lam * ElemSym<N - 1, K, M>(w, i, j) * (f[i] * f[j]);
+      PS_UNROLL
+      for (int k = 0; k < j; ++k) a -= L[i][k] * L[j][k] * d[k];
+      L[i][j] = a * dinv[j];
+    }
+  }
+  PS_UNROLL
+  for (int i = 0; i < K; ++i) {
+    PS_UNROLL
+    for (int k = 0; k < i; ++k) x[i] -= L[i][k] * x[k];
+  }
+  PS_UNROLL
+  for (int i = 0; i < K; ++i) x[i] *= dinv[i];
+  PS_UNROLL
+  for (int i = K - 1; i >= 0; --i) {
+    PS_UNROLL
+    for (int k = i + 1; k < K; ++k) x[i] -= L[k][i] * x[k];
+  }
+  float nw[K];
+  bool inside = true;
+  step = 0.0f;
+  PS_UNROLL
+  for (int i = 0; i < K; ++i) {
+    nw[i] = w[i] + x[i];  // a fixed zero has x_i = 0 exactly (its row and column are e_i)
+    inside = inside && (nw[i] > 0.0f || f[i] == 0.0f);
+    step = Max(step, Abs(x[i]));
+  }
+  if (!inside) return false;
+  PS_UNROLL
+  for (int i = 0; i < K; ++i) w[i] = nw[i];
+  return true;
+}
+
+// ALM sweeps are cheap but only linearly convergent, with a rate near 1 where the minimum is nearly
+// degenerate (strong coupling, near ties); Newton costs about three sweeps but converges
+// quadratically. Newton is tried once ALM has run kSweepsBeforeNewton sweeps and its observed rate
+// r predicts more than 4 further sweeps (delta * r^4 > tol); after a refused step, ALM goes on and
+// Newton is retried kNewtonRetry sweeps later.
+inline constexpr int kSweepsBeforeNewton = 2;
+inline constexpr int kNewtonRetry = 4;
+
+// Solves the K-sparse candidate from the ray point c * v: ALM (Algorithm 2) sweeping i = 1..K and,
+// with `newton`, Newton polishing (above). Starting on the ray rather than at v itself: from v, the
+// first sweep sees every other coordinate at full size and, when the coupling lam * v is strong,
+// thresholds the largest coordinates to 0, landing on a boundary fixed point and missing the
+// interior minimum (e.g. near-tied groups; the brute-force test finds these). Returns the
+// candidate's objective (scaled units, with tail; never above the ray point's: ALM only descends,
+// and should Newton ever end higher the ray point is returned); w receives the point.
+template <int N, int K, int M>
+PS_HD float SolveCandidate(const float (&v)[M], float lam, float tol, float c, float ray_obj,
+                           float tail, bool newton, float (&w)[M], int& iters, int& work) {
   PS_UNROLL
   for (int i = 0; i < M; ++i) w[i] = i < K ? c * v[i] : 0.0f;
-  int s = 0;
+  int s = 0, next_newton = kSweepsBeforeNewton;
   float prev = 0.0f;
   while (true) {
     float delta = 0.0f;
@@ -175,31 +352,116 @@ PS_HD float AlmCandidate(const float (&v)[M], float lam, float tol, float tail, 
       w[i] = nw;
     }
     ++s;
+    work += kCostSweep<N, K>;
     // Stop when the change is below tol, or when the remaining distance predicted from linear
     // convergence (ratio r = delta / prev: delta * r / (1 - r)) is.
     if (delta <= tol || delta * delta <= tol * (prev - delta) || s >= kMaxAlmSweeps) break;
+    if (newton && s >= next_newton) {
+      const float r = delta / prev;
+      if (delta * (r * r) * (r * r) > tol) {
+        // Newton until its step is below tol or the next one is predicted to be (quadratic
+        // convergence: next ~ step^3 / prev_step^2, with a factor 4 of margin).
+        bool done = false;
+        float prev_step = delta;
+        float step = 0.0f;
+        while (s < kMaxAlmSweeps) {
+          const bool ok = NewtonStep<N, K, M>(v, lam, w, step);
+          work += kCostNewton<N, K>;
+          if (!ok) break;
+          ++s;
+          if (step <= tol || (step <= 0.5f * prev_step &&
+                              4.0f * step * step * step <= tol * prev_step * prev_step)) {
+            done = true;
+            break;
+          }
+          prev_step = step;
+        }
+        if (done || s >= kMaxAlmSweeps) break;
+        next_newton = s + kNewtonRetry;
+        delta = 0.0f;  // the next sweep's rate estimate must not use a pre-Newton delta
+      }
+    }
     prev = delta;
   }
-  sweeps = s;
+  iters += s;
   float sq = 0.0f;
   PS_UNROLL
   for (int i = 0; i < K; ++i) sq += (w[i] - v[i]) * (w[i] - v[i]);
-  return 0.5f * sq + tail + lam * ElemSym<N + 1, K, M>(w, -1);
+  float obj = 0.5f * sq + tail + lam * ElemSym<N + 1, K, M>(w, -1);
+  work += kCostObjective<N, K>;
+  if (!(obj <= ray_obj + tail)) {
+    PS_UNROLL
+    for (int i = 0; i < M; ++i) w[i] = i < K ? c * v[i] : 0.0f;
+    obj = ray_obj + tail;
+  }
+  return obj;
 }
 
-// Tries the K-sparse candidate and keeps it if its objective is lower; then K + 1, up to M.
+// Per-candidate data gathered before any candidate is solved (arrays indexed by K, compile-time).
+template <int M>
+struct CandidatePlan {
+  bool run[M + 1];     // not structurally skipped (v_K > 0 and u_K > 0)
+  float c[M + 1];      // ray scale
+  float ray[M + 1];    // objective at the ray point, with tail: an upper bound on the candidate's
+  float later[M + 1];  // min of ray[] over the candidates after K that run (+inf if none)
+};
+
 template <int N, int K, int M>
-PS_HD void TryCandidates(const float (&v)[M], float lam, float tol, const float (&tail)[M + 1],
-                         float (&best)[M], float& best_obj, GroupOutcome& out) {
+PS_HD void PlanCandidates(const float (&v)[M], float lam, const float (&tail)[M + 1],
+                          CandidatePlan<M>& plan, int& work) {
   if constexpr (K <= M) {
     // v is sorted: v_K == 0 means every candidate from K on equals a sparser one.
-    if (v[K - 1] <= 0.0f) return;
-    if (!SkipCandidate<N, K, M>(v, lam)) {
+    plan.run[K] = v[K - 1] > 0.0f && !SkipCandidate<N, K, M>(v, lam);
+    work += kCostSkip<N, K>;
+    if (plan.run[K]) {
+      float ray_obj = 0.0f;
+      plan.c[K] = RayScale<N, K, M>(v, lam, ray_obj);
+      plan.ray[K] = ray_obj + tail[K];
+      work += kCostRay<N, K>;
+    }
+    PlanCandidates<N, K + 1, M>(v, lam, tail, plan, work);
+    float later = 3.0e38f;
+    if constexpr (K < M) {
+      later = plan.run[K + 1] ? Min(plan.ray[K + 1], plan.later[K + 1]) : plan.later[K + 1];
+    }
+    plan.later[K] = later;
+  }
+}
+
+// True when the K-sparse candidate provably cannot end below `bound`, an upper bound on the final
+// best objective. Only tried when another candidate (or the best so far) already looks better
+// than K's ray point, so the likely winner pays for no bound.
+template <int N, int K, int M>
+PS_HD bool CannotWin(const float (&v)[M], float lam, const float (&tail)[M + 1],
+                     const CandidatePlan<M>& plan, float bound, int& work) {
+  if (!(plan.ray[K] > bound)) return false;
+  work += kCostBound<N, K>;
+  if (IntervalBound<N, K, M>(v, lam, tail[K]) >= bound) return true;
+  if constexpr (N == 2 && M == 4) {
+    work += K == 3 ? kCostChord3 : kCostChord4;
+    return ChordBound24<K>(v, lam, tail[K]) >= bound;
+  }
+  return false;
+}
+
+// Solves the planned candidates in order K = N+1..M and keeps the lowest objective. With `bounds`,
+// a candidate is skipped when its lower bound is at least the best objective so far or the ray
+// objective of a later candidate that runs (the final best is at most either: a later candidate is
+// either solved, ending no higher than its ray point, or skipped because the best then was already
+// at most its lower bound, itself at most its ray objective).
+template <int N, int K, int M>
+PS_HD void TryCandidates(const float (&v)[M], float lam, float tol, const float (&tail)[M + 1],
+                         const CandidatePlan<M>& plan, bool newton, bool bounds, float (&best)[M],
+                         float& best_obj, GroupOutcome& out) {
+  if constexpr (K <= M) {
+    if (plan.run[K] && !(bounds && CannotWin<N, K, M>(v, lam, tail, plan,
+                                                      Min(best_obj, plan.later[K]), out.work))) {
       float w[M];
-      int sweeps = 0;
-      const float obj = AlmCandidate<N, K, M>(v, lam, tol, tail[K], w, sweeps);
-      out.sweeps += sweeps;
-      if (sweeps >= kMaxAlmSweeps) out.converged = false;
+      int iters = 0;
+      const float obj = SolveCandidate<N, K, M>(v, lam, tol, plan.c[K], plan.ray[K] - tail[K],
+                                                tail[K], newton, w, iters, out.work);
+      out.sweeps += iters;
+      if (iters >= kMaxAlmSweeps) out.converged = false;
       if (obj < best_obj) {
         best_obj = obj;
         out.winner = K - N;
@@ -207,7 +469,7 @@ PS_HD void TryCandidates(const float (&v)[M], float lam, float tol, const float 
         for (int i = 0; i < M; ++i) best[i] = w[i];
       }
     }
-    TryCandidates<N, K + 1, M>(v, lam, tol, tail, best, best_obj, out);
+    TryCandidates<N, K + 1, M>(v, lam, tol, tail, plan, newton, bounds, best, best_obj, out);
   }
 }
 
@@ -216,7 +478,8 @@ PS_HD void TryCandidates(const float (&v)[M], float lam, float tol, const float 
 // Replaces y (one group, as floats) by prox_{lambda Reg_{N:M}}(y). lambda must be finite and
 // >= 0 (the callers check). A group with a NaN/Inf is left unchanged and reported.
 template <int N, int M>
-PS_HD GroupOutcome ProxGroup(float (&y)[M], float lambda, float rel_tol) {
+PS_HD GroupOutcome ProxGroup(float (&y)[M], float lambda, float rel_tol,
+                             ProxAlgo algo = kDefaultProxAlgo) {
   static_assert(1 <= N && N < M && M <= 8, "N:M needs 1 <= N < M <= 8");
   using namespace detail;
   GroupOutcome out;
@@ -272,8 +535,12 @@ PS_HD GroupOutcome ProxGroup(float (&y)[M], float lambda, float rel_tol) {
   PS_UNROLL
   for (int i = 0; i < M; ++i) best[i] = i < N ? v[i] : 0.0f;
   float best_obj = tail[N];
+  out.work = kCostBase<M>;
   if (best_obj > 0.0f) {
-    TryCandidates<N, N + 1, M>(v, lam, rel_tol * v[0], tail, best, best_obj, out);
+    CandidatePlan<M> plan{};
+    PlanCandidates<N, N + 1, M>(v, lam, tail, plan, out.work);
+    TryCandidates<N, N + 1, M>(v, lam, rel_tol * v[0], tail, plan, algo != ProxAlgo::kAlm,
+                               algo == ProxAlgo::kNewtonBounds, best, best_obj, out);
   }
   // Unsort, unscale, restore signs; pruned weights become +0.
   PS_UNROLL

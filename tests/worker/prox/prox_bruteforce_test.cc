@@ -63,18 +63,22 @@ void RunAgainstBruteForce(NMPattern p, int groups_per_lambda, const std::vector<
   for (float lambda : lambdas) {
     const auto y =
         testing::RandomGroups(groups_per_lambda, M, 77 + static_cast<uint32_t>(lambda * 100));
-    std::vector<float> w = y;
-    ProxCpu(w.data(), DType::kF32, groups_per_lambda, lambda, p, 2);
+    std::vector<std::vector<float>> w(kProxAlgoCount, y);
+    for (int a = 0; a < kProxAlgoCount; ++a)
+      ProxCpu(w[a].data(), DType::kF32, groups_per_lambda, lambda, p, 2, static_cast<ProxAlgo>(a));
     for (int g = 0; g < groups_per_lambda; ++g) {
       std::array<double, M> z{};
       for (int i = 0; i < M; ++i) z[i] = std::fabs(static_cast<double>(y[g * M + i]));
       std::sort(z.begin(), z.end(), std::greater<>());
       const double brute = BruteForce(z, lambda, p.n, rng);
-      std::span<const float> yg(&y[g * M], M), wg(&w[g * M], M);
-      const double got = testing::Objective(wg, yg, lambda, p.n);
-      ASSERT_LE(got, brute + 2e-6 * testing::SquaredNorm(yg) + 1e-30)
-          << p.ToString() << " lambda " << lambda << " group " << g << " z = " << z[0] << " "
-          << z[1] << " " << z[2] << " " << z[3];
+      std::span<const float> yg(&y[g * M], M);
+      for (int a = 0; a < kProxAlgoCount; ++a) {
+        std::span<const float> wg(&w[a][g * M], M);
+        const double got = testing::Objective(wg, yg, lambda, p.n);
+        ASSERT_LE(got, brute + 2e-6 * testing::SquaredNorm(yg) + 1e-30)
+            << p.ToString() << " lambda " << lambda << " group " << g << " z = " << z[0] << " "
+            << z[1] << " " << z[2] << " " << z[3] << " " << ProxAlgoName(static_cast<ProxAlgo>(a));
+      }
       ++checked;
     }
   }

@@ -22,15 +22,18 @@ using testing::Objective;
 using testing::RandomGroups;
 using testing::SquaredNorm;
 
-ProxStats RunProx(std::vector<float>& v, float lambda, NMPattern p, int threads = 2) {
-  return ProxCpu(v.data(), DType::kF32, static_cast<int64_t>(v.size()) / p.m, lambda, p, threads);
+ProxStats RunProx(std::vector<float>& v, float lambda, NMPattern p, int threads = 2,
+                  ProxAlgo algo = kDefaultProxAlgo) {
+  return ProxCpu(v.data(), DType::kF32, static_cast<int64_t>(v.size()) / p.m, lambda, p, threads,
+                 algo);
 }
 
 // Each group's objective is at most the reference's (+ fp32 slack), and the summed objective in
 // the statistics matches the returned points.
-void ExpectNoWorseThanReference(const std::vector<float>& y, float lambda, NMPattern p) {
+void ExpectNoWorseThanReference(const std::vector<float>& y, float lambda, NMPattern p,
+                                ProxAlgo algo) {
   std::vector<float> w = y;
-  const ProxStats st = RunProx(w, lambda, p);
+  const ProxStats st = RunProx(w, lambda, p, 2, algo);
   ASSERT_EQ(st.groups_nonfinite, 0);
   double sum = 0;
   for (size_t g = 0; g < y.size() / p.m; ++g) {
@@ -40,7 +43,8 @@ void ExpectNoWorseThanReference(const std::vector<float>& y, float lambda, NMPat
     const double got = Objective(wg, yg, lambda, p.n);
     sum += got;
     ASSERT_LE(got, ref + 2e-6 * SquaredNorm(yg) + 1e-30)
-        << "pattern " << p.ToString() << " lambda " << lambda << " group " << g;
+        << "pattern " << p.ToString() << " lambda " << lambda << " group " << g << " "
+        << ProxAlgoName(algo);
   }
   EXPECT_NEAR(st.objective, sum, 1e-4 * std::fabs(sum) + 1e-12);
 }
@@ -50,7 +54,8 @@ TEST(ProxCpu, MatchesReferenceOnRandomGroups) {
     const int groups = p.m == 4 ? 3000 : 400;
     const auto y = RandomGroups(groups, p.m, 11 + p.n);
     for (float lambda : {0.0f, 0.01f, 0.25f, 1.0f, 3.0f, 25.0f, 1e4f})
-      ExpectNoWorseThanReference(y, lambda, p);
+      for (int a = 0; a < kProxAlgoCount; ++a)
+        ExpectNoWorseThanReference(y, lambda, p, static_cast<ProxAlgo>(a));
   }
 }
 
