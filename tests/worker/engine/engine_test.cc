@@ -92,6 +92,26 @@ TEST_F(EngineTest, ProxSparseTrainsAndIsDeterministic) {
   for (const auto& [name, m] : ma) EXPECT_TRUE(torch::equal(m, mb.at(name))) << name;
 }
 
+// The acceptance "same job file and seed give the same mask on CPU", for every other method
+// (ProxSparse above), through the whole job: calibration sampling, method, publishing.
+TEST_F(EngineTest, EveryMethodGivesTheSameMaskForTheSameJob) {
+  auto comm = MakeLocalCommunicator();
+  const std::map<std::string, std::string> methods = {
+      {"magnitude", "  name: magnitude\n"},
+      {"wanda", "  name: wanda\n"},
+      {"sparsegpt", "  name: sparsegpt\n"},
+      {"maskllm", "  name: maskllm\n  lr: 5.0e-2\n  max_steps: 3\n  prior: wanda\n"}};
+  for (const auto& [method, yaml] : methods) {
+    RecordingSink a, b;
+    RunJob(Spec(yaml, method + "_a"), {}, *comm, a);
+    RunJob(Spec(yaml, method + "_b"), {}, *comm, b);
+    auto ma = Masks(dir_ / (method + "_a")), mb = Masks(dir_ / (method + "_b"));
+    ASSERT_EQ(ma.size(), 14u) << method;
+    for (const auto& [name, m] : ma)
+      EXPECT_TRUE(torch::equal(m, mb.at(name))) << method << " " << name;
+  }
+}
+
 TEST_F(EngineTest, ResumeAfterInterruptionGivesTheSameMask) {
   auto comm = MakeLocalCommunicator();
   RecordingSink full;
