@@ -8,6 +8,8 @@
 #   DATA=$PWD/.carry/data MAX_WINDOWS=0 SAMPLES=128 \
 #     bash tools/quality-table.sh build-gpu/worker/tools/psworker /tmp/q cuda
 # On a CPU: tools/quality-table.sh build/worker/tools/psworker OUT_DIR cpu   (hours: full evals)
+# Runs whose OUT_DIR/NAME/report.json exists are skipped, so the same command run again after a
+# time limit cut it off carries on where it stopped (delete OUT_DIR to start over).
 #
 # Environment (space-separated lists sweep every combination):
 #   DATA         directory with codelm-19m, code-calib.jsonl.gz, code-eval.txt (default: the
@@ -45,6 +47,10 @@ masked_update=(--set masked_update.steps=$mu_steps --set masked_update.lr=$mu_lr
 run() {  # name config extra-args...  (the extra args are kept in NAME.args for reruns)
   local name=$1 cfg=$2
   shift 2
+  if [ -f "$out/$name/report.json" ]; then  # finished in an earlier call: the script resumes
+    echo "=== $name (done before)" >&2
+    return
+  fi
   echo "=== $name" >&2
   if [ $# -gt 0 ]; then printf '%s\n' "$@"; fi > "$out/$name.args"
   "$psworker" --local "$here/configs/$cfg" --output "$out/$name" "${common[@]}" "$@" \
