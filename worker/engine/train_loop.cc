@@ -7,7 +7,10 @@
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <cstdio>
 #include <nlohmann/json.hpp>
+#include <system_error>
+#include <vector>
 
 #include "common/error.h"
 #include "common/file_util.h"
@@ -58,12 +61,25 @@ void WriteCheckpoint(const std::filesystem::path& root, int64_t step, ShardedAda
               {{"step", std::to_string(step)}});
   comm.Barrier();  // every shard is on disk before the manifest says so
   if (comm.rank() == 0) {
-    nlohmann::json m = {{"step", step}, {"ranks", comm.size()}, {"loss", loss},
+    nlohmann::json m = {{"step", step},
+                        {"ranks", comm.size()},
+                        {"loss", loss},
                         {"format", "proxsparse-checkpoint-v1"}};
     WriteFileAtomic(dir / "manifest.json", m.dump(2));
-    // Older complete checkpoints are superseded; keep only the newest.
+    // Older complete checkpoints are superseded; keep only the newest. The list is taken first
+    // and removed afterwards: removing entries while a directory_iterator walks the same
+    // directory crashed psworker at its second checkpoint with LibTorch 2.x's toolchain (GCC 13).
+    // A failed removal of an old checkpoint only costs disk space, so it is reported, not fatal.
+    std::vector<std::filesystem::path> old;
     for (const auto& e : std::filesystem::directory_iterator(root)) {
-      if (e.is_directory() && e.path() != dir) std::filesystem::remove_all(e.path());
+      if (e.is_directory() && e.path().filename() != dir.filename()) old.push_back(e.path());
+    }
+    for (const auto& p : old) {
+      std::error_code ec;
+      std::filesystem::remove_all(p, ec);
+      if (ec)
+        std::fprintf(stderr, "warning: cannot remove old checkpoint %s: %s\n", p.c_str(),
+                     ec.message().c_str());
     }
   }
   comm.Barrier();
@@ -110,8 +126,8 @@ TrainResult TrainLoop(LlamaForCausalLM& model, std::vector<TrainableTensor> para
                       std::unique_ptr<ShardedAdamW>* optimizer_out) {
   if (samples.empty()) throw Error("training needs at least one calibration sample");
   if (options.total_steps <= 0) throw Error("training needs at least one step");
-  auto opt = std::make_unique<ShardedAdamW>(std::move(params), comm, AdamWOptions{},
-                                            options.master_dtype);
+  auto opt =
+      std::make_unique<ShardedAdamW>(std::move(params), comm, AdamWOptions{}, options.master_dtype);
   if (options.overlap_communication) opt->EnableOverlap();
   if (comm.rank() == 0) progress.Log(opt->plan().Describe());
   TrainResult result;
@@ -158,22 +174,26 @@ TrainResult TrainLoop(LlamaForCausalLM& model, std::vector<TrainableTensor> para
     torch::Tensor local_loss = torch::zeros({1}, torch::dtype(torch::kFloat64).device(device));
     BatchSchedule sched{static_cast<size_t>(options.total_steps * options.seqs_per_step),
                         static_cast<size_t>(options.seqs_per_step), false};
-    std::vector<size_t> share = RankShare(sched, static_cast<size_t>(step), comm.rank(), comm.size());
-    const size_t micro = std::max<size_t>(1, (share.size() + static_cast<size_t>(options.grad_accum) - 1) /
-                                                 static_cast<size_t>(options.grad_accum));
+    std::vector<size_t> share =
+        RankShare(sched, static_cast<size_t>(step), comm.rank(), comm.size());
+    const size_t micro =
+        std::max<size_t>(1, (share.size() + static_cast<size_t>(options.grad_accum) - 1) /
+                                static_cast<size_t>(options.grad_accum));
     bool extra_added = false;
     for (size_t first = 0; first < share.size(); first += micro) {
       const size_t count = std::min(micro, share.size() - first);
       int64_t len = 0;
       for (size_t k = 0; k < count; ++k) {
-        const auto& s = *batch[share[first + k] - static_cast<size_t>(step * options.seqs_per_step)];
+        const auto& s =
+            *batch[share[first + k] - static_cast<size_t>(step * options.seqs_per_step)];
         len = std::max<int64_t>(len, static_cast<int64_t>(s.size()) - 1);
       }
       // Right padding: causal attention keeps real tokens from seeing pads; pad labels are ignored.
       torch::Tensor inputs = torch::zeros({static_cast<int64_t>(count), len}, torch::kInt64);
       torch::Tensor labels = torch::full({static_cast<int64_t>(count), len}, -100, torch::kInt64);
       for (size_t k = 0; k < count; ++k) {
-        const auto& s = *batch[share[first + k] - static_cast<size_t>(step * options.seqs_per_step)];
+        const auto& s =
+            *batch[share[first + k] - static_cast<size_t>(step * options.seqs_per_step)];
         auto ids = torch::tensor(std::vector<int64_t>(s.begin(), s.end()), torch::kInt64);
         const int64_t n = ids.size(0) - 1;
         inputs[static_cast<int64_t>(k)].narrow(0, 0, n).copy_(ids.narrow(0, 0, n));
@@ -184,7 +204,9 @@ TrainResult TrainLoop(LlamaForCausalLM& model, std::vector<TrainableTensor> para
       torch::Tensor logits = model.forward(inputs);
       torch::Tensor nll = torch::nn::functional::cross_entropy(
           logits.reshape({-1, logits.size(-1)}).to(torch::kFloat32), labels.reshape({-1}),
-          torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum).ignore_index(-100));
+          torch::nn::functional::CrossEntropyFuncOptions()
+              .reduction(torch::kSum)
+              .ignore_index(-100));
       torch::Tensor loss = nll / static_cast<double>(global_tokens);
       if (comm.rank() == 0 && !extra_added) {
         torch::Tensor extra = hooks.ExtraLoss();
@@ -213,7 +235,8 @@ TrainResult TrainLoop(LlamaForCausalLM& model, std::vector<TrainableTensor> para
     if (!std::isfinite(loss_value))
       throw Error("non-finite loss (" + std::to_string(loss_value) + ") at step " +
                   std::to_string(step + 1) + "; stopping. The last good checkpoint is kept in " +
-                  (options.checkpoint_dir.empty() ? std::string("(none)") : options.checkpoint_dir.string()));
+                  (options.checkpoint_dir.empty() ? std::string("(none)")
+                                                  : options.checkpoint_dir.string()));
     const double lr = schedule.LearningRate(step);
     hooks.OwnerBeforeUpdate(*opt);
     opt->Step(lr);
@@ -260,15 +283,16 @@ TrainResult TrainLoop(LlamaForCausalLM& model, std::vector<TrainableTensor> para
         e.mask_flips = static_cast<int64_t>(at(4));
       }
       e.tokens_per_s = static_cast<double>(result.tokens) / std::max(elapsed, 1e-9);
-      e.eta_s = elapsed / static_cast<double>(done) * static_cast<double>(options.total_steps - step - 1);
+      e.eta_s =
+          elapsed / static_cast<double>(done) * static_cast<double>(options.total_steps - step - 1);
       e.phase_seconds = phases;
       e.rank = comm.rank();
       if (comm.rank() == 0) {
         progress.Progress(e);
         if (history)
-          history->Add({e.step, e.loss, e.lr, at(0) > 0 ? e.nm_ratio : 0, at(0) > 0 ? e.mid_ratio : 0,
-                        at(0) > 0 ? e.dense_ratio : 0, e.mask_flips < 0 ? 0 : e.mask_flips,
-                        e.tokens_per_s, elapsed});
+          history->Add({e.step, e.loss, e.lr, at(0) > 0 ? e.nm_ratio : 0,
+                        at(0) > 0 ? e.mid_ratio : 0, at(0) > 0 ? e.dense_ratio : 0,
+                        e.mask_flips < 0 ? 0 : e.mask_flips, e.tokens_per_s, elapsed});
       }
     }
     if (options.checkpoint_every > 0 && !options.checkpoint_dir.empty() &&
