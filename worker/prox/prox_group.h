@@ -65,6 +65,7 @@ struct GroupOutcome {
   int winner = 0;         // 0: top-N, else k - N for the k-sparse candidate
   int sweeps = 0;         // iterations run in total (ALM sweeps + Newton steps, all candidates)
   int work = 0;           // estimated lane instructions (a GPU-time proxy for prox_bench)
+  bool deferred = false;  // the iteration budget ran out: y is unchanged, run it again without
   double objective = 0;   // 1/2 ||w - y||^2 + lambda * Reg(w) in the input's units
 };
 
@@ -338,7 +339,7 @@ inline constexpr int kNewtonRetry = 4;
 // and should Newton ever end higher the ray point is returned); w receives the point.
 template <int N, int K, int M>
 PS_HD float SolveCandidate(const float (&v)[M], float lam, float tol, float c, float ray_obj,
-                           float tail, bool newton, float (&w)[M], int& iters, int& work) {
+                           float tail, bool newton, int cap, float (&w)[M], int& iters, int& work) {
   PS_UNROLL
   for (int i = 0; i < M; ++i) w[i] = i < K ? c * v[i] : 0.0f;
   int s = 0, next_newton = kSweepsBeforeNewton;
@@ -355,7 +356,7 @@ PS_HD float SolveCandidate(const float (&v)[M], float lam, float tol, float c, f
     work += kCostSweep<N, K>;
     // Stop when the change is below tol, or when the remaining distance predicted from linear
     // convergence (ratio r = delta / prev: delta * r / (1 - r)) is.
-    if (delta <= tol || delta * delta <= tol * (prev - delta) || s >= kMaxAlmSweeps) break;
+    if (delta <= tol || delta * delta <= tol * (prev - delta) || s >= cap) break;
     if (newton && s >= next_newton) {
       const float r = delta / prev;
       if (delta * (r * r) * (r * r) > tol) {
@@ -364,7 +365,7 @@ PS_HD float SolveCandidate(const float (&v)[M], float lam, float tol, float c, f
         bool done = false;
         float prev_step = delta;
         float step = 0.0f;
-        while (s < kMaxAlmSweeps) {
+        while (s < cap) {
           const bool ok = NewtonStep<N, K, M>(v, lam, w, step);
           work += kCostNewton<N, K>;
           if (!ok) break;
@@ -376,7 +377,7 @@ PS_HD float SolveCandidate(const float (&v)[M], float lam, float tol, float c, f
           }
           prev_step = step;
         }
-        if (done || s >= kMaxAlmSweeps) break;
+        if (done || s >= cap) break;
         next_newton = s + kNewtonRetry;
         delta = 0.0f;  // the next sweep's rate estimate must not use a pre-Newton delta
       }
@@ -451,16 +452,27 @@ PS_HD bool CannotWin(const float (&v)[M], float lam, const float (&tail)[M + 1],
 // at most its lower bound, itself at most its ray objective).
 template <int N, int K, int M>
 PS_HD void TryCandidates(const float (&v)[M], float lam, float tol, const float (&tail)[M + 1],
-                         const CandidatePlan<M>& plan, bool newton, bool bounds, float (&best)[M],
-                         float& best_obj, GroupOutcome& out) {
+                         const CandidatePlan<M>& plan, bool newton, bool bounds, int budget,
+                         float (&best)[M], float& best_obj, GroupOutcome& out) {
   if constexpr (K <= M) {
     if (plan.run[K] && !(bounds && CannotWin<N, K, M>(v, lam, tail, plan,
                                                       Min(best_obj, plan.later[K]), out.work))) {
+      // With a budget, a candidate may run only what is left of it; running out defers the group.
+      const int left = budget - out.sweeps;
+      const int cap = budget > 0 && left < kMaxAlmSweeps ? left : kMaxAlmSweeps;
+      if (cap <= 0) {
+        out.deferred = true;
+        return;
+      }
       float w[M];
       int iters = 0;
       const float obj = SolveCandidate<N, K, M>(v, lam, tol, plan.c[K], plan.ray[K] - tail[K],
-                                                tail[K], newton, w, iters, out.work);
+                                                tail[K], newton, cap, w, iters, out.work);
       out.sweeps += iters;
+      if (iters >= cap && cap < kMaxAlmSweeps) {
+        out.deferred = true;
+        return;
+      }
       if (iters >= kMaxAlmSweeps) out.converged = false;
       if (obj < best_obj) {
         best_obj = obj;
@@ -469,17 +481,22 @@ PS_HD void TryCandidates(const float (&v)[M], float lam, float tol, const float 
         for (int i = 0; i < M; ++i) best[i] = w[i];
       }
     }
-    TryCandidates<N, K + 1, M>(v, lam, tol, tail, plan, newton, bounds, best, best_obj, out);
+    TryCandidates<N, K + 1, M>(v, lam, tol, tail, plan, newton, bounds, budget, best, best_obj,
+                               out);
   }
 }
 
 }  // namespace detail
 
 // Replaces y (one group, as floats) by prox_{lambda Reg_{N:M}}(y). lambda must be finite and
-// >= 0 (the callers check). A group with a NaN/Inf is left unchanged and reported.
+// >= 0 (the callers check). A group with a NaN/Inf is left unchanged and reported. budget > 0
+// caps the iterations of the whole group: a group that would need more is left unchanged and
+// marked deferred (the CUDA kernel's two-pass mode runs those again without a budget, in warps of
+// their own, so that a few slow groups do not hold every warp); the result of a group that is not
+// deferred is the same as without a budget.
 template <int N, int M>
 PS_HD GroupOutcome ProxGroup(float (&y)[M], float lambda, float rel_tol,
-                             ProxAlgo algo = kDefaultProxAlgo) {
+                             ProxAlgo algo = kDefaultProxAlgo, int budget = 0) {
   static_assert(1 <= N && N < M && M <= 8, "N:M needs 1 <= N < M <= 8");
   using namespace detail;
   GroupOutcome out;
@@ -540,7 +557,8 @@ PS_HD GroupOutcome ProxGroup(float (&y)[M], float lambda, float rel_tol,
     CandidatePlan<M> plan{};
     PlanCandidates<N, N + 1, M>(v, lam, tail, plan, out.work);
     TryCandidates<N, N + 1, M>(v, lam, rel_tol * v[0], tail, plan, algo != ProxAlgo::kAlm,
-                               algo == ProxAlgo::kNewtonBounds, best, best_obj, out);
+                               algo == ProxAlgo::kNewtonBounds, budget, best, best_obj, out);
+    if (out.deferred) return out;
   }
   // Unsort, unscale, restore signs; pruned weights become +0.
   PS_UNROLL

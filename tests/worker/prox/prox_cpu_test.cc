@@ -13,6 +13,7 @@
 #include "common/error.h"
 #include "tests/worker/prox/prox_test_util.h"
 #include "worker/prox/float_convert.h"
+#include "worker/prox/prox_group.h"
 #include "worker/prox/prox_reference.h"
 
 namespace ps::prox {
@@ -240,6 +241,47 @@ TEST(ProxCpu, ThreadCountDoesNotChangeTheResult) {
   EXPECT_EQ(a, b);
   EXPECT_EQ(sa.groups_nsparse, sb.groups_nsparse);
   EXPECT_EQ(sa.groups_mid + sa.groups_dense + sa.groups_nsparse, sa.groups);
+}
+
+}  // namespace
+}  // namespace ps::prox
+
+namespace ps::prox {
+namespace {
+
+// An iteration budget (ProxGroup's two-pass mode, measured by prox_bench --work-proxy
+// --defer-budgets) leaves deferred groups unchanged, and every group, run within the budget or
+// again without it, ends bit-identical to a run without a budget.
+TEST(ProxGroupBudget, DeferredGroupsAreUnchangedAndRerunsMatch) {
+  std::mt19937 rng(8);
+  std::normal_distribution<float> normal(0.0f, 0.02f);
+  auto y = testing::RandomGroups(3000, 4, 12);
+  for (int i = 0; i < 3000 * 4; ++i) y.push_back(normal(rng));
+  const int groups = static_cast<int>(y.size() / 4);
+  for (ProxAlgo algo : {ProxAlgo::kAlm, ProxAlgo::kNewton, ProxAlgo::kNewtonBounds})
+    for (float lambda : {0.25f, 4.0f, 25.0f})
+      for (int budget : {1, 4, 12}) {
+        int deferred = 0;
+        for (int g = 0; g < groups; ++g) {
+          float a[4], b[4], orig[4];
+          for (int i = 0; i < 4; ++i) a[i] = b[i] = orig[i] = y[g * 4 + i];
+          const GroupOutcome full = ProxGroup<2, 4>(a, lambda, AlmRelTolFor(23), algo);
+          GroupOutcome part = ProxGroup<2, 4>(b, lambda, AlmRelTolFor(23), algo, budget);
+          if (part.deferred) {
+            ++deferred;
+            ASSERT_EQ(0, std::memcmp(b, orig, sizeof b)) << "group " << g;
+            ASSERT_LE(part.sweeps, budget);
+            part = ProxGroup<2, 4>(b, lambda, AlmRelTolFor(23), algo);
+          } else {
+            ASSERT_LE(part.sweeps, budget);
+          }
+          ASSERT_EQ(0, std::memcmp(a, b, sizeof a)) << "group " << g << " budget " << budget;
+          ASSERT_EQ(full.objective, part.objective);
+        }
+        if (lambda == 25.0f) {
+          EXPECT_GT(deferred, 0) << budget;  // the budget does bind
+        }
+      }
 }
 
 }  // namespace
