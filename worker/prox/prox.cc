@@ -52,14 +52,15 @@ torch::Tensor NewStatsBuffer(const torch::Device& device) {
 }
 
 void ProxInPlaceAccumulate(torch::Tensor& w, float lambda, NMPattern p, torch::Tensor& stats,
-                           ProxAlgo algo) {
+                           std::optional<ProxAlgo> algo) {
   CheckWeight(w, p);
   const DType dtype = FromTorch(w.scalar_type());
   ValidateProxArgs(lambda, dtype, p);
   const int64_t groups = w.numel() / p.m;
   DeviceStats* out = StatsPtr(stats, w.device());
   if (w.device().is_cpu()) {
-    const ProxStats s = ProxCpu(w.data_ptr(), dtype, groups, lambda, p, /*threads=*/0, algo);
+    const ProxStats s = ProxCpu(w.data_ptr(), dtype, groups, lambda, p, /*threads=*/0,
+                                algo.value_or(kDefaultProxAlgo));
     out->groups += s.groups;
     out->nsparse += s.groups_nsparse;
     out->mid += s.groups_mid;
@@ -73,7 +74,7 @@ void ProxInPlaceAccumulate(torch::Tensor& w, float lambda, NMPattern p, torch::T
 #ifdef PS_WITH_CUDA
   if (w.device().is_cuda()) {
     CudaLaunchOptions opt;
-    opt.algo = algo;
+    opt.algo = algo.value_or(kDefaultCudaProxAlgo);
     ProxCudaLaunch(w.data_ptr(), dtype, groups, lambda, p, out,
                    c10::cuda::getCurrentCUDAStream(w.device().index()).stream(), opt);
     return;

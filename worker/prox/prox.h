@@ -7,6 +7,8 @@
 
 #include <torch/types.h>
 
+#include <optional>
+
 #include "common/nm_pattern.h"
 #include "worker/prox/prox_algo.h"
 #include "worker/prox/prox_stats.h"
@@ -23,9 +25,10 @@ ProxStats ProxInPlace(torch::Tensor& w, float lambda, NMPattern p);
 // buffer from NewStatsBuffer on w's device, without synchronising. Non-finite groups are only
 // counted; check ReadStats(stats).groups_nonfinite.
 torch::Tensor NewStatsBuffer(const torch::Device& device);
-// algo picks the per-group solver (benches compare them; the default is the fastest).
+// algo picks the per-group solver (benches compare them); unset, the measured fastest for w's
+// device (kDefaultProxAlgo on the CPU, kDefaultCudaProxAlgo on CUDA).
 void ProxInPlaceAccumulate(torch::Tensor& w, float lambda, NMPattern p, torch::Tensor& stats,
-                           ProxAlgo algo = kDefaultProxAlgo);
+                           std::optional<ProxAlgo> algo = std::nullopt);
 ProxStats ReadStats(const torch::Tensor& stats);
 
 // Whether this build can run the prox on CUDA tensors.

@@ -13,7 +13,11 @@ enum class ProxAlgo : int {
   kNewton = 1,        // ALM sweeps, then active-set Newton once ALM is predicted to be slow
   kNewtonBounds = 2,  // kNewton, and candidates whose objective lower bound cannot win are skipped
 };
+// The defaults, per device, from measurements: on the CPU kNewton (prox_bench, docs/prox.md); on
+// the H100 kAlm, which was as fast as kNewton at λ = 0.25 and 1.4x faster in bf16 at λ = 25
+// (warp divergence eats Newton's saved sweeps there; fp32 λ = 25 was 1.2x faster with kNewton).
 inline constexpr ProxAlgo kDefaultProxAlgo = ProxAlgo::kNewton;
+inline constexpr ProxAlgo kDefaultCudaProxAlgo = ProxAlgo::kAlm;
 inline constexpr int kProxAlgoCount = 3;
 
 inline const char* ProxAlgoName(ProxAlgo a) {

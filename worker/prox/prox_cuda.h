@@ -36,9 +36,9 @@ inline ProxStats ToProxStats(const DeviceStats& d) {
 }
 
 struct CudaLaunchOptions {
-  int block = 256;                   // threads per block
-  int blocks_per_sm = 0;             // 0: as many as fit (occupancy calculator)
-  ProxAlgo algo = kDefaultProxAlgo;  // per-group solver (prox_bench --algos compares them)
+  int block = 256;                       // threads per block
+  int blocks_per_sm = 0;                 // 0: as many as fit (occupancy calculator)
+  ProxAlgo algo = kDefaultCudaProxAlgo;  // per-group solver (prox_bench --algos compares them)
 };
 
 // Launches prox_{lambda Reg_{N:M}} on `groups` groups at device pointer `data` (F32/F16/BF16),
