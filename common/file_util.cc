@@ -40,7 +40,8 @@ void AtomicFileWriter::Commit() {
   f_ = nullptr;
   std::error_code ec;
   std::filesystem::rename(tmp_, path_, ec);
-  if (ec) throw Error("cannot rename " + tmp_.string() + " to " + path_.string() + ": " + ec.message());
+  if (ec)
+    throw Error("cannot rename " + tmp_.string() + " to " + path_.string() + ": " + ec.message());
 }
 
 void WriteFileAtomic(const std::filesystem::path& path, std::string_view contents) {
@@ -94,7 +95,8 @@ std::string Sha256File(const std::filesystem::path& path) {
   std::string buf(1 << 20, '\0');
   while (in) {
     in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    if (in.gcount() > 0 && !EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(in.gcount())))
+    if (in.gcount() > 0 &&
+        !EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(in.gcount())))
       throw Error("SHA-256 failed");
   }
   unsigned char md[EVP_MAX_MD_SIZE];

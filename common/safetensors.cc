@@ -137,7 +137,8 @@ std::shared_ptr<const SafetensorsFile> SafetensorsFile::Open(const std::filesyst
   if (header_len > size - 8)
     Fail(path, "header length " + std::to_string(header_len) + " is past the end of the file (" +
                    std::to_string(size) + " bytes)");
-  if (header_len > kMaxHeader) Fail(path, "header length " + std::to_string(header_len) + " is too large");
+  if (header_len > kMaxHeader)
+    Fail(path, "header length " + std::to_string(header_len) + " is too large");
   f->data_start_ = 8 + header_len;
   std::string_view text(reinterpret_cast<const char*>(f->map_) + 8, header_len);
   f->tensors_ = ParseHeader(path, text, size - f->data_start_, &f->metadata_);
@@ -271,9 +272,7 @@ const SafetensorsFile& Checkpoint::FileOf(std::string_view name) const {
   return *files_[it->second];
 }
 
-const TensorInfo& Checkpoint::Info(std::string_view name) const {
-  return FileOf(name).Get(name);
-}
+const TensorInfo& Checkpoint::Info(std::string_view name) const { return FileOf(name).Get(name); }
 
 std::span<const std::byte> Checkpoint::Data(std::string_view name) const {
   const SafetensorsFile& f = FileOf(name);

@@ -62,8 +62,8 @@ class SafetensorsFile {
 
 // Parses and validates only the header (reads the first bytes, no mapping). Used where only
 // names/shapes are needed (the coordinator's shard planning).
-std::vector<TensorInfo> ReadSafetensorsHeader(const std::filesystem::path& path,
-                                              std::map<std::string, std::string>* metadata = nullptr);
+std::vector<TensorInfo> ReadSafetensorsHeader(
+    const std::filesystem::path& path, std::map<std::string, std::string>* metadata = nullptr);
 
 // One tensor to write: its bytes must be Numel × DTypeSize long, little-endian.
 struct TensorToWrite {

@@ -91,10 +91,11 @@ TEST_F(SafetensorsTest, RoundTripAllDTypes) {
 
 TEST_F(SafetensorsTest, WriterRejectsWrongByteCount) {
   std::vector<float> v(3);
-  EXPECT_THROW(WriteSafetensors(dir_ / "x.safetensors",
-                                {{"w", DType::kF32, {2, 2},
-                                  {reinterpret_cast<const std::byte*>(v.data()), 12}}}),
-               Error);
+  EXPECT_THROW(
+      WriteSafetensors(
+          dir_ / "x.safetensors",
+          {{"w", DType::kF32, {2, 2}, {reinterpret_cast<const std::byte*>(v.data()), 12}}}),
+      Error);
   EXPECT_FALSE(fs::exists(dir_ / "x.safetensors"));
 }
 

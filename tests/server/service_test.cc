@@ -1,4 +1,6 @@
 // End-to-end tests of the service: psd + psctl + workers as real processes on loopback.
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -6,8 +8,6 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
-#include <grpcpp/generic/generic_stub.h>
-#include <grpcpp/grpcpp.h>
 
 #include "common/file_util.h"
 #include "tests/server/service_harness.h"

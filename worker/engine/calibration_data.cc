@@ -36,7 +36,8 @@ std::vector<std::vector<int32_t>> LoadCalibration(const CalibrationSpec& spec, u
   if (IsTokenFormat(format)) {
     // A flat id stream has no document boundaries: cut it into seqlen-token documents.
     TokenFile tf = ReadTokens(spec.path, format, vocab_size);
-    const size_t len = static_cast<size_t>(spec.sampling == "window" ? spec.seqlen + 1 : spec.seqlen);
+    const size_t len =
+        static_cast<size_t>(spec.sampling == "window" ? spec.seqlen + 1 : spec.seqlen);
     for (size_t i = 0; i + len <= tf.tokens.size(); i += len)
       token_docs.emplace_back(tf.tokens.begin() + static_cast<std::ptrdiff_t>(i),
                               tf.tokens.begin() + static_cast<std::ptrdiff_t>(i + len));
@@ -66,7 +67,8 @@ std::vector<std::vector<int32_t>> LoadCalibration(const CalibrationSpec& spec, u
   for (auto& s : samples) {
     for (int32_t id : s.tokens) {
       if (id < 0 || id >= vocab_size)
-        throw Error("calibration.path: token id " + std::to_string(id) + " is outside the vocabulary");
+        throw Error("calibration.path: token id " + std::to_string(id) +
+                    " is outside the vocabulary");
     }
     out.push_back(std::move(s.tokens));
   }

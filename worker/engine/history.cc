@@ -27,9 +27,9 @@ HistoryWriter::~HistoryWriter() {
 }
 
 void HistoryWriter::Add(const HistoryRow& r) {
-  std::fprintf(f_, "%lld,%.6g,%.6g,%.6f,%.6f,%.6f,%lld,%.6g,%.3f\n",
-               static_cast<long long>(r.step), r.loss, r.lr, r.nm_ratio, r.mid_ratio,
-               r.dense_ratio, static_cast<long long>(r.mask_flips), r.tokens_per_s, r.seconds);
+  std::fprintf(f_, "%lld,%.6g,%.6g,%.6f,%.6f,%.6f,%lld,%.6g,%.3f\n", static_cast<long long>(r.step),
+               r.loss, r.lr, r.nm_ratio, r.mid_ratio, r.dense_ratio,
+               static_cast<long long>(r.mask_flips), r.tokens_per_s, r.seconds);
   std::fflush(f_);
 }
 
@@ -39,8 +39,10 @@ namespace {
 std::string Quote(const std::string& s) {
   std::string out = "'";
   for (char c : s) {
-    if (c == '\'') out += "''";
-    else out += c;
+    if (c == '\'')
+      out += "''";
+    else
+      out += c;
   }
   return out + "'";
 }
@@ -49,8 +51,10 @@ std::string Quote(const std::string& s) {
 std::string ShellQuote(const std::string& s) {
   std::string out = "'";
   for (char c : s) {
-    if (c == '\'') out += "'\\''";
-    else out += c;
+    if (c == '\'')
+      out += "'\\''";
+    else
+      out += c;
   }
   return out + "'";
 }
@@ -67,9 +71,9 @@ void PlotHistory(const std::filesystem::path& csv, const std::filesystem::path& 
     << "set key autotitle columnhead outside right\n"
     << "set multiplot layout 2,1 title " << Quote(title) << "\n"
     << "set ylabel 'fraction of groups'\nset yrange [0:1]\nset grid\n"
-    << "plot " << Quote(csv.string()) << " using 1:4 with lines lw 2 title " << Quote(pattern + " sparse")
-    << ", '' using 1:5 with lines lw 2 title " << Quote(std::to_string(n + 1) + "-sparse")
-    << ", '' using 1:6 with lines lw 2 title 'dense'\n"
+    << "plot " << Quote(csv.string()) << " using 1:4 with lines lw 2 title "
+    << Quote(pattern + " sparse") << ", '' using 1:5 with lines lw 2 title "
+    << Quote(std::to_string(n + 1) + "-sparse") << ", '' using 1:6 with lines lw 2 title 'dense'\n"
     << "set ylabel 'loss'\nset xlabel 'step'\nset autoscale y\n"
     << "plot " << Quote(csv.string()) << " using 1:2 with lines lw 1 title 'loss'\n"
     << "unset multiplot\n";
@@ -85,7 +89,8 @@ void PlotHistory(const std::filesystem::path& csv, const std::filesystem::path& 
   int rc = ::pclose(p);
   std::filesystem::remove(script);
   if (rc != 0 || !std::filesystem::exists(png))
-    throw Error("gnuplot failed to draw " + png.string() + ": " + (out.empty() ? "not installed?" : out));
+    throw Error("gnuplot failed to draw " + png.string() + ": " +
+                (out.empty() ? "not installed?" : out));
 }
 
 }  // namespace ps

@@ -36,7 +36,8 @@ void ProxSparseHooks::OwnerBeforeUpdate(ShardedAdamW& opt) {
     const torch::Tensor& w = opt.master(i);
     const torch::Tensor& w0 = w0_[i];
     // d = W0 + ε·sgn(W0), sgn(0) = 1; r = (W / d) ⊙ (W − W0); ∇‖r‖² = 2 r ⊙ (2W − W0) / d.
-    torch::Tensor d = w0 + s_.epsilon * torch::where(w0 >= 0, torch::ones_like(w0), -torch::ones_like(w0));
+    torch::Tensor d =
+        w0 + s_.epsilon * torch::where(w0 >= 0, torch::ones_like(w0), -torch::ones_like(w0));
     torch::Tensor r = (w / d) * (w - w0);
     opt.grad(i).add_(2.0 * s_.lambda2 * r * (2 * w - w0) / d);
   }

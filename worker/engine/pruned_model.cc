@@ -10,10 +10,11 @@
 namespace ps {
 
 void CopyModelSideFiles(const std::filesystem::path& from, const std::filesystem::path& to) {
-  for (const char* f : {"config.json", "generation_config.json", "tokenizer.model", "tokenizer.json",
-                        "tokenizer_config.json", "special_tokens_map.json"}) {
+  for (const char* f : {"config.json", "generation_config.json", "tokenizer.model",
+                        "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"}) {
     if (std::filesystem::exists(from / f))
-      std::filesystem::copy_file(from / f, to / f, std::filesystem::copy_options::overwrite_existing);
+      std::filesystem::copy_file(from / f, to / f,
+                                 std::filesystem::copy_options::overwrite_existing);
   }
 }
 
@@ -37,11 +38,12 @@ PublishStats WritePrunedModel(const std::filesystem::path& original_dir,
   PublishStats stats;
   nlohmann::ordered_json weight_map = nlohmann::ordered_json::object();
   for (size_t s = 0; s < shards.size(); ++s) {
-    std::string file = shards.size() == 1 ? "model.safetensors"
-                                          : "model-" + std::string(5 - std::to_string(s + 1).size(), '0') +
-                                                std::to_string(s + 1) + "-of-" +
-                                                std::string(5 - std::to_string(shards.size()).size(), '0') +
-                                                std::to_string(shards.size()) + ".safetensors";
+    std::string file = shards.size() == 1
+                           ? "model.safetensors"
+                           : "model-" + std::string(5 - std::to_string(s + 1).size(), '0') +
+                                 std::to_string(s + 1) + "-of-" +
+                                 std::string(5 - std::to_string(shards.size()).size(), '0') +
+                                 std::to_string(shards.size()) + ".safetensors";
     std::vector<std::pair<std::string, torch::Tensor>> tensors;
     for (const auto& name : shards[s]) {
       torch::Tensor original = TensorView(ckpt, name);

@@ -17,8 +17,8 @@ namespace ps {
 
 // Given a tensor name and the original tensor (a read-only view of the mapped file), returns the
 // tensor to publish, or nullopt to keep the original bytes.
-using TensorReplacer =
-    std::function<std::optional<torch::Tensor>(const std::string& name, const torch::Tensor& original)>;
+using TensorReplacer = std::function<std::optional<torch::Tensor>(const std::string& name,
+                                                                  const torch::Tensor& original)>;
 
 struct PublishStats {
   int64_t tensors = 0;

@@ -47,7 +47,8 @@ class TrainHooks {
   virtual torch::Tensor ExtraLoss() { return {}; }
   // Owner side, after gradients are reduced and before AdamW (λ2's gradient).
   virtual void OwnerBeforeUpdate(ShardedAdamW& opt) {}
-  // Owner side, after AdamW and before publishing (the prox, hard projections, mask re-application).
+  // Owner side, after AdamW and before publishing (the prox, hard projections, mask
+  // re-application).
   virtual void OwnerAfterUpdate(ShardedAdamW& opt) {}
   // This rank's counts over what it owns (the loop sums them over ranks).
   virtual MaskCounts Counts(ShardedAdamW& opt) { return {}; }
@@ -58,16 +59,16 @@ class TrainHooks {
 
 struct TrainOptions {
   int64_t total_steps = 0;
-  int64_t seqs_per_step = 1;   // global batch, in sequences
-  int grad_accum = 1;          // forward/backward passes per rank per step (the rank's share is
-                               // split into this many micro-batches, right-padded)
+  int64_t seqs_per_step = 1;  // global batch, in sequences
+  int grad_accum = 1;         // forward/backward passes per rank per step (the rank's share is
+                              // split into this many micro-batches, right-padded)
   double lr = 1e-4;
   double warmup_ratio = 0.1;
   int log_every = 1;
-  int64_t checkpoint_every = 0;             // 0 = only on SIGTERM
-  std::filesystem::path checkpoint_dir;     // empty = no checkpoints
+  int64_t checkpoint_every = 0;          // 0 = only on SIGTERM
+  std::filesystem::path checkpoint_dir;  // empty = no checkpoints
   bool resume = false;
-  std::filesystem::path history_csv;        // empty = none (rank 0 writes it)
+  std::filesystem::path history_csv;  // empty = none (rank 0 writes it)
   torch::ScalarType master_dtype = torch::kFloat32;
   std::string stage = "train";
   // Start each tensor's reduce from its gradient hook during backward (ShardedAdamW overlap).

@@ -6,33 +6,54 @@ namespace ps {
 
 torch::ScalarType ToTorch(DType t) {
   switch (t) {
-    case DType::kF64: return torch::kFloat64;
-    case DType::kF32: return torch::kFloat32;
-    case DType::kF16: return torch::kFloat16;
-    case DType::kBF16: return torch::kBFloat16;
-    case DType::kI64: return torch::kInt64;
-    case DType::kI32: return torch::kInt32;
-    case DType::kI16: return torch::kInt16;
-    case DType::kI8: return torch::kInt8;
-    case DType::kU8: return torch::kUInt8;
-    case DType::kBool: return torch::kBool;
+    case DType::kF64:
+      return torch::kFloat64;
+    case DType::kF32:
+      return torch::kFloat32;
+    case DType::kF16:
+      return torch::kFloat16;
+    case DType::kBF16:
+      return torch::kBFloat16;
+    case DType::kI64:
+      return torch::kInt64;
+    case DType::kI32:
+      return torch::kInt32;
+    case DType::kI16:
+      return torch::kInt16;
+    case DType::kI8:
+      return torch::kInt8;
+    case DType::kU8:
+      return torch::kUInt8;
+    case DType::kBool:
+      return torch::kBool;
   }
   throw Error("unsupported dtype");
 }
 
 DType FromTorch(torch::ScalarType t) {
   switch (t) {
-    case torch::kFloat64: return DType::kF64;
-    case torch::kFloat32: return DType::kF32;
-    case torch::kFloat16: return DType::kF16;
-    case torch::kBFloat16: return DType::kBF16;
-    case torch::kInt64: return DType::kI64;
-    case torch::kInt32: return DType::kI32;
-    case torch::kInt16: return DType::kI16;
-    case torch::kInt8: return DType::kI8;
-    case torch::kUInt8: return DType::kU8;
-    case torch::kBool: return DType::kBool;
-    default: throw Error(std::string("dtype ") + c10::toString(t) + " has no safetensors name");
+    case torch::kFloat64:
+      return DType::kF64;
+    case torch::kFloat32:
+      return DType::kF32;
+    case torch::kFloat16:
+      return DType::kF16;
+    case torch::kBFloat16:
+      return DType::kBF16;
+    case torch::kInt64:
+      return DType::kI64;
+    case torch::kInt32:
+      return DType::kI32;
+    case torch::kInt16:
+      return DType::kI16;
+    case torch::kInt8:
+      return DType::kI8;
+    case torch::kUInt8:
+      return DType::kU8;
+    case torch::kBool:
+      return DType::kBool;
+    default:
+      throw Error(std::string("dtype ") + c10::toString(t) + " has no safetensors name");
   }
 }
 
@@ -61,7 +82,8 @@ void SaveTensors(const std::filesystem::path& path,
     w.name = name;
     w.dtype = FromTorch(c.scalar_type());
     w.shape.assign(c.sizes().begin(), c.sizes().end());
-    w.bytes = {static_cast<const std::byte*>(c.data_ptr()), static_cast<size_t>(c.numel() * c.element_size())};
+    w.bytes = {static_cast<const std::byte*>(c.data_ptr()),
+               static_cast<size_t>(c.numel() * c.element_size())};
     out.push_back(std::move(w));
   }
   WriteSafetensors(path, out, metadata);

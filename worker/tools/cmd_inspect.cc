@@ -33,7 +33,8 @@ int RunInspect(const std::vector<std::string>& args) {
                      .dump()
               << "\n";
   }
-  std::cout << nlohmann::json{{"tensors", ckpt.Names().size()}, {"parameters", total}}.dump() << "\n";
+  std::cout << nlohmann::json{{"tensors", ckpt.Names().size()}, {"parameters", total}}.dump()
+            << "\n";
   return 0;
 }
 

@@ -13,9 +13,9 @@
 #include <vector>
 
 #include "common/error.h"
+#include "common/nm_pattern.h"
 #include "common/safetensors.h"
 #include "worker/io/tensor_io.h"
-#include "common/nm_pattern.h"
 #include "worker/prox/prox.h"
 #include "worker/tools/command.h"
 

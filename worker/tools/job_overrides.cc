@@ -34,7 +34,8 @@ JobSpec LoadJobSpecWithOverrides(const std::filesystem::path& file,
     size_t start = 0;
     while (true) {
       size_t dot = path.find('.', start);
-      std::string key = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+      std::string key =
+          path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
       if (key.empty()) throw Error("--set " + o + ": empty key in '" + path + "'");
       if (dot == std::string::npos) {
         node[key] = value;

@@ -13,7 +13,8 @@ std::map<std::string, Command>& Commands() {
 
 namespace {
 void Usage(std::ostream& os) {
-  os << "usage: pstool <command> [options]   (pstool <command> --help for its options)\n\ncommands:\n";
+  os << "usage: pstool <command> [options]   (pstool <command> --help for its "
+        "options)\n\ncommands:\n";
   for (const auto& [name, c] : ps::Commands()) os << "  " << name << "  " << c.summary << "\n";
 }
 }  // namespace

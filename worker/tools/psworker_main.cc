@@ -50,10 +50,12 @@ int main(int argc, char** argv) {
   try {
     spec = ps::LoadJobSpecWithOverrides(file, overrides);
     out_dir = output.empty() ? spec.output : std::filesystem::path(output);
-    if (out_dir.empty()) throw ps::Error("output: no output directory (set output: or pass --output)");
+    if (out_dir.empty())
+      throw ps::Error("output: no output directory (set output: or pass --output)");
     comm = ps::MakeCommunicatorFromEnvironment(spec.device == "cuda");
     // A rank that hangs (or waits on one that does) ends the job instead of waiting forever.
-    ps::StartRankWatchdog(rank_timeout_s > 0 ? rank_timeout_s : ps::RankTimeoutSeconds(3600), *comm);
+    ps::StartRankWatchdog(rank_timeout_s > 0 ? rank_timeout_s : ps::RankTimeoutSeconds(3600),
+                          *comm);
   } catch (const std::exception& e) {
     std::cerr << "psworker: error: " << e.what() << "\n";
     return 1;
@@ -95,8 +97,10 @@ int main(int argc, char** argv) {
       return 0;
     } catch (const std::exception& e) {
       const bool stopped = ps::StopRequested() || tee.CancelRequested();
-      if (comm->rank() == 0) tee.Result(false, e.what(), out_dir);
-      else std::cerr << "psworker rank " << comm->rank() << ": error: " << e.what() << "\n";
+      if (comm->rank() == 0)
+        tee.Result(false, e.what(), out_dir);
+      else
+        std::cerr << "psworker rank " << comm->rank() << ": error: " << e.what() << "\n";
       if (stopped) return 3;
       if (comm->size() > 1) comm->Abort(1);  // never leave the other ranks in a collective
       return 1;
