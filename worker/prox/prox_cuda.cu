@@ -47,6 +47,17 @@ struct LocalStats {
   unsigned long long groups = 0, nsparse = 0, mid = 0, dense = 0, nonfinite = 0, unconverged = 0,
                      sweeps = 0;
   double objective = 0;
+
+  // Counts one finite group whose stored result has nnz non-zeros (both kernels share this).
+  template <int N, int M>
+  __device__ void AddFinite(const GroupOutcome& o, int nnz) {
+    nsparse += nnz <= N;
+    mid += (nnz > N && nnz < M);
+    dense += nnz == M;
+    unconverged += o.converged ? 0 : 1;
+    sweeps += o.sweeps;
+    objective += o.objective;
+  }
 };
 
 // An item: G groups of M values packed in W 32-bit words (16 or 32 bytes).
@@ -97,12 +108,7 @@ struct Item {
         Set(w, g * M + i, b);
         nnz += S::NonZero(b) ? 1 : 0;
       }
-      st.nsparse += nnz <= N;
-      st.mid += (nnz > N && nnz < M);
-      st.dense += nnz == M;
-      st.unconverged += o.converged ? 0 : 1;
-      st.sweeps += o.sweeps;
-      st.objective += o.objective;
+      st.AddFinite<N, M>(o, nnz);
     }
   }
 };
@@ -220,12 +226,7 @@ __global__ void ProxScalarKernel(typename S::T* data, int64_t groups, float lamb
       }
       nnz += S::NonZero(b) ? 1 : 0;
     }
-    st.nsparse += nnz <= N;
-    st.mid += (nnz > N && nnz < M);
-    st.dense += nnz == M;
-    st.unconverged += o.converged ? 0 : 1;
-    st.sweeps += o.sweeps;
-    st.objective += o.objective;
+    st.AddFinite<N, M>(o, nnz);
   }
   ReduceStats(st, stats);
 }
