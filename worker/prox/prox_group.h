@@ -258,6 +258,25 @@ PS_HD float RayScale(const float (&v)[M], float lam, float& ray_obj) {
 // refuses near-singular systems whose step would be rounding noise.
 inline constexpr float kMinNewtonPivot = 1.0e-4f;
 
+// Solves L D L^T x = b in place (x holds b on entry), given the unit lower triangle L and 1/D.
+// T is float here and a vector of lanes in prox_group_simd.h: both NewtonSteps run exactly the
+// same operations in the same order (the SIMD path is tested bit-identical to this one).
+template <int K, typename T>
+PS_HD void LdlSolve(const T (&L)[K][K], const T (&dinv)[K], T (&x)[K]) {
+  PS_UNROLL
+  for (int i = 0; i < K; ++i) {
+    PS_UNROLL
+    for (int k = 0; k < i; ++k) x[i] -= L[i][k] * x[k];
+  }
+  PS_UNROLL
+  for (int i = 0; i < K; ++i) x[i] *= dinv[i];
+  PS_UNROLL
+  for (int i = K - 1; i >= 0; --i) {
+    PS_UNROLL
+    for (int k = i + 1; k < K; ++k) x[i] -= L[k][i] * x[k];
+  }
+}
+
 // One Newton step on the stationarity system of the K-sparse candidate restricted to its free
 // coordinates (those not at 0; the zeros stay fixed: the active set of the last ALM sweep),
 // F_i(w) = w_i - v_i + lam e_N(w_{-i}) = 0 (the objective's gradient on the face), whose Jacobian
@@ -295,18 +314,7 @@ PS_HD bool NewtonStep(const float (&v)[M], float lam, float (&w)[M], float& step
       L[i][j] = a * dinv[j];
     }
   }
-  PS_UNROLL
-  for (int i = 0; i < K; ++i) {
-    PS_UNROLL
-    for (int k = 0; k < i; ++k) x[i] -= L[i][k] * x[k];
-  }
-  PS_UNROLL
-  for (int i = 0; i < K; ++i) x[i] *= dinv[i];
-  PS_UNROLL
-  for (int i = K - 1; i >= 0; --i) {
-    PS_UNROLL
-    for (int k = i + 1; k < K; ++k) x[i] -= L[k][i] * x[k];
-  }
+  LdlSolve<K>(L, dinv, x);
   float nw[K];
   bool inside = true;
   step = 0.0f;

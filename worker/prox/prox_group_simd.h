@@ -168,18 +168,7 @@ PS_SIMD I<V> NewtonStep(const F<V> (&v)[M], F<V> lam, const F<V> (&w)[M], F<V> (
       L[i][j] = a * dinv[j];
     }
   }
-  PS_UNROLL
-  for (int i = 0; i < K; ++i) {
-    PS_UNROLL
-    for (int k = 0; k < i; ++k) x[i] -= L[i][k] * x[k];
-  }
-  PS_UNROLL
-  for (int i = 0; i < K; ++i) x[i] *= dinv[i];
-  PS_UNROLL
-  for (int i = K - 1; i >= 0; --i) {
-    PS_UNROLL
-    for (int k = i + 1; k < K; ++k) x[i] -= L[k][i] * x[k];
-  }
+  detail::LdlSolve<K>(L, dinv, x);
   step = Splat<V>(0.0f);
   PS_UNROLL
   for (int i = 0; i < M; ++i) nw[i] = w[i];
