@@ -8,7 +8,9 @@
 // Reports per step (after warm-up steps): seconds, steps/s, tokens/s per GPU, the loop's phase
 // split (forward_backward, communication, optimizer, prox), model FLOPs utilisation against
 // --peak-tflops per GPU, and peak GPU memory per rank. Each rank processes --seqs-per-rank
-// sequences of --ctx tokens per step (weak scaling: the global batch grows with the ranks).
+// sequences of --ctx tokens per step (weak scaling: the global batch grows with the ranks), in
+// --grad-accum micro-batches (TrainOptions::grad_accum: --seqs-per-rank 4 --grad-accum 4 runs four
+// forward/backward passes of one sequence per step, one optimizer step and prox for all four).
 #include <torch/types.h>
 
 #include <chrono>
@@ -38,7 +40,7 @@ namespace {
 
 struct Args {
   int64_t layers = 32, hidden = 4096, heads = 32, kv_heads = 0, intermediate = 11008, vocab = 32000;
-  int64_t ctx = 2048, seqs_per_rank = 1, steps = 5, warmup = 2;
+  int64_t ctx = 2048, seqs_per_rank = 1, steps = 5, warmup = 2, grad_accum = 1;
   std::string device = "cuda", dtype = "bf16", master_dtype = "bf16", trainable = "targets";
   double lambda1 = 1.0, lr = 1e-5, peak_tflops = 989.0;
   bool overlap = true;
@@ -54,6 +56,7 @@ Args Parse(int argc, char** argv) {
                                           {"--vocab", &a.vocab},
                                           {"--ctx", &a.ctx},
                                           {"--seqs-per-rank", &a.seqs_per_rank},
+                                          {"--grad-accum", &a.grad_accum},
                                           {"--steps", &a.steps},
                                           {"--warmup", &a.warmup}};
   std::map<std::string, std::string*> strs = {{"--device", &a.device},
@@ -84,6 +87,9 @@ Args Parse(int argc, char** argv) {
   if (a.kv_heads == 0) a.kv_heads = a.heads;
   if (a.steps < 1 || a.warmup < 0 || a.layers < 1 || a.hidden % a.heads != 0)
     throw ps::Error("bad shape or step counts");
+  if (a.grad_accum < 1 || a.grad_accum > a.seqs_per_rank)
+    throw ps::Error("--grad-accum must be between 1 and --seqs-per-rank (" +
+                    std::to_string(a.seqs_per_rank) + ")");
   return a;
 }
 
@@ -179,6 +185,7 @@ int Main(int argc, char** argv) {
   o.master_dtype = ps::ParseComputeDType(a.master_dtype);
   o.stage = "bench";
   o.overlap_communication = a.overlap;
+  o.grad_accum = static_cast<int>(a.grad_accum);
   if (a.warmup > 0) {
     o.total_steps = a.warmup;
     ps::TrainLoop(*model, params, samples, hooks, *comm, quiet, o);
@@ -224,11 +231,11 @@ int Main(int argc, char** argv) {
         static_cast<double>(n_total) / 1e9, static_cast<double>(n_trained) / 1e9,
         a.trainable.c_str(), static_cast<double>(n_targets) / 1e9);
     std::printf(
-        "ranks %d (%s), device %s, ctx %ld, %ld seq/rank/step, overlap %s, %ld timed steps after "
-        "%ld warm-up\n",
+        "ranks %d (%s), device %s, ctx %ld, %ld seq/rank/step in %ld micro-batch(es) "
+        "(grad_accum), overlap %s, %ld timed steps after %ld warm-up\n",
         comm->size(), comm->backend().c_str(), device.str().c_str(), static_cast<long>(a.ctx),
-        static_cast<long>(a.seqs_per_rank), a.overlap ? "on" : "off", static_cast<long>(a.steps),
-        static_cast<long>(a.warmup));
+        static_cast<long>(a.seqs_per_rank), static_cast<long>(a.grad_accum),
+        a.overlap ? "on" : "off", static_cast<long>(a.steps), static_cast<long>(a.warmup));
     std::printf("step %.4f s  (%.3f steps/s), %.0f tokens/s per GPU, %.0f tokens/s total\n", step_s,
                 1.0 / step_s, tokens_per_rank / step_s, tokens_per_rank * comm->size() / step_s);
     for (const auto& [k, v] : r.phase_seconds)
