@@ -215,19 +215,25 @@ struct CusparseLtLinear::State {
   // needs more workspace than o.ws, or a call fails.
   float Time(Plan& p, const AlgConfig& c, const Operands& o) {
     constexpr int kReps = 7, kCalls = 3;
-    if (!Apply(p, c)) return -1.f;
+    // A refused launch may leave a (non-sticky) CUDA error behind, which LibTorch's next launch
+    // check would report as its own: clear it.
+    auto fail = [] {
+      (void)cudaGetLastError();
+      return -1.f;
+    };
+    if (!Apply(p, c)) return fail();
     const auto* h = Handle();
     size_t need = 0;
     if (cusparseLtMatmulGetWorkspace(h, &p.plan, &need) != CUSPARSE_STATUS_SUCCESS ||
         need > static_cast<size_t>(o.ws.numel()))
-      return -1.f;
+      return fail();
     const float alpha = 1.f, beta = 0.f;
     cudaStream_t s = Stream();
     auto run = [&] {
       return cusparseLtMatmul(h, &p.plan, &alpha, compressed.data_ptr(), o.x.data_ptr(), &beta,
                               o.y.data_ptr(), o.y.data_ptr(), o.ws.data_ptr(), &s, 1);
     };
-    if (run() != CUSPARSE_STATUS_SUCCESS || cudaStreamSynchronize(s) != cudaSuccess) return -1.f;
+    if (run() != CUSPARSE_STATUS_SUCCESS || cudaStreamSynchronize(s) != cudaSuccess) return fail();
     cudaEvent_t e0, e1;
     cudaEventCreate(&e0);
     cudaEventCreate(&e1);
@@ -244,7 +250,7 @@ struct CusparseLtLinear::State {
     }
     cudaEventDestroy(e0);
     cudaEventDestroy(e1);
-    if (failed) return -1.f;
+    if (failed) return fail();
     std::sort(us.begin(), us.end());
     return us[us.size() / 2];
   }
@@ -280,6 +286,8 @@ struct CusparseLtLinear::State {
                                  o.y.data_ptr(), o.y.data_ptr(), o.ws.data_ptr(), &s, 1));
       if (library_status == static_cast<int>(CUSPARSE_STATUS_SUCCESS))
         cands.push_back({ReadConfig(p), true, -1.f});
+      else
+        (void)cudaGetLastError();  // as in Time()
     }
     const bool has_library = !cands.empty();
     if (mode != Mode::kLibraryOnly)
@@ -383,6 +391,9 @@ CusparseLtLinear::CusparseLtLinear(const torch::Tensor& w) : s_(std::make_unique
   if (s_->n % 8 != 0 || s_->k % 16 != 0)
     throw Error("cuSPARSELt linear: weight [" + std::to_string(s_->n) + ", " +
                 std::to_string(s_->k) + "] needs out % 8 == 0 and in % 16 == 0");
+  // Malformed PS_CUSPARSELT_SEARCH / PS_CUSPARSELT_ALG are errors here, not at the first call.
+  (void)SearchMode(s_->type);
+  if (const char* pinned = std::getenv("PS_CUSPARSELT_ALG")) (void)PinnedId(pinned);
   const torch::Tensor wc = w.contiguous();
   const auto* h = Handle();
   PS_CSLT(cusparseLtStructuredDescriptorInit(h, &s_->a, s_->n, s_->k, s_->k, 16, s_->type,
