@@ -15,9 +15,11 @@
 // CUDA kernel's items: two bf16 groups or one fp32 group), which is what a warp pays.
 // --cpu-paths (default: best) times the CPU prox on each listed path (scalar: the code the CUDA
 // kernel shares; avx2: 8 groups in lock step; best: what the product uses here). --official-reps 0
-// skips the official-style composition.
+// skips the official-style composition. --dtypes / --lambdas narrow the grid (e.g. for a
+// profiler).
 //   prox_bench [--devices cpu,cuda] [--cpu-reps N] [--cuda-reps N] [--official-reps N]
 //              [--cpu-rows R] [--algos alm,newton,newton+bounds] [--cpu-paths best,scalar,avx2]
+//              [--dtypes bf16,fp32] [--lambdas 0.25,25]
 //              [--work-proxy]
 #include <torch/torch.h>
 
@@ -167,6 +169,17 @@ int Run(int argc, char** argv) {
   std::vector<int> budgets = {0};
   std::vector<std::pair<ps::prox::CpuPath, std::string>> cpu_paths = {
       {ps::prox::CpuPath::kBest, "best"}};
+  std::vector<float> lambdas = {0.25f, 25.0f};
+  std::vector<std::string> dtypes = {"bf16", "fp32"};
+  auto split = [](const std::string& list) {
+    std::vector<std::string> out;
+    for (size_t at = 0; at <= list.size();) {
+      const size_t comma = std::min(list.find(',', at), list.size());
+      out.push_back(list.substr(at, comma - at));
+      at = comma + 1;
+    }
+    return out;
+  };
   std::vector<ps::prox::ProxAlgo> algos;
   for (int i = 0; i < ps::prox::kProxAlgoCount; ++i)
     algos.push_back(static_cast<ps::prox::ProxAlgo>(i));
@@ -183,32 +196,21 @@ int Run(int argc, char** argv) {
     }
     if (a == "--algos") {
       algos.clear();
-      std::string list = argv[i + 1];
-      for (size_t at = 0; at <= list.size();) {
-        const size_t comma = std::min(list.find(',', at), list.size());
-        const auto algo = ps::prox::ParseProxAlgo(list.substr(at, comma - at));
+      for (const auto& name : split(argv[i + 1])) {
+        const auto algo = ps::prox::ParseProxAlgo(name);
         if (!algo) {
           std::fprintf(stderr, "unknown algorithm in --algos %s (alm, newton, newton+bounds)\n",
-                       list.c_str());
+                       argv[i + 1]);
           return 2;
         }
         algos.push_back(*algo);
-        at = comma + 1;
       }
     } else if (a == "--defer-budgets") {
       budgets.clear();
-      std::string list = argv[i + 1];
-      for (size_t at = 0; at <= list.size();) {
-        const size_t comma = std::min(list.find(',', at), list.size());
-        budgets.push_back(std::stoi(list.substr(at, comma - at)));
-        at = comma + 1;
-      }
+      for (const auto& b : split(argv[i + 1])) budgets.push_back(std::stoi(b));
     } else if (a == "--cpu-paths") {
       cpu_paths.clear();
-      std::string list = argv[i + 1];
-      for (size_t at = 0; at <= list.size();) {
-        const size_t comma = std::min(list.find(',', at), list.size());
-        const std::string name = list.substr(at, comma - at);
+      for (const auto& name : split(argv[i + 1])) {
         if (name == "best")
           cpu_paths.emplace_back(ps::prox::CpuPath::kBest, name);
         else if (name == "scalar")
@@ -217,11 +219,20 @@ int Run(int argc, char** argv) {
           cpu_paths.emplace_back(ps::prox::CpuPath::kAvx2, name);
         else {
           std::fprintf(stderr, "unknown path in --cpu-paths %s (best, scalar, avx2)\n",
-                       list.c_str());
+                       argv[i + 1]);
           return 2;
         }
-        at = comma + 1;
       }
+    } else if (a == "--lambdas") {
+      lambdas.clear();
+      for (const auto& v : split(argv[i + 1])) lambdas.push_back(std::stof(v));
+    } else if (a == "--dtypes") {
+      dtypes = split(argv[i + 1]);
+      for (const auto& d : dtypes)
+        if (d != "bf16" && d != "fp32") {
+          std::fprintf(stderr, "unknown dtype in --dtypes (bf16, fp32): %s\n", d.c_str());
+          return 2;
+        }
     } else if (a == "--devices")
       devices = argv[i + 1];
     else if (a == "--cpu-reps")
@@ -286,8 +297,9 @@ int Run(int argc, char** argv) {
     }
     torch::Tensor flush;
     if (cuda) flush = torch::empty({int64_t{256} << 20}, torch::dtype(torch::kUInt8).device(dev));
-    for (auto dt : {torch::kBFloat16, torch::kFloat32}) {
-      for (float lambda : {0.25f, 25.0f}) {
+    for (const auto& dt_name : dtypes) {
+      const auto dt = dt_name == "bf16" ? torch::kBFloat16 : torch::kFloat32;
+      for (float lambda : lambdas) {
         std::vector<double> block_ms(variants.size(), 0.0);
         double block_official_ms = 0;
         for (const auto& s : kShapes) {

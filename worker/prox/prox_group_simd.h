@@ -60,6 +60,10 @@ PS_SIMD F<V> Max(F<V> a, F<V> b) {
   return a > b ? a : b;
 }
 template <typename V>
+PS_SIMD F<V> Min(F<V> a, F<V> b) {
+  return a < b ? a : b;
+}
+template <typename V>
 PS_SIMD F<V> Abs(F<V> a) {
   return reinterpret_cast<F<V>>(reinterpret_cast<U<V>>(a) & 0x7fffffffu);
 }
@@ -247,6 +251,7 @@ template <typename V, int M>
 struct Plan {
   I<V> run[M + 1];
   F<V> c[M + 1], ray[M + 1];
+  F<V> later[M + 1];  // min of ray[] over the candidates after K that run (+inf if none)
 };
 
 template <typename V, int N, int K, int M>
@@ -254,12 +259,19 @@ PS_SIMD void PlanCandidates(const F<V> (&v)[M], F<V> lam, const F<V> (&tail)[M +
                             Plan<V, M>& plan) {
   if constexpr (K <= M) {
     plan.run[K] = positive & (v[K - 1] > 0.0f) & ~SkipCandidate<V, N, K, M>(v, lam);
+    plan.ray[K] = Splat<V>(3.0e38f);
     if (Any<V>(plan.run[K])) {
       F<V> ray_obj;
       plan.c[K] = RayScale<V, N, K, M>(v, lam, ray_obj);
       plan.ray[K] = ray_obj + tail[K];
     }
     PlanCandidates<V, N, K + 1, M>(v, lam, tail, positive, plan);
+    F<V> later = Splat<V>(3.0e38f);
+    if constexpr (K < M) {
+      later =
+          Sel<V>(plan.run[K + 1], Min<V>(plan.ray[K + 1], plan.later[K + 1]), plan.later[K + 1]);
+    }
+    plan.later[K] = later;
   }
 }
 
@@ -274,7 +286,9 @@ PS_SIMD void TryCandidates(const F<V> (&v)[M], F<V> lam, F<V> tol, const F<V> (&
                            const Plan<V, M>& plan, bool newton, F<V> (&best)[M], F<V>& best_obj,
                            Outcome<V>& out) {
   if constexpr (K <= M) {
-    const I<V> go = plan.run[K];
+    // The tail bound of prox_group.h's TryCandidates: lanes whose best is already below tail[K]
+    // skip the candidate (same lanes as the scalar path, so the statistics stay identical).
+    const I<V> go = plan.run[K] & ~(Min<V>(best_obj, plan.later[K]) < tail[K]);
     if (Any<V>(go)) {
       F<V> w[M];
       I<V> iters;
