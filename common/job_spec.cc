@@ -84,6 +84,14 @@ class MapReader {
     if (v > max) ctx_.Fail(Key(k), "must be <= " + std::to_string(max), &n);
     return v;
   }
+  bool Bool(std::string_view k, bool def) {
+    YAML::Node n = Node(k);
+    if (!n || n.IsNull()) return def;
+    bool v = false;
+    if (!n.IsScalar() || !YAML::convert<bool>::decode(n, v))
+      ctx_.Fail(Key(k), "must be true or false, got '" + Text(n) + "'", &n);
+    return v;
+  }
   double Num(std::string_view k, double def, double min, bool min_exclusive = false) {
     YAML::Node n = Node(k);
     if (!n || n.IsNull()) return def;
@@ -167,8 +175,8 @@ class MapReader {
 // The method keys and which methods take them (docs/job-file.md, docs/methods/).
 const std::map<std::string, std::set<std::string>>& MethodKeys() {
   static const std::map<std::string, std::set<std::string>> keys = [] {
-    std::set<std::string> train = {"lr",         "warmup_ratio", "epochs",      "max_steps",
-                                   "batch_size", "grad_accum",   "master_dtype"};
+    std::set<std::string> train = {"lr",         "warmup_ratio", "epochs",       "max_steps",
+                                   "batch_size", "grad_accum",   "master_dtype", "overlap_update"};
     std::set<std::string> prox = train;
     prox.insert({"lambda1", "lambda2", "epsilon", "trainable", "hard"});
     std::set<std::string> maskllm = train;
@@ -219,6 +227,7 @@ MethodSpec ParseMethod(const YAML::Node& node, const ParseContext& ctx) {
     m.batch_size = static_cast<int>(r.Int("batch_size", m.batch_size, 1, 1 << 20));
     m.grad_accum = static_cast<int>(r.Int("grad_accum", m.grad_accum, 1, 1 << 20));
     m.master_dtype = r.Choice("master_dtype", m.master_dtype, {"fp32", "bf16"});
+    m.overlap_update = r.Bool("overlap_update", m.overlap_update);
   }
   if (m.name == "proxsparse") {
     m.lambda1 = r.Num("lambda1", m.lambda1, 0);
@@ -383,6 +392,9 @@ std::string JobSpecToYaml(const JobSpec& s) {
     e << YAML::Key << "max_steps" << YAML::Value << m.max_steps;
     e << YAML::Key << "batch_size" << YAML::Value << m.batch_size;
     e << YAML::Key << "grad_accum" << YAML::Value << m.grad_accum;
+    // Only when on: a performance switch with identical results, so jobs written before it
+    // existed keep their canonical form (and hash).
+    if (m.overlap_update) e << YAML::Key << "overlap_update" << YAML::Value << true;
   }
   if (uses("trainable")) e << YAML::Key << "trainable" << YAML::Value << m.trainable;
   if (uses("master_dtype")) e << YAML::Key << "master_dtype" << YAML::Value << m.master_dtype;
@@ -506,10 +518,11 @@ bool operator==(const MethodSpec& a, const MethodSpec& b) {
   return a.name == b.name && a.lr == b.lr && a.warmup_ratio == b.warmup_ratio &&
          a.epochs == b.epochs && a.max_steps == b.max_steps && a.batch_size == b.batch_size &&
          a.grad_accum == b.grad_accum && a.master_dtype == b.master_dtype &&
-         a.lambda1 == b.lambda1 && a.lambda2 == b.lambda2 && a.epsilon == b.epsilon &&
-         a.trainable == b.trainable && a.hard == b.hard && a.blocksize == b.blocksize &&
-         a.percdamp == b.percdamp && a.tau == b.tau && a.kappa == b.kappa && a.prior == b.prior &&
-         a.prior_alpha == b.prior_alpha && a.sparse_reg == b.sparse_reg;
+         a.overlap_update == b.overlap_update && a.lambda1 == b.lambda1 && a.lambda2 == b.lambda2 &&
+         a.epsilon == b.epsilon && a.trainable == b.trainable && a.hard == b.hard &&
+         a.blocksize == b.blocksize && a.percdamp == b.percdamp && a.tau == b.tau &&
+         a.kappa == b.kappa && a.prior == b.prior && a.prior_alpha == b.prior_alpha &&
+         a.sparse_reg == b.sparse_reg;
 }
 
 bool operator==(const JobSpec& a, const JobSpec& b) {

@@ -29,6 +29,9 @@ struct MethodSpec {
   int batch_size = 1;     // sequences per optimizer step, global over all ranks
   int grad_accum = 1;
   std::string master_dtype = "fp32";  // fp32 | bf16
+  // Run each owned tensor's AdamW and the method's owner-side work during the last backward pass
+  // (TrainOptions::overlap_update; same results, docs/distributed.md).
+  bool overlap_update = false;
   // proxsparse (paper Algorithm 1).
   double lambda1 = 1.0;
   double lambda2 = 0.0;

@@ -28,6 +28,7 @@ pb::JobSpec JobSpecToProto(const JobSpec& s) {
   m->set_batch_size(s.method.batch_size);
   m->set_grad_accum(s.method.grad_accum);
   m->set_master_dtype(s.method.master_dtype);
+  m->set_overlap_update(s.method.overlap_update);
   m->set_lambda1(s.method.lambda1);
   m->set_lambda2(s.method.lambda2);
   m->set_epsilon(s.method.epsilon);
@@ -95,6 +96,7 @@ JobSpec JobSpecFromProto(const pb::JobSpec& p) {
       num(y, "batch_size", m.batch_size());
       num(y, "grad_accum", m.grad_accum());
       str(y, "master_dtype", m.master_dtype());
+      if (m.overlap_update()) y["overlap_update"] = true;
     }
     if (m.name() == "proxsparse") {
       num(y, "lambda1", m.lambda1());

@@ -146,6 +146,7 @@ TEST(JobSpec, BadValuesNameTheKey) {
       {Minimal("  trainable: some\n"), "method.trainable: 'some' is not one of targets | all"},
       {Minimal("  hard: yes\n"), "method.hard: 'yes' is not one of"},
       {Minimal("  master_dtype: fp16\n"), "method.master_dtype:"},
+      {Minimal("  overlap_update: maybe\n"), "method.overlap_update: must be true or false"},
       {Minimal("", "pattern: \"4:4\"\n"), "pattern: N must satisfy 0 < N < M"},
       {Minimal("", "pattern: \"2-4\"\n"), "pattern: '2-4' is not N:M"},
       {Minimal("", "pattern: \"2:x\"\n"), "pattern: '2:x' is not N:M with whole numbers"},
@@ -215,6 +216,8 @@ TEST(JobSpec, RoundTripsThroughYamlForEveryMethod) {
       "device: cuda\nresources: {ranks: 4, gpus_per_rank: 1, memory_gb: 80.5}\nseed: 12345\n",
       "model: m\nmethod: {name: proxsparse, lambda1: 0.123456789012345, hard: snap, trainable: "
       "all, master_dtype: bf16}\ncalibration: {path: c}\n",
+      "model: m\nmethod: {name: proxsparse, overlap_update: true, grad_accum: 2}\n"
+      "calibration: {path: c}\n",
   };
   for (const auto& t : texts) {
     JobSpec a = ParseJobSpec(t, "/base/dir");
@@ -224,6 +227,27 @@ TEST(JobSpec, RoundTripsThroughYamlForEveryMethod) {
     EXPECT_EQ(JobSpecHash(a), JobSpecHash(b));
     EXPECT_EQ(JobSpecToYaml(b), y);
   }
+}
+
+// overlap_update: parsed, off by default, listed in the canonical YAML only when on (jobs written
+// before the key existed keep their hash), and not a key of the one-shot methods.
+TEST(JobSpec, OverlapUpdateKey) {
+  JobSpec off =
+      ParseJobSpec("model: m\nmethod: {name: proxsparse}\ncalibration: {path: c}\n", "/d");
+  EXPECT_FALSE(off.method.overlap_update);
+  EXPECT_EQ(JobSpecToYaml(off).find("overlap_update"), std::string::npos);
+  JobSpec explicit_off = ParseJobSpec(
+      "model: m\nmethod: {name: proxsparse, overlap_update: false}\ncalibration: {path: c}\n",
+      "/d");
+  EXPECT_EQ(JobSpecHash(off), JobSpecHash(explicit_off));
+  JobSpec on = ParseJobSpec(
+      "model: m\nmethod: {name: maskllm, overlap_update: yes}\ncalibration: {path: c}\n", "/d");
+  EXPECT_TRUE(on.method.overlap_update);
+  EXPECT_NE(JobSpecToYaml(on).find("overlap_update: true"), std::string::npos);
+  EXPECT_THROW(ParseJobSpec("model: m\nmethod: {name: wanda, overlap_update: true}\n"
+                            "calibration: {path: c}\n",
+                            "/d"),
+               Error);
 }
 
 TEST(JobSpec, HashIgnoresSpellingButNotContent) {

@@ -129,5 +129,18 @@ TEST(EpochOrderedSamples, EpochZeroInOrderThenSeededPermutations) {
   EXPECT_TRUE(EpochOrderedSamples({}, t, 9).empty());
 }
 
+// The job file's training keys reach the loop (overlap_update: docs/job-file.md).
+TEST(BaseTrainOptions, CarriesGradAccumAndOverlapUpdate) {
+  JobSpec spec;
+  spec.method.batch_size = 4;
+  spec.method.grad_accum = 2;
+  EXPECT_FALSE(BaseTrainOptions(spec, 8).overlap_update);
+  spec.method.overlap_update = true;
+  const TrainOptions t = BaseTrainOptions(spec, 8);
+  EXPECT_TRUE(t.overlap_update);
+  EXPECT_EQ(t.grad_accum, 2);
+  EXPECT_EQ(t.total_steps, 2);
+}
+
 }  // namespace
 }  // namespace ps
