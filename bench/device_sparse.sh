@@ -10,12 +10,20 @@
 #              sparse_model_check --model and pstool bench-sparse --model on the pruned model
 #   e2e7b      pstool bench-sparse --shapes llama2-7b (all 32 layers, random 2:4 bf16 weights):
 #              both forms (cuSPARSELt prefill + decode kernels), then the native form only
-#   fp16       cuSPARSELt fp16: the algorithm search in a process of its own (it has crashed the
-#              CUDA context in cuSPARSELt 0.8.1), then the manual per-algorithm search
-# STEPS="check linear prune e2e7b fp16" (default: all, in that order) picks steps; STEPS=build only
-# builds. At the end bench/sparse_summary.py writes $OUT/summary.txt (short tables of every log).
+#   fp16       cuSPARSELt fp16: the library's search forced (PS_CUSPARSELT_SEARCH=library) in a
+#              process of its own (it has crashed the CUDA context in cuSPARSELt 0.8.1), then
+#              the default for fp16 (our per-algorithm search), bench and check
+#   robust     the cuSPARSELt algorithm choice in one call (~6 min on a fresh H100 with the
+#              build; builds only sparse_check and sparse_bench): sparse_check bf16 and fp16 (all
+#              paths, cuSPARSELt fp16 with its default search), then sparse_bench bf16 and fp16 at
+#              M = 1,16,128,1024,4096,16384 on the three Llama-2-7B shapes; every search's choice
+#              is a "cusparselt_search" JSON line in the logs (robust_*.log)
+# STEPS="check linear prune e2e7b fp16" (default: those, in that order) picks steps; STEPS=build
+# only builds. Only the targets the chosen steps need are built (-j 16). At the end
+# bench/sparse_summary.py writes $OUT/summary.txt (short tables of every log) and prints it.
 # Usage (device tool, carry .carry/deps and .carry/data; each call must fit 10 minutes, and
 # build-gpu stays on the warm machine between calls):
+#   STEPS=robust bash bench/device_sparse.sh         (one call: build + checks + benches)
 #   STEPS=build bash bench/device_sparse.sh          (~5 min the first time)
 #   STEPS="check linear" bash bench/device_sparse.sh
 #   STEPS="prune e2e7b" bash bench/device_sparse.sh
@@ -39,12 +47,27 @@ if [[ ! -f $b/build.ninja ]]; then
     >"$out/cmake.log" 2>&1 || { tail -40 "$out/cmake.log"; exit 1; }
 fi
 grep -i "cusparselt" "$out/cmake.log" 2>/dev/null | tail -2
-log "build"
-# -k 0: a target that fails to compile does not stop the others; steps whose program is missing
-# fail on their own (exit 127 in steps.log).
-cmake --build "$b" -j "$(nproc)" --target sparse_check sparse_model_check sparse_bench pstool psworker \
-  -- -k 0 >"$out/build.log" 2>&1 || { log "build FAILED (some targets)"; grep -B2 -A12 -E "error" "$out/build.log" | head -80; }
-log "built"
+steps=${STEPS:-check linear prune e2e7b fp16}
+targets=()
+for step in $steps; do
+  case $step in
+  robust | fp16) targets+=(sparse_check sparse_bench) ;;
+  check) targets+=(sparse_check sparse_model_check) ;;
+  linear) targets+=(sparse_bench pstool) ;;
+  prune) targets+=(psworker sparse_model_check pstool) ;;
+  e2e7b) targets+=(pstool) ;;
+  build) targets+=(sparse_check sparse_model_check sparse_bench pstool psworker) ;;
+  esac
+done
+if ((${#targets[@]})); then
+  mapfile -t targets < <(printf '%s\n' "${targets[@]}" | sort -u)
+  log "build ${targets[*]}"
+  # -k 0: a target that fails to compile does not stop the others; steps whose program is missing
+  # fail on their own (exit 127 in steps.log).
+  cmake --build "$b" -j 16 --target "${targets[@]}" -- -k 0 >"$out/build.log" 2>&1 ||
+    { log "build FAILED (some targets)"; grep -B2 -A12 -E "error" "$out/build.log" | head -80; }
+  log "built"
+fi
 
 run() {  # run NAME TIMEOUT CMD...: output to $OUT/NAME.log, a summary line to steps.log
   local name=$1 t=$2
@@ -57,7 +80,7 @@ run() {  # run NAME TIMEOUT CMD...: output to $OUT/NAME.log, a summary line to s
   return 0
 }
 
-for step in ${STEPS:-check linear prune e2e7b fp16}; do
+for step in $steps; do
   case $step in
   build) ;;  # setup and build only
   check)
@@ -94,11 +117,21 @@ for step in ${STEPS:-check linear prune e2e7b fp16}; do
     run e2e_7b_native 200 "$b/worker/tools/pstool" bench-sparse --shapes llama2-7b --forms native
     ;;
   fp16)
-    # The search first, alone: if it kills the context, only this process dies.
-    run cslt_fp16_search 150 "$b/bench/sparse_bench" --dtype fp16 --ms 1024,4096
-    run cslt_fp16_manual 240 env PS_CUSPARSELT_SEARCH=manual "$b/bench/sparse_bench" --dtype fp16 \
-      --ms 1,16,1024,4096,16384
-    run cslt_fp16_check 150 env PS_CUSPARSELT_SEARCH=manual "$b/tests/gpu/sparse_check" --dtype fp16
+    # The library's search first, alone: if it kills the context, only this process dies.
+    run cslt_fp16_search 150 env PS_CUSPARSELT_SEARCH=library "$b/bench/sparse_bench" --dtype fp16 \
+      --ms 1024,4096
+    run cslt_fp16_manual 240 "$b/bench/sparse_bench" --dtype fp16 --ms 1,16,1024,4096,16384
+    run cslt_fp16_check 150 "$b/tests/gpu/sparse_check" --dtype fp16
+    ;;
+  robust)
+    # One process per dtype and program: an fp16 crash cannot take the bf16 figures with it.
+    for dt in bf16 fp16; do
+      run robust_check_$dt 90 "$b/tests/gpu/sparse_check" --dtype $dt
+    done
+    for dt in bf16 fp16; do
+      run robust_bench_$dt 90 "$b/bench/sparse_bench" --dtype $dt --ms 1,16,128,1024,4096,16384
+    done
+    grep -h '"ok":false' "$out"/robust_check_*.log | head -20
     ;;
   *) log "unknown step $step" ;;
   esac

@@ -9,7 +9,8 @@
 // median of `iters` calls. One JSON line per (dtype, shape, M), with speedups over dense and the
 // weight bytes each path keeps on the GPU.
 //   sparse_bench [--iters N] [--ms 1,16,...] [--dtype bf16|fp16] [--no-cusparselt]
-// (PS_CUSPARSELT_SEARCH=0 in the environment skips cuSPARSELt's algorithm search.)
+// cuSPARSELt chooses its algorithm per shape on first use and writes one JSON line to stderr
+// (PS_CUSPARSELT_SEARCH / PS_CUSPARSELT_ALG override the choice: docs/sparse-inference.md).
 #include <ATen/cuda/CUDAEvent.h>
 #include <c10/cuda/CUDAStream.h>
 #include <torch/torch.h>

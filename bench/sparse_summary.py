@@ -25,10 +25,32 @@ def fmt(x, spec):
     return format(x, spec) if isinstance(x, (int, float)) else "-"
 
 
+def searches(rows):
+    """The cuSPARSELt algorithm choices (one stderr JSON line per searched shape)."""
+    for r in rows:
+        if "cusparselt_search" in r:
+            print("  search %-7s %s N%-5d K%-5d M%-5d chosen %-7s %8s us by %-7s "
+                  "(library %s, manual best %s; library status %s, %s ids)" % (
+                      r["cusparselt_search"], r["dtype"], r["n"], r["k"], r["m"], r["chosen"],
+                      fmt(r.get("chosen_us"), ".1f"), r["found_by"],
+                      fmt(r.get("library_us"), ".1f"), fmt(r.get("manual_best_us"), ".1f"),
+                      r.get("library_status"), r.get("max_id")))
+
+
+def steps(d):
+    """Exit status and time of every step (steps.log of bench/device_sparse.sh)."""
+    p = os.path.join(d, "steps.log")
+    if os.path.exists(p):
+        with open(p, errors="replace") as f:
+            for line in f:
+                if ": exit " in line or " buil" in line:
+                    print(line.rstrip())
+
+
 def main(d):
+    steps(d)
     for name in sorted(os.listdir(d)):
-        p = os.path.join(d, name)
-        rows = lines(p)
+        rows = lines(os.path.join(d, name))
         if not rows:
             continue
         if name.startswith("e2e_"):
@@ -49,23 +71,6 @@ def main(d):
                         "  greedy=dense %.2f" % r["greedy_tokens_equal_to_dense"]
                         if "greedy_tokens_equal_to_dense" in r else "",
                         "  ERROR " + r["error"] if "error" in r else ""))
-        elif name.startswith("sparse_bench") or name.startswith("cslt_fp16"):
-            print(f"== {name}  (speedup over dense)")
-            for r in rows:
-                if "m" not in r:
-                    continue
-                print("  %-4s %-7s M=%-5d decode %6s  mma %6s  cusparselt %6s  unpack %6s" % (
-                    r.get("dtype"), r.get("layer"), r["m"], fmt(r.get("decode_speedup"), ".2f"),
-                    fmt(r.get("mma_speedup"), ".2f"), fmt(r.get("cusparselt_speedup"), ".2f"),
-                    fmt(r.get("unpack_speedup"), ".2f")))
-        elif name.startswith("sparse_check") or name.startswith("sparse_model_check") or \
-                name.startswith("cslt_fp16_check"):
-            bad = [r for r in rows if r.get("ok") is False]
-            worst = max((r.get("err", 0) for r in rows if "err" in r), default=0)
-            print(f"== {name}: {len(bad)} failing of {sum(1 for r in rows if 'ok' in r)}, "
-                  f"largest err {worst:.5f}")
-            for r in bad[:10]:
-                print("  FAIL", json.dumps(r))
         elif name.startswith("linear_stack"):
             print(f"== {name}")
             for r in rows:
@@ -76,6 +81,28 @@ def main(d):
                                           fmt(r.get("mma_kernel_speedup"), ".2f"),
                                           fmt(r.get("cusparselt_speedup"), ".2f"),
                                           fmt(r.get("unpack_dense_speedup"), ".2f")))
+        elif "check" in name:  # sparse_check, sparse_model_check, cslt_fp16_check, robust_check
+            bad = [r for r in rows if r.get("ok") is False]
+            worst = max((r.get("err", 0) for r in rows if "err" in r), default=0)
+            print(f"== {name}: {len(bad)} failing of {sum(1 for r in rows if 'ok' in r)}, "
+                  f"largest err {worst:.5f}")
+            for r in bad[:10]:
+                print("  FAIL", json.dumps(r))
+        elif "bench" in name or name.startswith("cslt_fp16"):  # sparse_bench output
+            print(f"== {name}  (speedup over dense)")
+            table = [r for r in rows if "m" in r and "cusparselt_search" not in r]
+            for r in table:
+                print("  %-4s %-7s M=%-5d decode %6s  mma %6s  cusparselt %6s  unpack %6s" % (
+                    r.get("dtype"), r.get("layer"), r["m"], fmt(r.get("decode_speedup"), ".2f"),
+                    fmt(r.get("mma_speedup"), ".2f"), fmt(r.get("cusparselt_speedup"), ".2f"),
+                    fmt(r.get("unpack_speedup"), ".2f")))
+            big = [r for r in table if r["m"] >= 4096 and "cusparselt_speedup" in r]
+            if big:
+                low = min(big, key=lambda r: r["cusparselt_speedup"])
+                print("  cuSPARSELt at M >= 4096: lowest %.2fx (%s M=%d): target 1.3x %s" % (
+                    low["cusparselt_speedup"], low["layer"], low["m"],
+                    "met" if low["cusparselt_speedup"] >= 1.3 else "NOT met"))
+            searches(rows)
 
 
 if __name__ == "__main__":

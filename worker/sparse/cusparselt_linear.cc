@@ -6,8 +6,12 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include "common/error.h"
 
@@ -37,17 +41,86 @@ cudaDataType TypeOf(torch::ScalarType t) {
 
 cudaStream_t Stream() { return c10::cuda::getCurrentCUDAStream().stream(); }
 
-// The search mode from PS_CUSPARSELT_SEARCH: "0" none (default algorithm), "manual" our own
-// timing of every algorithm id with split-K 1 (each id's plan and matmul status-checked), anything
-// else cuSPARSELt's cusparseLtMatmulSearch. PS_CUSPARSELT_ALG=<id> pins one id (no search).
-std::string SearchMode() {
-  const char* env = std::getenv("PS_CUSPARSELT_SEARCH");
-  return env ? std::string(env) : std::string("search");
-}
-
 torch::Tensor Bytes(size_t n, const torch::Tensor& like) {
   return torch::empty({static_cast<int64_t>(std::max<size_t>(n, 1))},
                       torch::dtype(torch::kUInt8).device(like.device()));
+}
+
+// How the algorithm for a shape is chosen (PS_CUSPARSELT_SEARCH; docs/sparse-inference.md):
+//   kLibrary      cusparseLtMatmulSearch, then its pick and every algorithm id with split-K 1 are
+//                 timed alike and the fastest is kept (the library's pick alone varied between
+//                 runs on the H100: 0.97x to 1.39x of dense on one shape). Default for bf16.
+//   kManual       every algorithm id with split-K 1, timed, fastest kept. Default for fp16, whose
+//                 library search dies of an illegal instruction in cuSPARSELt 0.8.1 on the H100.
+//   kLibraryOnly  the library's pick as it is (the behaviour before the re-timing).
+//   kNone         the default algorithm, no search.
+enum class Mode { kNone, kManual, kLibrary, kLibraryOnly };
+const char* const kModeNames[] = {"0", "manual", "library", "library-only"};
+
+Mode SearchMode(cudaDataType type) {
+  const char* env = std::getenv("PS_CUSPARSELT_SEARCH");
+  const std::string v = env ? env : "";
+  if (v.empty()) return type == CUDA_R_16F ? Mode::kManual : Mode::kLibrary;
+  if (v == "0") return Mode::kNone;
+  if (v == "manual") return Mode::kManual;
+  if (v == "library") return Mode::kLibrary;
+  if (v == "library-only") return Mode::kLibraryOnly;
+  throw Error("cuSPARSELt: PS_CUSPARSELT_SEARCH=" + v +
+              " is not one of 0, manual, library, library-only");
+}
+
+// What an algorithm selection needs to rebuild a plan: the library search's pick is read back
+// into this (as NVIDIA's samples do), the manual search enumerates ids with split-K 1.
+struct AlgConfig {
+  int id = 0;
+  int split_k = 1;
+  cusparseLtSplitKMode_t split_k_mode{};  // set only when split_k != 1
+  int split_k_buffers = 1;                // likewise
+};
+
+// The choice for one (dtype, N, K, M): made once per process and reused by every layer of that
+// shape (a 7B model's 32 q_proj layers search once).
+struct Choice {
+  AlgConfig config;
+  bool searched = false;  // false: the default algorithm (no search, or nothing ran)
+};
+using ShapeKey = std::tuple<int, int64_t, int64_t, int64_t>;
+struct ChoiceCache {
+  std::mutex mu;
+  std::map<ShapeKey, Choice> choices;
+};
+ChoiceCache& Choices() {
+  static ChoiceCache cache;
+  return cache;
+}
+
+// "id" or "id/skN" (split-K N), for the search's log line.
+std::string ConfigName(const AlgConfig& c) {
+  return std::to_string(c.id) + (c.split_k == 1 ? "" : "/sk" + std::to_string(c.split_k));
+}
+
+AlgConfig WithId(int id) {
+  AlgConfig c;
+  c.id = id;
+  return c;
+}
+
+// Microseconds with one decimal, or `none` for a negative time (did not run).
+std::string Us(float us, const char* none) {
+  if (us < 0) return none;
+  char t[32];
+  std::snprintf(t, sizeof(t), "%.1f", static_cast<double>(us));
+  return t;
+}
+
+// PS_CUSPARSELT_ALG=<id>: one algorithm id for every shape (split-K 1), no search.
+int PinnedId(const char* s) {
+  char* end = nullptr;
+  const long v = std::strtol(s, &end, 10);
+  if (end == s || *end != '\0' || v < 0 || v > 1 << 20)
+    throw Error(std::string("cuSPARSELt: PS_CUSPARSELT_ALG=") + s +
+                " is not an algorithm id (a non-negative integer)");
+  return static_cast<int>(v);
 }
 
 }  // namespace
@@ -59,7 +132,7 @@ struct Plan {
   cusparseLtMatmulPlan_t plan{};
   torch::Tensor workspace;
   bool has_plan = false;
-  bool searched = true;  // false when the search failed and the default algorithm runs
+  bool searched = false;  // chosen by a search or PS_CUSPARSELT_ALG, not the default
   ~Plan() {
     if (has_plan) cusparseLtMatmulPlanDestroy(&plan);
     cusparseLtMatDescriptorDestroy(&b);
@@ -80,74 +153,212 @@ struct CusparseLtLinear::State {
     cusparseLtMatDescriptorDestroy(&a);
   }
 
-  // Rebuilds p's plan with algorithm `id` (split-K left at its default); false when cuSPARSELt
-  // refuses the id (the plan is then rebuilt with the default algorithm).
-  bool SetAlgorithm(Plan& p, int id) {
+  // p's plan with the library's default algorithm selection.
+  void Reset(Plan& p) {
     const auto* h = Handle();
     if (p.has_plan) PS_CSLT(cusparseLtMatmulPlanDestroy(&p.plan));
     p.has_plan = false;
     PS_CSLT(cusparseLtMatmulAlgSelectionInit(h, &p.alg, &p.mm, CUSPARSELT_MATMUL_ALG_DEFAULT));
-    bool ok = cusparseLtMatmulAlgSetAttribute(h, &p.alg, CUSPARSELT_MATMUL_ALG_CONFIG_ID, &id,
-                                              sizeof(id)) == CUSPARSE_STATUS_SUCCESS;
-    if (ok) ok = cusparseLtMatmulPlanInit(h, &p.plan, &p.mm, &p.alg) == CUSPARSE_STATUS_SUCCESS;
-    if (!ok) {
-      PS_CSLT(cusparseLtMatmulAlgSelectionInit(h, &p.alg, &p.mm, CUSPARSELT_MATMUL_ALG_DEFAULT));
-      PS_CSLT(cusparseLtMatmulPlanInit(h, &p.plan, &p.mm, &p.alg));
-    }
+    PS_CSLT(cusparseLtMatmulPlanInit(h, &p.plan, &p.mm, &p.alg));
     p.has_plan = true;
+  }
+
+  // Rebuilds p's plan with config c; false when cuSPARSELt refuses it (p then has the default
+  // plan).
+  bool Apply(Plan& p, const AlgConfig& c) {
+    const auto* h = Handle();
+    if (p.has_plan) PS_CSLT(cusparseLtMatmulPlanDestroy(&p.plan));
+    p.has_plan = false;
+    PS_CSLT(cusparseLtMatmulAlgSelectionInit(h, &p.alg, &p.mm, CUSPARSELT_MATMUL_ALG_DEFAULT));
+    auto set = [&](cusparseLtMatmulAlgAttribute_t attr, const void* v, size_t size) {
+      return cusparseLtMatmulAlgSetAttribute(h, &p.alg, attr, v, size) == CUSPARSE_STATUS_SUCCESS;
+    };
+    const bool ok =
+        set(CUSPARSELT_MATMUL_ALG_CONFIG_ID, &c.id, sizeof(c.id)) &&
+        (c.split_k == 1 ||
+         (set(CUSPARSELT_MATMUL_SPLIT_K, &c.split_k, sizeof(c.split_k)) &&
+          set(CUSPARSELT_MATMUL_SPLIT_K_MODE, &c.split_k_mode, sizeof(c.split_k_mode)) &&
+          set(CUSPARSELT_MATMUL_SPLIT_K_BUFFERS, &c.split_k_buffers, sizeof(c.split_k_buffers)))) &&
+        cusparseLtMatmulPlanInit(h, &p.plan, &p.mm, &p.alg) == CUSPARSE_STATUS_SUCCESS;
+    if (ok)
+      p.has_plan = true;
+    else
+      Reset(p);
     return ok;
   }
 
-  // Times every algorithm id (split-K 1) on these operands with CUDA events and keeps the
-  // fastest; ids whose plan or matmul fails are skipped. One line per shape on stderr.
-  bool ManualSearch(Plan& p, int64_t mp, const torch::Tensor& xb, const torch::Tensor& y,
-                    const torch::Tensor& ws) {
+  // The configuration p's selection holds (after cusparseLtMatmulSearch: the library's pick).
+  AlgConfig ReadConfig(const Plan& p) const {
     const auto* h = Handle();
-    int max_id = 0;
-    PS_CSLT(cusparseLtMatmulAlgGetAttribute(h, &p.alg, CUSPARSELT_MATMUL_ALG_CONFIG_MAX_ID, &max_id,
-                                            sizeof(max_id)));
+    auto get = [&](cusparseLtMatmulAlgAttribute_t attr, void* v, size_t size) {
+      PS_CSLT(cusparseLtMatmulAlgGetAttribute(h, &p.alg, attr, v, size));
+    };
+    AlgConfig c;
+    get(CUSPARSELT_MATMUL_ALG_CONFIG_ID, &c.id, sizeof(c.id));
+    get(CUSPARSELT_MATMUL_SPLIT_K, &c.split_k, sizeof(c.split_k));
+    if (c.split_k != 1) {
+      get(CUSPARSELT_MATMUL_SPLIT_K_MODE, &c.split_k_mode, sizeof(c.split_k_mode));
+      get(CUSPARSELT_MATMUL_SPLIT_K_BUFFERS, &c.split_k_buffers, sizeof(c.split_k_buffers));
+    }
+    return c;
+  }
+
+  // The operands a search runs on: the caller's x, a scratch y and a generous workspace.
+  struct Operands {
+    const torch::Tensor& x;
+    torch::Tensor y, ws;
+  };
+
+  // The one timing method of every search: p rebuilt with config c, one untimed call, then the
+  // median over kReps groups of kCalls back-to-back calls (CUDA events; back-to-back so that
+  // launch gaps do not count), in microseconds per call. Negative when cuSPARSELt refuses c, c
+  // needs more workspace than o.ws, or a call fails.
+  float Time(Plan& p, const AlgConfig& c, const Operands& o) {
+    constexpr int kReps = 7, kCalls = 3;
+    // A refused launch may leave a (non-sticky) CUDA error behind, which LibTorch's next launch
+    // check would report as its own: clear it.
+    auto fail = [] {
+      (void)cudaGetLastError();
+      return -1.f;
+    };
+    if (!Apply(p, c)) return fail();
+    const auto* h = Handle();
+    size_t need = 0;
+    if (cusparseLtMatmulGetWorkspace(h, &p.plan, &need) != CUSPARSE_STATUS_SUCCESS ||
+        need > static_cast<size_t>(o.ws.numel()))
+      return fail();
     const float alpha = 1.f, beta = 0.f;
     cudaStream_t s = Stream();
+    auto run = [&] {
+      return cusparseLtMatmul(h, &p.plan, &alpha, compressed.data_ptr(), o.x.data_ptr(), &beta,
+                              o.y.data_ptr(), o.y.data_ptr(), o.ws.data_ptr(), &s, 1);
+    };
+    if (run() != CUSPARSE_STATUS_SUCCESS || cudaStreamSynchronize(s) != cudaSuccess) return fail();
     cudaEvent_t e0, e1;
     cudaEventCreate(&e0);
     cudaEventCreate(&e1);
-    int best = -1, tried = 0;
-    float best_ms = 0.f;
-    for (int id = 0; id < max_id; ++id) {
-      if (!SetAlgorithm(p, id)) continue;
-      size_t need = 0;
-      if (cusparseLtMatmulGetWorkspace(h, &p.plan, &need) != CUSPARSE_STATUS_SUCCESS ||
-          need > static_cast<size_t>(ws.numel()))
-        continue;
-      auto run = [&] {
-        return cusparseLtMatmul(h, &p.plan, &alpha, compressed.data_ptr(), xb.data_ptr(), &beta,
-                                y.data_ptr(), y.data_ptr(), ws.data_ptr(), &s, 1);
-      };
-      if (run() != CUSPARSE_STATUS_SUCCESS || cudaStreamSynchronize(s) != cudaSuccess) continue;
-      ++tried;
+    std::vector<float> us;
+    bool failed = false;
+    for (int r = 0; r < kReps; ++r) {
       cudaEventRecord(e0, s);
-      for (int i = 0; i < 5; ++i) run();
+      for (int i = 0; i < kCalls; ++i) failed |= run() != CUSPARSE_STATUS_SUCCESS;
       cudaEventRecord(e1, s);
       cudaEventSynchronize(e1);
       float ms = 0.f;
       cudaEventElapsedTime(&ms, e0, e1);
-      if (best < 0 || ms < best_ms) {
-        best = id;
-        best_ms = ms;
-      }
+      us.push_back(ms * 1000.f / kCalls);
     }
     cudaEventDestroy(e0);
     cudaEventDestroy(e1);
-    std::fprintf(stderr,
-                 "cuSPARSELt manual search: N %lld K %lld M %lld: %d of %d algorithm ids ran, "
-                 "best id %d (%.1f us)\n",
-                 static_cast<long long>(n), static_cast<long long>(k), static_cast<long long>(mp),
-                 tried, max_id, best, best_ms * 1000.f / 5);
-    if (best < 0) {
-      SetAlgorithm(p, 0);
-      return false;
+    if (failed) return fail();
+    std::sort(us.begin(), us.end());
+    return us[us.size() / 2];
+  }
+
+  // Chooses p's algorithm for mp rows as SearchMode says (p holds the default plan on entry, the
+  // chosen one on return) and writes one JSON line to stderr: every configuration timed ("id" or
+  // "id/skN" for split-K N, "L:" marks the library's pick, "-" one that did not run), the
+  // choice, its time and which search found it.
+  Choice Search(Plan& p, int64_t mp, const torch::Tensor& xb) {
+    const Mode mode = SearchMode(type);
+    if (mode == Mode::kNone) return {};
+    const auto* h = Handle();
+    int max_id = 0;
+    PS_CSLT(cusparseLtMatmulAlgGetAttribute(h, &p.alg, CUSPARSELT_MATMUL_ALG_CONFIG_MAX_ID, &max_id,
+                                            sizeof(max_id)));
+    size_t ws = 0;
+    PS_CSLT(cusparseLtMatmulGetWorkspace(h, &p.plan, &ws));
+    // Split-K configurations may want more workspace than the default plan.
+    const Operands o{xb, torch::empty({mp, n}, xb.options()),
+                     Bytes(std::max<size_t>(ws, size_t{64} << 20), xb)};
+    struct Candidate {
+      AlgConfig config;
+      bool library;
+      float us = -1.f;
+    };
+    std::vector<Candidate> cands;
+    int library_status = -1;  // -1: not run
+    if (mode == Mode::kLibrary || mode == Mode::kLibraryOnly) {
+      const float alpha = 1.f, beta = 0.f;
+      cudaStream_t s = Stream();
+      library_status = static_cast<int>(
+          cusparseLtMatmulSearch(h, &p.plan, &alpha, compressed.data_ptr(), xb.data_ptr(), &beta,
+                                 o.y.data_ptr(), o.y.data_ptr(), o.ws.data_ptr(), &s, 1));
+      if (library_status == static_cast<int>(CUSPARSE_STATUS_SUCCESS))
+        cands.push_back({ReadConfig(p), true, -1.f});
+      else
+        (void)cudaGetLastError();  // as in Time()
     }
-    return SetAlgorithm(p, best);
+    const bool has_library = !cands.empty();
+    if (mode != Mode::kLibraryOnly)
+      for (int id = 0; id < max_id; ++id)
+        if (!has_library || cands[0].config.id != id || cands[0].config.split_k != 1)
+          cands.push_back({WithId(id), false, -1.f});
+    const Candidate* best = nullptr;
+    float library_us = -1.f, manual_us = -1.f;
+    std::string tried;
+    for (Candidate& c : cands) {
+      c.us = Time(p, c.config, o);
+      tried += (tried.empty() ? "" : " ") + std::string(c.library ? "L:" : "") +
+               ConfigName(c.config) + "=" + Us(c.us, "-");
+      if (c.us < 0) continue;
+      float& source_best = c.library ? library_us : manual_us;
+      if (source_best < 0 || c.us < source_best) source_best = c.us;
+      if (!best || c.us < best->us) best = &c;
+    }
+    Choice choice;
+    if (best) {
+      if (!Apply(p, best->config))
+        throw Error("cuSPARSELt: algorithm " + ConfigName(best->config) +
+                    " ran in the search but its plan was then refused");
+      choice = {best->config, true};
+    } else {
+      Reset(p);
+    }
+    std::fprintf(stderr,
+                 "{\"cusparselt_search\":\"%s\",\"dtype\":\"%s\",\"n\":%lld,\"k\":%lld,"
+                 "\"m\":%lld,\"library_status\":%d,\"max_id\":%d,\"tried\":\"%s\","
+                 "\"chosen\":\"%s\",\"chosen_us\":%s,\"found_by\":\"%s\",\"library_us\":%s,"
+                 "\"manual_best_us\":%s}\n",
+                 kModeNames[static_cast<int>(mode)], type == CUDA_R_16F ? "fp16" : "bf16",
+                 static_cast<long long>(n), static_cast<long long>(k), static_cast<long long>(mp),
+                 library_status, max_id, tried.c_str(),
+                 best ? ConfigName(best->config).c_str() : "default",
+                 Us(best ? best->us : -1.f, "null").c_str(),
+                 best ? (best->library ? "library" : "manual") : "none",
+                 Us(library_us, "null").c_str(), Us(manual_us, "null").c_str());
+    return choice;
+  }
+
+  // Sets p's plan (the default one on entry) to the algorithm for mp rows: PS_CUSPARSELT_ALG if
+  // set, else this process's choice for (dtype, N, K, M), searched the first time. Returns
+  // whether the plan is other than the default.
+  bool Choose(Plan& p, int64_t mp, const torch::Tensor& xb) {
+    if (const char* pinned = std::getenv("PS_CUSPARSELT_ALG")) {
+      if (!Apply(p, WithId(PinnedId(pinned))))
+        throw Error(std::string("cuSPARSELt: PS_CUSPARSELT_ALG=") + pinned +
+                    " is not a usable algorithm id for this shape");
+      return true;
+    }
+    const ShapeKey key{static_cast<int>(type), n, k, mp};
+    ChoiceCache& cache = Choices();
+    std::optional<Choice> known;
+    {
+      std::lock_guard<std::mutex> lock(cache.mu);
+      auto it = cache.choices.find(key);
+      if (it != cache.choices.end()) known = it->second;
+    }
+    if (!known) {
+      const Choice c = Search(p, mp, xb);
+      std::lock_guard<std::mutex> lock(cache.mu);
+      cache.choices.emplace(key, c);
+      return c.searched;
+    }
+    if (known->searched && !Apply(p, known->config))
+      throw Error("cuSPARSELt: algorithm " + ConfigName(known->config) + " chosen for N " +
+                  std::to_string(n) + " K " + std::to_string(k) + " M " + std::to_string(mp) +
+                  " was refused for another weight of that shape");
+    return known->searched;
   }
 
   Plan& PlanFor(int64_t mp, const torch::Tensor& xb) {
@@ -160,42 +371,10 @@ struct CusparseLtLinear::State {
     PS_CSLT(cusparseLtMatmulDescriptorInit(h, &p->mm, CUSPARSE_OPERATION_NON_TRANSPOSE,
                                            CUSPARSE_OPERATION_TRANSPOSE, &a, &p->b, &p->c, &p->c,
                                            CUSPARSE_COMPUTE_32F));
-    PS_CSLT(cusparseLtMatmulAlgSelectionInit(h, &p->alg, &p->mm, CUSPARSELT_MATMUL_ALG_DEFAULT));
-    PS_CSLT(cusparseLtMatmulPlanInit(h, &p->plan, &p->mm, &p->alg));
-    p->has_plan = true;
+    Reset(*p);
+    p->searched = Choose(*p, mp, xb);
+    // Size the workspace for the plan that will run.
     size_t ws = 0;
-    PS_CSLT(cusparseLtMatmulGetWorkspace(h, &p->plan, &ws));
-    // Search may try split-K configurations that want more workspace than the default plan.
-    auto search_ws = Bytes(std::max<size_t>(ws, size_t{64} << 20), xb);
-    auto y = torch::empty({mp, n}, xb.options());
-    const float alpha = 1.f, beta = 0.f;
-    cudaStream_t s = Stream();
-    const std::string mode = SearchMode();
-    const char* pinned = std::getenv("PS_CUSPARSELT_ALG");
-    if (pinned) {
-      p->searched = SetAlgorithm(*p, std::atoi(pinned));
-      if (!p->searched)
-        throw Error(std::string("cuSPARSELt: PS_CUSPARSELT_ALG=") + pinned +
-                    " is not a usable algorithm id for this shape");
-    } else if (mode == "manual") {
-      p->searched = ManualSearch(*p, mp, xb, y, search_ws);
-    } else {
-      const cusparseStatus_t st =
-          mode == "0" ? CUSPARSE_STATUS_NOT_SUPPORTED
-                      : cusparseLtMatmulSearch(h, &p->plan, &alpha, compressed.data_ptr(),
-                                               xb.data_ptr(), &beta, y.data_ptr(), y.data_ptr(),
-                                               search_ws.data_ptr(), &s, 1);
-      if (st != CUSPARSE_STATUS_SUCCESS) {
-        // Keep the default algorithm rather than fail; rebuild the plan so no half-searched
-        // state stays. (On the H100 with cuSPARSELt 0.8.1 the fp16 search dies of an illegal
-        // instruction that poisons the CUDA context, which no fallback can undo: run fp16 with
-        // PS_CUSPARSELT_SEARCH=manual or 0. docs/sparse-inference.md.)
-        p->searched = false;
-        SetAlgorithm(*p, 0);
-      }
-    }
-    // The search updated the plan with the fastest algorithm and split-K: size the workspace
-    // for what will run.
     PS_CSLT(cusparseLtMatmulGetWorkspace(h, &p->plan, &ws));
     p->workspace = Bytes(ws, xb);
     return *plans.emplace(mp, std::move(p)).first->second;
@@ -212,6 +391,9 @@ CusparseLtLinear::CusparseLtLinear(const torch::Tensor& w) : s_(std::make_unique
   if (s_->n % 8 != 0 || s_->k % 16 != 0)
     throw Error("cuSPARSELt linear: weight [" + std::to_string(s_->n) + ", " +
                 std::to_string(s_->k) + "] needs out % 8 == 0 and in % 16 == 0");
+  // Malformed PS_CUSPARSELT_SEARCH / PS_CUSPARSELT_ALG are errors here, not at the first call.
+  (void)SearchMode(s_->type);
+  if (const char* pinned = std::getenv("PS_CUSPARSELT_ALG")) (void)PinnedId(pinned);
   const torch::Tensor wc = w.contiguous();
   const auto* h = Handle();
   PS_CSLT(cusparseLtStructuredDescriptorInit(h, &s_->a, s_->n, s_->k, s_->k, 16, s_->type,

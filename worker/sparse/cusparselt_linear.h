@@ -3,8 +3,13 @@
 // The weight is compressed once (cusparseLtSpMMACompress2 on its structured descriptor, so the
 // compressed form does not depend on any plan). Each distinct row count M (rounded up to a
 // multiple of 8, cuSPARSELt's minimum for 16-bit dense operands) gets its matmul descriptor and
-// plan the first time it is seen, with cusparseLtMatmulSearch choosing the algorithm and split-K
-// once; later calls reuse the plan. Layouts, as PyTorch's own _cslt_sparse_mm uses them:
+// plan the first time it is seen; later calls reuse the plan. The plan's algorithm is chosen once
+// per process for each (dtype, N, K, M) and shared by all layers of that shape: by default
+// cusparseLtMatmulSearch's pick timed against every algorithm id with split-K 1, the fastest kept
+// (bf16), or those ids alone (fp16, whose library search crashes in cuSPARSELt 0.8.1);
+// PS_CUSPARSELT_SEARCH=0|manual|library|library-only and PS_CUSPARSELT_ALG=<id> override it
+// (docs/sparse-inference.md). Each search writes one JSON line to stderr. Layouts, as PyTorch's
+// own _cslt_sparse_mm uses them:
 //   A = W        structured, row-major [N, K], op N
 //   B = x        dense, row-major [M, K], op T        (so op(B) = xᵀ [K, M])
 //   C = D = y    dense, column-major [N, M], ld N     (= y row-major [M, N])
@@ -34,8 +39,8 @@ class CusparseLtLinear {
   // The compressed buffer itself (uint8, CUDA). Its layout is cuSPARSELt's own; Sparse24Linear
   // only checks whether its first N*K/2 elements are the kept values in native order.
   const torch::Tensor& Compressed() const;
-  // Whether the plan for m rows came from cusparseLtMatmulSearch (false: default algorithm,
-  // after the search failed; or no plan yet).
+  // Whether the plan for m rows runs a searched (or PS_CUSPARSELT_ALG-pinned) algorithm (false:
+  // the default algorithm, with PS_CUSPARSELT_SEARCH=0 or when no candidate ran; or no plan yet).
   bool Searched(int64_t m) const;
   int64_t out_features() const;
   int64_t in_features() const;
