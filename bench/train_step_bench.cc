@@ -11,6 +11,9 @@
 // sequences of --ctx tokens per step (weak scaling: the global batch grows with the ranks), in
 // --grad-accum micro-batches (TrainOptions::grad_accum: --seqs-per-rank 4 --grad-accum 4 runs four
 // forward/backward passes of one sequence per step, one optimizer step and prox for all four).
+// --overlap-update (TrainOptions::overlap_update) runs each owned tensor's AdamW and prox during
+// the step's last backward pass; the phases then show as optimizer/prox only what is left after it.
+// --no-overlap turns off the reduce-during-backward overlap (TrainOptions::overlap_communication).
 #include <torch/types.h>
 
 #include <chrono>
@@ -43,7 +46,7 @@ struct Args {
   int64_t ctx = 2048, seqs_per_rank = 1, steps = 5, warmup = 2, grad_accum = 1;
   std::string device = "cuda", dtype = "bf16", master_dtype = "bf16", trainable = "targets";
   double lambda1 = 1.0, lr = 1e-5, peak_tflops = 989.0;
-  bool overlap = true;
+  bool overlap = true, overlap_update = false;
 };
 
 Args Parse(int argc, char** argv) {
@@ -69,6 +72,10 @@ Args Parse(int argc, char** argv) {
     std::string k = argv[i];
     if (k == "--no-overlap") {
       a.overlap = false;
+      continue;
+    }
+    if (k == "--overlap-update") {
+      a.overlap_update = true;
       continue;
     }
     if (i + 1 >= argc) throw ps::Error(k + ": missing value");
@@ -186,6 +193,7 @@ int Main(int argc, char** argv) {
   o.stage = "bench";
   o.overlap_communication = a.overlap;
   o.grad_accum = static_cast<int>(a.grad_accum);
+  o.overlap_update = a.overlap_update;
   if (a.warmup > 0) {
     o.total_steps = a.warmup;
     ps::TrainLoop(*model, params, samples, hooks, *comm, quiet, o);
@@ -232,10 +240,11 @@ int Main(int argc, char** argv) {
         a.trainable.c_str(), static_cast<double>(n_targets) / 1e9);
     std::printf(
         "ranks %d (%s), device %s, ctx %ld, %ld seq/rank/step in %ld micro-batch(es) "
-        "(grad_accum), overlap %s, %ld timed steps after %ld warm-up\n",
+        "(grad_accum), overlap %s, overlap_update %s, %ld timed steps after %ld warm-up\n",
         comm->size(), comm->backend().c_str(), device.str().c_str(), static_cast<long>(a.ctx),
         static_cast<long>(a.seqs_per_rank), static_cast<long>(a.grad_accum),
-        a.overlap ? "on" : "off", static_cast<long>(a.steps), static_cast<long>(a.warmup));
+        a.overlap ? "on" : "off", a.overlap_update ? "on" : "off", static_cast<long>(a.steps),
+        static_cast<long>(a.warmup));
     std::printf("step %.4f s  (%.3f steps/s), %.0f tokens/s per GPU, %.0f tokens/s total\n", step_s,
                 1.0 / step_s, tokens_per_rank / step_s, tokens_per_rank * comm->size() / step_s);
     for (const auto& [k, v] : r.phase_seconds)

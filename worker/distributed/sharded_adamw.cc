@@ -10,9 +10,27 @@
 #define PS_HAVE_FUSED_ADAMW 1
 #endif
 
+#ifdef PS_WITH_CUDA
+#include <ATen/cuda/CUDAEvent.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
+
 #include "common/error.h"
 
 namespace ps {
+
+// The overlapped update's stream on CUDA: updates wait for the reduce on the current stream (the
+// one autograd runs the armed pass on) and the current stream waits for them before Publish.
+struct ShardedAdamW::SideStream {
+#ifdef PS_WITH_CUDA
+  explicit SideStream(c10::DeviceIndex device)
+      : stream(c10::cuda::getStreamFromPool(/*isHighPriority=*/false, device)) {}
+  c10::cuda::CUDAStream stream;
+  at::cuda::CUDAEvent event;  // reused: each wait is enqueued right after its record
+  bool used = false;          // work was queued since the last join
+#endif
+};
 
 ShardedAdamW::ShardedAdamW(std::vector<TrainableTensor> params, Communicator& comm,
                            AdamWOptions options, torch::ScalarType master_dtype)
@@ -33,6 +51,10 @@ ShardedAdamW::ShardedAdamW(std::vector<TrainableTensor> params, Communicator& co
 }
 
 ShardedAdamW::~ShardedAdamW() {
+#ifdef PS_WITH_CUDA
+  // Queued side-stream work reads tensors this object owns.
+  if (side_ && side_->used) side_->stream.synchronize();
+#endif
   // The hooks point at this object: take them off the (longer-lived) parameters.
   for (size_t i = 0; i < hooks_.size(); ++i) params_[i].param.remove_hook(hooks_[i]);
 }
@@ -76,7 +98,7 @@ torch::Tensor ShardedAdamW::ReduceBuffer(size_t i, const torch::Tensor& extra) c
 }
 
 void ShardedAdamW::EnableOverlap() {
-  if (comm_.size() == 1 || !hooks_.empty()) return;
+  if ((comm_.size() == 1 && !update_enabled_) || !hooks_.empty()) return;
   reduce_order_.resize(params_.size());
   std::iota(reduce_order_.rbegin(), reduce_order_.rend(), size_t{0});
   pending_.assign(params_.size(), torch::Tensor());
@@ -86,6 +108,73 @@ void ShardedAdamW::EnableOverlap() {
     hooks_.push_back(params_[i].param.register_hook(
         [this, i](const torch::Tensor& grad) { OnGradientReady(i, grad); }));
   }
+}
+
+void ShardedAdamW::EnableOverlappedUpdate() {
+  update_enabled_ = true;
+  EnableOverlap();
+}
+
+void ShardedAdamW::BeginTensorUpdates(double lr, TensorUpdateFns fns) {
+  if (!update_enabled_)
+    throw Error("ShardedAdamW: BeginTensorUpdates without EnableOverlappedUpdate");
+  if (update_active_) throw Error("ShardedAdamW: BeginTensorUpdates twice in one step");
+  update_active_ = true;
+  update_lr_ = lr;
+  update_fns_ = std::move(fns);
+  updated_.assign(params_.size(), 0);
+  stepped_.assign(params_.size(), 0);
+  updated_during_backward_ = 0;
+}
+
+void ShardedAdamW::UpdateDuringBackward(size_t i) {
+  Slot& s = slots_[i];
+#ifdef PS_WITH_CUDA
+  if (s.master.is_cuda()) {
+    const c10::DeviceIndex dev = s.master.device().index();
+    if (!side_) side_ = std::make_unique<SideStream>(dev);
+    // The reduce (or, on one rank, the gradient's computation) is queued on the current stream.
+    side_->event.record(c10::cuda::getCurrentCUDAStream(dev));
+    side_->event.block(side_->stream);
+    side_->used = true;
+    c10::cuda::CUDAStreamGuard guard(side_->stream);
+    if (update_fns_.before) update_fns_.before(i);
+    StepOne(i, update_lr_, step_ + 1);
+    if (update_fns_.after) update_fns_.after(i);
+    // The gradient buffer came from the current stream's pool: it must not be reused there before
+    // the side stream is done with it.
+    s.grad.record_stream(side_->stream);
+    s.grad = torch::Tensor();
+    updated_[i] = 1;
+    ++updated_during_backward_;
+    return;
+  }
+#endif
+  if (update_fns_.before) update_fns_.before(i);
+  StepOne(i, update_lr_, step_ + 1);
+  if (update_fns_.after) update_fns_.after(i);
+  s.grad = torch::Tensor();
+  updated_[i] = 1;
+  ++updated_during_backward_;
+}
+
+void ShardedAdamW::FinishTensorUpdates() {
+  if (!update_active_) throw Error("ShardedAdamW: FinishTensorUpdates without BeginTensorUpdates");
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (!stepped_[i]) continue;
+    if (update_fns_.after) update_fns_.after(i);
+  }
+#ifdef PS_WITH_CUDA
+  if (side_ && side_->used) {
+    const c10::DeviceIndex dev = side_->stream.device_index();
+    side_->event.record(side_->stream);
+    side_->event.block(c10::cuda::getCurrentCUDAStream(dev));
+    side_->used = false;
+  }
+#endif
+  update_active_ = false;
+  update_fns_ = TensorUpdateFns{};
 }
 
 void ShardedAdamW::ArmOverlap() {
@@ -111,6 +200,8 @@ void ShardedAdamW::LaunchReadyReduces() {
     if (Owns(i)) slots_[i].grad = pending_[i];
     pending_[i] = torch::Tensor();
     ++next_reduce_;
+    // In the armed pass (not in ReduceGradients' finish, which clears armed_ first).
+    if (armed_ && update_active_ && Owns(i)) UpdateDuringBackward(i);
   }
 }
 
@@ -145,28 +236,49 @@ void ShardedAdamW::Step(double lr) {
   torch::NoGradGuard no_grad;
   ++step_;
   for (size_t i = 0; i < params_.size(); ++i) {
-    if (Owns(i) && !slots_[i].grad.defined())
+    if (Owns(i) && !slots_[i].grad.defined() && !(update_active_ && updated_[i]))
       throw Error("ShardedAdamW: Step without ReduceGradients (" + params_[i].name + ")");
   }
+  if (update_active_) {
+    // The overlapped update: only the tensors not updated during backward, one by one.
+    if (lr != update_lr_) throw Error("ShardedAdamW: Step's lr differs from BeginTensorUpdates'");
+    for (size_t i = 0; i < params_.size(); ++i) {
+      if (!Owns(i) || updated_[i]) continue;
+      if (update_fns_.before) update_fns_.before(i);
+      StepOne(i, lr, step_);
+      slots_[i].grad = torch::Tensor();
+      stepped_[i] = 1;
+    }
+    return;
+  }
   if (!StepFused(lr)) {
-    const double bc1 = 1.0 - std::pow(options_.beta1, static_cast<double>(step_));
-    const double bc2 = 1.0 - std::pow(options_.beta2, static_cast<double>(step_));
-    StepUnfused(lr, bc1, bc2);
+    for (size_t i = 0; i < params_.size(); ++i)
+      if (Owns(i)) StepOne(i, lr, step_);
   }
   for (auto& s : slots_) s.grad = torch::Tensor();
 }
 
-void ShardedAdamW::StepUnfused(double lr, double bc1, double bc2) {
-  for (size_t i = 0; i < params_.size(); ++i) {
-    if (!Owns(i)) continue;
-    Slot& s = slots_[i];
-    // torch.optim.AdamW's update, term by term.
-    if (options_.weight_decay != 0) s.master.mul_(1.0 - lr * options_.weight_decay);
-    s.exp_avg.mul_(options_.beta1).add_(s.grad, 1.0 - options_.beta1);
-    s.exp_avg_sq.mul_(options_.beta2).addcmul_(s.grad, s.grad, 1.0 - options_.beta2);
-    torch::Tensor denom = (s.exp_avg_sq.sqrt() / std::sqrt(bc2)).add_(options_.eps);
-    s.master.addcdiv_(s.exp_avg, denom, -lr / bc1);
+void ShardedAdamW::StepOne(size_t i, double lr, int64_t step) {
+  Slot& s = slots_[i];
+#ifdef PS_HAVE_FUSED_ADAMW
+  if (s.master.is_cuda()) {
+    // The same kernel as StepFused, on one tensor: identical results (it is element-wise).
+    std::vector<torch::Tensor> p{s.master}, g{s.grad}, m{s.exp_avg}, v{s.exp_avg_sq};
+    std::vector<torch::Tensor> steps{torch::full(
+        {}, static_cast<double>(step), torch::dtype(torch::kFloat32).device(s.master.device()))};
+    at::_fused_adamw_(p, g, m, v, {}, steps, lr, options_.beta1, options_.beta2,
+                      options_.weight_decay, options_.eps, /*amsgrad=*/false, /*maximize=*/false);
+    return;
   }
+#endif
+  // torch.optim.AdamW's update, term by term.
+  const double bc1 = 1.0 - std::pow(options_.beta1, static_cast<double>(step));
+  const double bc2 = 1.0 - std::pow(options_.beta2, static_cast<double>(step));
+  if (options_.weight_decay != 0) s.master.mul_(1.0 - lr * options_.weight_decay);
+  s.exp_avg.mul_(options_.beta1).add_(s.grad, 1.0 - options_.beta1);
+  s.exp_avg_sq.mul_(options_.beta2).addcmul_(s.grad, s.grad, 1.0 - options_.beta2);
+  torch::Tensor denom = (s.exp_avg_sq.sqrt() / std::sqrt(bc2)).add_(options_.eps);
+  s.master.addcdiv_(s.exp_avg, denom, -lr / bc1);
 }
 
 // On CUDA with LibTorch 2.x: torch's fused AdamW kernel (what torch.optim.AdamW(fused=True) runs),

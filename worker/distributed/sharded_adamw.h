@@ -11,13 +11,23 @@
 // stream with NCCL; on CPU/MPI they run inline, which keeps the schedule but hides nothing).
 // ReduceGradients then only finishes the tensors not yet reduced. The sums are the same tensors
 // reduced by the same collectives, so results are identical with and without overlap.
+// Overlapped update (EnableOverlappedUpdate, then BeginTensorUpdates(lr, ...) each step): in the
+// armed pass the owner also runs the rest of the step for each owned tensor as soon as its reduce
+// is launched: before(i), AdamW with this step's count and lr, after(i) (the method's λ2 gradient
+// and prox). On CUDA that work goes to a side stream that waits for the reduce, so it runs while
+// backward computes earlier layers; on the CPU it runs inline. Step(lr) then does the same for the
+// tensors not updated during backward, FinishTensorUpdates() their after(i) and makes the current
+// stream wait for the side stream (Publish and the next forward see every update). AdamW is
+// element-wise, so per-tensor and all-at-once updates give identical results.
 // Optimizer state (exp_avg, exp_avg_sq, and a master copy when the model's dtype differs from the
 // master dtype) lives only on the owner, so memory per rank falls as ranks grow.
 #pragma once
 
 #include <torch/types.h>
 
+#include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -55,7 +65,9 @@ class ShardedAdamW {
   int64_t step_count() const { return step_; }
 
   // Owned tensors only: the master weights (what AdamW and the prox update) and the summed
-  // gradient in the master dtype (valid between ReduceGradients and Step).
+  // gradient in the master dtype (valid between ReduceGradients and Step). On one rank the
+  // gradient may be autograd's own buffer, which autograd may share: replace it
+  // (grad(i) = grad(i) + x) rather than modify it in place.
   torch::Tensor& master(size_t i);
   torch::Tensor& grad(size_t i);
 
@@ -69,6 +81,19 @@ class ShardedAdamW {
   void ReduceGradients();
   void Step(double lr);
   void Publish();
+
+  // Overlapped update. EnableOverlappedUpdate registers the gradient hooks (on one rank too).
+  // BeginTensorUpdates, before the step's first backward pass, turns it on for this step: the armed
+  // pass updates owned tensors as their reduces are launched, Step(lr) (same lr) updates the rest
+  // (before + AdamW) and FinishTensorUpdates runs the rest's after() and joins the side stream.
+  struct TensorUpdateFns {
+    std::function<void(size_t)> before, after;  // owner side, per owned tensor; may be empty
+  };
+  void EnableOverlappedUpdate();
+  void BeginTensorUpdates(double lr, TensorUpdateFns fns);
+  void FinishTensorUpdates();
+  // Owned tensors updated during the last step's backward pass (tests, logs).
+  int64_t updated_during_backward() const { return updated_during_backward_; }
 
   // Checkpoint support: the owned state as named tensors ("NAME.exp_avg", "NAME.exp_avg_sq",
   // "NAME.master"), and loading it back (after a possibly different ownership plan: callers pass
@@ -87,8 +112,12 @@ class ShardedAdamW {
   // The summed-gradient buffer for tensor i: its full gradient in the master dtype, never aliasing
   // autograd's buffers (the reduce writes into it).
   torch::Tensor ReduceBuffer(size_t i, const torch::Tensor& extra) const;
-  void StepUnfused(double lr, double bc1, double bc2);
   bool StepFused(double lr);
+  // AdamW on owned tensor i alone, as step number `step` (the fused kernel on CUDA where LibTorch
+  // has it, else torch.optim.AdamW's formula term by term).
+  void StepOne(size_t i, double lr, int64_t step);
+  // The overlapped update of owned tensor i during the armed pass (side stream on CUDA).
+  void UpdateDuringBackward(size_t i);
   std::vector<TrainableTensor> params_;
   Communicator& comm_;
   AdamWOptions options_;
@@ -101,6 +130,16 @@ class ShardedAdamW {
   std::vector<torch::Tensor> pending_;  // gradients ready to reduce, per tensor
   size_t next_reduce_ = 0;              // reduces launched so far in this step
   bool armed_ = false;
+  // Overlapped update state.
+  bool update_enabled_ = false;  // EnableOverlappedUpdate was called
+  bool update_active_ = false;   // between BeginTensorUpdates and FinishTensorUpdates
+  double update_lr_ = 0;
+  TensorUpdateFns update_fns_;
+  std::vector<char> updated_;  // per tensor: updated in this step's backward pass
+  std::vector<char> stepped_;  // per tensor: AdamW done by Step() (after() still due)
+  int64_t updated_during_backward_ = 0;
+  struct SideStream;                  // CUDA side stream and event (sharded_adamw.cc)
+  std::unique_ptr<SideStream> side_;  // created at the first CUDA update
 };
 
 }  // namespace ps

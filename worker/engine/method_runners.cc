@@ -37,6 +37,8 @@ class MaskLlmHooks : public TrainHooks {
   explicit MaskLlmHooks(MaskLlm& m, NMPattern p) : m_(m), p_(p) {}
   void BeforeStep(int64_t step, int64_t total) override { m_.SetProgress(step, total); }
   torch::Tensor ExtraLoss() override { return m_.Regularizer(); }
+  // No owner-side work (the regulariser's gradient comes through backward).
+  bool SupportsTensorUpdates() const override { return true; }
   MaskCounts Counts(ShardedAdamW& opt) override {
     MaskCounts c;
     // Logits are tiny next to weights: the owner of the first one counts them all, once (the
@@ -66,7 +68,11 @@ class MaskedUpdateHooks : public TrainHooks {
   explicit MaskedUpdateHooks(MaskedUpdate& mu) : mu_(mu) {}
   void OwnerAfterUpdate(ShardedAdamW& opt) override {
     for (size_t i = 0; i < opt.size(); ++i)
-      if (opt.Owns(i)) mu_.ApplyMaskTo(opt.name(i), opt.master(i));
+      if (opt.Owns(i)) OwnerAfterUpdateTensor(opt, i);
+  }
+  bool SupportsTensorUpdates() const override { return true; }
+  void OwnerAfterUpdateTensor(ShardedAdamW& opt, size_t i) override {
+    mu_.ApplyMaskTo(opt.name(i), opt.master(i));
   }
 
  private:

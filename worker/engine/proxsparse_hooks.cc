@@ -29,33 +29,55 @@ void ProxSparseHooks::EnsureOriginals(ShardedAdamW& opt) {
 
 void ProxSparseHooks::OwnerBeforeUpdate(ShardedAdamW& opt) {
   EnsureOriginals(opt);
-  if (s_.lambda2 == 0) return;
-  torch::NoGradGuard no_grad;
-  for (size_t i = 0; i < opt.size(); ++i) {
-    if (!is_target_[i] || !opt.Owns(i)) continue;
-    const torch::Tensor& w = opt.master(i);
-    const torch::Tensor& w0 = w0_[i];
-    // d = W0 + ε·sgn(W0), sgn(0) = 1; r = (W / d) ⊙ (W − W0); ∇‖r‖² = 2 r ⊙ (2W − W0) / d.
-    torch::Tensor d =
-        w0 + s_.epsilon * torch::where(w0 >= 0, torch::ones_like(w0), -torch::ones_like(w0));
-    torch::Tensor r = (w / d) * (w - w0);
-    opt.grad(i).add_(2.0 * s_.lambda2 * r * (2 * w - w0) / d);
-  }
+  for (size_t i = 0; i < opt.size(); ++i)
+    if (opt.Owns(i)) OwnerBeforeUpdateTensor(opt, i);
 }
 
 void ProxSparseHooks::OwnerAfterUpdate(ShardedAdamW& opt) {
+  BeginTensorUpdates(opt);
+  for (size_t i = 0; i < opt.size(); ++i)
+    if (opt.Owns(i)) OwnerAfterUpdateTensor(opt, i);
+  EndTensorUpdates(opt);
+}
+
+void ProxSparseHooks::BeginTensorUpdates(ShardedAdamW& opt) {
   EnsureOriginals(opt);
+  if (opt.size() > 0) prox_stats_ = prox::NewStatsBuffer(opt.param(0).device());
+}
+
+void ProxSparseHooks::OwnerBeforeUpdateTensor(ShardedAdamW& opt, size_t i) {
+  if (s_.lambda2 == 0 || !is_target_[i]) return;
   torch::NoGradGuard no_grad;
-  for (size_t i = 0; i < opt.size(); ++i) {
-    if (!is_target_[i] || !opt.Owns(i)) continue;
-    torch::Tensor& w = opt.master(i);
-    prox::ProxInPlace(w, static_cast<float>(s_.lambda1), s_.pattern);
-    if (s_.hard == "project") {
-      w.copy_(ApplyMask(w, TopNMaskUnchecked(w, s_.pattern)));
-    } else if (s_.hard == "snap") {
-      w.copy_(ApplyMask(w0_[i], TopNMaskUnchecked(w, s_.pattern)));
-    }
+  const torch::Tensor& w = opt.master(i);
+  const torch::Tensor& w0 = w0_[i];
+  // d = W0 + ε·sgn(W0), sgn(0) = 1; r = (W / d) ⊙ (W − W0); ∇‖r‖² = 2 r ⊙ (2W − W0) / d.
+  torch::Tensor d =
+      w0 + s_.epsilon * torch::where(w0 >= 0, torch::ones_like(w0), -torch::ones_like(w0));
+  torch::Tensor r = (w / d) * (w - w0);
+  // Out of place: on one rank the gradient may be autograd's (shared) buffer.
+  opt.grad(i) = opt.grad(i) + 2.0 * s_.lambda2 * r * (2 * w - w0) / d;
+}
+
+void ProxSparseHooks::OwnerAfterUpdateTensor(ShardedAdamW& opt, size_t i) {
+  if (!is_target_[i]) return;
+  if (!prox_stats_.defined()) throw Error("ProxSparseHooks: prox before BeginTensorUpdates");
+  torch::NoGradGuard no_grad;
+  torch::Tensor& w = opt.master(i);
+  prox::ProxInPlaceAccumulate(w, static_cast<float>(s_.lambda1), s_.pattern, prox_stats_);
+  if (s_.hard == "project") {
+    w.copy_(ApplyMask(w, TopNMaskUnchecked(w, s_.pattern)));
+  } else if (s_.hard == "snap") {
+    w.copy_(ApplyMask(w0_[i], TopNMaskUnchecked(w, s_.pattern)));
   }
+}
+
+void ProxSparseHooks::EndTensorUpdates(ShardedAdamW&) {
+  if (!prox_stats_.defined()) return;
+  const prox::ProxStats st = prox::ReadStats(prox_stats_);
+  prox_stats_ = torch::Tensor();
+  if (st.groups_nonfinite > 0)
+    throw Error("prox: " + std::to_string(st.groups_nonfinite) + " of " +
+                std::to_string(st.groups) + " groups contain NaN or Inf (left unchanged)");
 }
 
 MaskCounts ProxSparseHooks::Counts(ShardedAdamW& opt) {

@@ -38,6 +38,14 @@ class ProxSparseHooks : public TrainHooks {
 
   void OwnerBeforeUpdate(ShardedAdamW& opt) override;
   void OwnerAfterUpdate(ShardedAdamW& opt) override;
+  // Every step of ProxSparse is per tensor: the overlapped update runs it during backward.
+  bool SupportsTensorUpdates() const override { return true; }
+  void BeginTensorUpdates(ShardedAdamW& opt) override;
+  void OwnerBeforeUpdateTensor(ShardedAdamW& opt, size_t i) override;
+  void OwnerAfterUpdateTensor(ShardedAdamW& opt, size_t i) override;
+  // Throws if the prox met NaN/Inf groups (its statistics are read once per step: no sync per
+  // tensor, so that the prox can run inside backward without stalling it).
+  void EndTensorUpdates(ShardedAdamW& opt) override;
   MaskCounts Counts(ShardedAdamW& opt) override;
 
   // Owner side, at the end: the top-N mask of each owned target's learned weights.
@@ -51,6 +59,7 @@ class ProxSparseHooks : public TrainHooks {
   std::vector<torch::Tensor> w0_;         // per tensor, owned targets only
   std::vector<torch::Tensor> last_mask_;  // per tensor, for mask flips
   bool originals_ready_ = false;
+  torch::Tensor prox_stats_;  // this step's prox statistics (prox::NewStatsBuffer), on the device
 };
 
 }  // namespace ps

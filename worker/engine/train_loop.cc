@@ -112,6 +112,14 @@ int64_t LoadCheckpoint(const std::filesystem::path& dir, ShardedAdamW& opt, Trai
   return step;
 }
 
+void CheckLossFinite(double loss, int64_t step, const TrainOptions& options) {
+  if (!std::isfinite(loss))
+    throw Error(
+        "non-finite loss (" + std::to_string(loss) + ") at step " + std::to_string(step + 1) +
+        "; stopping. The last good checkpoint is kept in " +
+        (options.checkpoint_dir.empty() ? std::string("(none)") : options.checkpoint_dir.string()));
+}
+
 }  // namespace
 
 void InstallStopSignalHandlers() {
@@ -129,6 +137,19 @@ TrainResult TrainLoop(LlamaForCausalLM& model, std::vector<TrainableTensor> para
   auto opt =
       std::make_unique<ShardedAdamW>(std::move(params), comm, AdamWOptions{}, options.master_dtype);
   if (options.overlap_communication) opt->EnableOverlap();
+  bool overlap_update = options.overlap_update;
+  if (overlap_update && !hooks.SupportsTensorUpdates()) {
+    overlap_update = false;
+    if (comm.rank() == 0)
+      progress.Log(
+          "overlap_update: this method's owner-side hooks need every gradient first; AdamW and "
+          "the hooks run after backward instead (serial path)");
+  }
+  if (overlap_update) {
+    opt->EnableOverlappedUpdate();
+    if (comm.rank() == 0)
+      progress.Log("overlap_update: AdamW and the owner-side hooks run during the last backward");
+  }
   if (comm.rank() == 0) progress.Log(opt->plan().Describe());
   TrainResult result;
   const torch::Device device = model.device();
@@ -161,6 +182,13 @@ TrainResult TrainLoop(LlamaForCausalLM& model, std::vector<TrainableTensor> para
     const auto ts = Clock::now();
     hooks.BeforeStep(step, options.total_steps);
     opt->ZeroGrad();
+    const double lr = schedule.LearningRate(step);
+    if (overlap_update) {
+      hooks.BeginTensorUpdates(*opt);
+      ShardedAdamW& o = *opt;
+      opt->BeginTensorUpdates(lr, {[&hooks, &o](size_t i) { hooks.OwnerBeforeUpdateTensor(o, i); },
+                                   [&hooks, &o](size_t i) { hooks.OwnerAfterUpdateTensor(o, i); }});
+    }
     // The global batch of this step and its token count (known to every rank: no communication).
     std::vector<const std::vector<int32_t>*> batch;
     int64_t global_tokens = 0;
@@ -180,6 +208,17 @@ TrainResult TrainLoop(LlamaForCausalLM& model, std::vector<TrainableTensor> para
         std::max<size_t>(1, (share.size() + static_cast<size_t>(options.grad_accum) - 1) /
                                 static_cast<size_t>(options.grad_accum));
     bool extra_added = false;
+    // With the overlapped update, weights change during the last backward pass: the global loss
+    // must be known finite before it (one all-reduce and one sync, the first collective of the
+    // step on every rank, before any gradient reduce).
+    bool loss_checked = false;
+    auto check_loss_now = [&] {
+      torch::Tensor total = local_loss.clone();
+      comm.AllReduceSum(total);
+      loss_value = total.item<double>();
+      CheckLossFinite(loss_value, step, options);
+      loss_checked = true;
+    };
     for (size_t first = 0; first < share.size(); first += micro) {
       const size_t count = std::min(micro, share.size() - first);
       int64_t len = 0;
@@ -213,36 +252,45 @@ TrainResult TrainLoop(LlamaForCausalLM& model, std::vector<TrainableTensor> para
         if (extra.defined()) loss = loss + extra;
         extra_added = true;
       }
-      if (first + micro >= share.size()) opt->ArmOverlap();  // this rank's last backward
-      loss.backward();
       local_loss += loss.detach().to(torch::kFloat64);
+      if (first + micro >= share.size()) {  // this rank's last backward
+        if (overlap_update) check_loss_now();
+        opt->ArmOverlap();
+      }
+      loss.backward();
     }
     if (comm.rank() == 0 && !extra_added) {
       torch::Tensor extra = hooks.ExtraLoss();
       if (extra.defined()) {
+        local_loss += extra.detach().to(torch::kFloat64);
+        if (overlap_update) check_loss_now();
         opt->ArmOverlap();  // the only backward of this rank's step
         extra.backward();
-        local_loss += extra.detach().to(torch::kFloat64);
       }
     }
+    if (overlap_update && !loss_checked) check_loss_now();  // this rank ran no backward
     DeviceSync(device);
     const auto t_fb = Clock::now();
     opt->ReduceGradients();
-    comm.AllReduceSum(local_loss);
+    if (!overlap_update) comm.AllReduceSum(local_loss);
     DeviceSync(device);
     const auto t_comm1 = Clock::now();
-    loss_value = local_loss.item<double>();
-    if (!std::isfinite(loss_value))
-      throw Error("non-finite loss (" + std::to_string(loss_value) + ") at step " +
-                  std::to_string(step + 1) + "; stopping. The last good checkpoint is kept in " +
-                  (options.checkpoint_dir.empty() ? std::string("(none)")
-                                                  : options.checkpoint_dir.string()));
-    const double lr = schedule.LearningRate(step);
-    hooks.OwnerBeforeUpdate(*opt);
+    if (!overlap_update) {
+      loss_value = local_loss.item<double>();
+      CheckLossFinite(loss_value, step, options);
+      hooks.OwnerBeforeUpdate(*opt);
+    }
+    // Overlapped: only the tensors not updated during backward are left (before + AdamW here,
+    // after + the side stream's join below).
     opt->Step(lr);
     DeviceSync(device);
     const auto t_opt = Clock::now();
-    hooks.OwnerAfterUpdate(*opt);
+    if (overlap_update) {
+      opt->FinishTensorUpdates();
+      hooks.EndTensorUpdates(*opt);
+    } else {
+      hooks.OwnerAfterUpdate(*opt);
+    }
     DeviceSync(device);
     const auto t_prox = Clock::now();
     opt->Publish();

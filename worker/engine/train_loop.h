@@ -50,6 +50,20 @@ class TrainHooks {
   // Owner side, after AdamW and before publishing (the prox, hard projections, mask
   // re-application).
   virtual void OwnerAfterUpdate(ShardedAdamW& opt) {}
+  // The overlapped update (TrainOptions::overlap_update) runs the owner-side work tensor by tensor,
+  // each owned tensor as soon as its gradient is reduced in the step's last backward pass. Hooks
+  // whose owner-side work is per tensor return true here and implement the per-tensor forms, with
+  // OwnerBeforeUpdate/OwnerAfterUpdate equal to them applied to every owned tensor between
+  // BeginTensorUpdates and EndTensorUpdates; for the others the loop keeps the serial path.
+  virtual bool SupportsTensorUpdates() const { return false; }
+  // Every rank, before the step's backward passes (nothing is reduced yet).
+  virtual void BeginTensorUpdates(ShardedAdamW& opt) {}
+  // Owner side, tensor i only; may run inside the backward pass (on a side CUDA stream).
+  virtual void OwnerBeforeUpdateTensor(ShardedAdamW& opt, size_t i) {}
+  virtual void OwnerAfterUpdateTensor(ShardedAdamW& opt, size_t i) {}
+  // Every rank, once every owned tensor is updated and the device work joined (checks that need
+  // a host sync go here).
+  virtual void EndTensorUpdates(ShardedAdamW& opt) {}
   // This rank's counts over what it owns (the loop sums them over ranks).
   virtual MaskCounts Counts(ShardedAdamW& opt) { return {}; }
   // Extra tensors this rank's checkpoint shard must carry (and get back on resume).
@@ -73,6 +87,13 @@ struct TrainOptions {
   std::string stage = "train";
   // Start each tensor's reduce from its gradient hook during backward (ShardedAdamW overlap).
   bool overlap_communication = true;
+  // Also run each owned tensor's AdamW and the method's owner-side hooks (λ2, prox) from that
+  // hook, during this rank's last backward pass of the step (implies overlap_communication). The
+  // loss is all-reduced and checked finite before that pass, so a non-finite loss still stops the
+  // run before any weight changes. Falls back to the serial path, with a log line, for hooks that
+  // do not SupportsTensorUpdates(). Phase times then count the update work that overlapped
+  // backward as forward_backward; optimizer and prox are what is left after backward.
+  bool overlap_update = false;
 };
 
 struct TrainResult {
