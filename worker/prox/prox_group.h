@@ -1,7 +1,8 @@
 // EnumALM for ONE group of M weights, in fp32: the arithmetic shared verbatim by the CPU fast path
 // (prox_cpu.cc) and the CUDA kernel (prox_cuda.cu), so the CPU tests exercise exactly what the GPU
 // runs. Straight-line code over compile-time N and M (everything stays in registers on the GPU:
-// no runtime-indexed arrays, sorting and unsorting are done by rank selection).
+// no runtime-indexed arrays; sorting is a compare-exchange network whose swaps are replayed in
+// reverse to unsort).
 //
 // The problem (eq. 6 of the ProxSparse paper, generalised to N:M): for a group y,
 //     w* = argmin_w 1/2 ||w - y||^2 + lambda * Reg(w),   Reg(w) = e_{N+1}(|w_1|, ..., |w_M|),
@@ -138,8 +139,58 @@ inline constexpr int kCostChord3 = 35;  // one PairMin (a divide) and a ChordMin
 inline constexpr int kCostChord4 = 95;
 template <int N, int K>
 inline constexpr int kCostObjective = K*(N + 1) + 3 * K + 4;
+// Sorting networks of compare-exchanges (Lo(c), Hi(c)), Lo < Hi: 5 for M = 4, Batcher's 19 for
+// M = 8. With the exchange "swap when Hi's value is larger, or equal with a lower original index"
+// the result is the stable descending order (ties: lower index first), checked exhaustively on
+// small-integer inputs, the same order the SIMD path's rank counting gives.
 template <int M>
-inline constexpr int kCostBase = 6 * M* M + 12 * M + 20;  // check, rank, scale, sort, unsort
+PS_HD constexpr int SortNetSize() {
+  static_assert(M == 4 || M == 8, "sorting networks exist for M = 4 and 8");
+  return M == 4 ? 5 : 19;
+}
+template <int M>
+PS_HD constexpr int SortNetLo(int c) {
+  constexpr int k4[5] = {0, 2, 0, 1, 1};
+  constexpr int k8[19] = {0, 2, 4, 6, 0, 1, 4, 5, 1, 5, 0, 3, 1, 2, 1, 3, 2, 3, 3};
+  return M == 4 ? k4[c] : k8[c];
+}
+template <int M>
+PS_HD constexpr int SortNetHi(int c) {
+  constexpr int k4[5] = {1, 3, 2, 3, 2};
+  constexpr int k8[19] = {1, 3, 5, 7, 2, 3, 6, 7, 2, 6, 4, 7, 5, 6, 4, 6, 4, 5, 4};
+  return M == 4 ? k4[c] : k8[c];
+}
+
+// Exchanges C.. of the network on v (carrying the original indices idx for the tie rule),
+// recording in swapped[c] whether exchange c swapped; then the reverse replay on x.
+template <int M, int C = 0>
+PS_HD void SortDescending(float (&v)[M], int (&idx)[M], bool (&swapped)[SortNetSize<M>()]) {
+  if constexpr (C < SortNetSize<M>()) {
+    constexpr int lo = SortNetLo<M>(C), hi = SortNetHi<M>(C);
+    const bool s = v[hi] > v[lo] || (v[hi] == v[lo] && idx[hi] < idx[lo]);
+    swapped[C] = s;
+    const float vl = v[lo], vh = v[hi];
+    const int il = idx[lo], ih = idx[hi];
+    v[lo] = s ? vh : vl;
+    v[hi] = s ? vl : vh;
+    idx[lo] = s ? ih : il;
+    idx[hi] = s ? il : ih;
+    SortDescending<M, C + 1>(v, idx, swapped);
+  }
+}
+template <int M, int C = SortNetSize<M>() - 1>
+PS_HD void Unsort(float (&x)[M], const bool (&swapped)[SortNetSize<M>()]) {
+  if constexpr (C >= 0) {
+    constexpr int lo = SortNetLo<M>(C), hi = SortNetHi<M>(C);
+    const float xl = x[lo], xh = x[hi];
+    x[lo] = swapped[C] ? xh : xl;
+    x[hi] = swapped[C] ? xl : xh;
+    Unsort<M, C - 1>(x, swapped);
+  }
+}
+
+template <int M>  // check, sort (8 per exchange), unsort (2 per exchange), scale, signs
+inline constexpr int kCostBase = 10 * SortNetSize<M>() + 10 * M + 20;
 
 // Interval bounds on every fixed point of ALM on the first K coordinates (a fixed point has
 // w_i = max(v_i - lam e_N(w_others), 0); e_N is increasing in each argument, so 0 <= w <= v gives
@@ -521,35 +572,26 @@ PS_HD GroupOutcome ProxGroup(float (&y)[M], float lambda, float rel_tol,
     out.finite = false;
     return out;
   }
-  // Rank of each coordinate in descending |y| (ties: lower index first), then the sorted z.
-  float z[M];
-  int rank[M];
-  PS_UNROLL
-  for (int i = 0; i < M; ++i) z[i] = Abs(y[i]);
+  // z = |y| sorted descending (ties: lower index first); swapped[] records the network's
+  // exchanges so that replaying them in reverse unsorts the result.
+  float v[M];
+  int idx[M];
   PS_UNROLL
   for (int i = 0; i < M; ++i) {
-    int r = 0;
-    PS_UNROLL
-    for (int j = 0; j < M; ++j) r += (z[j] > z[i] || (z[j] == z[i] && j < i)) ? 1 : 0;
-    rank[i] = r;
+    v[i] = Abs(y[i]);
+    idx[i] = i;
   }
-  float zmax = 0.0f;
-  PS_UNROLL
-  for (int i = 0; i < M; ++i) zmax = Max(zmax, z[i]);
+  bool swapped[SortNetSize<M>()];
+  SortDescending<M>(v, idx, swapped);
+  const float zmax = v[0];
   if (zmax == 0.0f) return out;  // all zeros: already sparse, objective 0
 
   // Power-of-two scale: z_1 * 2^-e in [0.5, 1) (exponent clamped so both factors are normal).
   int e = static_cast<int>((FloatBits(zmax) >> 23) & 0xff) - 126;
   e = e < -126 ? -126 : (e > 126 ? 126 : e);
   const float down = Pow2(-e), up = Pow2(e);
-  float v[M];
   PS_UNROLL
-  for (int k = 0; k < M; ++k) {
-    float s = 0.0f;
-    PS_UNROLL
-    for (int i = 0; i < M; ++i) s = rank[i] == k ? z[i] : s;
-    v[k] = s * down;
-  }
+  for (int k = 0; k < M; ++k) v[k] *= down;
   // lambda * s^(N-1), saturated: a huge lambda only ever selects the top-N candidate.
   float lam = lambda;
   PS_UNROLL
@@ -574,14 +616,12 @@ PS_HD GroupOutcome ProxGroup(float (&y)[M], float lambda, float rel_tol,
                                algo == ProxAlgo::kNewtonBounds, budget, best, best_obj, out);
     if (out.deferred) return out;
   }
-  // Unsort, unscale, restore signs; pruned weights become +0.
+  // Unsort (the exchanges replayed in reverse), unscale, restore signs; pruned weights become +0.
+  Unsort<M>(best, swapped);
   PS_UNROLL
   for (int i = 0; i < M; ++i) {
-    float b = 0.0f;
-    PS_UNROLL
-    for (int k = 0; k < M; ++k) b = rank[i] == k ? best[k] : b;
-    const float mag = b * up;
-    y[i] = b > 0.0f ? (y[i] < 0.0f ? -mag : mag) : 0.0f;
+    const float mag = best[i] * up;
+    y[i] = best[i] > 0.0f ? (y[i] < 0.0f ? -mag : mag) : 0.0f;
   }
   const double s = static_cast<double>(up);
   out.objective = static_cast<double>(best_obj) * s * s;
