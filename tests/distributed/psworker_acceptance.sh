@@ -5,6 +5,8 @@
 #   kill -9      a rank killed mid-run ends the whole job non-zero within a bounded time;
 #   resume       from that run's checkpoint on the same rank count, and on other rank counts,
 #                the final masks equal the uninterrupted run's;
+#   overlap      method.overlap_update: true on 2 ranks gives the 2-rank run's masks and weights
+#                exactly;
 #   nan          an absurd learning rate makes the loss non-finite: the run stops non-zero with a
 #                clear message and the last good checkpoint is kept.
 # Usage: psworker_acceptance.sh MPIEXEC PSWORKER COMPARE_RUNS SHARED_DATA [WORKDIR]
@@ -31,6 +33,14 @@ for np in 1 2 4; do
   run $np "$work/r$np" --keep-checkpoints >"$work/r$np.log" 2>&1 || { echo "FAIL: $np ranks"; tail -20 "$work/r$np.log"; fail=1; }
 done
 for np in 2 4; do check "$compare" "$work/r1" "$work/r$np" --weights-tol 1e-4; done
+
+echo "== overlapped update (method.overlap_update: true): 2 ranks, bit-identical to the serial run"
+sed -i 's/^  master_dtype: fp32$/&\n  overlap_update: true/' "$work/job.yaml"
+check grep -q "overlap_update: true" "$work/job.yaml"
+run 2 "$work/r2-overlap" --keep-checkpoints >"$work/r2-overlap.log" 2>&1 || { echo "FAIL: overlap_update"; tail -20 "$work/r2-overlap.log"; fail=1; }
+check grep -q "overlap_update: AdamW and the owner-side hooks run during the last backward" "$work/r2-overlap.log"
+check "$compare" "$work/r2" "$work/r2-overlap" --weights-tol 0
+job "$work/job.yaml" 8 1.0e-3
 
 echo "== kill -9 a rank mid-run"
 out=$work/killed
