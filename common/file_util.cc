@@ -1,6 +1,8 @@
 #include "common/file_util.h"
 
+#include <ftw.h>
 #include <openssl/evp.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -103,6 +105,27 @@ std::string Sha256File(const std::filesystem::path& path) {
   unsigned n = 0;
   if (!EVP_DigestFinal_ex(ctx.get(), md, &n)) throw Error("SHA-256 failed");
   return Hex(md, n);
+}
+
+namespace {
+thread_local int remove_tree_errno = 0;  // nftw's callback has no user pointer
+int RemoveEntry(const char* path, const struct stat*, int, struct FTW*) {
+  if (::remove(path) != 0 && remove_tree_errno == 0) remove_tree_errno = errno;
+  return 0;  // keep going: remove what can be removed, report the first failure
+}
+}  // namespace
+
+std::error_code RemoveTree(const std::filesystem::path& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) {
+    return errno == ENOENT ? std::error_code() : std::error_code(errno, std::generic_category());
+  }
+  remove_tree_errno = 0;
+  // FTW_DEPTH: children before their directory; FTW_PHYS: links are not followed.
+  if (::nftw(path.c_str(), RemoveEntry, 16, FTW_DEPTH | FTW_PHYS) != 0 && remove_tree_errno == 0)
+    remove_tree_errno = errno;
+  return remove_tree_errno == 0 ? std::error_code()
+                                : std::error_code(remove_tree_errno, std::generic_category());
 }
 
 }  // namespace ps

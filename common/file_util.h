@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <span>
 #include <string>
+#include <system_error>
 
 namespace ps {
 
@@ -32,5 +33,11 @@ std::string ReadFile(const std::filesystem::path& path);
 // Lower-case hex SHA-256.
 std::string Sha256Hex(std::span<const std::byte> bytes);
 std::string Sha256File(const std::filesystem::path& path);
+
+// Removes path and, if it is a directory, everything below it (symbolic links are removed, not
+// followed); a missing path is not an error. Returns the first error. Use this instead of
+// std::filesystem::remove_all: the CUDA LibTorch 2.x wheels export their own copy of that symbol,
+// and a call bound to it crashed psworker (a jump to address 0) on the GPU machine.
+std::error_code RemoveTree(const std::filesystem::path& path);
 
 }  // namespace ps

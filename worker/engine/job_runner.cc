@@ -304,7 +304,11 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
     report["wall_seconds"] = Since(t0);
     report["peak_rss_bytes"] = PeakRssBytes();
     WriteFileAtomic(out / "report.json", report.dump(2));
-    if (!options.keep_checkpoints) std::filesystem::remove_all(out / "checkpoints");
+    if (!options.keep_checkpoints) {
+      if (const std::error_code ec = RemoveTree(out / "checkpoints"))
+        std::fprintf(stderr, "warning: cannot remove %s: %s\n", (out / "checkpoints").c_str(),
+                     ec.message().c_str());
+    }
   }
   comm.Barrier();
   return report;

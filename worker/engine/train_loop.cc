@@ -66,17 +66,15 @@ void WriteCheckpoint(const std::filesystem::path& root, int64_t step, ShardedAda
                         {"loss", loss},
                         {"format", "proxsparse-checkpoint-v1"}};
     WriteFileAtomic(dir / "manifest.json", m.dump(2));
-    // Older complete checkpoints are superseded; keep only the newest. The list is taken first
-    // and removed afterwards: removing entries while a directory_iterator walks the same
-    // directory crashed psworker at its second checkpoint with LibTorch 2.x's toolchain (GCC 13).
+    // Older complete checkpoints are superseded; keep only the newest (listed first, removed
+    // afterwards, by RemoveTree: std::filesystem::remove_all crashed here with the CUDA LibTorch).
     // A failed removal of an old checkpoint only costs disk space, so it is reported, not fatal.
     std::vector<std::filesystem::path> old;
     for (const auto& e : std::filesystem::directory_iterator(root)) {
       if (e.is_directory() && e.path().filename() != dir.filename()) old.push_back(e.path());
     }
     for (const auto& p : old) {
-      std::error_code ec;
-      std::filesystem::remove_all(p, ec);
+      const std::error_code ec = RemoveTree(p);
       if (ec)
         std::fprintf(stderr, "warning: cannot remove old checkpoint %s: %s\n", p.c_str(),
                      ec.message().c_str());

@@ -32,16 +32,16 @@ StagingDir::StagingDir(fs::path out, const fs::path& in) : out_(std::move(out)) 
   PrepareOutputDir(out_, in);
   tmp_ = out_;
   tmp_ += ".partial." + std::to_string(::getpid());
+  if (const std::error_code ec = RemoveTree(tmp_))  // a stale one of a reused pid
+    throw Error("cannot clear " + tmp_.string() + ": " + ec.message());
   std::error_code ec;
-  fs::remove_all(tmp_, ec);
   fs::create_directories(tmp_, ec);
   if (ec) throw Error("cannot create " + tmp_.string() + ": " + ec.message());
 }
 
 StagingDir::~StagingDir() {
   if (done_) return;
-  std::error_code ec;
-  fs::remove_all(tmp_, ec);
+  RemoveTree(tmp_);
 }
 
 void StagingDir::Commit() {
