@@ -44,11 +44,11 @@ if [[ ${BENCH_SET:-} == overlap ]]; then
     timeout "$limit" "$b/bench/train_step_bench" --device cuda --steps "$steps" --warmup "$warmup" \
       $flags >"$out/step_$name.log" 2>&1
     echo "exit $?" >>"$out/step_$name.log"
-    grep -E "^step |MFU|^  [a-z_]+ +[0-9.]+ s/step|peak GPU|error|exit [^0]" "$out/step_$name.log"
+    grep -E "^step |MFU|^  [a-z_]+ +[0-9.]+ s/step|peak GPU|^final|error|exit [^0]" "$out/step_$name.log"
   done
   for r in "${runs[@]}"; do
     name=${r%%|*}
-    printf '%-16s %s\n' "$name" "$(grep -E "^step |MFU" "$out/step_$name.log" | tr '\n' ' ')"
+    printf '%-16s %s\n' "$name" "$(grep -E "^step |MFU|^final" "$out/step_$name.log" | tr '\n' ' ')"
   done | tee "$out/step_summary.txt"
   log "done"
   exit 0

@@ -227,6 +227,14 @@ int Main(int argc, char** argv) {
   mine = mine.to(device);
   comm->AllReduceSum(mine);
   mine = mine.cpu();
+  // A fingerprint of the trained weights after the run (per-tensor fp64 sums, added on the host):
+  // runs that must give the same weights (--overlap-update on and off, same other flags) print
+  // the same value, up to the non-determinism of the GPU kernels themselves.
+  double checksum = 0;
+  {
+    torch::NoGradGuard no_grad;
+    for (const auto& p : params) checksum += p.param.sum(torch::kFloat64).item<double>();
+  }
   if (comm->rank() == 0) {
     int64_t n_total = 0;
     for (const auto& p : model->parameters()) n_total += p.numel();
@@ -257,7 +265,7 @@ int Main(int argc, char** argv) {
                     (a.peak_tflops * 1e12));
     for (int i = 0; i < comm->size(); ++i)
       std::printf("  rank %d peak GPU memory %.2f GiB\n", i, mine[i].item<double>() / (1 << 30));
-    std::printf("final loss %.4f\n", r.final_loss);
+    std::printf("final loss %.6f, trained weights checksum %.12e\n", r.final_loss, checksum);
   }
   comm->Barrier();
   return 0;

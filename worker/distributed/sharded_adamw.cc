@@ -137,13 +137,14 @@ void ShardedAdamW::UpdateDuringBackward(size_t i) {
     side_->event.record(c10::cuda::getCurrentCUDAStream(dev));
     side_->event.block(side_->stream);
     side_->used = true;
+    // The gradient buffer came from the current stream's pool: it must not be reused there before
+    // the side stream is done with it (also when before(i) replaces it and drops the last
+    // reference while the side stream's reads of it are still queued).
+    s.grad.record_stream(side_->stream);
     c10::cuda::CUDAStreamGuard guard(side_->stream);
     if (update_fns_.before) update_fns_.before(i);
     StepOne(i, update_lr_, step_ + 1);
     if (update_fns_.after) update_fns_.after(i);
-    // The gradient buffer came from the current stream's pool: it must not be reused there before
-    // the side stream is done with it.
-    s.grad.record_stream(side_->stream);
     s.grad = torch::Tensor();
     updated_[i] = 1;
     ++updated_during_backward_;

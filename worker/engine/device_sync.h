@@ -5,4 +5,6 @@
 
 namespace ps {
 void DeviceSync(const torch::Device& device);
+// Waits for the current stream only (work queued on other streams may still run).
+void CurrentStreamSync(const torch::Device& device);
 }  // namespace ps

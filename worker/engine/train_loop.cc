@@ -267,11 +267,21 @@ TrainResult TrainLoop(LlamaForCausalLM& model, std::vector<TrainableTensor> para
       }
     }
     if (overlap_update && !loss_checked) check_loss_now();  // this rank ran no backward
-    DeviceSync(device);
+    // Overlapped: backward is done when the current stream is; the side stream's tail (updates not
+    // hidden by backward) is waited for below and counts as optimizer time.
+    if (overlap_update) {
+      CurrentStreamSync(device);
+    } else {
+      DeviceSync(device);
+    }
     const auto t_fb = Clock::now();
     opt->ReduceGradients();
-    if (!overlap_update) comm.AllReduceSum(local_loss);
-    DeviceSync(device);
+    if (overlap_update) {
+      CurrentStreamSync(device);
+    } else {
+      comm.AllReduceSum(local_loss);
+      DeviceSync(device);
+    }
     const auto t_comm1 = Clock::now();
     if (!overlap_update) {
       loss_value = local_loss.item<double>();

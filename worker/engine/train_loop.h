@@ -92,7 +92,8 @@ struct TrainOptions {
   // loss is all-reduced and checked finite before that pass, so a non-finite loss still stops the
   // run before any weight changes. Falls back to the serial path, with a log line, for hooks that
   // do not SupportsTensorUpdates(). Phase times then count the update work that overlapped
-  // backward as forward_backward; optimizer and prox are what is left after backward.
+  // backward as forward_backward; optimizer and prox are what is left after backward's stream is
+  // done (the side stream's tail, tensors updated late).
   bool overlap_update = false;
 };
 
