@@ -1,6 +1,7 @@
 #include "worker/sparse/cusparselt_linear.h"
 
 #include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime_api.h>
 #include <cusparseLt.h>
 
 #include <algorithm>
@@ -50,23 +51,46 @@ torch::Tensor Bytes(size_t n, const torch::Tensor& like) {
 //   kLibrary      cusparseLtMatmulSearch, then its pick and every algorithm id with split-K 1 are
 //                 timed alike and the fastest is kept (the library's pick alone varied between
 //                 runs on the H100: 0.97x to 1.39x of dense on one shape). Default for bf16.
-//   kManual       every algorithm id with split-K 1, timed, fastest kept. Default for fp16, whose
-//                 library search dies of an illegal instruction in cuSPARSELt 0.8.1 on the H100.
+//   kManual       every algorithm id with split-K 1, timed, fastest kept.
 //   kLibraryOnly  the library's pick as it is (the behaviour before the re-timing).
 //   kNone         the default algorithm, no search.
-enum class Mode { kNone, kManual, kLibrary, kLibraryOnly };
-const char* const kModeNames[] = {"0", "manual", "library", "library-only"};
+//   kKnown        no search: the algorithm measured best for this device and library (KnownFp16Id),
+//                 else the default. Default for fp16: on the H100 with cuSPARSELt 0.8.1 both the
+//                 library search and the in-process manual search die of an illegal instruction
+//                 (the CUDA context is lost), while every id pinned in a process of its own runs.
+enum class Mode { kNone, kManual, kLibrary, kLibraryOnly, kKnown };
+const char* const kModeNames[] = {"0", "manual", "library", "library-only", "known"};
 
 Mode SearchMode(cudaDataType type) {
   const char* env = std::getenv("PS_CUSPARSELT_SEARCH");
   const std::string v = env ? env : "";
-  if (v.empty()) return type == CUDA_R_16F ? Mode::kManual : Mode::kLibrary;
+  if (v.empty()) return type == CUDA_R_16F ? Mode::kKnown : Mode::kLibrary;
   if (v == "0") return Mode::kNone;
   if (v == "manual") return Mode::kManual;
   if (v == "library") return Mode::kLibrary;
   if (v == "library-only") return Mode::kLibraryOnly;
+  if (v == "known") return Mode::kKnown;
   throw Error("cuSPARSELt: PS_CUSPARSELT_SEARCH=" + v +
-              " is not one of 0, manual, library, library-only");
+              " is not one of 0, manual, library, library-only, known");
+}
+
+// The fp16 algorithm id measured fastest on this device and cuSPARSELt, or -1 (not measured: the
+// default algorithm). Measured on the H100 (sm_90) with cuSPARSELt 0.8.1, every id 0-20 pinned in
+// a process of its own (2026-11-25, docs/sparse-inference.md): id 6 was the fastest on all three
+// Llama-2-7B shapes, 1.40-1.47x of dense cuBLAS at M = 4096 and 16384 and 1.26-1.34x at 1024,
+// and passes sparse_check at every M.
+int KnownFp16Id() {
+#if defined(CUSPARSELT_VER_MAJOR) && defined(CUSPARSELT_VER_MINOR)
+  constexpr bool kLibrary08 = CUSPARSELT_VER_MAJOR == 0 && CUSPARSELT_VER_MINOR == 8;
+#else
+  constexpr bool kLibrary08 = false;
+#endif
+  int dev = 0, major = 0, minor = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess)
+    return -1;
+  return kLibrary08 && major == 9 && minor == 0 ? 6 : -1;
 }
 
 // What an algorithm selection needs to rebuild a plan: the library search's pick is read back
@@ -262,6 +286,17 @@ struct CusparseLtLinear::State {
   Choice Search(Plan& p, int64_t mp, const torch::Tensor& xb) {
     const Mode mode = SearchMode(type);
     if (mode == Mode::kNone) return {};
+    if (mode == Mode::kKnown) {
+      const int id = type == CUDA_R_16F ? KnownFp16Id() : -1;
+      const bool ok = id >= 0 && Apply(p, WithId(id));  // refused: p keeps the default plan
+      std::fprintf(stderr,
+                   "{\"cusparselt_search\":\"known\",\"dtype\":\"%s\",\"n\":%lld,\"k\":%lld,"
+                   "\"m\":%lld,\"chosen\":\"%s\"}\n",
+                   type == CUDA_R_16F ? "fp16" : "bf16", static_cast<long long>(n),
+                   static_cast<long long>(k), static_cast<long long>(mp),
+                   ok ? std::to_string(id).c_str() : "default");
+      return ok ? Choice{WithId(id), true} : Choice{};
+    }
     const auto* h = Handle();
     int max_id = 0;
     PS_CSLT(cusparseLtMatmulAlgGetAttribute(h, &p.alg, CUSPARSELT_MATMUL_ALG_CONFIG_MAX_ID, &max_id,
