@@ -28,7 +28,10 @@ def fmt(x, spec):
 def searches(rows):
     """The cuSPARSELt algorithm choices (one stderr JSON line per searched shape)."""
     for r in rows:
-        if "cusparselt_search" in r:
+        if r.get("cusparselt_search") == "known":  # no search: the measured id (or the default)
+            print("  search known   %s N%-5d K%-5d M%-5d chosen %s" % (
+                r["dtype"], r["n"], r["k"], r["m"], r["chosen"]))
+        elif "cusparselt_search" in r:
             print("  search %-7s %s N%-5d K%-5d M%-5d chosen %-7s %8s us by %-7s "
                   "(library %s, manual best %s; library status %s, %s ids)" % (
                       r["cusparselt_search"], r["dtype"], r["n"], r["k"], r["m"], r["chosen"],
