@@ -128,8 +128,8 @@ void ShardedAdamW::BeginTensorUpdates(double lr, TensorUpdateFns fns) {
 }
 
 void ShardedAdamW::UpdateDuringBackward(size_t i) {
-  Slot& s = slots_[i];
 #ifdef PS_WITH_CUDA
+  Slot& s = slots_[i];
   if (s.master.is_cuda()) {
     const c10::DeviceIndex dev = s.master.device().index();
     if (!side_) side_ = std::make_unique<SideStream>(dev);
@@ -142,19 +142,18 @@ void ShardedAdamW::UpdateDuringBackward(size_t i) {
     // reference while the side stream's reads of it are still queued).
     s.grad.record_stream(side_->stream);
     c10::cuda::CUDAStreamGuard guard(side_->stream);
-    if (update_fns_.before) update_fns_.before(i);
-    StepOne(i, update_lr_, step_ + 1);
-    if (update_fns_.after) update_fns_.after(i);
-    s.grad = torch::Tensor();
-    updated_[i] = 1;
-    ++updated_during_backward_;
+    UpdateOne(i);
     return;
   }
 #endif
+  UpdateOne(i);
+}
+
+void ShardedAdamW::UpdateOne(size_t i) {
   if (update_fns_.before) update_fns_.before(i);
   StepOne(i, update_lr_, step_ + 1);
   if (update_fns_.after) update_fns_.after(i);
-  s.grad = torch::Tensor();
+  slots_[i].grad = torch::Tensor();
   updated_[i] = 1;
   ++updated_during_backward_;
 }

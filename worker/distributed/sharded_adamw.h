@@ -116,6 +116,8 @@ class ShardedAdamW {
   // AdamW on owned tensor i alone, as step number `step` (the fused kernel on CUDA where LibTorch
   // has it, else torch.optim.AdamW's formula term by term).
   void StepOne(size_t i, double lr, int64_t step);
+  // The owner's update of tensor i during backward (hooks, AdamW, hooks), on the current stream.
+  void UpdateOne(size_t i);
   // The overlapped update of owned tensor i during the armed pass (side stream on CUDA).
   void UpdateDuringBackward(size_t i);
   std::vector<TrainableTensor> params_;

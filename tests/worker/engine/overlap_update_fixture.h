@@ -54,17 +54,27 @@ class SerialOnlyHooks : public ProxSparseHooks {
   bool SupportsTensorUpdates() const override { return false; }
 };
 
+// The model's target linear weights as the trainable tensors (every one a target), the rest
+// frozen.
+struct TargetParams {
+  std::vector<TrainableTensor> params;
+  std::vector<bool> is_target;
+};
+inline TargetParams TrainTargetsOnly(LlamaForCausalLM& model) {
+  TargetParams t;
+  for (const auto& l : model.TargetLinears()) {
+    t.params.push_back({l->path() + ".weight", l->weight});
+    t.is_target.push_back(true);
+  }
+  for (auto& p : model.parameters()) p.set_requires_grad(false);
+  for (auto& p : t.params) p.param.set_requires_grad(true);
+  return t;
+}
+
 inline OverlapRun RunOverlapCase(Communicator& comm, const OverlapCase& c, int steps = 3) {
   auto model = TinyModel(7, c.dtype);
   auto original = TinyModel(7, c.dtype);
-  std::vector<TrainableTensor> params;
-  std::vector<bool> is_target;
-  for (const auto& l : model->TargetLinears()) {
-    params.push_back({l->path() + ".weight", l->weight});
-    is_target.push_back(true);
-  }
-  for (auto& p : model->parameters()) p.set_requires_grad(false);
-  for (auto& t : params) t.param.set_requires_grad(true);
+  auto [params, is_target] = TrainTargetsOnly(*model);
   ProxSparseSettings s{NMPattern{2, 4}, 0.05, c.lambda2, 0.1, c.hard};
   auto w0 = [original](const std::string& name) -> torch::Tensor {
     return original->named_parameters()[name].detach();

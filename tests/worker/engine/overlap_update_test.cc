@@ -88,14 +88,7 @@ TEST(OverlapUpdate, HooksWithoutPerTensorFormFallBackToSerial) {
 TEST(OverlapUpdate, NonFiniteLossStopsBeforeAnyWeightChanges) {
   auto comm = MakeLocalCommunicator();
   auto model = testing::TinyModel(7, torch::kFloat32);
-  std::vector<TrainableTensor> params;
-  std::vector<bool> is_target;
-  for (const auto& l : model->TargetLinears()) {
-    params.push_back({l->path() + ".weight", l->weight});
-    is_target.push_back(true);
-  }
-  for (auto& p : model->parameters()) p.set_requires_grad(false);
-  for (auto& t : params) t.param.set_requires_grad(true);
+  auto [params, is_target] = testing::TrainTargetsOnly(*model);
   {
     torch::NoGradGuard no_grad;
     for (auto& np : model->named_parameters())
