@@ -164,11 +164,7 @@ cudaError_t Dispatch(const void* x, const void* values, const uint8_t* meta, voi
 
 cudaError_t Sparse24Gemv(Elem elem, const void* x, const void* values, const uint8_t* meta, void* y,
                          int M, int N, int K, cudaStream_t stream) {
-  if (M < 1 || M > kDecodeMaxM || N < 1 || K < 16 || K % 16 != 0) return cudaErrorInvalidValue;
-  auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-  if (!aligned(x) || !aligned(values) || reinterpret_cast<uintptr_t>(meta) % 2 ||
-      reinterpret_cast<uintptr_t>(y) % 2)
-    return cudaErrorInvalidValue;
+  if (!DecodeArgsValid(x, values, meta, y, M, N, K)) return cudaErrorInvalidValue;
   return elem == Elem::kBF16 ? Dispatch<Elem::kBF16>(x, values, meta, y, M, N, K, stream)
                              : Dispatch<Elem::kF16>(x, values, meta, y, M, N, K, stream);
 }

@@ -18,6 +18,14 @@ inline constexpr int kDecodeMaxM = 16;
 // (Up to 2 rows this kernel beats dense cuBLAS on the H100: 1.1-1.5x at M <= 2, 0.76x at M = 4;
 // Sparse24Linear's kAutoGemvMaxM.)
 
+// The shape and alignment rules below, shared by both decode kernels: true when they hold.
+inline bool DecodeArgsValid(const void* x, const void* values, const uint8_t* meta, const void* y,
+                            int M, int N, int K) {
+  auto aligned = [](const void* p, uintptr_t a) { return reinterpret_cast<uintptr_t>(p) % a == 0; };
+  return M >= 1 && M <= kDecodeMaxM && N >= 1 && K >= 16 && K % 16 == 0 && aligned(x, 16) &&
+         aligned(values, 16) && aligned(meta, 2) && aligned(y, 2);
+}
+
 // K must be a multiple of 16 and M in 1..kDecodeMaxM; all pointers device memory, row-major and
 // contiguous; values and x 16-byte aligned. Returns the launch error (cudaErrorInvalidValue for a
 // shape it does not handle).
