@@ -100,17 +100,20 @@ PS_HD float Min(float a, float b) { return a < b ? a : b; }
 PS_HD float Pow2(int e) { return BitsFloat(static_cast<uint32_t>(e + 127) << 23); }
 
 // e_D(w_0..w_{K-1} without w_skip and w_skip2); -1 excludes nothing. With the loops unrolled and
-// the skips constants, the comparisons fold away.
-template <int D, int K, int M>
-PS_HD float ElemSym(const float (&w)[M], int skip, int skip2 = -1) {
+// the skips constants, the comparisons fold away. T is float here and a vector of lanes in
+// prox_group_simd.h (zero-initialised; a vector plus the scalar 1 is 1 in every lane), so
+// both paths run the same operations in the same order.
+template <int D, int K, int M, typename T>
+PS_HD T ElemSym(const T (&w)[M], int skip, int skip2 = -1) {
   static_assert(D >= 0 && K <= M);
+  const T zero = {};
   if constexpr (D == 0) {
-    return 1.0f;
+    return zero + 1.0f;
   } else {
-    float e[D + 1];
-    e[0] = 1.0f;
+    T e[D + 1];
+    e[0] = zero + 1.0f;
     PS_UNROLL
-    for (int d = 1; d <= D; ++d) e[d] = 0.0f;
+    for (int d = 1; d <= D; ++d) e[d] = zero;
     PS_UNROLL
     for (int j = 0; j < K; ++j) {
       if (j == skip || j == skip2) continue;

@@ -76,26 +76,6 @@ PS_SIMD I<V> SelI(I<V> m, I<V> a, I<V> b) {
   return m ? a : b;
 }
 
-template <typename V, int D, int K, int M>
-PS_SIMD F<V> ElemSym(const F<V> (&w)[M], int skip, int skip2 = -1) {
-  static_assert(D >= 0 && K <= M);
-  if constexpr (D == 0) {
-    return Splat<V>(1.0f);
-  } else {
-    F<V> e[D + 1];
-    e[0] = Splat<V>(1.0f);
-    PS_UNROLL
-    for (int d = 1; d <= D; ++d) e[d] = Splat<V>(0.0f);
-    PS_UNROLL
-    for (int j = 0; j < K; ++j) {
-      if (j == skip || j == skip2) continue;
-      PS_UNROLL
-      for (int d = D; d >= 1; --d) e[d] += w[j] * e[d - 1];
-    }
-    return e[D];
-  }
-}
-
 // See prox_group.h SkipCandidate (mask: -1 where the K-sparse candidate is skipped).
 template <typename V, int N, int K, int M>
 PS_SIMD I<V> SkipCandidate(const F<V> (&v)[M], F<V> lam) {
@@ -103,8 +83,9 @@ PS_SIMD I<V> SkipCandidate(const F<V> (&v)[M], F<V> lam) {
   PS_UNROLL
   for (int i = 0; i < M; ++i) l[i] = Splat<V>(0.0f);
   PS_UNROLL
-  for (int i = 0; i < K; ++i) l[i] = Max<V>(v[i] - lam * ElemSym<V, N, K, M>(v, i), Splat<V>(0.0f));
-  return v[K - 1] - lam * ElemSym<V, N, K, M>(l, K - 1) <= 0.0f;
+  for (int i = 0; i < K; ++i)
+    l[i] = Max<V>(v[i] - lam * detail::ElemSym<N, K, M>(v, i), Splat<V>(0.0f));
+  return v[K - 1] - lam * detail::ElemSym<N, K, M>(l, K - 1) <= 0.0f;
 }
 
 // See prox_group.h RayScale.
@@ -113,7 +94,7 @@ PS_SIMD F<V> RayScale(const F<V> (&v)[M], F<V> lam, F<V>& ray_obj) {
   F<V> sq = Splat<V>(0.0f);
   PS_UNROLL
   for (int i = 0; i < K; ++i) sq += v[i] * v[i];
-  const F<V> le = lam * ElemSym<V, N + 1, K, M>(v, -1);
+  const F<V> le = lam * detail::ElemSym<N + 1, K, M>(v, -1);
   const F<V> a = static_cast<float>(N + 1) * le;
   F<V> c;
   if constexpr (N == 1) {
@@ -149,7 +130,7 @@ PS_SIMD I<V> NewtonStep(const F<V> (&v)[M], F<V> lam, const F<V> (&w)[M], F<V> (
   I<V> ok = SplatI<V>(-1);
   PS_UNROLL
   for (int i = 0; i < K; ++i) {
-    x[i] = v[i] - w[i] - lam * ElemSym<V, N, K, M>(w, i);
+    x[i] = v[i] - w[i] - lam * detail::ElemSym<N, K, M>(w, i);
     const I<V> free = w[i] > 0.0f;
     f[i] = Sel<V>(free, Splat<V>(1.0f), Splat<V>(0.0f));
     ok &= free | (x[i] <= 0.0f);
@@ -166,7 +147,7 @@ PS_SIMD I<V> NewtonStep(const F<V> (&v)[M], F<V> lam, const F<V> (&w)[M], F<V> (
     dinv[j] = 1.0f / dj;
     PS_UNROLL
     for (int i = j + 1; i < K; ++i) {
-      F<V> a = lam * ElemSym<V, N - 1, K, M>(w, i, j) * (f[i] * f[j]);
+      F<V> a = lam * detail::ElemSym<N - 1, K, M>(w, i, j) * (f[i] * f[j]);
       PS_UNROLL
       for (int k = 0; k < j; ++k) a -= L[i][k] * L[j][k] * d[k];
       L[i][j] = a * dinv[j];
@@ -198,7 +179,7 @@ PS_SIMD F<V> SolveCandidate(const F<V> (&v)[M], F<V> lam, F<V> tol, F<V> c, F<V>
     F<V> delta = Splat<V>(0.0f);
     PS_UNROLL
     for (int i = 0; i < K; ++i) {
-      const F<V> nw = Max<V>(v[i] - lam * ElemSym<V, N, K, M>(w, i), Splat<V>(0.0f));
+      const F<V> nw = Max<V>(v[i] - lam * detail::ElemSym<N, K, M>(w, i), Splat<V>(0.0f));
       delta = Max<V>(delta, Abs<V>(nw - w[i]));
       w[i] = Sel<V>(active, nw, w[i]);
     }
@@ -240,7 +221,7 @@ PS_SIMD F<V> SolveCandidate(const F<V> (&v)[M], F<V> lam, F<V> tol, F<V> c, F<V>
   F<V> sq = Splat<V>(0.0f);
   PS_UNROLL
   for (int i = 0; i < K; ++i) sq += (w[i] - v[i]) * (w[i] - v[i]);
-  F<V> obj = 0.5f * sq + tail + lam * ElemSym<V, N + 1, K, M>(w, -1);
+  F<V> obj = 0.5f * sq + tail + lam * detail::ElemSym<N + 1, K, M>(w, -1);
   const I<V> worse = ~(obj <= ray_obj + tail);
   PS_UNROLL
   for (int i = 0; i < M; ++i) w[i] = Sel<V>(worse, i < K ? c * v[i] : Splat<V>(0.0f), w[i]);
