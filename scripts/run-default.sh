@@ -5,7 +5,7 @@
 # without the service falls back to the EnumALM prox demo (pstool prox) on the default model.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-bash "$here/scripts/install-deps.sh"
+bash "$here/scripts/install-deps.sh" runtime
 bash "$here/scripts/build.sh"
 build=${BUILD_DIR:-$here/build}
 data=${PS_SHARED_DATA:-$here/../shared/data}
