@@ -280,8 +280,16 @@ JobSpec ParseRoot(const YAML::Node& root, const ParseContext& ctx) {
     s.masked_update.lr = mu.Num("lr", s.masked_update.lr, 0, true);
     mu.Finish();
   }
+  s.reconstruct = r.Choice("reconstruct", s.reconstruct, {"none", "obs"});
+  if (s.reconstruct == "obs" && s.method.name == "sparsegpt") {
+    YAML::Node n = r.Node("reconstruct");
+    ctx.Fail("reconstruct",
+             "method sparsegpt already re-solves its kept weights (reconstruct: obs is for the "
+             "masks of proxsparse, wanda, magnitude and maskllm)",
+             &n);
+  }
+  YAML::Node cn = r.Node("calibration");
   {
-    YAML::Node cn = r.Node("calibration");
     MapReader c(cn, "calibration", ctx);
     s.calibration.path = c.Path("path");
     s.calibration.format =
@@ -290,13 +298,6 @@ JobSpec ParseRoot(const YAML::Node& root, const ParseContext& ctx) {
     s.calibration.seqlen = static_cast<int>(c.Int("seqlen", 512, 1, 1 << 24));
     s.calibration.sampling = c.Choice("sampling", "document", {"document", "window"});
     c.Finish();
-    bool needs_data = s.method.name != "magnitude" || s.masked_update.steps > 0;
-    if (needs_data && s.calibration.path.empty())
-      ctx.Fail("calibration.path",
-               "missing (method " + s.method.name +
-                   (s.method.name == "magnitude" ? " with masked_update" : "") +
-                   " needs calibration data)",
-               cn ? &cn : &root);
   }
   {
     MapReader e(r.Node("evaluation"), "evaluation", ctx);
@@ -304,7 +305,29 @@ JobSpec ParseRoot(const YAML::Node& root, const ParseContext& ctx) {
     s.evaluation.ctx = static_cast<int>(e.Int("ctx", 512, 1, 1 << 24));
     s.evaluation.max_windows = static_cast<int>(e.Int("max_windows", 40, 0));
     s.evaluation.tasks = e.Paths("tasks");
+    YAML::Node b = e.Node("baselines");
+    if (b && !b.IsNull()) {
+      if (!b.IsSequence())
+        ctx.Fail("evaluation.baselines", "must be a list, e.g. [magnitude, wanda]", &b);
+      for (size_t i = 0; i < b.size(); ++i) {
+        const std::string key = "evaluation.baselines[" + std::to_string(i) + "]";
+        const YAML::Node item = b[i];
+        if (!item.IsScalar()) ctx.Fail(key, "must be a method name", &item);
+        const std::string v = item.Scalar();
+        if (v != "magnitude" && v != "wanda" && v != "sparsegpt")
+          ctx.Fail(key, "'" + v + "' is not one of magnitude | wanda | sparsegpt", &item);
+        if (std::count(s.evaluation.baselines.begin(), s.evaluation.baselines.end(), v))
+          ctx.Fail(key, "'" + v + "' is listed twice", &item);
+        s.evaluation.baselines.push_back(v);
+      }
+    }
     e.Finish();
+  }
+  {
+    const std::string why = CalibrationNeed(s);
+    if (!why.empty() && s.calibration.path.empty())
+      ctx.Fail("calibration.path", "missing (" + why + " needs calibration data)",
+               cn ? &cn : &root);
   }
   s.output = r.Path("output");
   {
@@ -417,6 +440,8 @@ std::string JobSpecToYaml(const JobSpec& s) {
   e << YAML::Key << "steps" << YAML::Value << s.masked_update.steps;
   e << YAML::Key << "lr" << YAML::Value << s.masked_update.lr;
   e << YAML::EndMap;
+  // Only when on, so that jobs written before the key existed keep their canonical form and hash.
+  if (s.reconstruct != "none") e << YAML::Key << "reconstruct" << YAML::Value << s.reconstruct;
   e << YAML::Key << "calibration" << YAML::Value << YAML::BeginMap;
   if (!s.calibration.path.empty())
     e << YAML::Key << "path" << YAML::Value << s.calibration.path.string();
@@ -432,6 +457,11 @@ std::string JobSpecToYaml(const JobSpec& s) {
   e << YAML::Key << "max_windows" << YAML::Value << s.evaluation.max_windows;
   e << YAML::Key << "tasks" << YAML::Value;
   EmitPaths(e, s.evaluation.tasks);
+  if (!s.evaluation.baselines.empty()) {  // only when set (canonical form and hash unchanged)
+    e << YAML::Key << "baselines" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+    for (const auto& b : s.evaluation.baselines) e << b;
+    e << YAML::EndSeq;
+  }
   e << YAML::EndMap;
   if (!s.output.empty()) e << YAML::Key << "output" << YAML::Value << s.output.string();
   e << YAML::Key << "checkpoint" << YAML::Value << YAML::BeginMap;
@@ -514,6 +544,16 @@ void CheckJobInputs(const JobSpec& s) {
     CheckReadable(s.evaluation.tasks[i], "evaluation.tasks[" + std::to_string(i) + "]", false);
 }
 
+std::string CalibrationNeed(const JobSpec& s) {
+  // Every method but magnitude, the masked update, reconstruction and the baselines that use data.
+  if (s.method.name != "magnitude") return "method " + s.method.name;
+  if (s.masked_update.steps > 0) return "masked_update";
+  if (s.reconstruct != "none") return "reconstruct: " + s.reconstruct;
+  for (const auto& b : s.evaluation.baselines)
+    if (b != "magnitude") return "evaluation.baselines: " + b;
+  return "";
+}
+
 bool operator==(const MethodSpec& a, const MethodSpec& b) {
   return a.name == b.name && a.lr == b.lr && a.warmup_ratio == b.warmup_ratio &&
          a.epochs == b.epochs && a.max_steps == b.max_steps && a.batch_size == b.batch_size &&
@@ -528,10 +568,10 @@ bool operator==(const MethodSpec& a, const MethodSpec& b) {
 bool operator==(const JobSpec& a, const JobSpec& b) {
   auto tie = [](const JobSpec& s) {
     return std::tie(s.name, s.model, s.pattern, s.seed, s.device, s.dtype, s.masked_update.steps,
-                    s.masked_update.lr, s.calibration.path, s.calibration.format,
+                    s.masked_update.lr, s.reconstruct, s.calibration.path, s.calibration.format,
                     s.calibration.samples, s.calibration.seqlen, s.calibration.sampling,
                     s.evaluation.ppl, s.evaluation.ctx, s.evaluation.max_windows,
-                    s.evaluation.tasks, s.output, s.checkpoint.every_steps, s.log_every,
+                    s.evaluation.tasks, s.evaluation.baselines, s.output, s.checkpoint.every_steps, s.log_every,
                     s.resources.ranks, s.resources.gpus_per_rank, s.resources.cpus_per_rank,
                     s.resources.memory_gb, s.resources.time_limit_minutes);
   };

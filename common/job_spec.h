@@ -70,6 +70,9 @@ struct EvaluationSpec {
   int ctx = 512;
   int max_windows = 40;  // 0 = the whole text
   std::vector<std::filesystem::path> tasks;
+  // One-shot methods also run in the same job, on the same calibration samples and evaluated on
+  // the same windows, for comparison (report.json "baselines"): magnitude | wanda | sparsegpt.
+  std::vector<std::string> baselines;
 };
 
 struct CheckpointSpec {
@@ -95,6 +98,9 @@ struct JobSpec {
   std::string dtype = "fp32";  // fp32 | bf16 | fp16
   MethodSpec method;
   MaskedUpdateSpec masked_update;
+  // Re-solve the kept weights of the method's mask layer by layer with SparseGPT's OBS update, the
+  // mask held fixed (before any masked update): none | obs.
+  std::string reconstruct = "none";
   CalibrationSpec calibration;
   EvaluationSpec evaluation;
   std::filesystem::path output;  // empty: the runner decides (psworker --output, psd's job dir)
@@ -120,6 +126,10 @@ std::string JobSpecHash(const JobSpec& spec);
 // config.json parses and its target dimensions are multiples of M. Throws ps::Error naming the
 // key ("model: ...", "calibration.path: ...").
 void CheckJobInputs(const JobSpec& spec);
+
+// Why the job needs calibration data ("method wanda", "reconstruct: obs", ...); empty when it needs
+// none (magnitude alone, with only data-free baselines).
+std::string CalibrationNeed(const JobSpec& spec);
 
 bool operator==(const MethodSpec& a, const MethodSpec& b);
 bool operator==(const JobSpec& a, const JobSpec& b);

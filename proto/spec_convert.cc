@@ -43,6 +43,7 @@ pb::JobSpec JobSpecToProto(const JobSpec& s) {
   m->set_sparse_reg(s.method.sparse_reg);
   p.mutable_masked_update()->set_steps(s.masked_update.steps);
   p.mutable_masked_update()->set_lr(s.masked_update.lr);
+  p.set_reconstruct(s.reconstruct);
   auto* c = p.mutable_calibration();
   c->set_path(s.calibration.path.string());
   c->set_format(s.calibration.format);
@@ -54,6 +55,7 @@ pb::JobSpec JobSpecToProto(const JobSpec& s) {
   e->set_ctx(s.evaluation.ctx);
   e->set_max_windows(s.evaluation.max_windows);
   for (const auto& x : s.evaluation.tasks) e->add_tasks(x.string());
+  for (const auto& x : s.evaluation.baselines) e->add_baselines(x);
   p.set_output(s.output.string());
   p.mutable_checkpoint()->set_every_steps(s.checkpoint.every_steps);
   p.set_log_every(s.log_every);
@@ -124,6 +126,7 @@ JobSpec JobSpecFromProto(const pb::JobSpec& p) {
     num(y, "lr", p.masked_update().lr());
     root["masked_update"] = y;
   }
+  str(root, "reconstruct", p.reconstruct());
   if (p.has_calibration()) {
     const auto& c = p.calibration();
     YAML::Node y(YAML::NodeType::Map);
@@ -141,6 +144,8 @@ JobSpec JobSpecFromProto(const pb::JobSpec& p) {
     num(y, "ctx", e.ctx());
     y["max_windows"] = e.max_windows();
     y["tasks"] = std::vector<std::string>(e.tasks().begin(), e.tasks().end());
+    if (e.baselines_size())
+      y["baselines"] = std::vector<std::string>(e.baselines().begin(), e.baselines().end());
     root["evaluation"] = y;
   }
   str(root, "output", p.output());

@@ -250,6 +250,53 @@ TEST(JobSpec, OverlapUpdateKey) {
                Error);
 }
 
+// reconstruct and evaluation.baselines: off/empty by default and then absent from the canonical
+// YAML (older jobs keep their hash); round-trip; bad values name the key; both need calibration
+// data (magnitude as a baseline does not).
+TEST(JobSpec, ReconstructAndBaselinesKeys) {
+  JobSpec plain =
+      ParseJobSpec("model: m\nmethod: {name: proxsparse}\ncalibration: {path: c}\n", "/d");
+  EXPECT_EQ(plain.reconstruct, "none");
+  EXPECT_TRUE(plain.evaluation.baselines.empty());
+  EXPECT_EQ(JobSpecToYaml(plain).find("reconstruct"), std::string::npos);
+  EXPECT_EQ(JobSpecToYaml(plain).find("baselines"), std::string::npos);
+  JobSpec explicit_off = ParseJobSpec(
+      "model: m\nmethod: {name: proxsparse}\ncalibration: {path: c}\nreconstruct: none\n"
+      "evaluation: {baselines: []}\n",
+      "/d");
+  EXPECT_EQ(JobSpecHash(plain), JobSpecHash(explicit_off));
+
+  JobSpec on = ParseJobSpec(
+      "model: m\nmethod: {name: wanda}\ncalibration: {path: c}\nreconstruct: obs\n"
+      "evaluation: {baselines: [magnitude, wanda]}\n",
+      "/d");
+  EXPECT_EQ(on.reconstruct, "obs");
+  EXPECT_EQ(on.evaluation.baselines, (std::vector<std::string>{"magnitude", "wanda"}));
+  JobSpec back = ParseJobSpec(JobSpecToYaml(on), "/x");
+  EXPECT_TRUE(back == on);
+  EXPECT_NE(JobSpecHash(on), JobSpecHash(ParseJobSpec(
+                                 "model: m\nmethod: {name: wanda}\ncalibration: {path: c}\n", "/d")));
+
+  auto starts = [](const std::string& text, const std::string& prefix) {
+    const std::string e = ErrorOf(text);
+    EXPECT_EQ(e.rfind(prefix, 0), 0u) << e;
+  };
+  starts("model: m\nmethod: {name: wanda}\ncalibration: {path: c}\n"
+                       "reconstruct: yes\n", "reconstruct: 'yes' is not one of none | obs");
+  starts("model: m\nmethod: {name: sparsegpt}\ncalibration: {path: c}\n"
+                       "reconstruct: obs\n", "reconstruct: method sparsegpt already re-solves");
+  starts("model: m\nmethod: {name: magnitude}\nreconstruct: obs\n", "calibration.path: missing (reconstruct: obs needs");
+  starts("model: m\nmethod: {name: magnitude}\nevaluation: {baselines: [wanda]}\n", "calibration.path: missing (evaluation.baselines: wanda needs");
+  EXPECT_NO_THROW(
+      ParseJobSpec("model: m\nmethod: {name: magnitude}\nevaluation: {baselines: [magnitude]}\n",
+                   "/d"));
+  starts("model: m\nmethod: {name: magnitude}\n"
+                       "evaluation: {baselines: [magnitude, gpt]}\n", "evaluation.baselines[1]: 'gpt' is not one of");
+  starts("model: m\nmethod: {name: magnitude}\n"
+                       "evaluation: {baselines: [magnitude, magnitude]}\n", "evaluation.baselines[1]: 'magnitude' is listed twice");
+  starts("model: m\nmethod: {name: magnitude}\nevaluation: {baselines: wanda}\n", "evaluation.baselines: must be a list");
+}
+
 TEST(JobSpec, HashIgnoresSpellingButNotContent) {
   JobSpec a = ParseJobSpec("model: m\nmethod: {name: magnitude}\n", "/d");
   JobSpec b = ParseJobSpec("# comment\nmethod:\n  name: magnitude\nmodel: /d/./m\nseed: 0\n", "/x");

@@ -15,11 +15,13 @@
 #include "common/safetensors.h"
 #include "worker/data/calibration.h"
 #include "worker/data/documents.h"
+#include "worker/engine/baselines.h"
 #include "worker/engine/calibration_data.h"
 #include "worker/engine/history.h"
 #include "worker/engine/method_runners.h"
 #include "worker/engine/proxsparse_hooks.h"
 #include "worker/engine/pruned_model.h"
+#include "worker/engine/reconstruction.h"
 #include "worker/engine/train_loop.h"
 #include "worker/eval/perplexity.h"
 #include "worker/io/tensor_io.h"
@@ -212,7 +214,7 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
   MaskMap masks;
   const std::string& method = spec.method.name;
   std::vector<std::vector<int32_t>> samples;
-  if (method != "magnitude" || spec.masked_update.steps > 0) {
+  if (!CalibrationNeed(spec).empty()) {
     progress.Log("sampling calibration data from " + spec.calibration.path.string());
     samples = LoadCalibration(spec.calibration, spec.seed, *tokenizer, vocab);
     DataFileInfo d = DescribeDataFile(spec.calibration.path);
@@ -223,6 +225,20 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
                            {"tokens", tokens},        {"sampling", spec.calibration.sampling}};
   }
   report["data"] = data;
+
+  if (!spec.evaluation.baselines.empty()) {
+    // One model in memory at a time: the job's own is loaded again afterwards.
+    model = nullptr;
+    BaselineHooks hooks{[&] { return LoadLlama(spec.model, {dtype, device}); },
+                        [&](LlamaForCausalLM& m, const std::string& label) {
+                          return EvaluateAll(m, evals, spec, progress, label);
+                        }};
+    json b = RunBaselines(spec, samples, hooks, comm, progress);
+    report["baselines"] = b["eval"];
+    report["baseline_method_seconds"] = b["seconds"];
+    model = LoadLlama(spec.model, {dtype, device});
+    torch::manual_seed(spec.seed);  // the method sees the same random state as without baselines
+  }
 
   const auto t_method = Clock::now();
   bool weights_changed = false;  // SparseGPT and the masked update change kept weights
@@ -247,11 +263,41 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
       l->ReplaceWeight(ApplyMask(l->weight, masks.at(l->path() + ".weight").to(device)));
   }
   if (comm.rank() == 0) report["pruned"] = EvaluateAll(*model, evals, spec, progress, "pruned");
+  // What the published model is and whether its kept weights are the original ones.
+  std::string final_stage = "pruned";
+  std::vector<std::string> changes;
+  if (method == "sparsegpt") changes.push_back("SparseGPT update");
+  if (spec.reconstruct != "none") {
+    // From the dense weights: the update compensates each pruned weight's original value.
+    model = LoadLlama(spec.model, {dtype, device});
+    json rec = RunReconstruction(*model, spec, masks, samples, comm, progress);
+    if (comm.rank() == 0) rec["eval"] = EvaluateAll(*model, evals, spec, progress, "reconstructed");
+    report["reconstruction"] = rec;
+    weights_changed = true;
+    final_stage = "reconstruction";
+    changes.push_back("OBS reconstruction on the " + method + " mask");
+  }
   if (spec.masked_update.steps > 0) {
     json mu = RunMaskedUpdate(*model, spec, masks, samples, out, comm, progress);
     if (comm.rank() == 0) mu["eval"] = EvaluateAll(*model, evals, spec, progress, "masked-update");
     report["masked_update"] = mu;
     weights_changed = true;
+    final_stage = "masked_update";
+    changes.push_back("masked update");
+  }
+  if (comm.rank() == 0) {
+    std::string how = "original (W0 ⊙ mask, kept weights bit for bit)";
+    if (!changes.empty()) {
+      how = "changed:";
+      for (size_t i = 0; i < changes.size(); ++i) how += (i ? ", then " : " ") + changes[i];
+    }
+    const json& ev = final_stage == "pruned" ? report["pruned"]
+                     : final_stage == "reconstruction" ? report["reconstruction"]["eval"]
+                                                       : report["masked_update"]["eval"];
+    report["final"] = {{"stage", final_stage},
+                       {"kept_weights", weights_changed ? "changed" : "original"},
+                       {"weights", how},
+                       {"eval", ev}};
   }
 
   if (comm.rank() == 0) {
@@ -295,11 +341,27 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
                         {"kept_changed", diff},
                         {"nm_sparse_fraction", g.frac_at_most_n()}});
     }
+    // The published masks file holds the method's masks (reconstruction and the masked update
+    // keep them bit for bit) and no published weight is non-zero outside its mask.
+    int64_t outside = 0;
+    bool masks_file_ok = true;
+    {
+      auto f = SafetensorsFile::Open(out / "masks.safetensors");
+      for (const auto& t : f->tensors()) {
+        const torch::Tensor& m = masks.at(t.name);
+        masks_file_ok = masks_file_ok && UnpackMaskBits(TensorView(*f, t), m.sizes()).equal(m);
+        outside += (TensorView(published, t.name).ne(0) & m.logical_not()).sum().item<int64_t>();
+      }
+      masks_file_ok = masks_file_ok && f->tensors().size() == masks.size();
+    }
     report["validity"] = {{"layers", layers},
                           {"nm_violations", violations},
                           {"kept_weights_changed", changed_kept},
                           {"frozen_weights", !weights_changed},
-                          {"valid", violations == 0 && (weights_changed || changed_kept == 0)}};
+                          {"nonzero_outside_mask", outside},
+                          {"masks_file_matches_method", masks_file_ok},
+                          {"valid", violations == 0 && outside == 0 && masks_file_ok &&
+                                        (weights_changed || changed_kept == 0)}};
     report["published"] = {{"tensors", ps.tensors}, {"replaced", ps.replaced}, {"bytes", ps.bytes}};
     report["wall_seconds"] = Since(t0);
     report["peak_rss_bytes"] = PeakRssBytes();

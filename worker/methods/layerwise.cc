@@ -126,6 +126,8 @@ LayerwiseResult PruneLayerwise(LlamaForCausalLM& model,
     result.masks[lin.path()] = mask.to(torch::kCPU);
   };
 
+  if (options.fixed_masks && options.method != OneShotMethod::kSparseGpt)
+    throw Error("layer-wise pruning: fixed masks are for the SparseGPT update only");
   const int64_t layers = model.num_layers();
   int64_t solve_index = 0;  // SparseGPT solves so far (spread over ranks)
   if (options.method == OneShotMethod::kMagnitude) {
@@ -217,7 +219,17 @@ LayerwiseResult PruneLayerwise(LlamaForCausalLM& model,
                 spread ? static_cast<int>(solve_index++ % options.ranks) : options.rank;
             SparseGptResult r;
             if (owner == options.rank) {
-              r = SparseGptPrune(l->weight, ks.hessian->Hessian(), p, options.sparsegpt, l->path());
+              if (options.fixed_masks) {
+                auto it = options.fixed_masks->find(l->path());
+                if (it == options.fixed_masks->end())
+                  throw Error("reconstruction: no mask for " + l->path());
+                r = SparseGptReconstruct(l->weight, ks.hessian->Hessian(),
+                                         it->second.to(l->weight.device()), p, options.sparsegpt,
+                                         l->path());
+              } else {
+                r = SparseGptPrune(l->weight, ks.hessian->Hessian(), p, options.sparsegpt,
+                                   l->path());
+              }
             }
             if (spread) ShareSolve(r, *l, owner, options);
             result.sparsegpt_error[l->path()] = r.loss;

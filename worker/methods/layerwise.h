@@ -16,6 +16,12 @@
 //     reference's default, and what Wanda's repository runs for SparseGPT).
 // Linears that share an input (q/k/v; gate/up) share one statistics object.
 //
+// Reconstruction (`fixed_masks`, SparseGPT only): the same layer-by-layer SparseGPT pass with every
+// linear's mask given instead of chosen (SparseGptReconstruct): the same Hessians from the same
+// samples, the same true-sequential rounds, the kept weights re-solved, the masks returned as given.
+// The model must hold its dense weights on entry (the update compensates each pruned weight's
+// original value).
+//
 // Ranks: each rank passes its own share of the samples; `all_reduce_sum` (when set) is called on
 // every raw statistics tensor before pruning, the same number of times in the same order on every
 // rank, so all ranks compute identical masks and weights.
@@ -56,6 +62,9 @@ struct LayerwiseOptions {
   int rank = 0;
   int ranks = 1;
   std::function<void(torch::Tensor&, int root)> broadcast;
+  // SparseGPT only: the mask of every target linear (bool [out, in], by HF module name), used as
+  // is instead of SparseGPT's own selection. Null: SparseGPT chooses.
+  const std::map<std::string, torch::Tensor>* fixed_masks = nullptr;
   // Called after each layer (layer index, number of layers) for progress reporting.
   std::function<void(int64_t, int64_t)> on_layer_done;
 };
@@ -67,7 +76,7 @@ struct LayerwiseResult {
 };
 
 // Prunes every target linear of `model` in place (weights become W ⊙ mask, or SparseGPT's updated
-// weights) and returns the masks. `samples` are token ids (this rank's share; may be empty for
+// weights) and returns the masks (with `fixed_masks`, those masks). `samples` are token ids (this rank's share; may be empty for
 // magnitude). ps::Error on a sample with an id outside the vocabulary or an empty sample, or when
 // Wanda/SparseGPT get no tokens at all.
 LayerwiseResult PruneLayerwise(LlamaForCausalLM& model,

@@ -35,17 +35,34 @@ std::pair<torch::Tensor, torch::Tensor> Prepare(const torch::Tensor& weight,
   return {W, H};
 }
 
-}  // namespace
+// A given mask must be a bool [out, in] with at most N kept per group: what reconstruction
+// promises to leave unchanged (and to publish).
+void CheckFixedMask(const torch::Tensor& mask, const torch::Tensor& weight, NMPattern p,
+                    const std::string& what) {
+  if (mask.scalar_type() != torch::kBool || mask.sizes() != weight.sizes()) {
+    throw Error(what + ": the mask must be bool " + c10::str(weight.sizes()) + ", got " +
+                std::string(c10::toString(mask.scalar_type())) + " " + c10::str(mask.sizes()));
+  }
+  const int64_t bad = CountNMViolations(mask, p);
+  if (bad != 0) {
+    throw Error(what + ": the mask keeps more than " + std::to_string(p.n) + " of " +
+                std::to_string(p.m) + " in " + std::to_string(bad) +
+                " groups (reconstruction keeps the mask as given: fix the method's mask)");
+  }
+}
 
-SparseGptResult SparseGptPrune(const torch::Tensor& weight, const torch::Tensor& hessian,
-                               NMPattern p, const SparseGptOptions& options,
-                               const std::string& what) {
+// The blocked, lazily updated solve (SparseGptPrune); with `fixed` (bool, true = kept) the
+// selection step takes the mask from it instead of choosing.
+SparseGptResult Solve(const torch::Tensor& weight, const torch::Tensor& hessian, NMPattern p,
+                      const SparseGptOptions& options, const std::string& what,
+                      const torch::Tensor* fixed) {
   if (options.blocksize <= 0 || options.blocksize % p.m != 0) {
     throw Error(what + ": blocksize " + std::to_string(options.blocksize) +
                 " must be a positive multiple of M=" + std::to_string(p.m));
   }
   auto [W, H] = Prepare(weight, hessian, p, options.percdamp, options.dtype, what);
   const int64_t rows = W.size(0), cols = W.size(1);
+  if (fixed) CheckFixedMask(*fixed, W, p, what);
 
   // U = upper Cholesky factor of H⁻¹ (cholesky, cholesky_inverse, cholesky upper: the reference's
   // three steps).
@@ -61,7 +78,8 @@ SparseGptResult SparseGptPrune(const torch::Tensor& weight, const torch::Tensor&
     throw Error(what + ": the inverse Hessian is not positive definite (numerically)");
   }
 
-  auto pruned = torch::zeros({rows, cols}, W.options().dtype(torch::kBool));
+  auto pruned = fixed ? fixed->to(W.device()).logical_not()
+                      : torch::zeros({rows, cols}, W.options().dtype(torch::kBool));
   auto losses = torch::zeros({rows}, W.options());
   for (int64_t i1 = 0; i1 < cols; i1 += options.blocksize) {
     const int64_t i2 = std::min(i1 + options.blocksize, cols), count = i2 - i1;
@@ -73,7 +91,7 @@ SparseGptResult SparseGptPrune(const torch::Tensor& weight, const torch::Tensor&
     auto diag1 = U1.diagonal();
     auto pruned1 = pruned.slice(1, i1, i2);
     for (int64_t i = 0; i < count; ++i) {
-      if (i % p.m == 0) {
+      if (i % p.m == 0 && !fixed) {
         auto d = diag1.slice(0, i, i + p.m);
         auto score = W1.slice(1, i, i + p.m).square() / d.square().unsqueeze(0);
         pruned1.slice(1, i, i + p.m).copy_(TopNMaskUnchecked(score, p).logical_not());
@@ -97,14 +115,16 @@ SparseGptResult SparseGptPrune(const torch::Tensor& weight, const torch::Tensor&
   return {W, pruned.logical_not(), losses.sum().item<double>()};
 }
 
-SparseGptResult SparseGptPruneReference(const torch::Tensor& weight, const torch::Tensor& hessian,
-                                        NMPattern p, double percdamp) {
+// Column by column in double (SparseGptPruneReference); with `fixed` no selection.
+SparseGptResult ReferenceSolve(const torch::Tensor& weight, const torch::Tensor& hessian,
+                               NMPattern p, double percdamp, const torch::Tensor* fixed) {
   auto [W, H] = Prepare(weight.cpu(), hessian.cpu(), p, percdamp, torch::kFloat64, "reference");
   const int64_t rows = W.size(0), cols = W.size(1);
-  auto pruned = torch::zeros({rows, cols}, torch::kBool);
+  if (fixed) CheckFixedMask(*fixed, W, p, "reference");
+  auto pruned = fixed ? fixed->cpu().logical_not() : torch::zeros({rows, cols}, torch::kBool);
   double loss = 0.0;
   for (int64_t i = 0; i < cols; ++i) {
-    if (i % p.m == 0) {
+    if (i % p.m == 0 && !fixed) {
       auto score = torch::empty({rows, p.m}, torch::kFloat64);
       for (int64_t k = 0; k < p.m; ++k) {
         const int64_t j = i + k;
@@ -123,6 +143,32 @@ SparseGptResult SparseGptPruneReference(const torch::Tensor& weight, const torch
     loss += ((w - q).square() / fii).sum().item<double>() / 2;
   }
   return {W, pruned.logical_not(), loss};
+}
+
+}  // namespace
+
+SparseGptResult SparseGptPrune(const torch::Tensor& weight, const torch::Tensor& hessian,
+                               NMPattern p, const SparseGptOptions& options,
+                               const std::string& what) {
+  return Solve(weight, hessian, p, options, what, nullptr);
+}
+
+SparseGptResult SparseGptReconstruct(const torch::Tensor& weight, const torch::Tensor& hessian,
+                                     const torch::Tensor& mask, NMPattern p,
+                                     const SparseGptOptions& options, const std::string& what) {
+  return Solve(weight, hessian, p, options, what, &mask);
+}
+
+SparseGptResult SparseGptPruneReference(const torch::Tensor& weight, const torch::Tensor& hessian,
+                                        NMPattern p, double percdamp) {
+  return ReferenceSolve(weight, hessian, p, percdamp, nullptr);
+}
+
+SparseGptResult SparseGptReconstructReference(const torch::Tensor& weight,
+                                              const torch::Tensor& hessian,
+                                              const torch::Tensor& mask, NMPattern p,
+                                              double percdamp) {
+  return ReferenceSolve(weight, hessian, p, percdamp, &mask);
 }
 
 }  // namespace ps

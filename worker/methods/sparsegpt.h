@@ -11,6 +11,12 @@
 //
 // The result keeps ≤ N non-zeros per group; kept weights are updated to compensate the pruned
 // ones (this is the one one-shot method here that changes weights).
+//
+// SparseGptReconstruct is the same update with the mask given instead of chosen: the selection
+// step is skipped and every other operation is the same, so given SparseGPT's own mask it
+// reproduces SparseGPT's weights. It re-solves the kept weights of any method's mask (ProxSparse,
+// Wanda, MaskLLM, magnitude): the OBS update of each pruned weight, column by column, spread over
+// the not-yet-processed kept weights of its row.
 #pragma once
 
 #include <torch/types.h>
@@ -41,11 +47,24 @@ SparseGptResult SparseGptPrune(const torch::Tensor& weight, const torch::Tensor&
                                NMPattern p, const SparseGptOptions& options = {},
                                const std::string& what = "sparsegpt");
 
+// SparseGPT's update on a fixed mask (bool [out, in], true = kept, at most N per group of M;
+// checked). The result's mask is `mask` bit for bit; its weight is zero outside it (and in dead
+// columns).
+SparseGptResult SparseGptReconstruct(const torch::Tensor& weight, const torch::Tensor& hessian,
+                                     const torch::Tensor& mask, NMPattern p,
+                                     const SparseGptOptions& options = {},
+                                     const std::string& what = "reconstruct");
+
 // The slow, obvious version (tests only): column by column in double, with the inverse Hessian of
 // the not-yet-processed columns F = {i, ..., in−1} computed afresh as inverse(H[F, F]) for every
 // column — no Cholesky trick, no blocks, no lazy updates. Selection at column i uses, for each j
 // of the group, [inverse(H[j:, j:])]_00 (what U_jj² is).
 SparseGptResult SparseGptPruneReference(const torch::Tensor& weight, const torch::Tensor& hessian,
                                         NMPattern p, double percdamp = 0.01);
+// The same reference with the mask given (no selection): SparseGptReconstruct's test oracle.
+SparseGptResult SparseGptReconstructReference(const torch::Tensor& weight,
+                                              const torch::Tensor& hessian,
+                                              const torch::Tensor& mask, NMPattern p,
+                                              double percdamp = 0.01);
 
 }  // namespace ps

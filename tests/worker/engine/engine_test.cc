@@ -37,12 +37,13 @@ class EngineTest : public ::testing::Test {
     if (!dir_.empty()) fs::remove_all(dir_);
   }
 
-  JobSpec Spec(const std::string& method_yaml, const std::string& out) {
+  // `eval_extra`: more lines of the evaluation section.
+  JobSpec Spec(const std::string& method_yaml, const std::string& out,
+               const std::string& eval_extra = "") {
     std::string yaml = "model: model\npattern: \"2:4\"\nseed: 3\nmethod:\n" + method_yaml +
                        "calibration:\n  path: calib.jsonl\n  samples: 6\n  seqlen: 64\n"
-                       "evaluation:\n  ppl: [eval.txt]\n  ctx: 16\n  max_windows: 2\n"
-                       "checkpoint:\n  every_steps: 2\noutput: " +
-                       out + "\n";
+                       "evaluation:\n  ppl: [eval.txt]\n  ctx: 16\n  max_windows: 2\n" +
+                       eval_extra + "checkpoint:\n  every_steps: 2\noutput: " + out + "\n";
     return ParseJobSpec(yaml, dir_, "test job");
   }
 
@@ -125,6 +126,78 @@ TEST_F(EngineTest, ResumeAfterInterruptionGivesTheSameMask) {
   auto report = RunJob(Spec(kProx, "part"), o, *comm, rest);
   EXPECT_EQ(report["training"]["resumed_from"].get<int64_t>(), 3);
   auto a = Masks(dir_ / "full"), b = Masks(dir_ / "part");
+  for (const auto& [name, m] : a) EXPECT_TRUE(torch::equal(m, b.at(name))) << name;
+}
+
+// reconstruct: obs keeps every method's mask bit for bit (masks file and published zeros), changes
+// the kept weights, and says so in the report; it composes with the masked update.
+TEST_F(EngineTest, ReconstructionKeepsTheMethodsMaskAndChangesKeptWeights) {
+  auto comm = MakeLocalCommunicator();
+  const std::map<std::string, std::string> methods = {
+      {"magnitude", "  name: magnitude\n"},
+      {"wanda", "  name: wanda\n"},
+      {"proxsparse", kProx},
+      {"maskllm", "  name: maskllm\n  lr: 5.0e-2\n  max_steps: 3\n  prior: wanda\n"}};
+  auto base = Checkpoint::Open(dir_ / "model");
+  for (const auto& [method, yaml] : methods) {
+    RecordingSink a, b, c;
+    auto plain = RunJob(Spec(yaml, method + "_plain"), {}, *comm, a);
+    auto rec = RunJob(Spec(yaml + "reconstruct: obs\n", method + "_rec"), {}, *comm, b);
+    auto both = RunJob(
+        Spec(yaml + "reconstruct: obs\nmasked_update: {steps: 2, lr: 1.0e-3}\n", method + "_mu"),
+        {}, *comm, c);
+    EXPECT_EQ(plain["final"]["kept_weights"], "original") << method;
+    EXPECT_EQ(plain["final"]["stage"], "pruned");
+    EXPECT_TRUE(plain["validity"]["frozen_weights"].get<bool>());
+    for (const auto* r : {&rec, &both}) {
+      EXPECT_TRUE((*r)["validity"]["valid"].get<bool>()) << method << (*r)["validity"].dump();
+      EXPECT_TRUE((*r)["validity"]["masks_file_matches_method"].get<bool>());
+      EXPECT_EQ((*r)["validity"]["nonzero_outside_mask"].get<int64_t>(), 0);
+      EXPECT_FALSE((*r)["validity"]["frozen_weights"].get<bool>());
+      EXPECT_EQ((*r)["final"]["kept_weights"], "changed");
+      EXPECT_TRUE((*r)["reconstruction"]["masks_unchanged"].get<bool>());
+      EXPECT_GT((*r)["reconstruction"]["eval"]["eval.txt"]["perplexity"].get<double>(), 1.0);
+      // Before reconstruction the job evaluated the method's own mask on the original weights.
+      EXPECT_EQ((*r)["pruned"]["eval.txt"]["perplexity"], plain["pruned"]["eval.txt"]["perplexity"]);
+    }
+    EXPECT_EQ(rec["final"]["stage"], "reconstruction");
+    EXPECT_EQ(both["final"]["stage"], "masked_update");
+    EXPECT_EQ(both["final"]["eval"]["eval.txt"]["perplexity"],
+              both["masked_update"]["eval"]["eval.txt"]["perplexity"]);
+    // Same masks with and without reconstruction, bit for bit.
+    auto mp = Masks(dir_ / (method + "_plain"));
+    for (const auto& out : {method + "_rec", method + "_mu"}) {
+      auto m = Masks(dir_ / out);
+      ASSERT_EQ(m.size(), mp.size());
+      for (const auto& [name, t] : mp) EXPECT_TRUE(torch::equal(t, m.at(name))) << out << name;
+    }
+    // The kept weights changed.
+    auto published = Checkpoint::Open(dir_ / (method + "_rec/model"));
+    const std::string q = "model.layers.1.self_attn.q_proj.weight";
+    auto mask = UnpackMaskBits(mp.at(q), TensorView(base, q).sizes());
+    EXPECT_FALSE(torch::equal(TensorView(published, q), ApplyMask(TensorView(base, q), mask)));
+  }
+}
+
+// evaluation.baselines: each baseline's perplexity is the one its own job gives on the same
+// windows, and running them does not change the job's own result.
+TEST_F(EngineTest, BaselinesMatchTheirOwnJobsAndLeaveTheMethodAlone) {
+  auto comm = MakeLocalCommunicator();
+  RecordingSink s0, s1, s2, s3;
+  auto with = RunJob(Spec(kProx, "with", "  baselines: [magnitude, wanda]\n"), {}, *comm, s0);
+  auto without = RunJob(Spec(kProx, "without"), {}, *comm, s1);
+  auto magnitude = RunJob(Spec("  name: magnitude\n", "mag"), {}, *comm, s2);
+  auto wanda = RunJob(Spec("  name: wanda\n", "wanda"), {}, *comm, s3);
+  EXPECT_EQ(with["baselines"]["magnitude"]["eval.txt"]["perplexity"],
+            magnitude["pruned"]["eval.txt"]["perplexity"]);
+  EXPECT_EQ(with["baselines"]["magnitude"]["eval.txt"]["windows"],
+            magnitude["pruned"]["eval.txt"]["windows"]);
+  EXPECT_EQ(with["baselines"]["wanda"]["eval.txt"]["perplexity"],
+            wanda["pruned"]["eval.txt"]["perplexity"]);
+  EXPECT_EQ(with["baselines"].size(), 2u);
+  EXPECT_EQ(with["pruned"]["eval.txt"]["perplexity"], without["pruned"]["eval.txt"]["perplexity"]);
+  EXPECT_EQ(without.count("baselines"), 0u);
+  auto a = Masks(dir_ / "with"), b = Masks(dir_ / "without");
   for (const auto& [name, m] : a) EXPECT_TRUE(torch::equal(m, b.at(name))) << name;
 }
 

@@ -34,7 +34,7 @@ std::vector<std::vector<std::string>> RefRounds(int64_t layer, bool sequential) 
 // pruning already applied) capturing the raw inputs, then prune with the brute-force kernels.
 std::map<std::string, torch::Tensor> ReferencePrune(
     LlamaForCausalLM& model, const std::vector<std::vector<int32_t>>& samples, OneShotMethod method,
-    NMPattern p, bool sequential) {
+    NMPattern p, bool sequential, const std::map<std::string, torch::Tensor>* fixed = nullptr) {
   torch::NoGradGuard no_grad;
   std::map<std::string, torch::Tensor> masks;
   for (int64_t i = 0; i < model.num_layers(); ++i) {
@@ -54,6 +54,11 @@ std::map<std::string, torch::Tensor> ReferencePrune(
           auto mask = WandaMaskReference(lin.weight, x, p);
           lin.ReplaceWeight(lin.weight * mask);
           masks[name] = mask;
+        } else if (fixed) {
+          auto r = SparseGptReconstructReference(lin.weight, 2.0 * x.t().mm(x) / double(x.size(0)),
+                                                 fixed->at(name), p);
+          lin.ReplaceWeight(r.weight);
+          masks[name] = r.mask;
         } else {
           auto r = SparseGptPruneReference(lin.weight, 2.0 * x.t().mm(x) / double(x.size(0)), p);
           lin.ReplaceWeight(r.weight);
@@ -130,6 +135,69 @@ TEST(Layerwise, SparseGptMatchesWholeModelReference) {
     ExpectValidAndMatching(*fast, *ref, r.masks, want, k2of4, 1e-8);
     EXPECT_EQ(r.sparsegpt_error.size(), 14u);
   }
+}
+
+// Reconstruction on SparseGPT's own masks is SparseGPT: the same layer-by-layer pass with the
+// selection replaced by the given mask gives the same weights (fp32, as a job runs it).
+TEST(Layerwise, ReconstructionOnSparseGptMasksIsSparseGpt) {
+  auto samples = TinySamples(6, 10, 4);
+  for (bool sequential : {true, false}) {
+    auto own = TinyModel(5), rec = TinyModel(5);
+    LayerwiseOptions o;
+    o.method = OneShotMethod::kSparseGpt;
+    o.true_sequential = sequential;
+    auto r = PruneLayerwise(*own, samples, o);
+    o.fixed_masks = &r.masks;
+    auto rr = PruneLayerwise(*rec, samples, o);
+    for (const auto& l : own->TargetLinears()) {
+      const auto& name = l->path();
+      EXPECT_TRUE(rr.masks.at(name).equal(r.masks.at(name))) << name;
+      const double scale = l->weight.abs().max().item<double>();
+      EXPECT_LE((rec->linear(name).weight - l->weight).abs().max().item<double>(), 1e-6 * scale)
+          << name;
+    }
+  }
+}
+
+// Reconstruction on another method's masks (Wanda's, and magnitude's) against the whole-model
+// double reference; the masks come back bit for bit and the published weights stay within them.
+TEST(Layerwise, ReconstructionOnWandaAndMagnitudeMasksMatchesReference) {
+  auto samples = TinySamples(6, 10, 4);
+  for (auto method : {OneShotMethod::kWanda, OneShotMethod::kMagnitude}) {
+    auto chooser = TinyModel(5);
+    LayerwiseOptions c;
+    c.method = method;
+    auto chosen = PruneLayerwise(*chooser, samples, c).masks;
+    auto fast = TinyModel(5), ref = TinyModel(5), orig = TinyModel(5);
+    LayerwiseOptions o;
+    o.method = OneShotMethod::kSparseGpt;
+    o.sparsegpt.dtype = torch::kFloat64;
+    o.sparsegpt.blocksize = 8;
+    o.fixed_masks = &chosen;
+    auto r = PruneLayerwise(*fast, samples, o);
+    auto want = ReferencePrune(*ref, samples, OneShotMethod::kSparseGpt, k2of4, true, &chosen);
+    ExpectValidAndMatching(*fast, *ref, r.masks, want, k2of4, 1e-8);
+    for (const auto& l : fast->TargetLinears()) {
+      const auto& name = l->path();
+      EXPECT_TRUE(r.masks.at(name).equal(chosen.at(name))) << name;
+      EXPECT_EQ(l->weight.masked_select(chosen.at(name).logical_not()).abs().max().item<double>(),
+                0.0);
+      // The kept weights changed (not W0 ⊙ mask).
+      EXPECT_FALSE(l->weight.equal(ApplyMask(orig->linear(name).weight, chosen.at(name)))) << name;
+    }
+  }
+}
+
+TEST(Layerwise, FixedMasksNeedSparseGptAndEveryLinear) {
+  auto samples = TinySamples(2, 8, 4);
+  std::map<std::string, torch::Tensor> none;
+  LayerwiseOptions o;
+  o.method = OneShotMethod::kWanda;
+  o.fixed_masks = &none;
+  auto model = TinyModel(5);
+  EXPECT_THROW(PruneLayerwise(*model, samples, o), Error);
+  o.method = OneShotMethod::kSparseGpt;
+  EXPECT_THROW(PruneLayerwise(*model, samples, o), Error);  // no mask for the first linear
 }
 
 TEST(Layerwise, SequentialRoundsChangeTheResult) {

@@ -128,5 +128,115 @@ TEST(SparseGpt, Errors) {
   EXPECT_THROW(SparseGptPrune(torch::randn({4, 6}), torch::eye(6), k2of4), Error);
 }
 
+// A random mask with exactly N kept per group (top-N of random scores).
+torch::Tensor RandomMask(int64_t rows, int64_t cols, NMPattern p, uint64_t seed) {
+  torch::manual_seed(seed);
+  return TopNMask(torch::rand({rows, cols}, torch::kFloat64), p);
+}
+
+// tr((W − Ŵ) H (W − Ŵ)ᵀ): the layer's output error over the calibration inputs.
+double OutputError(const torch::Tensor& W, const torch::Tensor& What, const torch::Tensor& H) {
+  auto d = (W.to(torch::kFloat64) - What.to(torch::kFloat64));
+  return d.mm(H.to(torch::kFloat64)).mul(d).sum().item<double>();
+}
+
+TEST(SparseGptReconstruct, OwnMaskReproducesSparseGpt) {
+  // Given SparseGPT's own mask, the fixed-mask update is SparseGPT's update (fp32 as in a job,
+  // and fp64), for every pattern and blocksize.
+  for (auto dtype : {torch::kFloat32, torch::kFloat64}) {
+    for (NMPattern p : {k2of4, k1of4, NMPattern{2, 8}}) {
+      for (int64_t block : {p.m, 4 * p.m, 128}) {
+        const int64_t in = 16 * p.m;
+        auto H = RandomHessian(in, 3 * in, 21);
+        torch::manual_seed(22);
+        auto W = torch::randn({11, in}, dtype);
+        SparseGptOptions o;
+        o.blocksize = block;
+        o.dtype = dtype;
+        auto own = SparseGptPrune(W, H.to(dtype), p, o);
+        auto fixed = SparseGptReconstruct(W, H.to(dtype), own.mask, p, o);
+        ASSERT_TRUE(fixed.mask.equal(own.mask));
+        const double scale = own.weight.abs().max().item<double>();
+        EXPECT_LE((fixed.weight - own.weight).abs().max().item<double>(), 1e-6 * scale);
+        EXPECT_NEAR(fixed.loss, own.loss, 1e-6 * std::abs(own.loss));
+      }
+    }
+  }
+}
+
+TEST(SparseGptReconstruct, BlockedMatchesColumnByColumnReference) {
+  for (NMPattern p : {k2of4, k1of4, NMPattern{2, 8}}) {
+    for (int64_t block : {p.m, 4 * p.m, 128}) {
+      const int64_t in = 12 * p.m;
+      auto H = RandomHessian(in, 3 * in, 31);
+      torch::manual_seed(32);
+      auto W = torch::randn({9, in}, torch::kFloat64);
+      auto mask = RandomMask(9, in, p, 33);
+      SparseGptOptions o;
+      o.blocksize = block;
+      o.dtype = torch::kFloat64;
+      auto fast = SparseGptReconstruct(W, H, mask, p, o);
+      auto ref = SparseGptReconstructReference(W, H, mask, p);
+      ExpectSame(fast, ref, 1e-9);
+      EXPECT_TRUE(fast.mask.equal(mask));  // the mask is the one given, bit for bit
+      EXPECT_EQ(fast.weight.masked_select(mask.logical_not()).abs().max().item<double>(), 0);
+      // The kept weights did move (the update is not a no-op) ...
+      EXPECT_GT((fast.weight - ApplyMask(W, mask)).abs().max().item<double>(), 1e-3);
+      // ... and the layer's output error is below that of the mask on the original weights.
+      EXPECT_LT(OutputError(W, fast.weight, H), OutputError(W, ApplyMask(W, mask), H));
+    }
+  }
+}
+
+TEST(SparseGptReconstruct, DeadColumnsTiesAndScales) {
+  const int64_t in = 32;
+  for (double scale : {1e-12, 1.0, 1e12}) {
+    auto H = RandomHessian(in, 100, 41) * scale;
+    for (int64_t j : {2, 17, 18, 19}) {  // dead columns, one of them kept by the mask below
+      H.select(0, j).zero_();
+      H.select(1, j).zero_();
+    }
+    torch::manual_seed(42);
+    auto W = torch::randn({10, in}, torch::kFloat64);
+    W.select(0, 0).fill_(1.0);    // tied weights
+    W.select(0, 1).zero_();       // an all-zero row
+    W[2][5] = -0.0;               // a negative zero that the mask keeps
+    auto mask = RandomMask(10, in, k2of4, 43);
+    mask[2][5] = true;
+    mask[2][4] = mask[2][6] = mask[2][7] = false;
+    mask.select(0, 3).copy_(TopNMask(torch::ones({1, in}), k2of4).squeeze(0));  // tied scores
+    for (int64_t block : {4, 8, 128}) {
+      SparseGptOptions o;
+      o.dtype = torch::kFloat64;
+      o.blocksize = block;
+      auto fast = SparseGptReconstruct(W, H, mask, k2of4, o);
+      auto ref = SparseGptReconstructReference(W, H, mask, k2of4);
+      ExpectSame(fast, ref, 1e-8);
+      EXPECT_TRUE(fast.mask.equal(mask));
+      for (int64_t j : {2, 17, 18, 19}) {
+        EXPECT_EQ(fast.weight.select(1, j).abs().max().item<double>(), 0.0) << j;
+      }
+      EXPECT_EQ(fast.weight.select(0, 1).abs().max().item<double>(), 0.0);
+      EXPECT_TRUE(IsNMSparse(fast.weight, k2of4));
+    }
+  }
+}
+
+TEST(SparseGptReconstruct, Errors) {
+  auto W = torch::randn({4, 8});
+  auto H = torch::eye(8);
+  auto ok = TopNMask(W, k2of4);
+  EXPECT_NO_THROW(SparseGptReconstruct(W, H, ok, k2of4));
+  EXPECT_THROW(SparseGptReconstruct(W, H, ok.to(torch::kFloat32), k2of4), Error);  // not bool
+  EXPECT_THROW(SparseGptReconstruct(W, H, ok.slice(0, 0, 3), k2of4), Error);       // shape
+  auto three = ok.clone();
+  three.slice(1, 0, 3).fill_(true);  // 3 of 4 kept in every first group
+  EXPECT_THROW(SparseGptReconstruct(W, H, three, k2of4), Error);
+  EXPECT_THROW(SparseGptReconstructReference(W, H, three, k2of4), Error);
+  auto Wn = W.clone();
+  Wn[0][0] = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_THROW(SparseGptReconstruct(Wn, H, ok, k2of4), Error);
+}
+
 }  // namespace
 }  // namespace ps
