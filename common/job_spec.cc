@@ -571,9 +571,10 @@ bool operator==(const JobSpec& a, const JobSpec& b) {
                     s.masked_update.lr, s.reconstruct, s.calibration.path, s.calibration.format,
                     s.calibration.samples, s.calibration.seqlen, s.calibration.sampling,
                     s.evaluation.ppl, s.evaluation.ctx, s.evaluation.max_windows,
-                    s.evaluation.tasks, s.evaluation.baselines, s.output, s.checkpoint.every_steps, s.log_every,
-                    s.resources.ranks, s.resources.gpus_per_rank, s.resources.cpus_per_rank,
-                    s.resources.memory_gb, s.resources.time_limit_minutes);
+                    s.evaluation.tasks, s.evaluation.baselines, s.output, s.checkpoint.every_steps,
+                    s.log_every, s.resources.ranks, s.resources.gpus_per_rank,
+                    s.resources.cpus_per_rank, s.resources.memory_gb,
+                    s.resources.time_limit_minutes);
   };
   return a.method == b.method && tie(a) == tie(b);
 }

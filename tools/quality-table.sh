@@ -2,8 +2,10 @@
 # Runs every method on the default model with the same calibration budget and the whole
 # evaluation text, then prints the quality table (docs/quality.md). One run gives all of it:
 #   dense, magnitude, Wanda, SparseGPT, the ProxSparse sweep, MaskLLM (SparseGPT prior, and the
-#   same with a Wanda prior), and the masked gradient update on top of SparseGPT and on top of the
-#   best ProxSparse mask (those rows are labelled "+ masked update": their kept weights change).
+#   same with a Wanda prior); then, on the masks of magnitude, Wanda, MaskLLM and the best
+#   ProxSparse setting, the OBS reconstruction of the kept weights (reconstruct: obs) and the
+#   masked gradient update after it, and the masked update on top of SparseGPT. The table's "kept
+#   weights" column says which rows keep the original weights and which change them.
 # On the GPU machine:
 #   DATA=$PWD/.carry/data MAX_WINDOWS=0 SAMPLES=128 \
 #     bash tools/quality-table.sh build-gpu/worker/tools/psworker /tmp/q cuda
@@ -24,6 +26,12 @@
 #   MU_STEPS     masked-update optimizer steps   (default: one epoch, SAMPLES steps of batch 1)
 #   MU_LR        masked-update learning rate     (default 1e-4)
 #   MASKLLM_ARGS extra --set arguments for the MaskLLM run (default: configs/maskllm.yaml as is)
+#   RECONSTRUCT  1 (default): reconstruction + masked update rows; 0: the masked update on
+#                SparseGPT and on the best ProxSparse mask only
+#   EXTRAS       1 (default): also SparseGPT's mask on the frozen weights and MaskLLM with a Wanda
+#                prior; 0 leaves them out
+# Ends with the on-disk check of every published model (quality_table.py --check): exit status 1
+# if any failed.
 set -uo pipefail
 usage="usage: quality-table.sh PSWORKER OUT_DIR [cpu|cuda]"
 psworker=${1:?$usage}
@@ -43,6 +51,9 @@ if [ -n "${DATA:-}" ]; then  # data somewhere else than ../shared/data beside th
            --set "evaluation.ppl=[$DATA/code-eval.txt]")
 fi
 masked_update=(--set masked_update.steps=$mu_steps --set masked_update.lr=$mu_lr)
+# The rows after a mask: reconstruction, then the masked update (one job gives all three rows).
+after_mask=()
+if [ "${RECONSTRUCT:-1}" = 1 ]; then after_mask=(--set reconstruct=obs "${masked_update[@]}"); fi
 
 run() {  # name config extra-args...  (the extra args are kept in NAME.args for reruns)
   local name=$1 cfg=$2
@@ -57,8 +68,8 @@ run() {  # name config extra-args...  (the extra args are kept in NAME.args for 
     > "$out/$name.log" 2>&1 || echo "FAILED: $name (see $out/$name.log)" >&2
 }
 
-run magnitude magnitude.yaml
-run wanda wanda.yaml
+run magnitude magnitude.yaml "${after_mask[@]}"
+run wanda wanda.yaml "${after_mask[@]}"
 run sparsegpt sparsegpt.yaml "${masked_update[@]}"  # rows: SparseGPT, and + masked update
 for epochs in ${EPOCHS:-1}; do
   for trainable in ${TRAINABLE:-targets}; do
@@ -67,28 +78,36 @@ for epochs in ${EPOCHS:-1}; do
         for l in ${LAMBDAS:-0.1 0.3 1 3}; do
           run "proxsparse-l$l-lr$lr-e$epochs-$trainable-l2$l2" default.yaml \
             --set method.lambda1=$l --set method.lr=$lr --set method.epochs=$epochs \
-            --set method.trainable=$trainable --set method.lambda2=$l2
+            --set method.trainable=$trainable --set method.lambda2=$l2 \
+            --set reconstruct=none --set masked_update.steps=0 --set 'evaluation.baselines=[]'
         done
       done
     done
   done
 done
 # shellcheck disable=SC2086  # MASKLLM_ARGS is a list of words on purpose
-run maskllm maskllm.yaml ${MASKLLM_ARGS:-}
-# The prior alone (a negligible lr returns it exactly): SparseGPT's mask on the frozen weights,
-# what MaskLLM has to beat.
-run sparsegpt-mask-frozen maskllm.yaml --set method.lr=1e-12
-# The same with a Wanda prior: SparseGPT's mask assumes its own weight update, and on frozen
-# weights Wanda's mask is the better start (CPU screening, docs/quality.md).
-# shellcheck disable=SC2086
-run maskllm-wanda-prior maskllm.yaml --set method.prior=wanda ${MASKLLM_ARGS:-}
+run maskllm maskllm.yaml ${MASKLLM_ARGS:-} "${after_mask[@]}"
+if [ "${EXTRAS:-1}" = 1 ]; then
+  # The prior alone (a negligible lr returns it exactly): SparseGPT's mask on the frozen weights,
+  # what MaskLLM has to beat.
+  run sparsegpt-mask-frozen maskllm.yaml --set method.lr=1e-12
+  # The same with a Wanda prior: SparseGPT's mask assumes its own weight update, and on frozen
+  # weights Wanda's mask is the better start (CPU screening, docs/quality.md).
+  # shellcheck disable=SC2086
+  run maskllm-wanda-prior maskllm.yaml --set method.prior=wanda ${MASKLLM_ARGS:-} "${after_mask[@]}"
+fi
 
-# The masked update on top of the best ProxSparse mask: rerun that setting with the update on.
+# Reconstruction and the masked update on the best ProxSparse mask: rerun that setting with them.
 best=$(python3 "$here/tools/quality_table.py" --best proxsparse- "$out")
 if [ -n "$best" ]; then
   mapfile -t best_args < "$out/$best.args"
-  run "$best-mu" default.yaml "${best_args[@]}" "${masked_update[@]}"
+  if [ "${RECONSTRUCT:-1}" = 1 ]; then
+    run "$best-rec" default.yaml "${best_args[@]}" "${after_mask[@]}"
+  else
+    run "$best-mu" default.yaml "${best_args[@]}" "${masked_update[@]}"
+  fi
 else
-  echo "FAILED: no ProxSparse run finished; no masked update on top of it" >&2
+  echo "FAILED: no ProxSparse run finished; nothing to reconstruct" >&2
 fi
 python3 "$here/tools/quality_table.py" "$out"
+python3 "$here/tools/quality_table.py" --check "$out"

@@ -4,10 +4,14 @@
   quality_table.py OUT_DIR                 the table, best perplexity first
   quality_table.py --best PREFIX OUT_DIR   the name of the finished run starting with PREFIX
                                            whose pruned model has the lowest perplexity
+  quality_table.py --check OUT_DIR         exits 1 unless every report passed the on-disk check
 
-A report whose job ran the masked gradient update (masked_update.steps > 0) gives a second row,
-labelled "+ masked update": its kept weights were trained, so it is not a frozen-weight mask
-result. A run named "*-mu" is such a rerun of another row's setting and shows only that row.
+One job gives up to three rows, each on the same evaluation windows: the method's mask (report
+"pruned"), then, when the job ran them, "+ OBS reconstruction" (reconstruct: obs) and
+"+ masked update" (masked_update.steps > 0; after the reconstruction when both ran). The "kept
+weights" column says which rows keep the original weights (W0 ⊙ mask, bit for bit) and which
+change them (SparseGPT's own update, the reconstruction, the masked update). A run named "*-rec"
+or "*-mu" is a rerun of another row's setting and shows only its reconstruction / update rows.
 """
 import json
 import math
@@ -58,7 +62,7 @@ def describe(r):
         return (f"MaskLLM prior={m.get('prior')} α={m.get('prior_alpha')} lr={m.get('lr')} "
                 f"τ={m.get('tau')} κ={m.get('kappa')}")
     if name == "sparsegpt":
-        return "SparseGPT (weight update)"
+        return "SparseGPT"
     return {"wanda": "Wanda", "magnitude": "magnitude"}.get(name, name)
 
 
@@ -73,6 +77,7 @@ def ppl_of(evals):
     return d.get("perplexity", math.nan)
 
 
+# Row: (run, label, perplexity, kept weights, valid, seconds, stage)
 def load(root):
     rows, dense, samples = [], None, None
     for rep in sorted(pathlib.Path(root).glob("*/report.json")):
@@ -84,42 +89,72 @@ def load(root):
         valid = r.get("validity", {}).get("valid")
         steps = steps_of(r)
         label = describe(r) + (f", {steps} steps" if steps else "")
-        if not name.endswith("-mu"):
-            rows.append((name, label, ppl_of(r.get("pruned")), valid, r.get("method_seconds", 0.0),
-                         False))
+        own = "changed (SparseGPT update)" if r["method"] == "sparsegpt" else "original"
+        rerun = name.endswith("-mu") or name.endswith("-rec")
+        if not rerun:
+            rows.append((name, label, ppl_of(r.get("pruned")), own, valid,
+                         r.get("method_seconds", 0.0), "pruned"))
+        rec = r.get("reconstruction")
+        if rec:
+            label += " + OBS reconstruction"
+            rows.append((name + " + rec" if not rerun else name, label, ppl_of(rec.get("eval")),
+                         "changed (reconstruction)", valid, rec.get("seconds", 0.0),
+                         "reconstruction"))
         mu = r.get("masked_update")
         if mu:
             lr = num(job_section(r.get("job_yaml", ""), "masked_update").get("lr", "?"))
-            rows.append((name if name.endswith("-mu") else name + " + masked update",
-                         f"{label} + masked update ({mu.get('steps')} steps, lr {lr}; "
-                         f"weights change)", ppl_of(mu.get("eval")), valid,
-                         mu.get("seconds", 0.0), True))
+            rows.append((name + " + mu" if not rerun else name + " (mu)",
+                         f"{label} + masked update ({mu.get('steps')} steps, lr {lr})",
+                         ppl_of(mu.get("eval")),
+                         "changed (" + ("reconstruction, " if rec else
+                                        "SparseGPT update, " if r["method"] == "sparsegpt" else
+                                        "") + "masked update)",
+                         valid, mu.get("seconds", 0.0), "masked_update"))
     return rows, dense, samples
 
 
 def best(prefix, root):
     rows, _, _ = load(root)
-    cand = [(ppl, name) for name, _, ppl, _, _, masked_update in rows
-            if name.startswith(prefix) and not math.isnan(ppl) and not masked_update]
+    cand = [(row[2], row[0]) for row in rows
+            if row[0].startswith(prefix) and not math.isnan(row[2]) and row[6] == "pruned"]
     return min(cand)[1] if cand else ""
+
+
+def check(root):
+    bad = []
+    reports = sorted(pathlib.Path(root).glob("*/report.json"))
+    for rep in reports:
+        v = json.loads(rep.read_text()).get("validity", {})
+        if not v.get("valid"):
+            bad.append(rep.parent.name)
+    for name in bad:
+        print(f"on-disk check FAILED: {name}", file=sys.stderr)
+    print(f"on-disk check: {len(reports) - len(bad)} of {len(reports)} published models pass "
+          "(<= N of M, masks file = the method's mask, zero outside it, frozen-weight rows "
+          "bit-identical)")
+    return 1 if bad or not reports else 0
 
 
 def main(root):
     rows, dense, samples = load(root)
-    print("| run | method | perplexity | valid 2:4 | method time (s) |")
-    print("| --- | --- | --- | --- | --- |")
+    print("| run | method | perplexity | kept weights | valid on disk | time (s) |")
+    print("| --- | --- | --- | --- | --- | --- |")
     if dense:
-        print(f"| dense | - | {dense[1]:.3f} | - | - |")
-    for name, label, ppl, valid, secs, _ in sorted(rows, key=lambda x: (math.isnan(x[2]), x[2])):
-        print(f"| {name} | {label} | {ppl:.3f} | {valid} | {secs:.1f} |")
+        print(f"| dense | - | {dense[1]:.3f} | original | - | - |")
+    for name, label, ppl, kept, valid, secs, _ in sorted(
+            rows, key=lambda x: (math.isnan(x[2]), x[2])):
+        print(f"| {name} | {label} | {ppl:.3f} | {kept} | {valid} | {secs:.1f} |")
     if dense:
         print(f"\nEvaluation: {dense[0]}, {dense[2]} windows. Calibration: {samples} samples "
-              "for every method.")
+              "for every method. Time: the method's, or the reconstruction's / masked update's "
+              "for those rows.")
 
 
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "--best":
         print(best(sys.argv[2], sys.argv[3]))
+    elif len(sys.argv) == 3 and sys.argv[1] == "--check":
+        sys.exit(check(sys.argv[2]))
     elif len(sys.argv) == 2:
         main(sys.argv[1])
     else:

@@ -274,27 +274,38 @@ TEST(JobSpec, ReconstructAndBaselinesKeys) {
   EXPECT_EQ(on.evaluation.baselines, (std::vector<std::string>{"magnitude", "wanda"}));
   JobSpec back = ParseJobSpec(JobSpecToYaml(on), "/x");
   EXPECT_TRUE(back == on);
-  EXPECT_NE(JobSpecHash(on), JobSpecHash(ParseJobSpec(
-                                 "model: m\nmethod: {name: wanda}\ncalibration: {path: c}\n", "/d")));
+  EXPECT_NE(
+      JobSpecHash(on),
+      JobSpecHash(ParseJobSpec("model: m\nmethod: {name: wanda}\ncalibration: {path: c}\n", "/d")));
 
   auto starts = [](const std::string& text, const std::string& prefix) {
     const std::string e = ErrorOf(text);
     EXPECT_EQ(e.rfind(prefix, 0), 0u) << e;
   };
-  starts("model: m\nmethod: {name: wanda}\ncalibration: {path: c}\n"
-                       "reconstruct: yes\n", "reconstruct: 'yes' is not one of none | obs");
-  starts("model: m\nmethod: {name: sparsegpt}\ncalibration: {path: c}\n"
-                       "reconstruct: obs\n", "reconstruct: method sparsegpt already re-solves");
-  starts("model: m\nmethod: {name: magnitude}\nreconstruct: obs\n", "calibration.path: missing (reconstruct: obs needs");
-  starts("model: m\nmethod: {name: magnitude}\nevaluation: {baselines: [wanda]}\n", "calibration.path: missing (evaluation.baselines: wanda needs");
-  EXPECT_NO_THROW(
-      ParseJobSpec("model: m\nmethod: {name: magnitude}\nevaluation: {baselines: [magnitude]}\n",
-                   "/d"));
-  starts("model: m\nmethod: {name: magnitude}\n"
-                       "evaluation: {baselines: [magnitude, gpt]}\n", "evaluation.baselines[1]: 'gpt' is not one of");
-  starts("model: m\nmethod: {name: magnitude}\n"
-                       "evaluation: {baselines: [magnitude, magnitude]}\n", "evaluation.baselines[1]: 'magnitude' is listed twice");
-  starts("model: m\nmethod: {name: magnitude}\nevaluation: {baselines: wanda}\n", "evaluation.baselines: must be a list");
+  starts(
+      "model: m\nmethod: {name: wanda}\ncalibration: {path: c}\n"
+      "reconstruct: yes\n",
+      "reconstruct: 'yes' is not one of none | obs");
+  starts(
+      "model: m\nmethod: {name: sparsegpt}\ncalibration: {path: c}\n"
+      "reconstruct: obs\n",
+      "reconstruct: method sparsegpt already re-solves");
+  starts("model: m\nmethod: {name: magnitude}\nreconstruct: obs\n",
+         "calibration.path: missing (reconstruct: obs needs");
+  starts("model: m\nmethod: {name: magnitude}\nevaluation: {baselines: [wanda]}\n",
+         "calibration.path: missing (evaluation.baselines: wanda needs");
+  EXPECT_NO_THROW(ParseJobSpec(
+      "model: m\nmethod: {name: magnitude}\nevaluation: {baselines: [magnitude]}\n", "/d"));
+  starts(
+      "model: m\nmethod: {name: magnitude}\n"
+      "evaluation: {baselines: [magnitude, gpt]}\n",
+      "evaluation.baselines[1]: 'gpt' is not one of");
+  starts(
+      "model: m\nmethod: {name: magnitude}\n"
+      "evaluation: {baselines: [magnitude, magnitude]}\n",
+      "evaluation.baselines[1]: 'magnitude' is listed twice");
+  starts("model: m\nmethod: {name: magnitude}\nevaluation: {baselines: wanda}\n",
+         "evaluation.baselines: must be a list");
 }
 
 TEST(JobSpec, HashIgnoresSpellingButNotContent) {

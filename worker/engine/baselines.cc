@@ -15,10 +15,9 @@ nlohmann::json RunBaselines(const JobSpec& spec, const std::vector<std::vector<i
     auto model = hooks.load();
     const auto t0 = std::chrono::steady_clock::now();
     RunOneShot(*model, method, spec, samples, comm, progress, false, nullptr);
-    seconds[method] =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    eval[method] = comm.rank() == 0 ? hooks.evaluate(*model, "baseline " + method)
-                                    : nlohmann::json::object();
+    seconds[method] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    eval[method] =
+        comm.rank() == 0 ? hooks.evaluate(*model, "baseline " + method) : nlohmann::json::object();
   }
   return {{"eval", eval}, {"seconds", seconds}};
 }

@@ -27,7 +27,6 @@ struct BaselineHooks {
 // Returns {"eval": {method: {text: {...}}}, "seconds": {method: method time}} on rank 0 (other
 // ranks take part in the statistics and get empty evaluations). Every rank must call it.
 nlohmann::json RunBaselines(const JobSpec& spec, const std::vector<std::vector<int32_t>>& samples,
-                            const BaselineHooks& hooks, Communicator& comm,
-                            ProgressSink& progress);
+                            const BaselineHooks& hooks, Communicator& comm, ProgressSink& progress);
 
 }  // namespace ps

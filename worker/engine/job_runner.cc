@@ -229,10 +229,11 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
   if (!spec.evaluation.baselines.empty()) {
     // One model in memory at a time: the job's own is loaded again afterwards.
     model = nullptr;
-    BaselineHooks hooks{[&] { return LoadLlama(spec.model, {dtype, device}); },
-                        [&](LlamaForCausalLM& m, const std::string& label) {
-                          return EvaluateAll(m, evals, spec, progress, label);
-                        }};
+    BaselineHooks hooks;
+    hooks.load = [&] { return LoadLlama(spec.model, {dtype, device}); };
+    hooks.evaluate = [&](LlamaForCausalLM& m, const std::string& label) {
+      return EvaluateAll(m, evals, spec, progress, label);
+    };
     json b = RunBaselines(spec, samples, hooks, comm, progress);
     report["baselines"] = b["eval"];
     report["baseline_method_seconds"] = b["seconds"];
@@ -291,7 +292,7 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
       how = "changed:";
       for (size_t i = 0; i < changes.size(); ++i) how += (i ? ", then " : " ") + changes[i];
     }
-    const json& ev = final_stage == "pruned" ? report["pruned"]
+    const json& ev = final_stage == "pruned"           ? report["pruned"]
                      : final_stage == "reconstruction" ? report["reconstruction"]["eval"]
                                                        : report["masked_update"]["eval"];
     report["final"] = {{"stage", final_stage},

@@ -15,7 +15,8 @@ nlohmann::json RunReconstruction(LlamaForCausalLM& model, const JobSpec& spec, c
   std::map<std::string, torch::Tensor> by_module;
   const std::string suffix = ".weight";
   for (const auto& [name, mask] : masks) {
-    if (!name.ends_with(suffix)) throw Error("reconstruction: mask '" + name + "' is not a .weight");
+    if (!name.ends_with(suffix))
+      throw Error("reconstruction: mask '" + name + "' is not a .weight");
     by_module[name.substr(0, name.size() - suffix.size())] = mask;
   }
   LayerwiseOptions o;
@@ -42,13 +43,14 @@ nlohmann::json RunReconstruction(LlamaForCausalLM& model, const JobSpec& spec, c
   }
   double error = 0;
   for (const auto& [module, e] : r.sparsegpt_error) error += e;
-  return {{"method", spec.reconstruct},
-          {"blocksize", o.sparsegpt.blocksize},
-          {"percdamp", o.sparsegpt.percdamp},
-          {"calibration_tokens", r.calibration_tokens},
-          {"layer_error_sum", error},
-          {"masks_unchanged", true},
-          {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()}};
+  return {
+      {"method", spec.reconstruct},
+      {"blocksize", o.sparsegpt.blocksize},
+      {"percdamp", o.sparsegpt.percdamp},
+      {"calibration_tokens", r.calibration_tokens},
+      {"layer_error_sum", error},
+      {"masks_unchanged", true},
+      {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()}};
 }
 
 }  // namespace ps

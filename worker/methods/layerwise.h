@@ -18,9 +18,9 @@
 //
 // Reconstruction (`fixed_masks`, SparseGPT only): the same layer-by-layer SparseGPT pass with every
 // linear's mask given instead of chosen (SparseGptReconstruct): the same Hessians from the same
-// samples, the same true-sequential rounds, the kept weights re-solved, the masks returned as given.
-// The model must hold its dense weights on entry (the update compensates each pruned weight's
-// original value).
+// samples, the same true-sequential rounds, the kept weights re-solved, the masks returned as
+// given. The model must hold its dense weights on entry (the update compensates each pruned
+// weight's original value).
 //
 // Ranks: each rank passes its own share of the samples; `all_reduce_sum` (when set) is called on
 // every raw statistics tensor before pruning, the same number of times in the same order on every
@@ -76,9 +76,9 @@ struct LayerwiseResult {
 };
 
 // Prunes every target linear of `model` in place (weights become W ⊙ mask, or SparseGPT's updated
-// weights) and returns the masks (with `fixed_masks`, those masks). `samples` are token ids (this rank's share; may be empty for
-// magnitude). ps::Error on a sample with an id outside the vocabulary or an empty sample, or when
-// Wanda/SparseGPT get no tokens at all.
+// weights) and returns the masks (with `fixed_masks`, those masks). `samples` are token ids (this
+// rank's share; may be empty for magnitude). ps::Error on a sample with an id outside the
+// vocabulary or an empty sample, or when Wanda/SparseGPT get no tokens at all.
 LayerwiseResult PruneLayerwise(LlamaForCausalLM& model,
                                const std::vector<std::vector<int32_t>>& samples,
                                const LayerwiseOptions& options);

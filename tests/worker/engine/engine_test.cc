@@ -158,7 +158,8 @@ TEST_F(EngineTest, ReconstructionKeepsTheMethodsMaskAndChangesKeptWeights) {
       EXPECT_TRUE((*r)["reconstruction"]["masks_unchanged"].get<bool>());
       EXPECT_GT((*r)["reconstruction"]["eval"]["eval.txt"]["perplexity"].get<double>(), 1.0);
       // Before reconstruction the job evaluated the method's own mask on the original weights.
-      EXPECT_EQ((*r)["pruned"]["eval.txt"]["perplexity"], plain["pruned"]["eval.txt"]["perplexity"]);
+      EXPECT_EQ((*r)["pruned"]["eval.txt"]["perplexity"],
+                plain["pruned"]["eval.txt"]["perplexity"]);
     }
     EXPECT_EQ(rec["final"]["stage"], "reconstruction");
     EXPECT_EQ(both["final"]["stage"], "masked_update");

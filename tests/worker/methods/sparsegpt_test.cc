@@ -198,9 +198,9 @@ TEST(SparseGptReconstruct, DeadColumnsTiesAndScales) {
     }
     torch::manual_seed(42);
     auto W = torch::randn({10, in}, torch::kFloat64);
-    W.select(0, 0).fill_(1.0);    // tied weights
-    W.select(0, 1).zero_();       // an all-zero row
-    W[2][5] = -0.0;               // a negative zero that the mask keeps
+    W.select(0, 0).fill_(1.0);  // tied weights
+    W.select(0, 1).zero_();     // an all-zero row
+    W[2][5] = -0.0;             // a negative zero that the mask keeps
     auto mask = RandomMask(10, in, k2of4, 43);
     mask[2][5] = true;
     mask[2][4] = mask[2][6] = mask[2][7] = false;
