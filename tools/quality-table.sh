@@ -28,6 +28,8 @@
 #   MASKLLM_ARGS extra --set arguments for the MaskLLM run (default: configs/maskllm.yaml as is)
 #   RECONSTRUCT  1 (default): reconstruction + masked update rows; 0: the masked update on
 #                SparseGPT and on the best ProxSparse mask only
+#   SWEEP_AFTER_MASK 1: every ProxSparse run of the sweep gets the reconstruction / masked update
+#                rows itself (no rerun of the best; for a sweep of one setting); default 0
 #   EXTRAS       1 (default): also SparseGPT's mask on the frozen weights and MaskLLM with a Wanda
 #                prior; 0 leaves them out
 # Ends with the on-disk check of every published model (quality_table.py --check): exit status 1
@@ -54,6 +56,10 @@ masked_update=(--set masked_update.steps=$mu_steps --set masked_update.lr=$mu_lr
 # The rows after a mask: reconstruction, then the masked update (one job gives all three rows).
 after_mask=()
 if [ "${RECONSTRUCT:-1}" = 1 ]; then after_mask=(--set reconstruct=obs "${masked_update[@]}"); fi
+# The sweep's runs: the frozen-weight mask only (the best is rerun with after_mask below), or,
+# with SWEEP_AFTER_MASK=1 (for a sweep of one setting), every run with after_mask and no rerun.
+sweep_after=(--set reconstruct=none --set masked_update.steps=0 --set 'evaluation.baselines=[]')
+if [ "${SWEEP_AFTER_MASK:-0}" = 1 ]; then sweep_after=(--set 'evaluation.baselines=[]' "${after_mask[@]}"); fi
 
 run() {  # name config extra-args...  (the extra args are kept in NAME.args for reruns)
   local name=$1 cfg=$2
@@ -79,7 +85,7 @@ for epochs in ${EPOCHS:-1}; do
           run "proxsparse-l$l-lr$lr-e$epochs-$trainable-l2$l2" default.yaml \
             --set method.lambda1=$l --set method.lr=$lr --set method.epochs=$epochs \
             --set method.trainable=$trainable --set method.lambda2=$l2 \
-            --set reconstruct=none --set masked_update.steps=0 --set 'evaluation.baselines=[]'
+            "${sweep_after[@]}"
         done
       done
     done
@@ -99,7 +105,9 @@ fi
 
 # Reconstruction and the masked update on the best ProxSparse mask: rerun that setting with them.
 best=$(python3 "$here/tools/quality_table.py" --best proxsparse- "$out")
-if [ -n "$best" ]; then
+if [ "${SWEEP_AFTER_MASK:-0}" = 1 ]; then
+  :  # the sweep's runs have their reconstruction rows already
+elif [ -n "$best" ]; then
   mapfile -t best_args < "$out/$best.args"
   if [ "${RECONSTRUCT:-1}" = 1 ]; then
     run "$best-rec" default.yaml "${best_args[@]}" "${after_mask[@]}"

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The quality table (docs/quality.md) on one GPU: every row at 128 and at 400 calibration windows
+# on the whole code-eval.txt, with the method times of this device.
+#
+#   bench/gpu/quality.sh DEPS_DIR DATA_DIR OUT_DIR
+#   e.g. bash bench/gpu/quality.sh .carry/deps .carry/data "$OUT"
+#
+# DEPS_DIR: bundles of tools/make-device-deps.sh; DATA_DIR: codelm-19m, code-calib.jsonl.gz,
+# code-eval.txt. Builds psworker only (build-gpu/), then runs tools/quality-table.sh twice
+# (SAMPLES=128, then 400), each under `timeout`: magnitude, Wanda, SparseGPT (+ masked update),
+# ProxSparse λ1 0.3 / lr 3e-3 (the best setting of the λ1/lr sweep in docs/quality.md), MaskLLM
+# (SparseGPT prior); then reconstruction and reconstruction + masked update on the masks of
+# magnitude, Wanda, MaskLLM and ProxSparse. OUT_DIR gets build.log, q128/ and q400/ (one directory
+# and log per run), table-128.md, table-400.md and summary.txt. Runs already finished in OUT_DIR
+# are skipped, so the same command after a time limit carries on.
+# Exit status: non-zero if the build fails, a run fails or times out, or a published model fails
+# the on-disk check. About 6-8 minutes on an H100 including the build (BUDGET_S per table,
+# default 200 s; LAMBDAS/LRS/SAMPLES_LIST override the sweep and the budgets).
+set -uo pipefail
+usage="usage: bench/gpu/quality.sh DEPS_DIR DATA_DIR OUT_DIR"
+deps=${1:?$usage}
+data=$(cd "${2:?$usage}" && pwd)
+out=${3:?$usage}
+here=$(cd "$(dirname "$0")/../.." && pwd)
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+log() { echo "[$(date +%T)] $*" | tee -a "$out/summary.txt"; }
+for f in codelm-19m/config.json code-calib.jsonl.gz code-eval.txt; do
+  [ -e "$data/$f" ] || { echo "quality.sh: $data/$f missing" >&2; exit 2; }
+done
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee -a "$out/summary.txt"
+log "build psworker"
+export BUILD_DIR=$here/build-gpu
+if ! PS_TARGETS=psworker timeout 420 bash "$here/tools/device-setup.sh" "$deps" \
+    -DPS_BUILD_SERVICE=OFF -DPS_BUILD_TESTS=OFF -DPS_BUILD_BENCH=OFF >"$out/build.log" 2>&1; then
+  grep -B2 -A12 "error" "$out/build.log" | head -60
+  log "FAILED: build (see build.log)"
+  exit 1
+fi
+psworker=$BUILD_DIR/worker/tools/psworker
+status=0
+for samples in ${SAMPLES_LIST:-128 400}; do
+  log "table at $samples calibration windows"
+  DATA=$data MAX_WINDOWS=0 SAMPLES=$samples LAMBDAS=${LAMBDAS:-0.3} LRS=${LRS:-3e-3} \
+    EXTRAS=0 SWEEP_AFTER_MASK=1 timeout "${BUDGET_S:-200}" \
+    bash "$here/tools/quality-table.sh" "$psworker" "$out/q$samples" cuda \
+    >"$out/table-$samples.md" 2>"$out/q$samples.log"
+  rc=$?
+  [ $rc = 124 ] && log "TIMEOUT at $samples windows: run the same command again to carry on"
+  [ $rc != 0 ] && status=1
+  grep FAILED "$out/q$samples.log" | tee -a "$out/summary.txt"
+  python3 "$here/tools/quality_table.py" "$out/q$samples" > "$out/table-$samples.md" || status=1
+  python3 "$here/tools/quality_table.py" --check "$out/q$samples" | tee -a "$out/summary.txt" ||
+    status=1
+  cat "$out/table-$samples.md" | tee -a "$out/summary.txt"
+done
+log "done (status $status)"
+exit $status
