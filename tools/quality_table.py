@@ -90,15 +90,25 @@ def load(root):
         steps = steps_of(r)
         label = describe(r) + (f", {steps} steps" if steps else "")
         own = "changed (SparseGPT update)" if r["method"] == "sparsegpt" else "original"
+        # The on-disk check is of the published model: the job's last stage.
+        final = r.get("final", {}).get("stage") or (
+            "masked_update" if r.get("masked_update") else "pruned")
+        checked = {stage: (valid if stage == final else "not published")
+                   for stage in ("pruned", "reconstruction", "masked_update")}
         rerun = name.endswith("-mu") or name.endswith("-rec")
         if not rerun:
-            rows.append((name, label, ppl_of(r.get("pruned")), own, valid,
+            rows.append((name, label, ppl_of(r.get("pruned")), own, checked["pruned"],
                          r.get("method_seconds", 0.0), "pruned"))
+            for base, ev in (r.get("baselines") or {}).items():
+                rows.append((f"{name} baseline {base}", f"{describe({'method': base})} (baseline "
+                             "in the same job)", ppl_of(ev), "original", "not published",
+                             r.get("baseline_method_seconds", {}).get(base, 0.0), "baseline"))
         rec = r.get("reconstruction")
         if rec:
             label += " + OBS reconstruction"
             rows.append((name + " + rec" if not rerun else name, label, ppl_of(rec.get("eval")),
-                         "changed (reconstruction)", valid, rec.get("seconds", 0.0),
+                         "changed (reconstruction)", checked["reconstruction"],
+                         rec.get("seconds", 0.0),
                          "reconstruction"))
         mu = r.get("masked_update")
         if mu:
@@ -109,7 +119,7 @@ def load(root):
                          "changed (" + ("reconstruction, " if rec else
                                         "SparseGPT update, " if r["method"] == "sparsegpt" else
                                         "") + "masked update)",
-                         valid, mu.get("seconds", 0.0), "masked_update"))
+                         checked["masked_update"], mu.get("seconds", 0.0), "masked_update"))
     return rows, dense, samples
 
 
@@ -137,7 +147,7 @@ def check(root):
 
 def main(root):
     rows, dense, samples = load(root)
-    print("| run | method | perplexity | kept weights | valid on disk | time (s) |")
+    print("| run | method | perplexity | kept weights | published model valid on disk | time (s) |")
     print("| --- | --- | --- | --- | --- | --- |")
     if dense:
         print(f"| dense | - | {dense[1]:.3f} | original | - | - |")
