@@ -14,8 +14,10 @@
 # and log per run), table-128.md, table-400.md and summary.txt. Runs already finished in OUT_DIR
 # are skipped, so the same command after a time limit carries on.
 # Exit status: non-zero if the build fails, a run fails or times out, or a published model fails
-# the on-disk check. About 6-8 minutes on an H100 including the build (BUDGET_S per table,
-# default 200 s; LAMBDAS/LRS/SAMPLES_LIST override the sweep and the budgets).
+# the on-disk check. At most about 10 minutes: the build (BUILD_TIMEOUT_S, default 300 s) and
+# each table (BUDGET_S, default 140 s) run under `timeout`; what a time limit cut off finishes
+# when the same command runs again (the build and the finished runs are kept). LAMBDAS / LRS /
+# SAMPLES_LIST override the sweep and the budgets.
 set -uo pipefail
 usage="usage: bench/gpu/quality.sh DEPS_DIR DATA_DIR OUT_DIR"
 deps=${1:?$usage}
@@ -31,7 +33,7 @@ done
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee -a "$out/summary.txt"
 log "build psworker"
 export BUILD_DIR=$here/build-gpu
-if ! PS_TARGETS=psworker timeout 420 bash "$here/tools/device-setup.sh" "$deps" \
+if ! PS_TARGETS=psworker timeout "${BUILD_TIMEOUT_S:-300}" bash "$here/tools/device-setup.sh" "$deps" \
     -DPS_BUILD_SERVICE=OFF -DPS_BUILD_TESTS=OFF -DPS_BUILD_BENCH=OFF >"$out/build.log" 2>&1; then
   grep -B2 -A12 "error" "$out/build.log" | head -60
   log "FAILED: build (see build.log)"
@@ -42,7 +44,7 @@ status=0
 for samples in ${SAMPLES_LIST:-128 400}; do
   log "table at $samples calibration windows"
   DATA=$data MAX_WINDOWS=0 SAMPLES=$samples LAMBDAS=${LAMBDAS:-0.3} LRS=${LRS:-3e-3} \
-    EXTRAS=0 SWEEP_AFTER_MASK=1 timeout "${BUDGET_S:-200}" \
+    EXTRAS=0 SWEEP_AFTER_MASK=1 timeout "${BUDGET_S:-140}" \
     bash "$here/tools/quality-table.sh" "$psworker" "$out/q$samples" cuda \
     >"$out/table-$samples.md" 2>"$out/q$samples.log"
   rc=$?
