@@ -54,7 +54,7 @@ for samples in ${SAMPLES_LIST:-128 400}; do
   python3 "$here/tools/quality_table.py" "$out/q$samples" > "$out/table-$samples.md" || status=1
   python3 "$here/tools/quality_table.py" --check "$out/q$samples" | tee -a "$out/summary.txt" ||
     status=1
-  cat "$out/table-$samples.md" | tee -a "$out/summary.txt"
+  tee -a "$out/summary.txt" < "$out/table-$samples.md"
 done
 log "done (status $status)"
 exit $status
