@@ -44,7 +44,9 @@ Sparse24Linear::Sparse24Linear(const torch::Tensor& w, bool keep_native, bool ke
   n_ = w.size(0);
   k_ = w.size(1);
   const auto dev = torch::Device(torch::kCUDA, c10::cuda::current_device());
-  const torch::Tensor wd = w.to(dev).contiguous();
+  // Every zero as +0.0 (`W * mask` leaves -0.0), so both forms see the same kept positions.
+  torch::Tensor wd = w.to(dev).contiguous();
+  wd = wd.masked_fill(wd.eq(0), 0);
   // Packing checks 2:4 sparsity (ps::Error naming the group otherwise) for both forms.
   NativePacked packed = PackNativeOnDevice(wd);
   if (keep_cusparselt) {
