@@ -81,7 +81,8 @@ std::string RenderChat(ChatTemplate t, const std::vector<ChatMessage>& messages)
     case ChatTemplate::kLlama2:
       return Llama2(messages);
     case ChatTemplate::kChatMl:
-      for (const auto& m : messages) out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
+      for (const auto& m : messages)
+        out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
       return out + "<|im_start|>assistant\n";
     case ChatTemplate::kLlama3:
       for (const auto& m : messages)

@@ -84,8 +84,8 @@ torch::Tensor Engine::Attend(int64_t layer, const torch::Tensor& q, const std::v
   return at::scaled_dot_product_attention(q, k, v, allowed);
 #else
   const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(3)));
-  auto scores = torch::matmul(q.to(torch::kFloat32), k.to(torch::kFloat32).transpose(-2, -1)) *
-                scale;
+  auto scores =
+      torch::matmul(q.to(torch::kFloat32), k.to(torch::kFloat32).transpose(-2, -1)) * scale;
   scores = scores.masked_fill(allowed.logical_not(), -std::numeric_limits<float>::infinity());
   return torch::matmul(torch::softmax(scores, -1).to(q.scalar_type()), v);
 #endif
@@ -108,7 +108,8 @@ torch::Tensor Engine::Decode(const std::vector<int>& slots, const std::vector<in
     cos.push_back(r.cos);
     sin.push_back(r.sin);
   }
-  const RopeTables rope{torch::cat(cos, 0).view({n, 1, 1, d}), torch::cat(sin, 0).view({n, 1, 1, d})};
+  const RopeTables rope{torch::cat(cos, 0).view({n, 1, 1, d}),
+                        torch::cat(sin, 0).view({n, 1, 1, d})};
   const auto dev = model_->device();
   auto slot_t = torch::tensor(std::vector<int64_t>(slots.begin(), slots.end())).to(dev);
   auto pos_t = torch::tensor(positions).to(dev);

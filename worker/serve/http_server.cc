@@ -19,9 +19,9 @@ using Clock = std::chrono::system_clock;
 std::string NewId(const char* prefix) {
   static std::atomic<uint64_t> n{0};
   return std::string(prefix) + "-" +
-         std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
-                            Clock::now().time_since_epoch())
-                            .count()) +
+         std::to_string(
+             std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch())
+                 .count()) +
          "-" + std::to_string(n++);
 }
 
@@ -186,14 +186,14 @@ void HttpFrontend::Routes() {
               const std::string line = "data: " + j.dump() + "\n\n";
               if (!sink.write(line.data(), line.size())) s->Cancel();
             };
-            json base = {{"id", id}, {"object", chunk_object}, {"created", created},
-                         {"model", model_.name}};
+            json base = {
+                {"id", id}, {"object", chunk_object}, {"created", created}, {"model", model_.name}};
             if (e->done && e->finish_reason == "error") {
-              send({{"error", {{"message", "generation failed: " + e->error},
-                               {"type", "server_error"}}}});
+              send({{"error",
+                     {{"message", "generation failed: " + e->error}, {"type", "server_error"}}}});
             } else {
-              json choice = Choice(chat, true, e->text,
-                                   e->done ? json(e->finish_reason) : json(), *first);
+              json choice =
+                  Choice(chat, true, e->text, e->done ? json(e->finish_reason) : json(), *first);
               if (with_ids) choice["token_ids"] = e->token_ids;
               json chunk = base;
               chunk["choices"] = json::array({choice});

@@ -19,8 +19,8 @@ namespace ps::serve {
 
 struct HttpOptions {
   std::string host = "127.0.0.1";
-  int port = 8000;  // 0: any free port (Bind returns it)
-  int threads = 64; // connections served at once
+  int port = 8000;   // 0: any free port (Bind returns it)
+  int threads = 64;  // connections served at once
 };
 
 struct ServedModel {

@@ -47,12 +47,9 @@ nlohmann::json Sparsify(LlamaForCausalLM& model, const std::string& mode) {
   if (mode == "on" && rep.linears == 0)
     throw Error("--sparse on: no target of this model is 2:4 sparse (" +
                 std::to_string(rep.skipped.size()) + " left dense)");
-  return {{"linears", rep.linears},
-          {"dense_weight_bytes", rep.dense_weight_bytes},
-          {"native_bytes", rep.native_bytes},
-          {"cusparselt_bytes", rep.cusparselt_bytes},
-          {"skipped", rep.skipped},
-          {"notes", rep.notes}};
+  return {{"linears", rep.linears},           {"dense_weight_bytes", rep.dense_weight_bytes},
+          {"native_bytes", rep.native_bytes}, {"cusparselt_bytes", rep.cusparselt_bytes},
+          {"skipped", rep.skipped},           {"notes", rep.notes}};
 #else
   (void)model;
   if (mode == "on") throw Error("--sparse on: this build has no 2:4 GPU kernels (CUDA LibTorch)");
@@ -90,7 +87,8 @@ LoadedModel LoadModel(const LoadSpec& spec) {
     out.tokenizer_dir = spec.tokenizer;
   } else {
     if (spec.model.empty()) throw Error("--model DIR is required (or --random-shape NAME)");
-    if (!fs::is_directory(spec.model)) throw Error("--model " + spec.model.string() + ": not a directory");
+    if (!fs::is_directory(spec.model))
+      throw Error("--model " + spec.model.string() + ": not a directory");
     out.artifact = DetectArtifact(spec.model);
     out.name = fs::absolute(spec.model).lexically_normal().filename().string();
     ScratchDir scratch;

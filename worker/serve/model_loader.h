@@ -31,9 +31,9 @@ struct LoadSpec {
 struct LoadedModel {
   std::shared_ptr<LlamaForCausalLM> model;
   std::unique_ptr<Tokenizer> tokenizer;
-  std::string name;           // what /v1/models reports
-  std::string artifact;       // hf | compressed-tensors | native | masks | random
-  nlohmann::json sparse;      // what moved onto the 2:4 kernels (empty on the CPU / off)
+  std::string name;       // what /v1/models reports
+  std::string artifact;   // hf | compressed-tensors | native | masks | random
+  nlohmann::json sparse;  // what moved onto the 2:4 kernels (empty on the CPU / off)
   std::filesystem::path tokenizer_dir;
 };
 

@@ -19,8 +19,7 @@ json ParseBody(const std::string& body) {
 
 double Number(const json& j, const char* key, double lo, double hi, double def) {
   if (!j.contains(key) || j[key].is_null()) return def;
-  if (!j[key].is_number())
-    throw BadRequest(std::string("'") + key + "' must be a number", key);
+  if (!j[key].is_number()) throw BadRequest(std::string("'") + key + "' must be a number", key);
   const double v = j[key].get<double>();
   if (!(v >= lo && v <= hi))
     throw BadRequest(std::string("'") + key + "' is " + j[key].dump() + "; it must be in [" +
@@ -31,7 +30,8 @@ double Number(const json& j, const char* key, double lo, double hi, double def) 
 
 bool Bool(const json& j, const char* key) {
   if (!j.contains(key) || j[key].is_null()) return false;
-  if (!j[key].is_boolean()) throw BadRequest(std::string("'") + key + "' must be true or false", key);
+  if (!j[key].is_boolean())
+    throw BadRequest(std::string("'") + key + "' must be true or false", key);
   return j[key].get<bool>();
 }
 
@@ -39,15 +39,16 @@ bool Bool(const json& j, const char* key) {
 // context here.
 void ParseCommon(const json& j, const ParseContext& ctx, bool chat, GenerationRequest& r) {
   r.chat = chat;
-  if (r.prompt_ids.empty()) throw BadRequest("the prompt is empty (no tokens)", chat ? "messages" : "prompt");
+  if (r.prompt_ids.empty())
+    throw BadRequest("the prompt is empty (no tokens)", chat ? "messages" : "prompt");
   const int64_t plen = static_cast<int64_t>(r.prompt_ids.size());
   if (plen >= ctx.max_len)
     throw BadRequest("the prompt is " + std::to_string(plen) +
                          " tokens; this server's context is " + std::to_string(ctx.max_len) +
                          " tokens (prompt + completion): shorten the prompt",
                      chat ? "messages" : "prompt");
-  const char* mt_key = chat && j.contains("max_completion_tokens") ? "max_completion_tokens"
-                                                                  : "max_tokens";
+  const char* mt_key =
+      chat && j.contains("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
   if (j.contains(mt_key) && !j[mt_key].is_null()) {
     if (!j[mt_key].is_number_integer() || j[mt_key].get<int64_t>() < 1)
       throw BadRequest(std::string("'") + mt_key + "' must be an integer >= 1", mt_key);
@@ -109,9 +110,8 @@ GenerationRequest ParseCompletionRequest(const std::string& body, const ParseCon
     const int64_t vocab = ctx.tokenizer->vocab_size();
     for (const auto& e : p) {
       if (!e.is_number_integer() || e.get<int64_t>() < 0 || e.get<int64_t>() >= vocab)
-        throw BadRequest("'prompt' token ids must be integers in [0, " + std::to_string(vocab) +
-                             ")",
-                         "prompt");
+        throw BadRequest(
+            "'prompt' token ids must be integers in [0, " + std::to_string(vocab) + ")", "prompt");
       r.prompt_ids.push_back(e.get<int32_t>());
     }
   } else if (p.is_array() && p.size() == 1 && p[0].is_string()) {

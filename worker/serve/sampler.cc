@@ -29,7 +29,8 @@ std::vector<double> NucleusProbabilities(const torch::Tensor& logits, const Samp
   // Keep the most likely tokens until their mass reaches top_p (at least one), renormalise.
   std::vector<int64_t> order(static_cast<size_t>(n));
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return prob[a] > prob[b]; });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int64_t a, int64_t b) { return prob[a] > prob[b]; });
   double mass = 0;
   size_t keep = 0;
   while (keep < order.size() && (keep == 0 || mass < p.top_p)) mass += prob[order[keep++]];

@@ -130,8 +130,7 @@ void Scheduler::Loop() {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] { return stop_ || !waiting_.empty() || !running_.empty(); });
       if (stop_) return;
-      const int64_t free_slots =
-          engine_.kv().slots() - static_cast<int64_t>(running_.size());
+      const int64_t free_slots = engine_.kv().slots() - static_cast<int64_t>(running_.size());
       while (!waiting_.empty() && static_cast<int64_t>(admitted.size()) < free_slots) {
         admitted.push_back(std::move(waiting_.front()));
         waiting_.pop_front();
@@ -171,7 +170,8 @@ void Scheduler::Loop() {
         const torch::Tensor logits = engine_.Decode(slots, tokens);
         metrics_.DecodeStepTime(std::chrono::duration<double>(Clock::now() - t0).count());
         metrics_.BatchSize(static_cast<int64_t>(slots.size()));
-        for (size_t i = 0; i < running_.size(); ++i) Emit(*running_[i], logits[static_cast<int64_t>(i)]);
+        for (size_t i = 0; i < running_.size(); ++i)
+          Emit(*running_[i], logits[static_cast<int64_t>(i)]);
       } catch (const std::exception& e) {
         for (auto& s : running_) Finish(*s, "error", e.what());
       }

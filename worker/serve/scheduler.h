@@ -25,11 +25,11 @@ namespace ps::serve {
 
 // What the HTTP side reads from a running request, in order.
 struct StreamEvent {
-  std::string text;               // newly released completion text (may be empty)
-  std::vector<int32_t> token_ids; // tokens generated since the last event
+  std::string text;                // newly released completion text (may be empty)
+  std::vector<int32_t> token_ids;  // tokens generated since the last event
   bool done = false;
-  std::string finish_reason;      // "stop" | "length" | "error" when done
-  std::string error;              // when finish_reason == "error"
+  std::string finish_reason;  // "stop" | "length" | "error" when done
+  std::string error;          // when finish_reason == "error"
 };
 
 // Shared by the scheduler (producer) and one HTTP handler (consumer).

@@ -17,8 +17,8 @@ ServeMetrics::ServeMetrics() {
                "From admission to the queue to the first generated token", kLatency);
   reg_.Declare("psserve_inter_token_latency_seconds", T::kHistogram,
                "Between consecutive tokens of one request", kLatency);
-  reg_.Declare("psserve_request_latency_seconds", T::kHistogram,
-               "From admission to the last token", kLatency);
+  reg_.Declare("psserve_request_latency_seconds", T::kHistogram, "From admission to the last token",
+               kLatency);
   reg_.Declare("psserve_batch_size", T::kHistogram, "Requests in one decode step", kBatch);
   reg_.Declare("psserve_prefill_seconds", T::kHistogram, "One request's prefill", kLatency);
   reg_.Declare("psserve_decode_step_seconds", T::kHistogram, "One batched decode step", kLatency);
@@ -45,7 +45,9 @@ void ServeMetrics::TimeToFirstToken(double s) {
 void ServeMetrics::InterTokenLatency(double s) {
   reg_.Observe("psserve_inter_token_latency_seconds", {}, s);
 }
-void ServeMetrics::RequestLatency(double s) { reg_.Observe("psserve_request_latency_seconds", {}, s); }
+void ServeMetrics::RequestLatency(double s) {
+  reg_.Observe("psserve_request_latency_seconds", {}, s);
+}
 void ServeMetrics::BatchSize(int64_t n) {
   reg_.Observe("psserve_batch_size", {}, static_cast<double>(n));
 }

@@ -186,8 +186,8 @@ TEST(Codec24, NotTwoFourSparseIsAnErrorNamingThePlace) {
 // `W * mask` in torch leaves -0.0 where a negative weight was masked: such a group is 2:4, its
 // -0.0 is never a kept value in preference to a nonzero, and what is stored is +0.0.
 TEST(Codec24, NegativeZeroIsAZeroAndIsStoredAsPlusZero) {
-  const std::vector<float> w = {-0.0f, 1.0f, -0.0f, -2.0f,   // two values, two -0.0
-                                -0.0f, -0.0f, 5.0f, -0.0f,   // one value: padded with a -0.0
+  const std::vector<float> w = {-0.0f, 1.0f,  -0.0f, -2.0f,   // two values, two -0.0
+                                -0.0f, -0.0f, 5.0f,  -0.0f,   // one value: padded with a -0.0
                                 -0.0f, -0.0f, -0.0f, -0.0f};  // nothing kept but zeros
   std::vector<std::byte> b(w.size() * 4);
   std::memcpy(b.data(), w.data(), b.size());
@@ -210,8 +210,8 @@ TEST(Codec24, NegativeZeroIsAZeroAndIsStoredAsPlusZero) {
     EXPECT_FALSE(std::signbit(d[i]) && d[i] == 0.0f) << "column " << i << " came back -0.0";
   }
   // Against a base: the pruned -0.0 where the base holds a negative value is a dropped position.
-  const std::vector<float> base = {-3.0f, 1.0f, -0.5f, -2.0f, -7.0f, -0.0f, 5.0f, 0.0f,
-                                   -1.0f, 0.0f, -0.0f, -4.0f};
+  const std::vector<float> base = {-3.0f, 1.0f, -0.5f, -2.0f, -7.0f, -0.0f,
+                                   5.0f,  0.0f, -1.0f, 0.0f,  -0.0f, -4.0f};
   std::vector<std::byte> bb(base.size() * 4);
   std::memcpy(bb.data(), base.data(), bb.size());
   const auto against = SelectChoicesAgainstBase(ref, DenseRef{"base", DType::kF32, 1, 12, bb});

@@ -313,7 +313,8 @@ testing::TensorMap TimesMask(const testing::TensorMap& dense, const testing::Ten
       const float y = w * m;
       std::memcpy(&bits, &y, 4);
       std::memcpy(&t.bytes[i],
-                  es == 2 ? reinterpret_cast<char*>(&bits) + 2 : reinterpret_cast<char*>(&bits), es);
+                  es == 2 ? reinterpret_cast<char*>(&bits) + 2 : reinterpret_cast<char*>(&bits),
+                  es);
     }
   }
   return out;
@@ -345,8 +346,8 @@ TEST(PackModel, WTimesMaskCheckpointPacksAndUnpacksWithPlusZeros) {
         const auto st = SafetensorsFile::Open(file.path());
         for (const auto& info : st->tensors()) {
           const auto d = st->Data(info);
-          const bool packed = info.name.ends_with(kCtCompressed) ||
-                              info.name.ends_with(kNativeValues);
+          const bool packed =
+              info.name.ends_with(kCtCompressed) || info.name.ends_with(kNativeValues);
           if (!packed) continue;
           EXPECT_EQ(testing::PlusZeros(info.dtype, d), std::vector<std::byte>(d.begin(), d.end()))
               << info.name << " stores a -0.0";

@@ -5,7 +5,6 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <torch/torch.h>
-
 #include <unistd.h>
 
 #include <algorithm>
@@ -113,8 +112,11 @@ TEST_F(ServeCodelm, GreedyCompletionEqualsPstoolGenerateAndTheDenseForward) {
   int status = 0;
   const int n = 24;
   json r = PostJson(c, "/v1/completions",
-                    {{"prompt", kPrompt}, {"max_tokens", n}, {"temperature", 0},
-                     {"return_token_ids", true}, {"ignore_eos", true}},
+                    {{"prompt", kPrompt},
+                     {"max_tokens", n},
+                     {"temperature", 0},
+                     {"return_token_ids", true},
+                     {"ignore_eos", true}},
                     &status);
   ASSERT_EQ(status, 200) << r.dump();
   const auto got = TokenIds(r);
@@ -164,10 +166,10 @@ TEST_F(ServeCodelm, ChatCompletionUsesTheTemplateAndMatchesGreedy) {
   auto c = server_->Client();
   int status = 0;
   const json messages = json::array({{{"role", "user"}, {"content", "Write a sort function."}}});
-  json r = PostJson(c, "/v1/chat/completions",
-                    {{"messages", messages}, {"max_tokens", 12}, {"temperature", 0},
-                     {"return_token_ids", true}},
-                    &status);
+  json r = PostJson(
+      c, "/v1/chat/completions",
+      {{"messages", messages}, {"max_tokens", 12}, {"temperature", 0}, {"return_token_ids", true}},
+      &status);
   ASSERT_EQ(status, 200) << r.dump();
   EXPECT_EQ(r["object"], "chat.completion");
   EXPECT_EQ(r["choices"][0]["message"]["role"], "assistant");
@@ -239,12 +241,13 @@ TEST_F(ServeCodelm, StreamingSendsTheSameTextAsEvents) {
 // 8 requests at once: each gets exactly its greedy answer alone, and decode steps were shared.
 TEST_F(ServeCodelm, EightConcurrentRequestsAreBatched) {
   const std::vector<std::string> prompts = {
-      "import os\n", "class Stack:\n", "def add(a, b):\n", "for i in range(10):\n",
-      "# sort a list\n", "def main():\n", "while True:\n", "x = [1, 2, 3]\n"};
+      "import os\n",     "class Stack:\n", "def add(a, b):\n", "for i in range(10):\n",
+      "# sort a list\n", "def main():\n",  "while True:\n",    "x = [1, 2, 3]\n"};
   auto one = [&](const std::string& p, bool seeded) {
     auto c = server_->Client();
     int status = 0;
-    json body = {{"prompt", p}, {"max_tokens", 20}, {"return_token_ids", true}, {"ignore_eos", true}};
+    json body = {
+        {"prompt", p}, {"max_tokens", 20}, {"return_token_ids", true}, {"ignore_eos", true}};
     if (seeded) {
       body["temperature"] = 0.8;
       body["top_p"] = 0.9;
@@ -306,7 +309,9 @@ TEST_F(ServeCodelm, MalformedRequestsGet4xxWithAMessage) {
     const json e = json::parse(r->body, nullptr, false);
     ASSERT_TRUE(e.contains("error")) << r->body;
     EXPECT_FALSE(e["error"]["message"].get<std::string>().empty());
-    if (!k.param.empty()) EXPECT_EQ(e["error"]["param"], k.param) << r->body;
+    if (!k.param.empty()) {
+      EXPECT_EQ(e["error"]["param"], k.param) << r->body;
+    }
   }
   auto h = c.Get("/health");
   ASSERT_TRUE(h);
@@ -358,7 +363,8 @@ TEST(ServeArtifacts, CompressedTensorsOfAWTimesMaskCheckpointServes) {
     for (const auto& l : model->TargetLinears()) {
       const auto mask = sparse::PruneTwoFour(l->weight).ne(0);
       l->weight.copy_(l->weight * mask);  // W * mask, as a user's pruning script does
-      negative_zeros += torch::signbit(l->weight).logical_and(l->weight.eq(0)).sum().item<int64_t>();
+      negative_zeros +=
+          torch::signbit(l->weight).logical_and(l->weight.eq(0)).sum().item<int64_t>();
     }
   }
   ASSERT_GT(negative_zeros, 1000);
@@ -375,13 +381,15 @@ TEST(ServeArtifacts, CompressedTensorsOfAWTimesMaskCheckpointServes) {
     auto c = s.Client();
     int status = 0;
     json r = PostJson(c, "/v1/completions",
-                      {{"prompt", kPrompt}, {"max_tokens", 12}, {"temperature", 0},
-                       {"return_token_ids", true}, {"ignore_eos", true}},
+                      {{"prompt", kPrompt},
+                       {"max_tokens", 12},
+                       {"temperature", 0},
+                       {"return_token_ids", true},
+                       {"ignore_eos", true}},
                       &status);
     ASSERT_EQ(status, 200) << r.dump();
     auto dense = LoadLlama(tmp / "wmask");
-    const auto ref =
-        GreedyGenerate(*dense, s.loaded().tokenizer->EncodeForModel(kPrompt), 12);
+    const auto ref = GreedyGenerate(*dense, s.loaded().tokenizer->EncodeForModel(kPrompt), 12);
     EXPECT_EQ(TokenIds(r), ref);
   }
   RemoveTree(tmp);

@@ -66,8 +66,7 @@ TEST(ChatTemplate, FamiliesAreRecognisedAndRendered) {
             "<|im_start|>assistant\n");
   EXPECT_EQ(RenderChat(ChatTemplate::kLlama2, m),
             "[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST]");
-  EXPECT_EQ(RenderChat(ChatTemplate::kLlama2,
-                       {{"user", "a"}, {"assistant", "b"}, {"user", "c"}}),
+  EXPECT_EQ(RenderChat(ChatTemplate::kLlama2, {{"user", "a"}, {"assistant", "b"}, {"user", "c"}}),
             "[INST] a [/INST] b </s><s>[INST] c [/INST]");
   EXPECT_THROW(RenderChat(ChatTemplate::kPlain, {{"tool", "x"}}), Error);
   EXPECT_THROW(RenderChat(ChatTemplate::kPlain, {}), Error);
@@ -112,12 +111,14 @@ TEST(RequestParse, MalformedFieldsAreNamed) {
   EXPECT_EQ(ParamOf(R"({"messages": []})", true), "messages");
   EXPECT_EQ(ParamOf(R"({"messages": [{"role": "robot", "content": "x"}]})", true), "messages");
   EXPECT_EQ(ParamOf(R"({"messages": [{"role": "user", "content": 3}]})", true), "messages");
-  EXPECT_EQ(ParamOf(R"({"messages": [{"role": "user", "content": "x"}], "max_completion_tokens": -1})",
-                    true),
-            "max_completion_tokens");
-  EXPECT_EQ(ParamOf(R"({"messages": [{"role": "user", "content": [{"type": "text", "text": "x"}]}]})",
-                    true),
-            "(accepted)");
+  EXPECT_EQ(
+      ParamOf(R"({"messages": [{"role": "user", "content": "x"}], "max_completion_tokens": -1})",
+              true),
+      "max_completion_tokens");
+  EXPECT_EQ(
+      ParamOf(R"({"messages": [{"role": "user", "content": [{"type": "text", "text": "x"}]}]})",
+              true),
+      "(accepted)");
 }
 
 TEST(RequestParse, DefaultsAndValues) {
