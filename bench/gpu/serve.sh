@@ -3,7 +3,9 @@
 # with the 2:4 kernels (--sparse on) and once dense (--sparse off, the same masked weights), in
 # bf16 and fp16; bench/serve_client.py at 1, 8 and 32 concurrent streams, prompt 512 tokens,
 # output 256 tokens (greedy, EOS ignored, streamed); then the linear-layer kernel table
-# (sparse_bench) in the same run. Builds only psserve and sparse_bench into build-gpu/.
+# (sparse_bench) in the same run. First, tests/gpu/sparse_check --quick per dtype checks every
+# 2:4 path (the tensor-core kernel up to 32 rows included) against fp32. Builds only psserve,
+# sparse_bench and sparse_check into build-gpu/.
 #
 # Usage: bench/gpu/serve.sh DEPS_DIR DATA_DIR OUT_DIR [DTYPES]
 #   DEPS_DIR  the bundles of tools/make-device-deps.sh
@@ -11,7 +13,7 @@
 #   OUT_DIR   logs, client JSON lines and summary.txt
 #   DTYPES    "bf16 fp16" (default) or one of them
 # Needs CUDA, LibTorch 2.x with CUDA (python3's torch), cuSPARSELt for the 2:4 prefill path.
-# About 8 minutes on one H100 including the build. Exits non-zero when a build, a server or a
+# About 8 minutes on one H100 for both dtypes including the build (a second run reuses build-gpu). Exits non-zero when a build, a server or a
 # request fails (a missed speed target is reported in summary.txt, not an error).
 set -uo pipefail
 deps=${1:?usage: serve.sh DEPS_DIR DATA_DIR OUT_DIR [DTYPES]}
@@ -24,13 +26,21 @@ b=$root/build-gpu
 status=0
 log() { echo "[$(date +%T)] $*" | tee -a "$out/steps.log"; }
 
-log "setup + build (psserve sparse_bench)"
+log "setup + build (psserve sparse_bench sparse_check)"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 git -C "$root" rev-parse HEAD >>"$out/gpu.txt" 2>/dev/null
-BUILD_DIR=$b PS_TARGETS="psserve sparse_bench" timeout 420 bash "$root/tools/device-setup.sh" \
+BUILD_DIR=$b PS_TARGETS="psserve sparse_bench sparse_check" timeout 420 bash "$root/tools/device-setup.sh" \
   "$deps" -DPS_BUILD_SERVICE=OFF -DPS_BUILD_TESTS=OFF >"$out/build.log" 2>&1 ||
   { log "build FAILED"; grep -B2 -A12 -E "error" "$out/build.log" | head -60; exit 1; }
 log "built"
+
+for dt in $dtypes; do
+  log "sparse_check $dt"
+  timeout 120 "$b/tests/gpu/sparse_check" --dtype "$dt" --quick >"$out/sparse_check_$dt.log" 2>&1 ||
+    { log "sparse_check $dt: exit $?"; status=1; }
+  grep '"ok":false' "$out/sparse_check_$dt.log" | head -5
+  tail -1 "$out/sparse_check_$dt.log"
+done
 
 port=18000
 serve_run() {  # serve_run NAME DTYPE SPARSE
@@ -72,7 +82,7 @@ done
 
 for dt in $dtypes; do
   log "kernel table $dt"
-  timeout 120 "$b/bench/sparse_bench" --dtype "$dt" --ms 1,2,4,8,16,32,512,2048 \
+  timeout 120 "$b/bench/sparse_bench" --dtype "$dt" --ms 1,2,4,8,16,24,32,512,2048 \
     >"$out/sparse_bench_$dt.log" 2>&1 || { log "sparse_bench $dt: exit $?"; status=1; }
 done
 

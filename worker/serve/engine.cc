@@ -20,7 +20,12 @@ torch::TensorOptions OptionsOf(const LlamaForCausalLM& m) {
 Engine::Engine(std::shared_ptr<LlamaForCausalLM> model, const EngineOptions& options)
     : model_(std::move(model)),
       options_(options),
-      kv_(model_->config(), options.max_batch, options.max_len, OptionsOf(*model_)) {}
+      kv_(model_->config(), options.max_batch, options.max_len, OptionsOf(*model_)) {
+  if (!options_.exact_attention) {
+    const auto& c = model_->config();
+    rope_all_ = ComputeRope(RopeInvFreq(c.rope, c.head_dim), 0, max_len(), OptionsOf(*model_));
+  }
+}
 
 torch::Tensor Engine::Prefill(int slot, const std::vector<int32_t>& ids) {
   if (ids.empty() || static_cast<int64_t>(ids.size()) >= max_len())
@@ -98,21 +103,28 @@ torch::Tensor Engine::Decode(const std::vector<int>& slots, const std::vector<in
   const auto& c = model_->config();
   const int64_t hq = c.num_attention_heads, hkv = c.num_key_value_heads, d = c.head_dim;
   std::vector<int64_t> positions;
-  std::vector<torch::Tensor> cos, sin;
   for (int s : slots) {
     const int64_t p = kv_.length(s);
     if (p >= max_len()) throw Error("decode: slot " + std::to_string(s) + " is full");
     positions.push_back(p);
-    // The model's own tables for one position (model.forward(ids, cache) computes Rope(p, 1)).
-    const RopeTables r = model_->Rope(p, 1);
-    cos.push_back(r.cos);
-    sin.push_back(r.sin);
   }
-  const RopeTables rope{torch::cat(cos, 0).view({n, 1, 1, d}),
-                        torch::cat(sin, 0).view({n, 1, 1, d})};
   const auto dev = model_->device();
   auto slot_t = torch::tensor(std::vector<int64_t>(slots.begin(), slots.end())).to(dev);
   auto pos_t = torch::tensor(positions).to(dev);
+  RopeTables rope;
+  if (options_.exact_attention) {
+    // The model's own tables for one position (model.forward(ids, cache) computes Rope(p, 1)).
+    std::vector<torch::Tensor> cos, sin;
+    for (int64_t p : positions) {
+      const RopeTables r = model_->Rope(p, 1);
+      cos.push_back(r.cos);
+      sin.push_back(r.sin);
+    }
+    rope = {torch::cat(cos, 0).view({n, 1, 1, d}), torch::cat(sin, 0).view({n, 1, 1, d})};
+  } else {
+    rope = {rope_all_.cos.index_select(0, pos_t).view({n, 1, 1, d}),
+            rope_all_.sin.index_select(0, pos_t).view({n, 1, 1, d})};
+  }
   auto ids = torch::tensor(std::vector<int64_t>(tokens.begin(), tokens.end())).view({n, 1});
   torch::Tensor h = model_->Embed(ids);  // [n, 1, hidden]
   for (int64_t l = 0; l < model_->num_layers(); ++l) {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "worker/models/llama_model.h"
+#include "worker/models/rope.h"
 #include "worker/serve/kv_cache.h"
 
 namespace ps::serve {
@@ -49,6 +50,9 @@ class Engine {
   std::shared_ptr<LlamaForCausalLM> model_;
   EngineOptions options_;
   KvCachePool kv_;
+  // Batched mode: RoPE tables of every position, on the model's device, gathered per step
+  // (exact mode computes each position's tables as the model does).
+  RopeTables rope_all_;
 };
 
 }  // namespace ps::serve
