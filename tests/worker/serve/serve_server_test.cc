@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "common/file_util.h"
+#include "tests/testing/temp_dir.h"
 #include "worker/eval/generate.h"
 #include "worker/models/llama_checkpoint.h"
 #include "worker/pack/pack_model.h"
@@ -354,8 +355,7 @@ TEST(ServeQueue, FullQueueGets429) {
 // the greedy tokens of the dense `W * mask` model.
 TEST(ServeArtifacts, CompressedTensorsOfAWTimesMaskCheckpointServes) {
   if (!fs::exists(Codelm() / "config.json")) GTEST_SKIP() << "no " << Codelm();
-  const fs::path tmp = fs::temp_directory_path() / ("ps_serve_wmask_" + std::to_string(::getpid()));
-  RemoveTree(tmp);
+  const ps::testing::TempDir tmp("serve_wmask");
   auto model = LoadLlama(Codelm(), LoadOptions{torch::kBFloat16, torch::kCPU});
   int64_t negative_zeros = 0;
   {
@@ -392,7 +392,6 @@ TEST(ServeArtifacts, CompressedTensorsOfAWTimesMaskCheckpointServes) {
     const auto ref = GreedyGenerate(*dense, s.loaded().tokenizer->EncodeForModel(kPrompt), 12);
     EXPECT_EQ(TokenIds(r), ref);
   }
-  RemoveTree(tmp);
 }
 
 }  // namespace
