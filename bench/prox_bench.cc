@@ -30,6 +30,7 @@
 #include <utility>
 #include <vector>
 
+#include "bench/prox_work_model.h"
 #include "worker/prox/official_prox_ops.h"
 #include "worker/prox/prox.h"
 #include "worker/prox/prox_cpu.h"
@@ -101,10 +102,18 @@ void WorkProxy(const torch::Tensor& w, torch::ScalarType dt, float lambda, const
   const int per_lane = dt == torch::kBFloat16 ? 2 : 1;  // groups per 16-byte item
   const float tol = ps::prox::AlmRelTolFor(
       ps::prox::MantissaBits(dt == torch::kBFloat16 ? ps::DType::kBF16 : ps::DType::kF32));
+  struct Run {
+    ps::prox::GroupOutcome o;
+    int work;
+  };
   auto run = [&](int64_t group, ps::prox::ProxAlgo algo, int budget) {
     float y[4];
     for (int i = 0; i < 4; ++i) y[i] = data[4 * group + i];
-    return ps::prox::ProxGroup<2, 4>(y, lambda, tol, algo, budget);
+    ps::prox::bench::CostTrace trace;
+    ps::prox::GroupLimits limits;
+    limits.budget = budget;
+    const auto o = ps::prox::ProxGroupTraced<2, 4>(y, lambda, tol, algo, limits, trace);
+    return Run{o, trace.work};
   };
   for (auto algo : algos)
     for (int budget : budgets) {
@@ -117,9 +126,9 @@ void WorkProxy(const torch::Tensor& w, torch::ScalarType dt, float lambda, const
         for (int64_t lane = w0; lane < std::min(lanes, w0 + 32); ++lane) {
           double lane_it = 0, lane_work = 0;
           for (int k = 0; k < per_lane; ++k) {
-            const auto o = run(lane * per_lane + k, algo, budget);
+            const auto [o, o_work] = run(lane * per_lane + k, algo, budget);
             lane_it += o.sweeps;
-            lane_work += o.work;
+            lane_work += o_work;
             if (o.deferred)
               deferred.push_back(lane * per_lane + k);
             else
@@ -137,12 +146,12 @@ void WorkProxy(const torch::Tensor& w, torch::ScalarType dt, float lambda, const
       for (size_t w0 = 0; w0 < deferred.size(); w0 += 32) {
         double max_it = 0, max_work = 0;
         for (size_t k = w0; k < std::min(deferred.size(), w0 + 32); ++k) {
-          const auto o = run(deferred[k], algo, 0);
+          const auto [o, o_work] = run(deferred[k], algo, 0);
           iters += o.sweeps;
-          work += o.work;
+          work += o_work;
           unconverged += o.converged ? 0 : 1;
           max_it = std::max<double>(max_it, o.sweeps);
-          max_work = std::max<double>(max_work, o.work);
+          max_work = std::max<double>(max_work, o_work);
         }
         warp_iters += 32 * max_it;
         warp_work += 32 * max_work;

@@ -47,11 +47,10 @@
 namespace ps::prox {
 
 // ALM stops when the estimated distance to its limit is at most rel_tol * z_1 (z_1 is scaled into
-// [0.5, 1)), or after kMaxAlmSweeps sweeps. AlmRelTolFor(bits) is the tolerance for a storage type
-// with that many mantissa bits (bf16 7, fp16 10, fp32 23): 2^-(bits+8), at most 2^-23, i.e. far
-// below the rounding of the stored result (the objective is stationary at the solution, so its
-// error is second order in the distance).
-inline constexpr int kMaxAlmSweeps = 100;
+// [0.5, 1)). AlmRelTolFor(bits) is the tolerance for a storage type with that many mantissa bits
+// (bf16 7, fp16 10, fp32 23): 2^-(bits+8), at most 2^-23, i.e. far below the rounding of the
+// stored result (the objective is stationary at the solution, so its error is second order in the
+// distance).
 PS_HD constexpr float AlmRelTolFor(int mantissa_bits) {
   const int k = mantissa_bits + 8 < 23 ? mantissa_bits + 8 : 23;
   float t = 1.0f;
@@ -59,13 +58,40 @@ PS_HD constexpr float AlmRelTolFor(int mantissa_bits) {
   return t;
 }
 
+// Every candidate runs until it meets the stopping rule. A candidate still running after
+// kForceNewtonAfter iterations is one whose minimum is nearly degenerate (ALM's rate near 1); from
+// then on Newton is tried whatever the ProxAlgo (ALM alone needed up to ~8,500 sweeps at lambda =
+// 25 on fp32 Llama-scale groups, ALM + Newton at most ~1,200). kMaxIterations is a safety stop that
+// no tested group reaches; a group that does is counted unconverged (ProxStats), and the tests
+// and the GPU check require that count to be 0. (The first release stopped every candidate at
+// 100 iterations; GroupLimits::max_iterations = 100 reproduces it for the bench's comparison.)
+inline constexpr int kForceNewtonAfter = 100;
+// fp32 arithmetic resolves a limit only to a few ulps (times the conditioning of the face's
+// Hessian): near a nearly singular minimum the sweeps' change or Newton's step can stall above
+// the tolerance for ever (seen on near-tied groups at lambda = 2: Newton steps of 6 tol repeating).
+// A change or step at most kNoiseFloor (64 ulps of z_1 in [0.5, 1), scaled units) that no longer
+// shrinks is that noise, and the candidate has arrived (the objective's error is second order:
+// ~1e-10 relative).
+inline constexpr float kNoiseFloor = 1.0f / 131072.0f;  // 2^-17
+inline constexpr int kMaxIterations = 100000;
+inline constexpr int kFirstReleaseMaxIterations = 100;
+
+// Run-time limits of one group's solve.
+struct GroupLimits {
+  // > 0: a group that would need more iterations (all candidates together) is left unchanged and
+  // marked deferred, to be run again without a budget (the CUDA kernel's second pass: a few slow
+  // groups then do not hold every warp). The result of a group that is not deferred is the same as
+  // without a budget.
+  int budget = 0;
+  int max_iterations = kMaxIterations;
+};
+
 // Which candidate won (index 0: the N-sparse top-N; k - N: the k-sparse candidate).
 struct GroupOutcome {
   bool finite = true;     // false: the group had a NaN/Inf and was left unchanged
-  bool converged = true;  // false: some candidate hit kMaxAlmSweeps iterations
+  bool converged = true;  // false: some candidate hit GroupLimits::max_iterations
   int winner = 0;         // 0: top-N, else k - N for the k-sparse candidate
   int sweeps = 0;         // iterations run in total (ALM sweeps + Newton steps, all candidates)
-  int work = 0;           // estimated lane instructions (a GPU-time proxy for prox_bench)
   bool deferred = false;  // the iteration budget ran out: y is unchanged, run it again without
   double objective = 0;   // 1/2 ||w - y||^2 + lambda * Reg(w) in the input's units
 };
@@ -124,24 +150,19 @@ PS_HD T ElemSym(const T (&w)[M], int skip, int skip2 = -1) {
   }
 }
 
-// Estimated lane instructions of the pieces below (fp32 ops; a divide or square root ~ 10), for the
-// bench's work proxy only: e_D over k values costs k * D multiply-adds.
-template <int N, int K>
-inline constexpr int kCostSweep = K*((K - 1) * N + 4) + 4;
-template <int N, int K>
-inline constexpr int kCostNewton =
-    K*((K - 1) * N + 2) + K*(K - 1) / 2 * ((K - 2) * (N - 1) + 1) + K* K* K / 3 + 10 * K + 2 * K* K
-    + 4 * K;
-template <int N, int K>
-inline constexpr int kCostRay = 2 * K + K*(N + 1) + 30 + 8;
-template <int N, int K>
-inline constexpr int kCostBound = 2 * K*((K - 1) * N + 2) + K*(N + 1) + 3 * K;
-template <int N, int K>
-inline constexpr int kCostSkip = K*((K - 1) * N + 2) + (K - 1) * N + 2;
-inline constexpr int kCostChord3 = 35;  // one PairMin (a divide) and a ChordMin (a divide)
-inline constexpr int kCostChord4 = 95;
-template <int N, int K>
-inline constexpr int kCostObjective = K*(N + 1) + 3 * K + 4;
+// What the solver did, for a cost model (bench/prox_work_model.h): each call names the piece and
+// its compile-time N and K. The product passes NoTrace, whose calls compile to nothing.
+struct NoTrace {
+  PS_HD void Base(int /*m*/) {}
+  PS_HD void Skip(int /*n*/, int /*k*/) {}
+  PS_HD void Ray(int /*n*/, int /*k*/) {}
+  PS_HD void Sweep(int /*n*/, int /*k*/) {}
+  PS_HD void Newton(int /*n*/, int /*k*/) {}
+  PS_HD void Objective(int /*n*/, int /*k*/) {}
+  PS_HD void Bound(int /*n*/, int /*k*/) {}
+  PS_HD void Chord(int /*k*/) {}
+};
+
 // Sorting networks of compare-exchanges (Lo(c), Hi(c)), Lo < Hi: 5 for M = 4, Batcher's 19 for
 // M = 8. With the exchange "swap when Hi's value is larger, or equal with a lower original index"
 // the result is the stable descending order (ties: lower index first), checked exhaustively on
@@ -191,9 +212,6 @@ PS_HD void Unsort(float (&x)[M], const bool (&swapped)[SortNetSize<M>()]) {
     Unsort<M, C - 1>(x, swapped);
   }
 }
-
-template <int M>  // check, sort (8 per exchange), unsort (2 per exchange), scale, signs
-inline constexpr int kCostBase = 10 * SortNetSize<M>() + 10 * M + 20;
 
 // Interval bounds on every fixed point of ALM on the first K coordinates (a fixed point has
 // w_i = max(v_i - lam e_N(w_others), 0); e_N is increasing in each argument, so 0 <= w <= v gives
@@ -399,9 +417,10 @@ inline constexpr int kNewtonRetry = 4;
 // interior minimum (e.g. near-tied groups; the brute-force test finds these). Returns the
 // candidate's objective (scaled units, with tail; never above the ray point's: ALM only descends,
 // and should Newton ever end higher the ray point is returned); w receives the point.
-template <int N, int K, int M>
+template <int N, int K, int M, typename Trace>
 PS_HD float SolveCandidate(const float (&v)[M], float lam, float tol, float c, float ray_obj,
-                           float tail, bool newton, int cap, float (&w)[M], int& iters, int& work) {
+                           float tail, bool newton, int cap, float (&w)[M], int& iters,
+                           Trace& trace) {
   PS_UNROLL
   for (int i = 0; i < M; ++i) w[i] = i < K ? c * v[i] : 0.0f;
   int s = 0, next_newton = kSweepsBeforeNewton;
@@ -415,11 +434,13 @@ PS_HD float SolveCandidate(const float (&v)[M], float lam, float tol, float c, f
       w[i] = nw;
     }
     ++s;
-    work += kCostSweep<N, K>;
+    trace.Sweep(N, K);
     // Stop when the change is below tol, or when the remaining distance predicted from linear
     // convergence (ratio r = delta / prev: delta * r / (1 - r)) is.
     if (delta <= tol || delta * delta <= tol * (prev - delta) || s >= cap) break;
-    if (newton && s >= next_newton) {
+    if (delta <= kNoiseFloor && prev > 0.0f && delta >= prev) break;  // stalled in rounding noise
+    // Past kForceNewtonAfter sweeps Newton is tried whatever the algorithm (see there).
+    if ((newton || s >= kForceNewtonAfter) && s >= next_newton) {
       const float r = delta / prev;
       if (delta * (r * r) * (r * r) > tol) {
         // Newton until its step is below tol or the next one is predicted to be (quadratic
@@ -429,11 +450,13 @@ PS_HD float SolveCandidate(const float (&v)[M], float lam, float tol, float c, f
         float step = 0.0f;
         while (s < cap) {
           const bool ok = NewtonStep<N, K, M>(v, lam, w, step);
-          work += kCostNewton<N, K>;
+          trace.Newton(N, K);
           if (!ok) break;
           ++s;
-          if (step <= tol || (step <= 0.5f * prev_step &&
-                              4.0f * step * step * step <= tol * prev_step * prev_step)) {
+          if (step <= tol ||
+              (step <= 0.5f * prev_step &&
+               4.0f * step * step * step <= tol * prev_step * prev_step) ||
+              (step <= kNoiseFloor && step > 0.5f * prev_step)) {  // stalled in rounding noise
             done = true;
             break;
           }
@@ -451,7 +474,7 @@ PS_HD float SolveCandidate(const float (&v)[M], float lam, float tol, float c, f
   PS_UNROLL
   for (int i = 0; i < K; ++i) sq += (w[i] - v[i]) * (w[i] - v[i]);
   float obj = 0.5f * sq + tail + lam * ElemSym<N + 1, K, M>(w, -1);
-  work += kCostObjective<N, K>;
+  trace.Objective(N, K);
   if (!(obj <= ray_obj + tail)) {
     PS_UNROLL
     for (int i = 0; i < M; ++i) w[i] = i < K ? c * v[i] : 0.0f;
@@ -469,20 +492,20 @@ struct CandidatePlan {
   float later[M + 1];  // min of ray[] over the candidates after K that run (+inf if none)
 };
 
-template <int N, int K, int M>
+template <int N, int K, int M, typename Trace>
 PS_HD void PlanCandidates(const float (&v)[M], float lam, const float (&tail)[M + 1],
-                          CandidatePlan<M>& plan, int& work) {
+                          CandidatePlan<M>& plan, Trace& trace) {
   if constexpr (K <= M) {
     // v is sorted: v_K == 0 means every candidate from K on equals a sparser one.
     plan.run[K] = v[K - 1] > 0.0f && !SkipCandidate<N, K, M>(v, lam);
-    work += kCostSkip<N, K>;
+    trace.Skip(N, K);
     if (plan.run[K]) {
       float ray_obj = 0.0f;
       plan.c[K] = RayScale<N, K, M>(v, lam, ray_obj);
       plan.ray[K] = ray_obj + tail[K];
-      work += kCostRay<N, K>;
+      trace.Ray(N, K);
     }
-    PlanCandidates<N, K + 1, M>(v, lam, tail, plan, work);
+    PlanCandidates<N, K + 1, M>(v, lam, tail, plan, trace);
     float later = 3.0e38f;
     if constexpr (K < M) {
       later = plan.run[K + 1] ? Min(plan.ray[K + 1], plan.later[K + 1]) : plan.later[K + 1];
@@ -494,14 +517,14 @@ PS_HD void PlanCandidates(const float (&v)[M], float lam, const float (&tail)[M 
 // True when the K-sparse candidate provably cannot end below `bound`, an upper bound on the final
 // best objective. Only tried when another candidate (or the best so far) already looks better
 // than K's ray point, so the likely winner pays for no bound.
-template <int N, int K, int M>
+template <int N, int K, int M, typename Trace>
 PS_HD bool CannotWin(const float (&v)[M], float lam, const float (&tail)[M + 1],
-                     const CandidatePlan<M>& plan, float bound, int& work) {
+                     const CandidatePlan<M>& plan, float bound, Trace& trace) {
   if (!(plan.ray[K] > bound)) return false;
-  work += kCostBound<N, K>;
+  trace.Bound(N, K);
   if (IntervalBound<N, K, M>(v, lam, tail[K]) >= bound) return true;
   if constexpr (N == 2 && M == 4) {
-    work += K == 3 ? kCostChord3 : kCostChord4;
+    trace.Chord(K);
     return ChordBound24<K>(v, lam, tail[K]) >= bound;
   }
   return false;
@@ -512,10 +535,11 @@ PS_HD bool CannotWin(const float (&v)[M], float lam, const float (&tail)[M + 1],
 // objective of a later candidate that runs (the final best is at most either: a later candidate is
 // either solved, ending no higher than its ray point, or skipped because the best then was already
 // at most its lower bound, itself at most its ray objective).
-template <int N, int K, int M>
+template <int N, int K, int M, typename Trace>
 PS_HD void TryCandidates(const float (&v)[M], float lam, float tol, const float (&tail)[M + 1],
-                         const CandidatePlan<M>& plan, bool newton, bool bounds, int budget,
-                         float (&best)[M], float& best_obj, GroupOutcome& out) {
+                         const CandidatePlan<M>& plan, bool newton, bool bounds,
+                         const GroupLimits& limits, float (&best)[M], float& best_obj,
+                         GroupOutcome& out, Trace& trace) {
   if constexpr (K <= M) {
     // Every point of the K-sparse face has objective >= tail[K] (its zeroed coordinates alone),
     // and the final best is at most min(best so far, a later candidate's ray objective), so when
@@ -524,10 +548,11 @@ PS_HD void TryCandidates(const float (&v)[M], float lam, float tol, const float 
     // lambda it skips most 3-sparse candidates of 2:4.
     const float bound = Min(best_obj, plan.later[K]);
     if (plan.run[K] && !(bound < tail[K]) &&
-        !(bounds && CannotWin<N, K, M>(v, lam, tail, plan, bound, out.work))) {
+        !(bounds && CannotWin<N, K, M>(v, lam, tail, plan, bound, trace))) {
       // With a budget, a candidate may run only what is left of it; running out defers the group.
-      const int left = budget - out.sweeps;
-      const int cap = budget > 0 && left < kMaxAlmSweeps ? left : kMaxAlmSweeps;
+      const int left = limits.budget - out.sweeps;
+      const int cap =
+          limits.budget > 0 && left < limits.max_iterations ? left : limits.max_iterations;
       if (cap <= 0) {
         out.deferred = true;
         return;
@@ -535,13 +560,13 @@ PS_HD void TryCandidates(const float (&v)[M], float lam, float tol, const float 
       float w[M];
       int iters = 0;
       const float obj = SolveCandidate<N, K, M>(v, lam, tol, plan.c[K], plan.ray[K] - tail[K],
-                                                tail[K], newton, cap, w, iters, out.work);
+                                                tail[K], newton, cap, w, iters, trace);
       out.sweeps += iters;
-      if (iters >= cap && cap < kMaxAlmSweeps) {
+      if (iters >= cap && cap < limits.max_iterations) {
         out.deferred = true;
         return;
       }
-      if (iters >= kMaxAlmSweeps) out.converged = false;
+      if (iters >= limits.max_iterations) out.converged = false;
       if (obj < best_obj) {
         best_obj = obj;
         out.winner = K - N;
@@ -549,22 +574,19 @@ PS_HD void TryCandidates(const float (&v)[M], float lam, float tol, const float 
         for (int i = 0; i < M; ++i) best[i] = w[i];
       }
     }
-    TryCandidates<N, K + 1, M>(v, lam, tol, tail, plan, newton, bounds, budget, best, best_obj,
-                               out);
+    TryCandidates<N, K + 1, M>(v, lam, tol, tail, plan, newton, bounds, limits, best, best_obj, out,
+                               trace);
   }
 }
 
 }  // namespace detail
 
 // Replaces y (one group, as floats) by prox_{lambda Reg_{N:M}}(y). lambda must be finite and
-// >= 0 (the callers check). A group with a NaN/Inf is left unchanged and reported. budget > 0
-// caps the iterations of the whole group: a group that would need more is left unchanged and
-// marked deferred (the CUDA kernel's two-pass mode runs those again without a budget, in warps of
-// their own, so that a few slow groups do not hold every warp); the result of a group that is not
-// deferred is the same as without a budget.
-template <int N, int M>
-PS_HD GroupOutcome ProxGroup(float (&y)[M], float lambda, float rel_tol,
-                             ProxAlgo algo = kDefaultProxAlgo, int budget = 0) {
+// >= 0 (the callers check). A group with a NaN/Inf is left unchanged and reported. limits: see
+// GroupLimits (a deferred group is left unchanged). trace sees every piece of work (NoTrace: none).
+template <int N, int M, typename Trace>
+PS_HD GroupOutcome ProxGroupTraced(float (&y)[M], float lambda, float rel_tol, ProxAlgo algo,
+                                   const GroupLimits& limits, Trace& trace) {
   static_assert(1 <= N && N < M && M <= 8, "N:M needs 1 <= N < M <= 8");
   using namespace detail;
   GroupOutcome out;
@@ -611,12 +633,12 @@ PS_HD GroupOutcome ProxGroup(float (&y)[M], float lambda, float rel_tol,
   PS_UNROLL
   for (int i = 0; i < M; ++i) best[i] = i < N ? v[i] : 0.0f;
   float best_obj = tail[N];
-  out.work = kCostBase<M>;
+  trace.Base(M);
   if (best_obj > 0.0f) {
     CandidatePlan<M> plan{};
-    PlanCandidates<N, N + 1, M>(v, lam, tail, plan, out.work);
+    PlanCandidates<N, N + 1, M>(v, lam, tail, plan, trace);
     TryCandidates<N, N + 1, M>(v, lam, rel_tol * v[0], tail, plan, algo != ProxAlgo::kAlm,
-                               algo == ProxAlgo::kNewtonBounds, budget, best, best_obj, out);
+                               algo == ProxAlgo::kNewtonBounds, limits, best, best_obj, out, trace);
     if (out.deferred) return out;
   }
   // Unsort (the exchanges replayed in reverse), unscale, restore signs; pruned weights become +0.
@@ -629,6 +651,13 @@ PS_HD GroupOutcome ProxGroup(float (&y)[M], float lambda, float rel_tol,
   const double s = static_cast<double>(up);
   out.objective = static_cast<double>(best_obj) * s * s;
   return out;
+}
+
+template <int N, int M>
+PS_HD GroupOutcome ProxGroup(float (&y)[M], float lambda, float rel_tol,
+                             ProxAlgo algo = kDefaultProxAlgo, const GroupLimits& limits = {}) {
+  detail::NoTrace trace;
+  return ProxGroupTraced<N, M>(y, lambda, rel_tol, algo, limits, trace);
 }
 
 }  // namespace ps::prox

@@ -184,30 +184,34 @@ PS_SIMD F<V> SolveCandidate(const F<V> (&v)[M], F<V> lam, F<V> tol, F<V> c, F<V>
       w[i] = Sel<V>(active, nw, w[i]);
     }
     s -= active;  // += 1 where active (masks are -1)
-    const I<V> stop =
-        (delta <= tol) | (delta * delta <= tol * (prev - delta)) | (s >= kMaxAlmSweeps);
+    const I<V> stop = (delta <= tol) | (delta * delta <= tol * (prev - delta)) |
+                      (s >= kMaxIterations) |
+                      ((delta <= kNoiseFloor) & (prev > 0.0f) & (delta >= prev));
     I<V> cont = active & ~stop;
-    if (newton && Any<V>(cont)) {
+    // Newton lanes: all with `newton`, else those past kForceNewtonAfter sweeps (prox_group.h).
+    const I<V> may_newton = newton ? cont : cont & (s >= kForceNewtonAfter);
+    if (Any<V>(may_newton)) {
       const F<V> r = delta / prev;
-      const I<V> nt = cont & (s >= next_newton) & (delta * (r * r) * (r * r) > tol);
+      const I<V> nt = may_newton & (s >= next_newton) & (delta * (r * r) * (r * r) > tol);
       if (Any<V>(nt)) {
         F<V> prev_step = delta;
         I<V> done = SplatI<V>(0);
-        I<V> inner = nt & (s < kMaxAlmSweeps);
+        I<V> inner = nt & (s < kMaxIterations);
         while (Any<V>(inner)) {
           F<V> nw[M], step;
           const I<V> ok = inner & NewtonStep<V, N, K, M>(v, lam, w, nw, step);
           PS_UNROLL
           for (int i = 0; i < K; ++i) w[i] = Sel<V>(ok, nw[i], w[i]);
           s -= ok;
-          const I<V> conv =
-              ok & ((step <= tol) | ((step <= 0.5f * prev_step) &
-                                     (4.0f * step * step * step <= tol * prev_step * prev_step)));
+          const I<V> conv = ok & ((step <= tol) |
+                                  ((step <= 0.5f * prev_step) &
+                                   (4.0f * step * step * step <= tol * prev_step * prev_step)) |
+                                  ((step <= kNoiseFloor) & (step > 0.5f * prev_step)));
           done |= conv;
           prev_step = Sel<V>(ok, step, prev_step);
-          inner = ok & ~conv & (s < kMaxAlmSweeps);
+          inner = ok & ~conv & (s < kMaxIterations);
         }
-        const I<V> finish = nt & (done | (s >= kMaxAlmSweeps));
+        const I<V> finish = nt & (done | (s >= kMaxIterations));
         const I<V> refused = nt & ~finish;
         next_newton = SelI<V>(refused, s + detail::kNewtonRetry, next_newton);
         delta = Sel<V>(refused, Splat<V>(0.0f), delta);
@@ -276,7 +280,7 @@ PS_SIMD void TryCandidates(const F<V> (&v)[M], F<V> lam, F<V> tol, const F<V> (&
       const F<V> obj = SolveCandidate<V, N, K, M>(v, lam, tol, plan.c[K], plan.ray[K] - tail[K],
                                                   tail[K], newton, go, w, iters);
       out.sweeps += go & iters;
-      out.converged &= ~(go & (iters >= kMaxAlmSweeps));
+      out.converged &= ~(go & (iters >= kMaxIterations));
       const I<V> better = go & (obj < best_obj);
       best_obj = Sel<V>(better, obj, best_obj);
       out.winner = SelI<V>(better, SplatI<V>(K - N), out.winner);
