@@ -13,12 +13,17 @@
 // proxy computed on the CPU (no timing): the mean iterations and estimated lane instructions per
 // group, and the same with every lane of a 32-lane warp waiting for the slowest (lanes hold the
 // CUDA kernel's items: two bf16 groups or one fp32 group), which is what a warp pays.
+// On CUDA each solver runs once per --cuda-budgets value (CudaLaunchOptions::defer_budget: groups
+// past that many iterations go to the block's second pass; 0: one pass), and --first-release adds
+// the first release's kernel (ALM, every candidate stopped at 100 iterations, one pass) on the
+// same lines, for a before/after in one run. "capped" counts groups that stopped at the cap.
 // --cpu-paths (default: best) times the CPU prox on each listed path (scalar: the code the CUDA
 // kernel shares; avx2: 8 groups in lock step; best: what the product uses here). --official-reps 0
 // skips the official-style composition. --dtypes / --lambdas narrow the grid (e.g. for a
 // profiler).
 //   prox_bench [--devices cpu,cuda] [--cpu-reps N] [--cuda-reps N] [--official-reps N]
 //              [--cpu-rows R] [--algos alm,newton,newton+bounds] [--cpu-paths best,scalar,avx2]
+//              [--cuda-budgets 0,16] [--first-release]
 //              [--dtypes bf16,fp32] [--lambdas 0.25,25]
 //              [--work-proxy]
 #include <torch/torch.h>
@@ -34,9 +39,11 @@
 #include "worker/prox/official_prox_ops.h"
 #include "worker/prox/prox.h"
 #include "worker/prox/prox_cpu.h"
+#include "worker/prox/prox_cuda.h"
 #include "worker/prox/prox_group.h"
 
 #ifdef PS_WITH_CUDA
+#include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime_api.h>
 #endif
 
@@ -176,6 +183,8 @@ int Run(int argc, char** argv) {
   int64_t cpu_rows = 512;
   bool work_proxy = false;
   std::vector<int> budgets = {0};
+  std::vector<int> cuda_budgets = {ps::prox::kDefaultCudaDeferBudget};
+  bool first_release = false;
   std::vector<std::pair<ps::prox::CpuPath, std::string>> cpu_paths = {
       {ps::prox::CpuPath::kBest, "best"}};
   std::vector<float> lambdas = {0.25f, 25.0f};
@@ -194,8 +203,8 @@ int Run(int argc, char** argv) {
     algos.push_back(static_cast<ps::prox::ProxAlgo>(i));
   for (int i = 1; i < argc; i += 2) {
     const std::string a = argv[i];
-    if (a == "--work-proxy") {
-      work_proxy = true;
+    if (a == "--work-proxy" || a == "--first-release") {
+      (a == "--work-proxy" ? work_proxy : first_release) = true;
       --i;
       continue;
     }
@@ -217,6 +226,9 @@ int Run(int argc, char** argv) {
     } else if (a == "--defer-budgets") {
       budgets.clear();
       for (const auto& b : split(argv[i + 1])) budgets.push_back(std::stoi(b));
+    } else if (a == "--cuda-budgets") {
+      cuda_budgets.clear();
+      for (const auto& b : split(argv[i + 1])) cuda_budgets.push_back(std::stoi(b));
     } else if (a == "--cpu-paths") {
       cpu_paths.clear();
       for (const auto& name : split(argv[i + 1])) {
@@ -288,11 +300,19 @@ int Run(int argc, char** argv) {
       ps::prox::ProxAlgo algo;
       ps::prox::CpuPath path;
       std::string name;
+      int defer_budget = 0;  // CUDA: CudaLaunchOptions::defer_budget
+      int max_iterations = ps::prox::kMaxIterations;
     };
     std::vector<Variant> variants;
+    if (cuda && first_release)  // the first release's kernel: ALM, 100 iterations, one pass
+      variants.push_back({ps::prox::ProxAlgo::kAlm, ps::prox::CpuPath::kBest, "first-release", 0,
+                          ps::prox::kFirstReleaseMaxIterations});
     for (auto algo : algos) {
       if (cuda) {
-        variants.push_back({algo, ps::prox::CpuPath::kBest, ps::prox::ProxAlgoName(algo)});
+        for (int b : cuda_budgets)
+          variants.push_back(
+              {algo, ps::prox::CpuPath::kBest,
+               std::string(ps::prox::ProxAlgoName(algo)) + "/defer" + std::to_string(b), b});
         continue;
       }
       for (const auto& [path, path_name] : cpu_paths) {
@@ -342,9 +362,23 @@ int Run(int argc, char** argv) {
               st.Add(ps::prox::ProxCpu(w.data_ptr(), dtype, w.numel() / 4, lambda, ps::k2of4, 0,
                                        algo, path));
             };
+            // One launch of this variant on t (CUDA, asynchronous, statistics into `stats`).
+            auto launch = [&](torch::Tensor& t) {
+#ifdef PS_WITH_CUDA
+              ps::prox::CudaLaunchOptions opt;
+              opt.algo = algo;
+              opt.defer_budget = variants[a].defer_budget;
+              opt.max_iterations = variants[a].max_iterations;
+              ps::prox::ProxCudaLaunch(
+                  t.data_ptr(), dtype, t.numel() / 4, lambda, ps::k2of4,
+                  reinterpret_cast<ps::prox::DeviceStats*>(stats.data_ptr<int64_t>()),
+                  c10::cuda::getCurrentCUDAStream(t.device().index()).stream(), opt);
+#else
+              (void)t;
+#endif
+            };
             prepare();
-            if (cuda)
-              ps::prox::ProxInPlaceAccumulate(w, lambda, ps::k2of4, stats, algo);  // warm up
+            if (cuda) launch(w);  // warm up
             stats.zero_();
             double ms = 0;
             if (cuda) {
@@ -354,8 +388,7 @@ int Run(int argc, char** argv) {
               ms = TimeMs(
                        dev, 1, [&] { flush.zero_(); },
                        [&] {
-                         for (auto& c : copies)
-                           ps::prox::ProxInPlaceAccumulate(c, lambda, ps::k2of4, stats, algo);
+                         for (auto& c : copies) launch(c);
                        }) /
                    cuda_reps;
               st = ps::prox::ReadStats(stats);
@@ -368,7 +401,7 @@ int Run(int argc, char** argv) {
             const double g = static_cast<double>(st.groups);
             std::printf(
                 "%s %s lambda=%-5g %5ldx%-5ld %-20s %9.3f ms/layer %8.2f GB/s %5.1f%% of copy | "
-                "2:4 %.3f 3-sparse %.3f dense %.3f iters/group %.2f unconverged %ld",
+                "2:4 %.3f 3-sparse %.3f dense %.3f iters/group %.2f capped %ld",
                 cuda ? "cuda" : "cpu ", dt == torch::kBFloat16 ? "bf16" : "fp32", lambda,
                 static_cast<long>(s.out), static_cast<long>(s.in), variants[a].name.c_str(), ms,
                 gbs, 100.0 * gbs / copy_bw, st.groups_nsparse / g, st.groups_mid / g,
