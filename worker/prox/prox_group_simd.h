@@ -88,6 +88,15 @@ PS_SIMD I<V> SkipCandidate(const F<V> (&v)[M], F<V> lam) {
   return v[K - 1] - lam * detail::ElemSym<N, K, M>(l, K - 1) <= 0.0f;
 }
 
+// See prox_group.h NoInteriorMinimum24 (mask: -1 where the face has no interior local minimum).
+template <typename V, int K>
+PS_SIMD I<V> NoInteriorMinimum24(const F<V> (&v)[4], F<V> lam) {
+  const F<V> d = Max<V>((v[0] - v[K - 1]) * (v[0] + v[K - 1]), Splat<V>(0.0f));
+  F<V> r = Splat<V>(0.0f);
+  for (int i = 0; i < V::kLanes; ++i) r[i] = sqrtf(d[i]);
+  return lam * (v[0] + r) >= detail::kNoMinimumCoupling;
+}
+
 // See prox_group.h RayScale.
 template <typename V, int N, int K, int M>
 PS_SIMD F<V> RayScale(const F<V> (&v)[M], F<V> lam, F<V>& ray_obj) {
@@ -243,7 +252,9 @@ template <typename V, int N, int K, int M>
 PS_SIMD void PlanCandidates(const F<V> (&v)[M], F<V> lam, const F<V> (&tail)[M + 1], I<V> positive,
                             Plan<V, M>& plan) {
   if constexpr (K <= M) {
-    plan.run[K] = positive & (v[K - 1] > 0.0f) & ~SkipCandidate<V, N, K, M>(v, lam);
+    I<V> none = SplatI<V>(0);
+    if constexpr (N == 2 && M == 4) none = NoInteriorMinimum24<V, K>(v, lam);
+    plan.run[K] = positive & (v[K - 1] > 0.0f) & ~none & ~SkipCandidate<V, N, K, M>(v, lam);
     plan.ray[K] = Splat<V>(3.0e38f);
     if (Any<V>(plan.run[K])) {
       F<V> ray_obj;
