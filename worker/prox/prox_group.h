@@ -430,6 +430,24 @@ PS_HD bool NewtonStep(const float (&v)[M], float lam, float (&w)[M], float& step
 inline constexpr int kSweepsBeforeNewton = 2;
 inline constexpr int kNewtonRetry = 4;
 
+// The candidate's objective at w (scaled units, with tail), or the ray point's and w set to it if
+// that is lower (rounding in flat minima): a candidate never ends above its ray point.
+template <int N, int K, int M, typename Trace>
+PS_HD float CandidateObjective(const float (&v)[M], float lam, float c, float ray_obj, float tail,
+                               float (&w)[M], Trace& trace) {
+  float sq = 0.0f;
+  PS_UNROLL
+  for (int i = 0; i < K; ++i) sq += (w[i] - v[i]) * (w[i] - v[i]);
+  float obj = 0.5f * sq + tail + lam * ElemSym<N + 1, K, M>(w, -1);
+  trace.Objective(N, K);
+  if (!(obj <= ray_obj + tail)) {
+    PS_UNROLL
+    for (int i = 0; i < M; ++i) w[i] = i < K ? c * v[i] : 0.0f;
+    obj = ray_obj + tail;
+  }
+  return obj;
+}
+
 // Solves the K-sparse candidate from the ray point c * v: ALM (Algorithm 2) sweeping i = 1..K and,
 // with `newton`, Newton polishing (above). Starting on the ray rather than at v itself: from v, the
 // first sweep sees every other coordinate at full size and, when the coupling lam * v is strong,
@@ -490,17 +508,74 @@ PS_HD float SolveCandidate(const float (&v)[M], float lam, float tol, float c, f
     prev = delta;
   }
   iters += s;
-  float sq = 0.0f;
-  PS_UNROLL
-  for (int i = 0; i < K; ++i) sq += (w[i] - v[i]) * (w[i] - v[i]);
-  float obj = 0.5f * sq + tail + lam * ElemSym<N + 1, K, M>(w, -1);
-  trace.Objective(N, K);
-  if (!(obj <= ray_obj + tail)) {
-    PS_UNROLL
-    for (int i = 0; i < M; ++i) w[i] = i < K ? c * v[i] : 0.0f;
-    obj = ray_obj + tail;
+  return CandidateObjective<N, K, M>(v, lam, c, ray_obj, tail, w, trace);
+}
+
+// 2:4, the 3-sparse face, solved on one variable (see NoInteriorMinimum24): fixing t = w_3, the
+// pair's stationary point is w_1 +- w_2 = (v_1 +- v_2) / (1 +- lam t), and the face's interior
+// local minimum is the root of
+//     phi(t) = t - v_3 + lam/4 (S^2 / (1 + lam t)^2 - D^2 / (1 - lam t)^2),  S, D = v_1 +- v_2,
+// at which phi' > 0 (the Schur complement) and w_2 > 0. phi' rises up to t_p = (sqrt S - sqrt D) /
+// (lam (sqrt S + sqrt D)) and falls after it, so phi is convex left of t_p, concave right of it,
+// and increasing wherever phi' > 0: the root is unique, and Newton from min(t_p, v_3) converges to
+// it monotonically (from the right on the convex side, from the left on the concave side). A step
+// leaving (0, v_3], or phi' <= 0 where the search stands, proves there is no interior minimum
+// (phi' is largest at min(t_p, v_3) on the feasible range). Two to four steps where ALM takes six
+// to hundreds of sweeps at lambda = 25, and a quick "none" for most groups whose top-2 wins.
+// The start stays left of the pair's singularity 1 / lam: with a tie (D = 0) the peak t_p is 1 /
+// lam itself (phi is then convex on the whole range), where D / (1 - lam t) is 0 / 0; for D > 0, 1
+// - lam t_p = 2 sqrt D / (sqrt S + sqrt D) is at least ~3e-4 (D >= one ulp of v_1), far above the
+// margin, so the clamp never moves t_p.
+inline constexpr int kLineSteps = 40;  // monotone Newton; past this ALM takes over
+inline constexpr float kLineEdge = 1.0f - 1.0f / 1048576.0f;  // 1 - 2^-20
+enum LineResult : int { kLineFound = 0, kLineNone = 1, kLineCapped = 2 };
+
+// phi, phi' and the pair's u = w_1 + w_2, q = w_1 - w_2 at t. T is float here and a vector of
+// lanes in prox_group_simd.h (same operations in the same order).
+template <typename T>
+PS_HD void LinePhi24(T v3, T s, T d, T lam, T t, T& phi, T& dphi, T& u, T& q) {
+  const T p = 1.0f / (1.0f + lam * t), m = 1.0f / (1.0f - lam * t);
+  u = s * p;
+  q = d * m;
+  phi = t - v3 + 0.25f * lam * (u * u - q * q);
+  dphi = 1.0f - 0.5f * lam * lam * (u * u * p + q * q * m);
+}
+
+template <typename Trace>
+PS_HD int SolveLine24(const float (&v)[4], float lam, float tol, int cap, float (&w)[4], int& iters,
+                      Trace& trace) {
+  const float s = v[0] + v[1], d = v[0] - v[1];
+  const float rs = sqrtf(s), rd = sqrtf(d);
+  float t = Min(Min((rs - rd) / (lam * (rs + rd)), v[2]), kLineEdge / lam);
+  float phi, dphi, u, q;
+  LinePhi24(v[2], s, d, lam, t, phi, dphi, u, q);
+  int k = 0, result = kLineCapped;
+  while (true) {
+    if (!(dphi > 0.0f)) {
+      result = kLineNone;
+      break;
+    }
+    if (k >= cap) break;
+    const float step = phi / dphi;
+    t -= step;
+    ++k;
+    trace.Sweep(2, 3);
+    if (!(t > 0.0f && t <= v[2] && lam * t < 1.0f)) {
+      result = kLineNone;
+      break;
+    }
+    LinePhi24(v[2], s, d, lam, t, phi, dphi, u, q);
+    if (Abs(step) <= tol) {
+      result = dphi > 0.0f && u - q > 0.0f ? kLineFound : kLineNone;
+      break;
+    }
   }
-  return obj;
+  iters += k;
+  w[0] = 0.5f * (u + q);
+  w[1] = 0.5f * (u - q);
+  w[2] = t;
+  w[3] = 0.0f;
+  return result;
 }
 
 // Per-candidate data gathered before any candidate is solved (arrays indexed by K, compile-time).
@@ -581,13 +656,38 @@ PS_HD void TryCandidates(const float (&v)[M], float lam, float tol, const float 
       }
       float w[M];
       int iters = 0;
-      const float obj = SolveCandidate<N, K, M>(v, lam, tol, plan.c[K], plan.ray[K] - tail[K],
-                                                tail[K], newton, cap, w, iters, trace);
-      out.sweeps += iters;
-      if (iters >= cap && cap < limits.max_iterations) {
-        out.deferred = true;
-        return;
+      float obj = 3.0e38f;
+      int line = kLineCapped;  // the ALM path runs unless the line search settles the candidate
+      if constexpr (N == 2 && M == 4 && K == 3) {
+        const int line_cap = cap < kLineSteps ? cap : kLineSteps;
+        line = SolveLine24(v, lam, tol, line_cap, w, iters, trace);
+        if (line == kLineCapped && line_cap < kLineSteps) {  // the budget ran out
+          out.sweeps += iters;
+          out.deferred = true;
+          return;
+        }
+        if (line == kLineFound)
+          obj = CandidateObjective<N, K, M>(v, lam, plan.c[K], plan.ray[K] - tail[K], tail[K], w,
+                                            trace);
       }
+      if (line == kLineCapped) {
+        const int alm_cap = cap - iters;
+        if (alm_cap <= 0) {
+          out.sweeps += iters;
+          out.deferred = true;
+          return;
+        }
+        int alm_iters = 0;
+        obj = SolveCandidate<N, K, M>(v, lam, tol, plan.c[K], plan.ray[K] - tail[K], tail[K],
+                                      newton, alm_cap, w, alm_iters, trace);
+        iters += alm_iters;
+        if (alm_iters >= alm_cap && cap < limits.max_iterations) {
+          out.sweeps += iters;
+          out.deferred = true;
+          return;
+        }
+      }
+      out.sweeps += iters;
       if (iters >= limits.max_iterations) out.converged = false;
       if (obj < best_obj) {
         best_obj = obj;
