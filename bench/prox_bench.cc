@@ -28,13 +28,13 @@
 //              [--work-proxy]
 #include <torch/torch.h>
 
-#include <chrono>
 #include <cstdio>
 #include <functional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "bench/bench_timer.h"
 #include "bench/prox_work_model.h"
 #include "worker/prox/official_prox_ops.h"
 #include "worker/prox/prox.h"
@@ -44,7 +44,6 @@
 
 #ifdef PS_WITH_CUDA
 #include <c10/cuda/CUDAStream.h>
-#include <cuda_runtime_api.h>
 #endif
 
 namespace {
@@ -57,36 +56,9 @@ struct Shape {
 };
 const std::vector<Shape> kShapes = {{4096, 4096, 4}, {11008, 4096, 2}, {4096, 11008, 1}};
 
-// Times fn() `reps` times, `prepare()` before each (untimed); returns the mean ms.
 double TimeMs(const torch::Device& dev, int reps, const std::function<void()>& prepare,
               const std::function<void()>& fn) {
-  double total = 0;
-  for (int r = 0; r < reps; ++r) {
-    prepare();
-#ifdef PS_WITH_CUDA
-    if (dev.is_cuda()) {
-      cudaEvent_t a, b;
-      cudaEventCreate(&a);
-      cudaEventCreate(&b);
-      cudaDeviceSynchronize();
-      cudaEventRecord(a, 0);
-      fn();
-      cudaEventRecord(b, 0);
-      cudaEventSynchronize(b);
-      float ms = 0;
-      cudaEventElapsedTime(&ms, a, b);
-      total += ms;
-      cudaEventDestroy(a);
-      cudaEventDestroy(b);
-      continue;
-    }
-#endif
-    const auto t0 = std::chrono::steady_clock::now();
-    fn();
-    total +=
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  }
-  return total / reps;
+  return ps::bench::TimeMs(dev.is_cuda(), reps, prepare, fn);
 }
 
 // Copy bandwidth (GB/s, bytes read + written) of dst.copy_(src) on 1 GiB (GPU) / 256 MiB (CPU).

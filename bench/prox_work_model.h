@@ -19,6 +19,11 @@ constexpr int CostBound(int n, int k) { return 2 * k * ((k - 1) * n + 2) + k * (
 constexpr int CostSkip(int n, int k) { return k * ((k - 1) * n + 2) + (k - 1) * n + 2; }
 constexpr int CostChord(int k) { return k == 3 ? 35 : 95; }  // PairMin and ChordMin divides
 constexpr int CostObjective(int n, int k) { return k * (n + 1) + 3 * k + 4; }
+// 2:4's one-variable Newton (prox_group.h SolveLine24): two reciprocals and ~20 operations a step;
+// its start: two square roots and a divide; the closed-form no-minimum test: a square root.
+constexpr int kCostLineStep = 45;
+constexpr int kCostLineStart = 40;
+constexpr int kCostNoMinimumTest = 16;
 // Check, sort (8 per exchange of the network), unsort (2 per exchange), scale, signs.
 constexpr int CostBase(int m) { return 10 * (m == 4 ? 5 : 19) + 10 * m + 20; }
 
@@ -33,6 +38,9 @@ struct CostTrace {
   void Objective(int n, int k) { work += CostObjective(n, k); }
   void Bound(int n, int k) { work += CostBound(n, k); }
   void Chord(int k) { work += CostChord(k); }
+  void LineStep() { work += kCostLineStep; }
+  void LineStart() { work += kCostLineStart; }
+  void NoMinimumTest() { work += kCostNoMinimumTest; }
 };
 
 }  // namespace ps::prox::bench

@@ -161,6 +161,9 @@ struct NoTrace {
   PS_HD void Objective(int /*n*/, int /*k*/) {}
   PS_HD void Bound(int /*n*/, int /*k*/) {}
   PS_HD void Chord(int /*k*/) {}
+  PS_HD void LineStep() {}       // one step of SolveLine24 (counted as an iteration)
+  PS_HD void LineStart() {}      // SolveLine24's start (two square roots, a divide)
+  PS_HD void NoMinimumTest() {}  // NoInteriorMinimum24's square root
 };
 
 // Sorting networks of compare-exchanges (Lo(c), Hi(c)), Lo < Hi: 5 for M = 4, Batcher's 19 for
@@ -250,6 +253,8 @@ PS_HD bool SkipCandidate(const float (&v)[M], float lam) {
 inline constexpr float kNoMinimumCoupling = 2.0001f;
 template <int K>
 PS_HD bool NoInteriorMinimum24(const float (&v)[4], float lam) {
+  // lam (v_1 + r) >= 2 needs lam v_1 >= 1 (r <= v_1): at small lambda no square root is taken.
+  if (lam * v[0] < 1.0f) return false;
   const float r = sqrtf(Max((v[0] - v[K - 1]) * (v[0] + v[K - 1]), 0.0f));
   return lam * (v[0] + r) >= kNoMinimumCoupling;
 }
@@ -527,6 +532,9 @@ PS_HD float SolveCandidate(const float (&v)[M], float lam, float tol, float c, f
 // - lam t_p = 2 sqrt D / (sqrt S + sqrt D) is at least ~3e-4 (D >= one ulp of v_1), far above the
 // margin, so the clamp never moves t_p.
 inline constexpr int kLineSteps = 40;  // monotone Newton; past this ALM takes over
+// Below this coupling (lam v_1, scaled units) ALM converges in about two sweeps, which cost less
+// than the line search's start and steps; the line search takes the strongly coupled groups.
+inline constexpr float kLineCoupling = 0.25f;
 inline constexpr float kLineEdge = 1.0f - 1.0f / 1048576.0f;  // 1 - 2^-20
 enum LineResult : int { kLineFound = 0, kLineNone = 1, kLineCapped = 2 };
 
@@ -544,6 +552,7 @@ PS_HD void LinePhi24(T v3, T s, T d, T lam, T t, T& phi, T& dphi, T& u, T& q) {
 template <typename Trace>
 PS_HD int SolveLine24(const float (&v)[4], float lam, float tol, int cap, float (&w)[4], int& iters,
                       Trace& trace) {
+  trace.LineStart();
   const float s = v[0] + v[1], d = v[0] - v[1];
   const float rs = sqrtf(s), rd = sqrtf(d);
   float t = Min(Min((rs - rd) / (lam * (rs + rd)), v[2]), kLineEdge / lam);
@@ -559,7 +568,7 @@ PS_HD int SolveLine24(const float (&v)[4], float lam, float tol, int cap, float 
     const float step = phi / dphi;
     t -= step;
     ++k;
-    trace.Sweep(2, 3);
+    trace.LineStep();
     if (!(t > 0.0f && t <= v[2] && lam * t < 1.0f)) {
       result = kLineNone;
       break;
@@ -593,7 +602,10 @@ PS_HD void PlanCandidates(const float (&v)[M], float lam, const float (&tail)[M 
   if constexpr (K <= M) {
     // v is sorted: v_K == 0 means every candidate from K on equals a sparser one.
     bool none = false;
-    if constexpr (N == 2 && M == 4) none = NoInteriorMinimum24<K>(v, lam);
+    if constexpr (N == 2 && M == 4) {
+      none = NoInteriorMinimum24<K>(v, lam);
+      if (lam * v[0] >= 1.0f) trace.NoMinimumTest();
+    }
     plan.run[K] = v[K - 1] > 0.0f && !none && !SkipCandidate<N, K, M>(v, lam);
     trace.Skip(N, K);
     if (plan.run[K]) {
@@ -658,18 +670,19 @@ PS_HD void TryCandidates(const float (&v)[M], float lam, float tol, const float 
       int iters = 0;
       float obj = 3.0e38f;
       int line = kLineCapped;  // the ALM path runs unless the line search settles the candidate
-      if constexpr (N == 2 && M == 4 && K == 3) {
-        const int line_cap = cap < kLineSteps ? cap : kLineSteps;
-        line = SolveLine24(v, lam, tol, line_cap, w, iters, trace);
-        if (line == kLineCapped && line_cap < kLineSteps) {  // the budget ran out
-          out.sweeps += iters;
-          out.deferred = true;
-          return;
+      if constexpr (N == 2 && M == 4 && K == 3)
+        if (lam * v[0] >= kLineCoupling) {
+          const int line_cap = cap < kLineSteps ? cap : kLineSteps;
+          line = SolveLine24(v, lam, tol, line_cap, w, iters, trace);
+          if (line == kLineCapped && line_cap < kLineSteps) {  // the budget ran out
+            out.sweeps += iters;
+            out.deferred = true;
+            return;
+          }
+          if (line == kLineFound)
+            obj = CandidateObjective<N, K, M>(v, lam, plan.c[K], plan.ray[K] - tail[K], tail[K], w,
+                                              trace);
         }
-        if (line == kLineFound)
-          obj = CandidateObjective<N, K, M>(v, lam, plan.c[K], plan.ray[K] - tail[K], tail[K], w,
-                                            trace);
-      }
       if (line == kLineCapped) {
         const int alm_cap = cap - iters;
         if (alm_cap <= 0) {

@@ -236,10 +236,10 @@ PS_SIMD I<V> SolveLine24(const F<V> (&v)[4], F<V> lam, F<V> tol, I<V> go, F<V> (
 }
 
 // See prox_group.h SolveCandidate; lanes outside `go` are left alone (their w is garbage). cap:
-// the iteration cap (kMaxIterations less what a line search already ran).
+// each lane's iteration cap (kMaxIterations less what a line search already ran).
 template <typename V, int N, int K, int M>
 PS_SIMD F<V> SolveCandidate(const F<V> (&v)[M], F<V> lam, F<V> tol, F<V> c, F<V> ray_obj, F<V> tail,
-                            bool newton, I<V> go, int cap, F<V> (&w)[M], I<V>& iters) {
+                            bool newton, I<V> go, I<V> cap, F<V> (&w)[M], I<V>& iters) {
   PS_UNROLL
   for (int i = 0; i < M; ++i) w[i] = i < K ? c * v[i] : Splat<V>(0.0f);
   I<V> s = SplatI<V>(0), next_newton = SplatI<V>(detail::kSweepsBeforeNewton);
@@ -345,13 +345,14 @@ PS_SIMD void TryCandidates(const F<V> (&v)[M], F<V> lam, F<V> tol, const F<V> (&
       I<V> iters = SplatI<V>(0);
       F<V> obj = Splat<V>(3.0e38f);
       I<V> alm = go;
-      int alm_cap = kMaxIterations;
+      I<V> alm_cap = SplatI<V>(kMaxIterations);
       if constexpr (N == 2 && M == 4 && K == 3) {
         F<V> wl[M];
-        const I<V> res = SolveLine24<V>(v, lam, tol, go, wl, iters);
-        const I<V> found = go & (res == static_cast<int>(detail::kLineFound));
-        alm = go & (res == static_cast<int>(detail::kLineCapped));
-        alm_cap = kMaxIterations - detail::kLineSteps;
+        const I<V> line = go & (lam * v[0] >= detail::kLineCoupling);
+        const I<V> res = SolveLine24<V>(v, lam, tol, line, wl, iters);
+        const I<V> found = line & (res == static_cast<int>(detail::kLineFound));
+        alm = (go & ~line) | (line & (res == static_cast<int>(detail::kLineCapped)));
+        alm_cap -= iters;  // a lane whose line search was capped ran kLineSteps of the cap
         if (Any<V>(found)) {
           const F<V> o =
               CandidateObjective<V, N, K, M>(v, lam, plan.c[K], plan.ray[K] - tail[K], tail[K], wl);
