@@ -44,7 +44,7 @@ run() {  # run NAME SECONDS CMD...
 
 for step in $steps; do
   case $step in
-  check) run check 200 "$b/tests/gpu/prox_cuda_check" ;;
+  check) run check 300 "$b/tests/gpu/prox_cuda_check" ;;
   bench)
     run bench 150 "$b/bench/prox_bench" --devices cuda --cuda-reps 10 --official-reps 0 \
       --algos alm,newton --cuda-budgets 0,16 --first-release --lambdas 0.25,25 --dtypes bf16,fp32
@@ -52,7 +52,7 @@ for step in $steps; do
   step)
     for l in 0.25 25; do
       run "step_lambda$l" 150 "$b/bench/train_step_bench" --device cuda --overlap-update \
-        --lambda1 "$l" --steps 5 --warmup 2
+        --lambda1 "$l" --steps 4 --warmup 1
     done
     ;;
   *) log "unknown step $step" && status=1 ;;

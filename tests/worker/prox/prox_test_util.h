@@ -111,31 +111,45 @@ inline std::vector<double> ReferenceObjectives(std::span<const float> y, double 
 // ref: ReferenceObjectives(y).
 inline Exactness CheckAgainstReference(std::span<const float> y, std::span<const float> w,
                                        std::span<const double> ref, double lambda, NMPattern p,
-                                       int mantissa_bits) {
-  Exactness e;
-  std::vector<double> yd(p.m), wd(p.m);
-  for (size_t g = 0; g < ref.size(); ++g) {
-    double wmax = 0, l1 = 0, slack = 0;
-    for (int j = 0; j < p.m; ++j) {
-      yd[j] = y[g * p.m + j];
-      wd[j] = w[g * p.m + j];
-      wmax = std::max(wmax, std::fabs(wd[j]));
-      l1 += std::fabs(yd[j]);
-      const double u = StoredUlp(wd[j], mantissa_bits);
-      slack += u * u;
+                                       int mantissa_bits, int threads = 0) {
+  const int64_t groups = static_cast<int64_t>(ref.size());
+  constexpr int64_t kChunk = 4096;
+  std::vector<Exactness> per((groups + kChunk - 1) / kChunk);
+  ParallelFor(static_cast<int64_t>(per.size()), threads, [&](int64_t c) {
+    Exactness& e = per[c];
+    std::vector<double> yd(p.m), wd(p.m);
+    for (int64_t g = c * kChunk; g < std::min(groups, (c + 1) * kChunk); ++g) {
+      double wmax = 0, l1 = 0, slack = 0;
+      for (int j = 0; j < p.m; ++j) {
+        yd[j] = y[g * p.m + j];
+        wd[j] = w[g * p.m + j];
+        wmax = std::max(wmax, std::fabs(wd[j]));
+        l1 += std::fabs(yd[j]);
+        const double u = StoredUlp(wd[j], mantissa_bits);
+        slack += u * u;
+      }
+      slack *= 1 + 2.0 * (p.m - 1) * lambda * wmax;
+      const double got = ProxObjective(wd, yd, lambda, p.n);
+      const double tiny = 2 * l1 * std::numeric_limits<float>::denorm_min();
+      ++e.groups;
+      if (got > ref[g] + 1e-6 * std::fabs(ref[g]) + slack + tiny) ++e.violations;
+      const double rel = (got - ref[g]) / std::max(std::fabs(ref[g]), 1e-300);
+      if (e.worst_group < 0 || rel > e.worst) {
+        e.worst = rel;
+        e.worst_group = g;
+      }
     }
-    slack *= 1 + 2.0 * (p.m - 1) * lambda * wmax;
-    const double got = ProxObjective(wd, yd, lambda, p.n);
-    const double tiny = 2 * l1 * std::numeric_limits<float>::denorm_min();
-    ++e.groups;
-    if (got > ref[g] + 1e-6 * std::fabs(ref[g]) + slack + tiny) ++e.violations;
-    const double rel = (got - ref[g]) / std::max(std::fabs(ref[g]), 1e-300);
-    if (e.worst_group < 0 || rel > e.worst) {
-      e.worst = rel;
-      e.worst_group = static_cast<int64_t>(g);
+  });
+  Exactness total;
+  for (const auto& e : per) {
+    total.groups += e.groups;
+    total.violations += e.violations;
+    if (e.worst_group >= 0 && (total.worst_group < 0 || e.worst > total.worst)) {
+      total.worst = e.worst;
+      total.worst_group = e.worst_group;
     }
   }
-  return e;
+  return total;
 }
 
 // Adversarial 2:4 groups for the exactness checks: ties, zeros (with -0), huge, tiny and denormal
