@@ -15,7 +15,8 @@
 // CUDA kernel's items: two bf16 groups or one fp32 group), which is what a warp pays.
 // On CUDA each solver runs once per --cuda-budgets value (CudaLaunchOptions::defer_budget: groups
 // past that many iterations go to the block's second pass; 0: one pass), and --first-release adds
-// the first release's kernel (ALM, every candidate stopped at 100 iterations, one pass) on the
+// the first release's kernel (ALM without 2:4's closed forms, every candidate stopped at 100
+// iterations, one pass; the rounding-noise stop rule is the current one) on the
 // same lines, for a before/after in one run. "capped" counts groups that stopped at the cap.
 // --cpu-paths (default: best) times the CPU prox on each listed path (scalar: the code the CUDA
 // kernel shares; avx2: 8 groups in lock step; best: what the product uses here). --official-reps 0
@@ -74,7 +75,8 @@ double CopyBandwidth(const torch::Device& dev) {
 
 // The GPU-time proxy of one layer's groups (see the header comment).
 void WorkProxy(const torch::Tensor& w, torch::ScalarType dt, float lambda, const Shape& s,
-               const std::vector<ps::prox::ProxAlgo>& algos, const std::vector<int>& budgets) {
+               const std::vector<ps::prox::ProxAlgo>& algos, const std::vector<int>& budgets,
+               bool first_release) {
   const torch::Tensor f = w.to(torch::kFloat32).contiguous();
   const float* data = f.data_ptr<float>();
   const int64_t groups = f.numel() / 4;
@@ -85,68 +87,77 @@ void WorkProxy(const torch::Tensor& w, torch::ScalarType dt, float lambda, const
     ps::prox::GroupOutcome o;
     int work;
   };
+  // budget < 0: the first release's algorithm (no 2:4 closed forms, 100 iterations).
   auto run = [&](int64_t group, ps::prox::ProxAlgo algo, int budget) {
     float y[4];
     for (int i = 0; i < 4; ++i) y[i] = data[4 * group + i];
     ps::prox::bench::CostTrace trace;
     ps::prox::GroupLimits limits;
-    limits.budget = budget;
+    limits.budget = budget > 0 ? budget : 0;
+    if (budget < 0) {
+      limits.max_iterations = ps::prox::kFirstReleaseMaxIterations;
+      limits.closed_forms = false;
+    }
     const auto o = ps::prox::ProxGroupTraced<2, 4>(y, lambda, tol, algo, limits, trace);
     return Run{o, trace.work};
   };
+  std::vector<std::pair<ps::prox::ProxAlgo, int>> variants;
+  if (first_release) variants.emplace_back(ps::prox::ProxAlgo::kAlm, -1);
   for (auto algo : algos)
-    for (int budget : budgets) {
-      double iters = 0, work = 0, warp_iters = 0, warp_work = 0;
-      int64_t unconverged = 0;
-      std::vector<int64_t> deferred;
-      const int64_t lanes = groups / per_lane;
-      for (int64_t w0 = 0; w0 < lanes; w0 += 32) {
-        double max_it = 0, max_work = 0;
-        for (int64_t lane = w0; lane < std::min(lanes, w0 + 32); ++lane) {
-          double lane_it = 0, lane_work = 0;
-          for (int k = 0; k < per_lane; ++k) {
-            const auto [o, o_work] = run(lane * per_lane + k, algo, budget);
-            lane_it += o.sweeps;
-            lane_work += o_work;
-            if (o.deferred)
-              deferred.push_back(lane * per_lane + k);
-            else
-              unconverged += o.converged ? 0 : 1;
-          }
-          iters += lane_it;
-          work += lane_work;
-          max_it = std::max(max_it, lane_it);
-          max_work = std::max(max_work, lane_work);
+    for (int budget : budgets) variants.emplace_back(algo, budget);
+  for (const auto& [algo, budget] : variants) {
+    double iters = 0, work = 0, warp_iters = 0, warp_work = 0;
+    int64_t unconverged = 0;
+    std::vector<int64_t> deferred;
+    const int64_t lanes = groups / per_lane;
+    for (int64_t w0 = 0; w0 < lanes; w0 += 32) {
+      double max_it = 0, max_work = 0;
+      for (int64_t lane = w0; lane < std::min(lanes, w0 + 32); ++lane) {
+        double lane_it = 0, lane_work = 0;
+        for (int k = 0; k < per_lane; ++k) {
+          const auto [o, o_work] = run(lane * per_lane + k, algo, budget);
+          lane_it += o.sweeps;
+          lane_work += o_work;
+          if (o.deferred)
+            deferred.push_back(lane * per_lane + k);
+          else
+            unconverged += o.converged ? 0 : 1;
         }
-        warp_iters += 32 * max_it;
-        warp_work += 32 * max_work;
+        iters += lane_it;
+        work += lane_work;
+        max_it = std::max(max_it, lane_it);
+        max_work = std::max(max_work, lane_work);
       }
-      // The second pass: the deferred groups again without a budget, one per lane.
-      for (size_t w0 = 0; w0 < deferred.size(); w0 += 32) {
-        double max_it = 0, max_work = 0;
-        for (size_t k = w0; k < std::min(deferred.size(), w0 + 32); ++k) {
-          const auto [o, o_work] = run(deferred[k], algo, 0);
-          iters += o.sweeps;
-          work += o_work;
-          unconverged += o.converged ? 0 : 1;
-          max_it = std::max<double>(max_it, o.sweeps);
-          max_work = std::max<double>(max_work, o_work);
-        }
-        warp_iters += 32 * max_it;
-        warp_work += 32 * max_work;
-      }
-      const double g = static_cast<double>(lanes * per_lane);
-      const std::string name = std::string(ps::prox::ProxAlgoName(algo)) +
-                               (budget > 0 ? "/defer" + std::to_string(budget) : "");
-      std::printf(
-          "proxy %s lambda=%-5g %5ldx%-5ld %-20s iters/group %6.2f (warp %6.2f) work/group %6.0f "
-          "(warp %6.0f, efficiency %3.0f%%) deferred %.4f unconverged %ld [%ld groups]\n",
-          dt == torch::kBFloat16 ? "bf16" : "fp32", lambda, static_cast<long>(s.out),
-          static_cast<long>(s.in), name.c_str(), iters / g, warp_iters / g, work / g, warp_work / g,
-          100.0 * work / warp_work, deferred.size() / g, static_cast<long>(unconverged),
-          static_cast<long>(g));
-      std::fflush(stdout);
+      warp_iters += 32 * max_it;
+      warp_work += 32 * max_work;
     }
+    // The second pass: the deferred groups again without a budget, one per lane.
+    for (size_t w0 = 0; w0 < deferred.size(); w0 += 32) {
+      double max_it = 0, max_work = 0;
+      for (size_t k = w0; k < std::min(deferred.size(), w0 + 32); ++k) {
+        const auto [o, o_work] = run(deferred[k], algo, 0);
+        iters += o.sweeps;
+        work += o_work;
+        unconverged += o.converged ? 0 : 1;
+        max_it = std::max<double>(max_it, o.sweeps);
+        max_work = std::max<double>(max_work, o_work);
+      }
+      warp_iters += 32 * max_it;
+      warp_work += 32 * max_work;
+    }
+    const double g = static_cast<double>(lanes * per_lane);
+    const std::string name = budget < 0 ? std::string("first-release")
+                                        : std::string(ps::prox::ProxAlgoName(algo)) +
+                                              (budget > 0 ? "/defer" + std::to_string(budget) : "");
+    std::printf(
+        "proxy %s lambda=%-5g %5ldx%-5ld %-20s iters/group %6.2f (warp %6.2f) work/group %6.0f "
+        "(warp %6.0f, efficiency %3.0f%%) deferred %.4f unconverged %ld [%ld groups]\n",
+        dt == torch::kBFloat16 ? "bf16" : "fp32", lambda, static_cast<long>(s.out),
+        static_cast<long>(s.in), name.c_str(), iters / g, warp_iters / g, work / g, warp_work / g,
+        100.0 * work / warp_work, deferred.size() / g, static_cast<long>(unconverged),
+        static_cast<long>(g));
+    std::fflush(stdout);
+  }
 }
 
 int Run(int argc, char** argv) {
@@ -248,7 +259,8 @@ int Run(int argc, char** argv) {
         for (const auto& s : kShapes) {
           torch::manual_seed(42);
           const int64_t rows = std::min(s.out, cpu_rows);
-          WorkProxy((torch::randn({rows, s.in}) * 0.02).to(dt), dt, lambda, s, algos, budgets);
+          WorkProxy((torch::randn({rows, s.in}) * 0.02).to(dt), dt, lambda, s, algos, budgets,
+                    first_release);
         }
     return 0;
   }
@@ -274,11 +286,13 @@ int Run(int argc, char** argv) {
       std::string name;
       int defer_budget = 0;  // CUDA: CudaLaunchOptions::defer_budget
       int max_iterations = ps::prox::kMaxIterations;
+      bool closed_forms = true;
     };
     std::vector<Variant> variants;
-    if (cuda && first_release)  // the first release's kernel: ALM, 100 iterations, one pass
+    // The first release's kernel: ALM without the 2:4 closed forms, 100 iterations, one pass.
+    if (cuda && first_release)
       variants.push_back({ps::prox::ProxAlgo::kAlm, ps::prox::CpuPath::kBest, "first-release", 0,
-                          ps::prox::kFirstReleaseMaxIterations});
+                          ps::prox::kFirstReleaseMaxIterations, false});
     for (auto algo : algos) {
       if (cuda) {
         for (int b : cuda_budgets)
@@ -341,6 +355,7 @@ int Run(int argc, char** argv) {
               opt.algo = algo;
               opt.defer_budget = variants[a].defer_budget;
               opt.max_iterations = variants[a].max_iterations;
+              opt.closed_forms = variants[a].closed_forms;
               ps::prox::ProxCudaLaunch(
                   t.data_ptr(), dtype, t.numel() / 4, lambda, ps::k2of4,
                   reinterpret_cast<ps::prox::DeviceStats*>(stats.data_ptr<int64_t>()),

@@ -316,6 +316,7 @@ void Launch(void* data, int64_t groups, float lambda, DeviceStats* stats, cudaSt
   GroupLimits limits;
   limits.budget = opt.defer_budget;
   limits.max_iterations = opt.max_iterations;
+  limits.closed_forms = opt.closed_forms;
   GroupLimits scalar_limits = limits;
   scalar_limits.budget = 0;
   int64_t done = 0;

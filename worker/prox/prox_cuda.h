@@ -51,6 +51,7 @@ struct CudaLaunchOptions {
   // The iteration cap (prox_group.h GroupLimits); the bench sets the first release's 100 to
   // compare with it.
   int max_iterations = kMaxIterations;
+  bool closed_forms = true;  // GroupLimits::closed_forms (off: the first release's algorithm)
 };
 
 // Launches prox_{lambda Reg_{N:M}} on `groups` groups at device pointer `data` (F32/F16/BF16),

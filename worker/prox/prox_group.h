@@ -84,6 +84,9 @@ struct GroupLimits {
   // without a budget.
   int budget = 0;
   int max_iterations = kMaxIterations;
+  // 2:4's closed forms (NoInteriorMinimum24, SolveLine24). Off only to rerun the first release's
+  // algorithm in the bench (with max_iterations = kFirstReleaseMaxIterations).
+  bool closed_forms = true;
 };
 
 // Which candidate won (index 0: the N-sparse top-N; k - N: the k-sparse candidate).
@@ -598,13 +601,13 @@ struct CandidatePlan {
 
 template <int N, int K, int M, typename Trace>
 PS_HD void PlanCandidates(const float (&v)[M], float lam, const float (&tail)[M + 1],
-                          CandidatePlan<M>& plan, Trace& trace) {
+                          bool closed_forms, CandidatePlan<M>& plan, Trace& trace) {
   if constexpr (K <= M) {
     // v is sorted: v_K == 0 means every candidate from K on equals a sparser one.
     bool none = false;
     if constexpr (N == 2 && M == 4) {
-      none = NoInteriorMinimum24<K>(v, lam);
-      if (lam * v[0] >= 1.0f) trace.NoMinimumTest();
+      none = closed_forms && NoInteriorMinimum24<K>(v, lam);
+      if (closed_forms && lam * v[0] >= 1.0f) trace.NoMinimumTest();
     }
     plan.run[K] = v[K - 1] > 0.0f && !none && !SkipCandidate<N, K, M>(v, lam);
     trace.Skip(N, K);
@@ -614,7 +617,7 @@ PS_HD void PlanCandidates(const float (&v)[M], float lam, const float (&tail)[M 
       plan.ray[K] = ray_obj + tail[K];
       trace.Ray(N, K);
     }
-    PlanCandidates<N, K + 1, M>(v, lam, tail, plan, trace);
+    PlanCandidates<N, K + 1, M>(v, lam, tail, closed_forms, plan, trace);
     float later = 3.0e38f;
     if constexpr (K < M) {
       later = plan.run[K + 1] ? Min(plan.ray[K + 1], plan.later[K + 1]) : plan.later[K + 1];
@@ -671,7 +674,7 @@ PS_HD void TryCandidates(const float (&v)[M], float lam, float tol, const float 
       float obj = 3.0e38f;
       int line = kLineCapped;  // the ALM path runs unless the line search settles the candidate
       if constexpr (N == 2 && M == 4 && K == 3)
-        if (lam * v[0] >= kLineCoupling) {
+        if (limits.closed_forms && lam * v[0] >= kLineCoupling) {
           const int line_cap = cap < kLineSteps ? cap : kLineSteps;
           line = SolveLine24(v, lam, tol, line_cap, w, iters, trace);
           if (line == kLineCapped && line_cap < kLineSteps) {  // the budget ran out
@@ -771,7 +774,7 @@ PS_HD GroupOutcome ProxGroupTraced(float (&y)[M], float lambda, float rel_tol, P
   trace.Base(M);
   if (best_obj > 0.0f) {
     CandidatePlan<M> plan{};
-    PlanCandidates<N, N + 1, M>(v, lam, tail, plan, trace);
+    PlanCandidates<N, N + 1, M>(v, lam, tail, limits.closed_forms, plan, trace);
     TryCandidates<N, N + 1, M>(v, lam, rel_tol * v[0], tail, plan, algo != ProxAlgo::kAlm,
                                algo == ProxAlgo::kNewtonBounds, limits, best, best_obj, out, trace);
     if (out.deferred) return out;
