@@ -183,7 +183,7 @@ int main() {
   for (auto algo : algos)
     for (NMPattern p : {ps::k2of4, ps::k1of4, NMPattern{2, 8}, NMPattern{4, 8}})
       for (auto dt : {torch::kFloat32, torch::kBFloat16, torch::kFloat16})
-        for (float lambda : {0.0f, 0.01f, 0.25f, 2.0f, 25.0f, 100.0f}) {
+        for (float lambda : {0.0f, 0.25f, 2.5f, 25.0f}) {
           const std::string name = "random " + p.ToString() + " " + c10::toString(dt) + " lambda " +
                                    std::to_string(lambda);
           // fp16 cannot hold the heavy tails: clamp into its range first.
