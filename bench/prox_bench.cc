@@ -26,7 +26,7 @@
 //              [--cpu-rows R] [--algos alm,newton,newton+bounds] [--cpu-paths best,scalar,avx2]
 //              [--cuda-budgets 0,16] [--first-release]
 //              [--dtypes bf16,fp32] [--lambdas 0.25,25]
-//              [--work-proxy]
+//              [--work-proxy [--defer-budgets 0,16] [--first-release]]
 #include <torch/torch.h>
 
 #include <cstdio>
