@@ -20,6 +20,7 @@
 #include "server/job_store.h"
 #include "server/launcher.h"
 #include "server/metrics.h"
+#include "server/submit_checks.h"
 
 namespace ps {
 
@@ -40,6 +41,7 @@ struct CoordinatorConfig {
   double kill_grace_s = 5;          // SIGTERM, then SIGKILL after this
   double finished_metrics_s = 600;  // finished jobs keep their per-job series this long
   double tick_s = 0.2;
+  SubmitLimits submit_limits;  // allowed input roots, ranks and memory (server/submit_checks.h)
 };
 
 class Coordinator {

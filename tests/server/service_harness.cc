@@ -169,7 +169,10 @@ void Psd::Start() {
                                    "--launch-timeout",
                                    "20",
                                    "--kill-grace",
-                                   "1"};
+                                   "1",
+                                   // Test jobs and their inputs live beside the data dir.
+                                   "--allowed-roots",
+                                   data_.parent_path().string()};
   argv.insert(argv.end(), extra_.begin(), extra_.end());
   pid_ = Spawn(argv, log());
   if (!WaitFor([&] { return fs::exists(ready) || !Alive(pid_); }, 20))
