@@ -277,7 +277,11 @@ int Main(int argc, char** argv) {
       // Checked here as psd would: a binary or non-UTF-8 file cannot even be sent (protobuf
       // strings are UTF-8), and the message must say why.
       std::string text = ReadRegularFileBounded(path, kMaxJobFileBytes, "job file");
-      CheckJobText(text, file);
+      try {
+        CheckJobText(text, file);
+      } catch (const Error& e) {
+        throw CallError{kInvalid, std::string("invalid: ") + e.what()};
+      }
       req.set_yaml(text);
       req.set_base_dir(fs::absolute(path).parent_path().string());
       req.set_source_name(file);

@@ -253,7 +253,7 @@ int Run(int argc, char** argv) {
   if (!o.tls_client_ca.empty() && o.worker_tls_cert.empty())
     throw Error(
         "--tls-client-ca requires client certificates, and workers are clients too: give them "
-        "one with --worker-tls-cert and --worker-tls-key (docs/service.md "Security")");
+        "one with --worker-tls-cert and --worker-tls-key (docs/service.md, Security)");
   std::string token;
   if (!o.token_file.empty()) {
     token = ReadFile(o.token_file);

@@ -330,10 +330,10 @@ TEST_F(WorkerFaults, HostileJobFilesAreClearErrorsAtSubmit) {
   r = submit("dup2.yaml", body + "resources: {ranks: 1, ranks: 2}\n");
   EXPECT_NE(r.err.find("resources.ranks: duplicate key"), std::string::npos) << r.err;
   r = submit("latin1.yaml", body + "name: caf\xe9\n");
-  EXPECT_NE(r.rc, 0);
+  EXPECT_EQ(r.rc, 3) << r.err;
   EXPECT_NE(r.err.find("invalid UTF-8 at byte offset"), std::string::npos) << r.err;
   r = submit("binary.yaml", std::string("\x7f" "ELF\x02\x01\x01\0\0\0", 10) + body);
-  EXPECT_NE(r.rc, 0);
+  EXPECT_EQ(r.rc, 3) << r.err;
   EXPECT_NE(r.err.find("NUL byte"), std::string::npos) << r.err;
   r = submit("ranks.yaml", body + "resources: {ranks: 4096}\n");
   EXPECT_EQ(r.rc, 3) << r.out << r.err;

@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
                  "seconds a finished job keeps offering its result to an unreachable psd "
                  "(default: $PS_RESULT_RETRY_S, else until the job's time limit runs out)");
 #endif
-  const auto started = std::chrono::steady_clock::now();
+  [[maybe_unused]] const auto started = std::chrono::steady_clock::now();
   CLI11_PARSE(app, argc, argv);
   const std::string file = local_job.empty() ? job : local_job;
   if (file.empty()) {
