@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -18,7 +19,12 @@ namespace ps::test {
 
 namespace fs = std::filesystem;
 
-std::string BinaryPath(const std::string& rel) { return std::string(PS_BINARY_DIR) + "/" + rel; }
+// $PS_TEST_BINARY_DIR runs the same tests against another build's binaries (an older release,
+// to show a test fails there).
+std::string BinaryPath(const std::string& rel) {
+  const char* other = std::getenv("PS_TEST_BINARY_DIR");
+  return std::string(other && *other ? other : PS_BINARY_DIR) + "/" + rel;
+}
 
 static std::string Slurp(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);
@@ -169,10 +175,11 @@ void Psd::Start() {
                                    "--launch-timeout",
                                    "20",
                                    "--kill-grace",
-                                   "1",
-                                   // Test jobs and their inputs live beside the data dir.
-                                   "--allowed-roots",
-                                   data_.parent_path().string()};
+                                   "1"};
+  // Test jobs and their inputs live beside the data dir. (Not for another build's psd, which may
+  // predate the flag: see BinaryPath.)
+  if (!std::getenv("PS_TEST_BINARY_DIR"))
+    argv.insert(argv.end(), {"--allowed-roots", data_.parent_path().string()});
   argv.insert(argv.end(), extra_.begin(), extra_.end());
   pid_ = Spawn(argv, log());
   if (!WaitFor([&] { return fs::exists(ready) || !Alive(pid_); }, 20))
