@@ -175,7 +175,7 @@ TEST_F(WorkerFaults, MutualTlsJobRunsToSucceeded) {
 // attempt. A user's bearer token cannot report a job SUCCEEDED, nor can another job's worker.
 TEST_F(WorkerFaults, ForgedWorkerReportsAreRefused) {
   WriteFileAtomic(dir_ / "token", "user-token-123\n");
-  Psd& psd = StartPsd({"--token-file", (dir_ / "token").string()});
+  Psd& psd = StartPsd({"--token-file", (dir_ / "token").string(), "--max-jobs", "2"});
   psd.ctl_prefix = {"--token-file", (dir_ / "token").string()};
   fs::path job =
       WriteJob(dir_, "slow", "name: step_s=0.2\nmethod: {name: proxsparse, max_steps: 200}\n");
