@@ -128,6 +128,8 @@ TEST_F(BoundedRead, ResultManifestPinsThePublishedFiles) {
   c = CheckResultManifest(dir_, "h1");
   EXPECT_FALSE(c.valid);
   EXPECT_NE(c.why.find("model/model.safetensors has another SHA-256"), std::string::npos) << c.why;
+  WriteFileAtomic(dir_ / "model/model.safetensors", "weights");
+  EXPECT_TRUE(CheckResultManifest(dir_, "h1").valid);
   fs::remove(dir_ / "report.json");
   c = CheckResultManifest(dir_, "h1");
   EXPECT_FALSE(c.valid);

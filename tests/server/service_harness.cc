@@ -19,9 +19,8 @@ namespace ps::test {
 
 namespace fs = std::filesystem;
 
-// $PS_TEST_BINARY_DIR runs the same tests against another build's binaries (an older release,
-// to show a test fails there).
 std::string BinaryPath(const std::string& rel) {
+  // PS_TEST_BINARY_DIR runs the same tests against another build (e.g. an older release).
   const char* other = std::getenv("PS_TEST_BINARY_DIR");
   return std::string(other && *other ? other : PS_BINARY_DIR) + "/" + rel;
 }
