@@ -300,11 +300,10 @@ int Main(int argc, char** argv) {
       c.Check(c.stub().SubmitJob(ctx.get(), req, &job));
       if (c.format() == OutputFormat::kTable) {
         std::printf("%s\n", job.id().c_str());
-        std::fprintf(stderr, "submitted %s (%s, %s %s); follow it with: psctl watch %s\n",
-                     job.id().c_str(),
-                     job.name().empty() ? "unnamed" : EscapeControl(job.name()).c_str(),
-                     job.spec().method().name().c_str(), job.spec().pattern().c_str(),
-                     job.id().c_str());
+        std::fprintf(
+            stderr, "submitted %s (%s, %s %s); follow it with: psctl watch %s\n", job.id().c_str(),
+            job.name().empty() ? "unnamed" : EscapeControl(job.name()).c_str(),
+            job.spec().method().name().c_str(), job.spec().pattern().c_str(), job.id().c_str());
       } else {
         std::cout << Render(job, c.format());
       }

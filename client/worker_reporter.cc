@@ -68,8 +68,8 @@ grpc::Status Retry(std::chrono::milliseconds budget, std::chrono::milliseconds m
     for (auto until = std::chrono::steady_clock::now() + wait;
          std::chrono::steady_clock::now() < until;) {
       if (abort()) return st;
-      std::this_thread::sleep_for(std::min<std::chrono::nanoseconds>(
-          50ms, until - std::chrono::steady_clock::now()));
+      std::this_thread::sleep_for(
+          std::min<std::chrono::nanoseconds>(50ms, until - std::chrono::steady_clock::now()));
     }
     backoff = std::min(backoff * 2, max_backoff);
   }
@@ -237,8 +237,9 @@ void WorkerReporter::Result(bool ok, std::string_view message,
   // gets the ordinary budget (psd also learns of it from the exit code).
   auto budget = ok ? opts_.result_retry_for : opts_.retry_for;
   if (ok && opts_.result_deadline)
-    budget = std::max(opts_.retry_for, std::chrono::duration_cast<std::chrono::milliseconds>(
-                                           *opts_.result_deadline - std::chrono::steady_clock::now()));
+    budget =
+        std::max(opts_.retry_for, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      *opts_.result_deadline - std::chrono::steady_clock::now()));
   auto start = std::chrono::steady_clock::now();
   bool told = false;
   grpc::Status st = Retry(
@@ -246,8 +247,7 @@ void WorkerReporter::Result(bool ok, std::string_view message,
       [&] {
         auto ctx = MakeContext(impl_->token, 5s, true);
         grpc::Status s = impl_->stub->ReportResult(ctx.get(), req, &resp);
-        if (!s.ok() && Transient(s) && !told &&
-            std::chrono::steady_clock::now() - start > 10s) {
+        if (!s.ok() && Transient(s) && !told && std::chrono::steady_clock::now() - start > 10s) {
           told = true;
           std::fprintf(stderr,
                        "psd is unreachable (%s); still offering the result for up to %lld s\n",

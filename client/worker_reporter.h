@@ -98,7 +98,7 @@ class WorkerReporter : public ProgressSink {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
-  bool result_started_ = false;              // a result supersedes undelivered checkpoints
+  bool result_started_ = false;               // a result supersedes undelivered checkpoints
   std::optional<PendingCheckpoint> pending_;  // newest checkpoint not yet delivered
   std::thread heartbeat_;
   std::thread checkpoints_;

@@ -275,8 +275,9 @@ JobSpec ParseRoot(const YAML::Node& root, const ParseContext& ctx) {
              &root);
   for (unsigned char c : s.name)
     if (c < 0x20 || c == 0x7f)
-      ctx.Fail("name", "contains a control character (byte " + std::to_string(c) +
-                           "); use printable text", &root);
+      ctx.Fail("name",
+               "contains a control character (byte " + std::to_string(c) + "); use printable text",
+               &root);
   if (!r.Has("model")) ctx.Fail("model", "missing (a Hugging Face model directory)", &root);
   s.model = r.Path("model");
   {

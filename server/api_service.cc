@@ -96,7 +96,7 @@ Status Authenticate(const ApiContext& api, ServerContext* ctx, const char* metho
   const bool worker_token = it != md.end() && api.worker_credentials && it->second.size() > 7 &&
                             WorkerCredentials::LooksLikeWorkerToken(
                                 std::string_view(it->second.data(), it->second.size()).substr(7));
-  std::string why = it == md.end()  ? "no bearer token"
+  std::string why = it == md.end() ? "no bearer token"
                     : worker_token ? "a worker credential on the JobService"
                                    : "bearer token not valid";
   LogEvent(spdlog::level::warn, "auth.rejected",

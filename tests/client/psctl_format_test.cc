@@ -1,8 +1,8 @@
 // psctl's terminal safety (issue 13): text that comes from psd (job names, messages, history)
 // is printed with control characters escaped, so it cannot drive the terminal.
-#include <gtest/gtest.h>
-
 #include "client/psctl_format.h"
+
+#include <gtest/gtest.h>
 
 namespace ps {
 namespace {
@@ -13,7 +13,9 @@ TEST(PsctlEscape, ControlCharactersAndBadBytesAreEscaped) {
   EXPECT_EQ(EscapeControl("a\rb\nc\td\x7f"), "a\\x0db\\x0ac\\x09d\\x7f");
   EXPECT_EQ(EscapeControl(std::string("nul\0x", 5)), "nul\\x00x");
   // C1 CSI (U+009B) encoded in UTF-8; a lone Latin-1 byte; a truncated sequence.
-  EXPECT_EQ(EscapeControl("\xc2\x9b" "2J"), "\\xc2\\x9b2J");
+  EXPECT_EQ(EscapeControl("\xc2\x9b"
+                          "2J"),
+            "\\xc2\\x9b2J");
   EXPECT_EQ(EscapeControl("caf\xe9"), "caf\\xe9");
   EXPECT_EQ(EscapeControl("\xe2\x82"), "\\xe2\\x82");
   // Printable UTF-8 passes: é, €, 😀.

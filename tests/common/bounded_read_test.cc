@@ -1,6 +1,8 @@
 // Bounded reads of metadata files and the raw-text checks on job files (issue 13, item 5 and the
 // input bounds): FIFOs and devices fail at once, sizes are bounded, bad text names its line; and
 // the result manifest psworker uses to adopt a finished attempt's outputs.
+#include "common/bounded_read.h"
+
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,7 +10,6 @@
 #include <chrono>
 #include <filesystem>
 
-#include "common/bounded_read.h"
 #include "common/error.h"
 #include "common/file_util.h"
 #include "common/job_spec.h"
@@ -42,26 +43,31 @@ TEST_F(BoundedRead, RegularFilesAreReadWholeUpToTheBound) {
   WriteFileAtomic(dir_ / "a.json", "{\"x\": 1}");
   EXPECT_EQ(ReadRegularFileBounded(dir_ / "a.json", 100, "model"), "{\"x\": 1}");
   EXPECT_EQ(ReadRegularFileBounded(dir_ / "a.json", 8, "model"), "{\"x\": 1}");
-  EXPECT_NE(Message([&] { ReadRegularFileBounded(dir_ / "a.json", 7, "model"); })
-                .find("is larger than 7 bytes"),
+  EXPECT_NE(Message([&] {
+              ReadRegularFileBounded(dir_ / "a.json", 7, "model");
+            }).find("is larger than 7 bytes"),
             std::string::npos);
-  EXPECT_NE(Message([&] { ReadRegularFileBounded(dir_ / "none", 7, "model"); })
-                .find("model: " + (dir_ / "none").string() + " does not exist"),
+  EXPECT_NE(Message([&] {
+              ReadRegularFileBounded(dir_ / "none", 7, "model");
+            }).find("model: " + (dir_ / "none").string() + " does not exist"),
             std::string::npos);
 }
 
 TEST_F(BoundedRead, FifosAndDevicesFailAtOnce) {
   ASSERT_EQ(::mkfifo((dir_ / "fifo").c_str(), 0644), 0);
   auto t0 = std::chrono::steady_clock::now();
-  EXPECT_NE(Message([&] { ReadRegularFileBounded(dir_ / "fifo", 1 << 20, "model"); })
-                .find("is a FIFO, expected a regular file"),
+  EXPECT_NE(Message([&] {
+              ReadRegularFileBounded(dir_ / "fifo", 1 << 20, "model");
+            }).find("is a FIFO, expected a regular file"),
             std::string::npos);
-  EXPECT_NE(Message([&] { ReadRegularFileBounded("/dev/zero", 1 << 20, "model"); })
-                .find("/dev/zero is a character device"),
+  EXPECT_NE(Message([&] {
+              ReadRegularFileBounded("/dev/zero", 1 << 20, "model");
+            }).find("/dev/zero is a character device"),
             std::string::npos);
   fs::create_symlink("/dev/zero", dir_ / "zero");
-  EXPECT_NE(Message([&] { CheckRegularFile(dir_ / "zero", "calibration.path"); })
-                .find("calibration.path: "),
+  EXPECT_NE(Message([&] {
+              CheckRegularFile(dir_ / "zero", "calibration.path");
+            }).find("calibration.path: "),
             std::string::npos);
   EXPECT_NE(Message([&] { CheckRegularFile(dir_, "evaluation.ppl[0]"); }).find("is a directory"),
             std::string::npos);
@@ -71,11 +77,13 @@ TEST_F(BoundedRead, FifosAndDevicesFailAtOnce) {
 TEST_F(BoundedRead, JobFilesThatAreNotBoundedUtf8TextAreRefusedByLine) {
   const std::string ok = "model: /m\nmethod: {name: magnitude}\n";
   EXPECT_NO_THROW(ParseJobSpec(ok, "/"));
-  EXPECT_NE(Message([&] { ParseJobSpec(ok + "name: caf\xe9\n", "/", "j.yaml"); })
-                .find("j.yaml: line 3: invalid UTF-8 at byte offset"),
+  EXPECT_NE(Message([&] {
+              ParseJobSpec(ok + "name: caf\xe9\n", "/", "j.yaml");
+            }).find("j.yaml: line 3: invalid UTF-8 at byte offset"),
             std::string::npos);
-  EXPECT_NE(Message([&] { ParseJobSpec(std::string("a\0b", 3), "/", "j.yaml"); })
-                .find("j.yaml: line 1: a NUL byte"),
+  EXPECT_NE(Message([&] {
+              ParseJobSpec(std::string("a\0b", 3), "/", "j.yaml");
+            }).find("j.yaml: line 1: a NUL byte"),
             std::string::npos);
   // Overlong encodings and surrogates are not UTF-8.
   EXPECT_NE(Message([&] { ParseJobSpec(ok + "name: \xc0\xaf\n", "/"); }).find("invalid UTF-8"),
@@ -83,26 +91,33 @@ TEST_F(BoundedRead, JobFilesThatAreNotBoundedUtf8TextAreRefusedByLine) {
   EXPECT_NE(Message([&] { ParseJobSpec(ok + "name: \xed\xa0\x80\n", "/"); }).find("invalid UTF-8"),
             std::string::npos);
   EXPECT_NO_THROW(ParseJobSpec(ok + "name: caf\xc3\xa9 \xf0\x9f\x98\x80\n", "/"));
-  EXPECT_NE(Message([&] { ParseJobSpec(ok + "# " + std::string(1 << 20, 'x') + "\n", "/"); })
-                .find("at most 1048576 (1 MiB)"),
+  EXPECT_NE(Message([&] {
+              ParseJobSpec(ok + "# " + std::string(1 << 20, 'x') + "\n", "/");
+            }).find("at most 1048576 (1 MiB)"),
             std::string::npos);
-  EXPECT_NE(Message([&] { ParseJobSpec(ok + "seed: 1\nseed: 2\n", "/", "j.yaml"); })
-                .find("seed: duplicate key (first at line 3) (j.yaml line 4)"),
+  EXPECT_NE(Message([&] {
+              ParseJobSpec(ok + "seed: 1\nseed: 2\n", "/", "j.yaml");
+            }).find("seed: duplicate key (first at line 3) (j.yaml line 4)"),
             std::string::npos);
-  EXPECT_NE(Message([&] { ParseJobSpec(ok + "resources: {ranks: 1, ranks: 1}\n", "/"); })
-                .find("resources.ranks: duplicate key"),
+  EXPECT_NE(Message([&] {
+              ParseJobSpec(ok + "resources: {ranks: 1, ranks: 1}\n", "/");
+            }).find("resources.ranks: duplicate key"),
             std::string::npos);
-  EXPECT_NE(Message([&] { ParseJobSpec(ok + "name: \"a\\tb\"\n", "/"); })
-                .find("name: contains a control character"),
+  EXPECT_NE(Message([&] {
+              ParseJobSpec(ok + "name: \"a\\tb\"\n", "/");
+            }).find("name: contains a control character"),
             std::string::npos);
-  EXPECT_NE(Message([&] { ParseJobSpec(ok + "name: " + std::string(257, 'n') + "\n", "/"); })
-                .find("name: is 257 bytes long; at most 256"),
+  EXPECT_NE(Message([&] {
+              ParseJobSpec(ok + "name: " + std::string(257, 'n') + "\n", "/");
+            }).find("name: is 257 bytes long; at most 256"),
             std::string::npos);
-  EXPECT_NE(Message([&] { ParseJobSpec(ok + "resources: {memory_gb: 1e300}\n", "/"); })
-                .find("resources.memory_gb: must be <= 1048576"),
+  EXPECT_NE(Message([&] {
+              ParseJobSpec(ok + "resources: {memory_gb: 1e300}\n", "/");
+            }).find("resources.memory_gb: must be <= 1048576"),
             std::string::npos);
-  EXPECT_NE(Message([&] { ParseJobSpec(ok + "resources: {ranks: 5000}\n", "/"); })
-                .find("resources.ranks: must be <= 4096"),
+  EXPECT_NE(Message([&] {
+              ParseJobSpec(ok + "resources: {ranks: 5000}\n", "/");
+            }).find("resources.ranks: must be <= 4096"),
             std::string::npos);
 }
 

@@ -69,7 +69,8 @@ TEST_F(WorkerFaults, FinishedResultSurvivesAPsdOutageAndIsAdoptedWithoutARerun) 
   const fs::path data = PS_SHARED_DATA;
   const std::string psworker = BinaryPath("worker/tools/psworker");
   if (!fs::exists(data / "codelm-19m") || !fs::exists(psworker))
-    GTEST_SKIP() << "needs " << data / "codelm-19m" << " and " << psworker;
+    GTEST_SKIP() << "needs " << data / "codelm-19m"
+                 << " and " << psworker;
   WriteFileAtomic(dir_ / "job.yaml", "name: outage\nmodel: " + (data / "codelm-19m").string() +
                                          "\npattern: \"2:4\"\ndevice: cpu\ndtype: fp32\n"
                                          "method: {name: proxsparse, lambda1: 4.0, lr: 1.0e-3, "
@@ -85,8 +86,8 @@ TEST_F(WorkerFaults, FinishedResultSurvivesAPsdOutageAndIsAdoptedWithoutARerun) 
   SetEnv("PS_RESULT_RETRY_S", "2");
   SetEnv("PS_REPORT_RETRY_S", "2");
   const int port = FreePort();
-  std::vector<std::string> flags = {"--worker-bin", psworker, "--heartbeat-timeout", "60",
-                                    "--launch-timeout", "120"};
+  std::vector<std::string> flags = {"--worker-bin", psworker,           "--heartbeat-timeout",
+                                    "60",           "--launch-timeout", "120"};
   if (!std::getenv("PS_TEST_BINARY_DIR"))  // (an older psd, to show the failure, lacks the flag)
     flags.insert(flags.end(), {"--allowed-roots", data.string()});
   Psd& psd = StartPsd(flags, port);
@@ -154,16 +155,16 @@ TEST_F(WorkerFaults, MutualTlsJobRunsToSucceeded) {
                      d + "/ca.key", "-CAcreateserial", "-days", "2", "-extfile",
                      d + "/" + who + ".ext", "-out", d + "/" + who + ".pem"}));
   }
-  Psd& psd = StartPsd({"--tls-cert", d + "/server.pem", "--tls-key", d + "/server.key",
-                       "--tls-client-ca", d + "/ca.pem", "--worker-tls-ca", d + "/ca.pem",
-                       "--worker-tls-cert", d + "/client.pem", "--worker-tls-key",
-                       d + "/client.key"});
+  Psd& psd =
+      StartPsd({"--tls-cert", d + "/server.pem", "--tls-key", d + "/server.key", "--tls-client-ca",
+                d + "/ca.pem", "--worker-tls-ca", d + "/ca.pem", "--worker-tls-cert",
+                d + "/client.pem", "--worker-tls-key", d + "/client.key"});
   // Without a client certificate psd lets nobody in.
   psd.ctl_prefix = {"--tls-ca", d + "/ca.pem"};
   CmdResult r = psd.Ctl({"--timeout", "3", "list"});
   EXPECT_NE(r.rc, 0) << "a client without a certificate was served";
-  psd.ctl_prefix = {"--tls-ca", d + "/ca.pem", "--tls-cert", d + "/client.pem", "--tls-key",
-                    d + "/client.key"};
+  psd.ctl_prefix = {"--tls-ca",        d + "/ca.pem", "--tls-cert",
+                    d + "/client.pem", "--tls-key",   d + "/client.key"};
   fs::path job =
       WriteJob(dir_, "mtls", "name: step_s=0.01\nmethod: {name: proxsparse, max_steps: 5}\n");
   r = psd.Ctl({"submit", job.string(), "--watch"}, {}, 60);
@@ -334,7 +335,10 @@ TEST_F(WorkerFaults, HostileJobFilesAreClearErrorsAtSubmit) {
   r = submit("latin1.yaml", body + "name: caf\xe9\n");
   EXPECT_EQ(r.rc, 3) << r.err;
   EXPECT_NE(r.err.find("invalid UTF-8 at byte offset"), std::string::npos) << r.err;
-  r = submit("binary.yaml", std::string("\x7f" "ELF\x02\x01\x01\0\0\0", 10) + body);
+  r = submit("binary.yaml", std::string("\x7f"
+                                        "ELF\x02\x01\x01\0\0\0",
+                                        10) +
+                                body);
   EXPECT_EQ(r.rc, 3) << r.err;
   EXPECT_NE(r.err.find("NUL byte"), std::string::npos) << r.err;
   r = submit("ranks.yaml", body + "resources: {ranks: 4096}\n");

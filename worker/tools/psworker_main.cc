@@ -121,8 +121,8 @@ int main(int argc, char** argv) {
                      ps::kResultManifestName, out_dir.c_str());
       } else if (service && !keep_checkpoints) {
         if (const std::error_code ec = ps::RemoveTree(out_dir / "checkpoints"))
-          std::fprintf(stderr, "warning: cannot remove %s: %s\n",
-                       (out_dir / "checkpoints").c_str(), ec.message().c_str());
+          std::fprintf(stderr, "warning: cannot remove %s: %s\n", (out_dir / "checkpoints").c_str(),
+                       ec.message().c_str());
       }
     };
     if (sinks.empty()) sinks.push_back(&stderr_sink);
