@@ -43,7 +43,45 @@ std::string Render(const google::protobuf::Message& m, OutputFormat f) {
   return f == OutputFormat::kYaml ? MessageToYaml(m) : MessageToJson(m);
 }
 
-std::string FormatTable(const std::vector<std::vector<std::string>>& rows) {
+std::string EscapeControl(std::string_view s) {
+  auto hex = [](unsigned char c) {
+    static const char* d = "0123456789abcdef";
+    return std::string("\\x") + d[c >> 4] + d[c & 15];
+  };
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == 0x7f) {
+      out += hex(c);
+      ++i;
+      continue;
+    }
+    if (c < 0x80) {
+      out += static_cast<char>(c);
+      ++i;
+      continue;
+    }
+    size_t n = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 0;
+    bool ok = n > 0 && c <= 0xf4 && i + n <= s.size();
+    for (size_t k = 1; ok && k < n; ++k) ok = (static_cast<unsigned char>(s[i + k]) & 0xc0) == 0x80;
+    // U+0080..U+009F (C1 controls, e.g. CSI) are C2 80..C2 9F.
+    if (ok && c == 0xc2 && static_cast<unsigned char>(s[i + 1]) < 0xa0) ok = false;
+    if (!ok) {
+      out += hex(c);
+      ++i;
+      continue;
+    }
+    out.append(s.substr(i, n));
+    i += n;
+  }
+  return out;
+}
+
+std::string FormatTable(const std::vector<std::vector<std::string>>& raw) {
+  std::vector<std::vector<std::string>> rows = raw;
+  for (auto& r : rows)
+    for (auto& cell : r) cell = EscapeControl(cell);
   std::vector<size_t> w;
   for (const auto& r : rows)
     for (size_t i = 0; i < r.size(); ++i) {

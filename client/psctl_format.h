@@ -5,6 +5,7 @@
 #include <google/protobuf/message.h>
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "proxsparse/v1/job_service.pb.h"
@@ -18,7 +19,11 @@ std::string MessageToJson(const google::protobuf::Message& m);
 std::string MessageToYaml(const google::protobuf::Message& m);
 std::string Render(const google::protobuf::Message& m, OutputFormat f);
 
-// Columns padded to their widest cell.
+// Text from psd made safe for a terminal: control characters (C0, DEL, C1; ANSI escapes start
+// with ESC) and invalid UTF-8 bytes become \xNN, so a job name cannot move the cursor, recolour
+// or rewrite what psctl prints. Printable UTF-8 passes unchanged.
+std::string EscapeControl(std::string_view s);
+// Columns padded to their widest cell (cells escaped with EscapeControl).
 std::string FormatTable(const std::vector<std::vector<std::string>>& rows);
 std::string JobsTable(const std::vector<proxsparse::v1::Job>& jobs);
 std::string JobDetails(const proxsparse::v1::Job& job);

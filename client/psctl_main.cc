@@ -15,8 +15,10 @@
 
 #include "client/channel.h"
 #include "client/psctl_format.h"
+#include "common/bounded_read.h"
 #include "common/error.h"
 #include "common/file_util.h"
+#include "common/job_spec.h"
 #include "common/progress.h"
 #include "proto/spec_convert.h"
 #include "proxsparse/v1/job_service.grpc.pb.h"
@@ -181,7 +183,7 @@ int Watch(Client& c, const std::string& id) {
         if (bar_open) std::fputc('\n', stderr);
         bar_open = false;
         std::fprintf(stderr, "%s %s: %s\n", last.id().c_str(), JobStateName(last.state()).c_str(),
-                     last.message().c_str());
+                     EscapeControl(last.message()).c_str());
         shown = last.state();
       }
       if (last.has_progress() && (ev.kind() == pb::WatchJobResponse::KIND_PROGRESS ||
@@ -212,7 +214,7 @@ int Watch(Client& c, const std::string& id) {
   if (bar_open) std::fputc('\n', stderr);
   if (c.format() == OutputFormat::kTable) {
     std::printf("%s %s: %s\n", last.id().c_str(), JobStateName(last.state()).c_str(),
-                last.message().c_str());
+                EscapeControl(last.message()).c_str());
     if (last.state() == pb::JOB_STATE_SUCCEEDED)
       std::printf("outputs: %s\n(psctl artifacts %s --download DIR fetches them)\n",
                   last.output_dir().c_str(), last.id().c_str());
@@ -281,7 +283,15 @@ int Main(int argc, char** argv) {
       pb::SubmitJobRequest req;
       fs::path path(file);
       if (!fs::is_regular_file(path)) throw CallError{kInvalid, file + ": no such job file"};
-      req.set_yaml(ReadFile(path));
+      // Checked here as psd would: a binary or non-UTF-8 file cannot even be sent (protobuf
+      // strings are UTF-8), and the message must say why.
+      std::string text = ReadRegularFileBounded(path, kMaxJobFileBytes, "job file");
+      try {
+        CheckJobText(text, file);
+      } catch (const Error& e) {
+        throw CallError{kInvalid, std::string("invalid: ") + e.what()};
+      }
+      req.set_yaml(text);
       req.set_base_dir(fs::absolute(path).parent_path().string());
       req.set_source_name(file);
       req.set_max_attempts(max_attempts);
@@ -290,10 +300,10 @@ int Main(int argc, char** argv) {
       c.Check(c.stub().SubmitJob(ctx.get(), req, &job));
       if (c.format() == OutputFormat::kTable) {
         std::printf("%s\n", job.id().c_str());
-        std::fprintf(stderr, "submitted %s (%s, %s %s); follow it with: psctl watch %s\n",
-                     job.id().c_str(), job.name().empty() ? "unnamed" : job.name().c_str(),
-                     job.spec().method().name().c_str(), job.spec().pattern().c_str(),
-                     job.id().c_str());
+        std::fprintf(
+            stderr, "submitted %s (%s, %s %s); follow it with: psctl watch %s\n", job.id().c_str(),
+            job.name().empty() ? "unnamed" : EscapeControl(job.name()).c_str(),
+            job.spec().method().name().c_str(), job.spec().pattern().c_str(), job.id().c_str());
       } else {
         std::cout << Render(job, c.format());
       }
@@ -336,7 +346,7 @@ int Main(int argc, char** argv) {
       c.Check(c.stub().CancelJob(ctx.get(), req, &job));
       if (c.format() == OutputFormat::kTable)
         std::printf("%s %s: %s\n", job.id().c_str(), JobStateName(job.state()).c_str(),
-                    job.message().c_str());
+                    EscapeControl(job.message()).c_str());
       else
         std::cout << Render(job, c.format());
       return kOk;
@@ -425,10 +435,10 @@ int Main(int argc, char** argv) {
       return kOk;
     }
   } catch (const CallError& e) {
-    std::fprintf(stderr, "psctl: %s\n", e.message.c_str());
+    std::fprintf(stderr, "psctl: %s\n", EscapeControl(e.message).c_str());
     return e.code;
   } catch (const Error& e) {
-    std::fprintf(stderr, "psctl: %s\n", e.what());
+    std::fprintf(stderr, "psctl: %s\n", EscapeControl(e.what()).c_str());
     return kError;
   }
   return kUsage;

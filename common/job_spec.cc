@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "common/bounded_read.h"
 #include "common/error.h"
 #include "common/file_util.h"
 #include "common/method_registry.h"
@@ -267,6 +268,16 @@ JobSpec ParseRoot(const YAML::Node& root, const ParseContext& ctx) {
   MapReader r(root, "", ctx);
   JobSpec s;
   s.name = r.Str("name", "");
+  if (s.name.size() > kMaxJobNameBytes)
+    ctx.Fail("name",
+             "is " + std::to_string(s.name.size()) + " bytes long; at most " +
+                 std::to_string(kMaxJobNameBytes) + " are allowed",
+             &root);
+  for (unsigned char c : s.name)
+    if (c < 0x20 || c == 0x7f)
+      ctx.Fail("name",
+               "contains a control character (byte " + std::to_string(c) + "); use printable text",
+               &root);
   if (!r.Has("model")) ctx.Fail("model", "missing (a Hugging Face model directory)", &root);
   s.model = r.Path("model");
   {
@@ -351,10 +362,18 @@ JobSpec ParseRoot(const YAML::Node& root, const ParseContext& ctx) {
   {
     YAML::Node rn = r.Node("resources");
     MapReader res(rn, "resources", ctx);
-    s.resources.ranks = static_cast<int>(res.Int("ranks", 1, 1, 4096));
+    s.resources.ranks = static_cast<int>(res.Int("ranks", 1, 1, kMaxJobRanks));
     s.resources.gpus_per_rank = static_cast<int>(res.Int("gpus_per_rank", 0, 0, 64));
-    s.resources.cpus_per_rank = static_cast<int>(res.Int("cpus_per_rank", 1, 1, 4096));
+    s.resources.cpus_per_rank = static_cast<int>(res.Int("cpus_per_rank", 1, 1, 1024));
     s.resources.memory_gb = res.Num("memory_gb", 4, 0, true);
+    // A bound every launcher can express (Slurm --mem in MiB, Kubernetes Mi) without overflow.
+    if (s.resources.memory_gb > kMaxJobMemoryGb) {
+      YAML::Node mn = rn["memory_gb"];
+      ctx.Fail("resources.memory_gb",
+               "must be <= " + std::to_string(static_cast<int64_t>(kMaxJobMemoryGb)) +
+                   " (GB for all ranks together)",
+               &mn);
+    }
     s.resources.time_limit_minutes =
         static_cast<int>(res.Int("time_limit_minutes", 60, 1, 60 * 24 * 365));
     res.Finish();
@@ -366,6 +385,68 @@ JobSpec ParseRoot(const YAML::Node& root, const ParseContext& ctx) {
   }
   r.Finish();
   return s;
+}
+
+// Length of the UTF-8 sequence starting at text[i], or 0 when it is not valid UTF-8 (overlong
+// forms, surrogates and code points past U+10FFFF are invalid, as in RFC 3629).
+size_t Utf8SequenceLength(std::string_view text, size_t i) {
+  auto b = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
+  unsigned char c = b(i);
+  if (c < 0x80) return 1;
+  size_t n = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 0;
+  if (n == 0 || c > 0xf4 || i + n > text.size()) return 0;
+  for (size_t k = 1; k < n; ++k)
+    if ((b(i + k) & 0xc0) != 0x80) return 0;
+  if (c == 0xe0 && b(i + 1) < 0xa0) return 0;   // overlong
+  if (c == 0xed && b(i + 1) >= 0xa0) return 0;  // surrogates
+  if (c == 0xf0 && b(i + 1) < 0x90) return 0;   // overlong
+  if (c == 0xf4 && b(i + 1) >= 0x90) return 0;  // past U+10FFFF
+  return n;
+}
+
+// What must hold before the YAML parser sees the text: bounded size, UTF-8 text, no NUL bytes
+// (binary files), so that every failure is a message naming the line instead of a parser error
+// without one.
+void CheckJobTextImpl(std::string_view text, std::string_view source) {
+  const std::string src(source);
+  if (static_cast<int64_t>(text.size()) > kMaxJobFileBytes)
+    throw Error(src + ": the job file is " + std::to_string(text.size()) + " bytes; at most " +
+                std::to_string(kMaxJobFileBytes) + " (1 MiB) are accepted");
+  int line = 1;
+  for (size_t i = 0; i < text.size();) {
+    unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c == 0)
+      throw Error(src + ": line " + std::to_string(line) + ": a NUL byte (offset " +
+                  std::to_string(i) + "): this is not a text file; a job file is YAML text");
+    size_t n = Utf8SequenceLength(text, i);
+    if (n == 0)
+      throw Error(src + ": line " + std::to_string(line) + ": invalid UTF-8 at byte offset " +
+                  std::to_string(i) + "; save the job file as UTF-8 text");
+    if (c == '\n') ++line;
+    i += n;
+  }
+}
+
+// yaml-cpp keeps the first of two equal keys and drops the second silently; a job file with both
+// almost always means an edit that did not take effect.
+void CheckDuplicateKeys(const YAML::Node& node, const std::string& path, const ParseContext& ctx) {
+  if (node.IsMap()) {
+    std::map<std::string, int> seen;
+    for (const auto& kv : node) {
+      std::string k = kv.first.IsScalar() ? kv.first.Scalar() : "";
+      std::string key = path.empty() ? k : path + "." + k;
+      if (kv.first.IsScalar()) {
+        auto [it, fresh] = seen.emplace(k, kv.first.Mark().line + 1);
+        if (!fresh)
+          ctx.Fail(key, "duplicate key (first at line " + std::to_string(it->second) + ")",
+                   &kv.first);
+      }
+      CheckDuplicateKeys(kv.second, key, ctx);
+    }
+  } else if (node.IsSequence()) {
+    for (size_t i = 0; i < node.size(); ++i)
+      CheckDuplicateKeys(node[i], path + "[" + std::to_string(i) + "]", ctx);
+  }
 }
 
 void EmitPaths(YAML::Emitter& e, const std::vector<fs::path>& paths) {
@@ -380,6 +461,7 @@ JobSpec ParseJobSpec(std::string_view yaml_text, const fs::path& base_dir,
                      std::string_view source) {
   ParseContext ctx{std::string(source), base_dir.empty() ? fs::current_path() : base_dir};
   if (ctx.base_dir.is_relative()) ctx.base_dir = fs::absolute(ctx.base_dir);
+  CheckJobTextImpl(yaml_text, source);
   YAML::Node root;
   try {
     root = YAML::Load(std::string(yaml_text));
@@ -388,16 +470,22 @@ JobSpec ParseJobSpec(std::string_view yaml_text, const fs::path& base_dir,
                 ": " + e.msg);
   }
   try {
+    CheckDuplicateKeys(root, "", ctx);
     return ParseRoot(root, ctx);
   } catch (const YAML::Exception& e) {
     throw Error(std::string(source) + ": " + e.what());
   }
 }
 
+void CheckJobText(std::string_view text, std::string_view source) {
+  CheckJobTextImpl(text, source);
+}
+
 JobSpec LoadJobSpec(const fs::path& file) {
-  if (!fs::is_regular_file(file)) throw Error(file.string() + ": job file not found");
+  if (!fs::exists(file)) throw Error(file.string() + ": job file not found");
   fs::path abs = fs::absolute(file);
-  return ParseJobSpec(ReadFile(abs), abs.parent_path(), file.string());
+  return ParseJobSpec(ReadRegularFileBounded(abs, kMaxJobFileBytes, "job file"), abs.parent_path(),
+                      file.string());
 }
 
 namespace {
@@ -507,17 +595,9 @@ std::string JobSpecHash(const JobSpec& spec) {
 
 namespace {
 
-void CheckReadable(const fs::path& p, const std::string& key, bool dir_ok) {
-  std::error_code ec;
-  auto st = fs::status(p, ec);
-  if (ec || !fs::exists(st)) throw Error(key + ": " + p.string() + " does not exist");
-  if (fs::is_directory(st) && !dir_ok)
-    throw Error(key + ": " + p.string() + " is a directory, expected a file");
-  if (fs::is_regular_file(st)) {
-    std::ifstream f(p, std::ios::binary);
-    if (!f) throw Error(key + ": " + p.string() + " is not readable");
-  }
-}
+// Inputs are regular files: a FIFO would block the reader and a device such as /dev/zero would
+// never end (bounded_read.h).
+void CheckReadable(const fs::path& p, const std::string& key) { CheckRegularFile(p, key); }
 
 }  // namespace
 
@@ -527,10 +607,10 @@ void CheckJobInputs(const JobSpec& s) {
                 " is not a directory (a Hugging Face model "
                 "directory with config.json and *.safetensors)");
   fs::path cfg = s.model / "config.json";
-  CheckReadable(cfg, "model", false);
+  CheckReadable(cfg, "model");
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(ReadFile(cfg));
+    j = nlohmann::json::parse(ReadRegularFileBounded(cfg, kMaxMetadataBytes, "model"));
   } catch (const nlohmann::json::exception& e) {
     throw Error("model: " + cfg.string() + " is not valid JSON: " + e.what());
   }
@@ -557,11 +637,11 @@ void CheckJobInputs(const JobSpec& s) {
     if (v > 0 && v % s.pattern.m != 0)
       throw Error("pattern: " + k + " = " + std::to_string(v) + " of " + cfg.string() +
                   " is not a multiple of M = " + std::to_string(s.pattern.m));
-  if (!s.calibration.path.empty()) CheckReadable(s.calibration.path, "calibration.path", false);
+  if (!s.calibration.path.empty()) CheckReadable(s.calibration.path, "calibration.path");
   for (size_t i = 0; i < s.evaluation.ppl.size(); ++i)
-    CheckReadable(s.evaluation.ppl[i], "evaluation.ppl[" + std::to_string(i) + "]", false);
+    CheckReadable(s.evaluation.ppl[i], "evaluation.ppl[" + std::to_string(i) + "]");
   for (size_t i = 0; i < s.evaluation.tasks.size(); ++i)
-    CheckReadable(s.evaluation.tasks[i], "evaluation.tasks[" + std::to_string(i) + "]", false);
+    CheckReadable(s.evaluation.tasks[i], "evaluation.tasks[" + std::to_string(i) + "]");
 }
 
 std::string CalibrationNeed(const JobSpec& s) {

@@ -16,6 +16,12 @@
 
 namespace ps {
 
+// Bounds every job file meets wherever it is parsed (psctl, psd, psworker); psd narrows ranks and
+// memory further to what its launcher offers (psd --max-ranks, --max-memory-gb).
+inline constexpr size_t kMaxJobNameBytes = 256;
+inline constexpr int64_t kMaxJobRanks = 4096;
+inline constexpr double kMaxJobMemoryGb = 1048576;  // 1 PiB: Slurm's --mem in MiB stays exact
+
 struct MethodSpec {
   std::string name = "proxsparse";
   // Training loop (proxsparse, maskllm).
@@ -108,9 +114,13 @@ struct JobSpec {
 };
 
 // Parses and validates YAML text. `base_dir` resolves relative paths; `source` names the text in
-// messages (the file name). Throws ps::Error "KEY.PATH: problem (SOURCE line L)".
+// messages (the file name). Throws ps::Error "KEY.PATH: problem (SOURCE line L)". The text must
+// be UTF-8 without NUL bytes, at most 1 MiB, without duplicate keys.
 JobSpec ParseJobSpec(std::string_view yaml_text, const std::filesystem::path& base_dir,
                      std::string_view source = "job file");
+// The checks ParseJobSpec makes on the raw text before parsing (size, UTF-8, no NUL bytes), for
+// clients that send the text elsewhere (psctl). Throws ps::Error naming the line.
+void CheckJobText(std::string_view text, std::string_view source);
 // Reads and parses a job file; relative paths resolve against its directory.
 JobSpec LoadJobSpec(const std::filesystem::path& file);
 

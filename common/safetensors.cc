@@ -12,6 +12,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "common/bounded_read.h"
 #include "common/error.h"
 #include "common/file_util.h"
 
@@ -167,6 +168,7 @@ std::span<const std::byte> SafetensorsFile::Data(const TensorInfo& info) const {
 
 std::vector<TensorInfo> ReadSafetensorsHeader(const std::filesystem::path& path,
                                               std::map<std::string, std::string>* metadata) {
+  CheckRegularFile(path, "safetensors file");  // never block on a FIFO or read a device
   std::ifstream in(path, std::ios::binary);
   if (!in) Fail(path, "cannot open");
   in.seekg(0, std::ios::end);
@@ -225,8 +227,8 @@ Checkpoint Checkpoint::Open(const std::filesystem::path& dir) {
   if (std::filesystem::exists(index_path)) {
     nlohmann::json index;
     try {
-      std::ifstream in(index_path);
-      index = nlohmann::json::parse(in);
+      index = nlohmann::json::parse(
+          ReadRegularFileBounded(index_path, kMaxMetadataBytes, "checkpoint index"));
     } catch (const std::exception& e) {
       throw Error("checkpoint index " + index_path.string() + ": " + e.what());
     }

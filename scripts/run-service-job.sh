@@ -12,7 +12,10 @@ data=${PS_RUN_DIR:-$here/runs/service}
 mkdir -p "$data"
 ready="$data/ready.json"
 rm -f "$ready"
+# One user on one machine: job inputs may come from anywhere (a shared psd names its data
+# directories with --allowed-roots instead).
 "$build/server/psd" --data-dir "$data" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
+  --allowed-roots "${PS_ALLOWED_ROOTS:-/}" \
   --worker-bin "$build/worker/tools/psworker" --ready-file "$ready" 2>> "$data/psd.log" &
 psd=$!
 trap 'kill $psd 2>/dev/null; wait $psd 2>/dev/null || true' EXIT

@@ -57,7 +57,34 @@ const char* CodeName(StatusCode c) {
   }
 }
 
-// The bearer-token check of every call (empty token: no authentication). Rejections are logged.
+// WorkerService calls with worker credentials on: only the credential psd issued to this job and
+// attempt is accepted (worker_credentials.h); a user's token is refused. Rejections are logged.
+Status CheckWorkerCredential(const ApiContext& api, ServerContext* ctx, const char* method,
+                             const pb::WorkerId& w) {
+  const auto& md = ctx->client_metadata();
+  auto it = md.find("authorization");
+  std::string_view presented;
+  if (it != md.end()) presented = std::string_view(it->second.data(), it->second.size());
+  const std::string_view bearer = "Bearer ";
+  if (presented.substr(0, bearer.size()) == bearer) presented.remove_prefix(bearer.size());
+  if (it != md.end() && WorkerCredentials::LooksLikeWorkerToken(presented) &&
+      api.worker_credentials->Verify(w.job_id(), w.attempt(), presented))
+    return Status::OK;
+  LogEvent(spdlog::level::warn, "auth.rejected",
+           {{"method", method},
+            {"peer", ctx->peer()},
+            {"job_id", w.job_id()},
+            {"attempt", std::to_string(w.attempt())},
+            {"reason", it == md.end() ? "no worker credential" : "not this attempt's credential"}});
+  return Status(StatusCode::UNAUTHENTICATED,
+                "WorkerService calls for job " + w.job_id() + " attempt " +
+                    std::to_string(w.attempt()) +
+                    " need the worker credential psd issued to that attempt "
+                    "(--worker-token-file); user tokens cannot report for a job");
+}
+
+// The bearer-token check of every JobService call (empty token: no authentication). A worker
+// credential is no user token: PERMISSION_DENIED. Rejections are logged.
 Status Authenticate(const ApiContext& api, ServerContext* ctx, const char* method) {
   if (api.token.empty()) return Status::OK;
   const auto& md = ctx->client_metadata();
@@ -66,19 +93,30 @@ Status Authenticate(const ApiContext& api, ServerContext* ctx, const char* metho
   if (it != md.end() && it->second.size() == want.size() &&
       CRYPTO_memcmp(it->second.data(), want.data(), want.size()) == 0)
     return Status::OK;
-  std::string why = it == md.end() ? "no bearer token" : "bearer token not valid";
+  const bool worker_token = it != md.end() && api.worker_credentials && it->second.size() > 7 &&
+                            WorkerCredentials::LooksLikeWorkerToken(
+                                std::string_view(it->second.data(), it->second.size()).substr(7));
+  std::string why = it == md.end() ? "no bearer token"
+                    : worker_token ? "a worker credential on the JobService"
+                                   : "bearer token not valid";
   LogEvent(spdlog::level::warn, "auth.rejected",
            {{"method", method}, {"peer", ctx->peer()}, {"reason", why}});
+  if (worker_token)
+    return Status(StatusCode::PERMISSION_DENIED,
+                  "a worker credential can only call the WorkerService for its own job");
   return Status(StatusCode::UNAUTHENTICATED,
                 it == md.end() ? "this psd needs a bearer token (psctl --token-file FILE)"
                                : "the bearer token is not valid for this psd");
 }
 
-// Runs one call: authentication, errors to statuses, metrics.
+// Runs one call: authentication, errors to statuses, metrics. `worker`: the WorkerService
+// caller's job and attempt (checked against its worker credential when those are on).
 template <typename F>
-Status Guard(const ApiContext& api, ServerContext* ctx, const char* method, F&& body) {
+Status Guard(const ApiContext& api, ServerContext* ctx, const char* method, F&& body,
+             const pb::WorkerId* worker = nullptr) {
   auto start = std::chrono::steady_clock::now();
-  Status st = Authenticate(api, ctx, method);
+  Status st = worker && api.worker_credentials ? CheckWorkerCredential(api, ctx, method, *worker)
+                                               : Authenticate(api, ctx, method);
   if (st.ok()) {
     try {
       st = body();
@@ -207,38 +245,53 @@ class WorkerServiceImpl final : public pb::WorkerService::Service {
   explicit WorkerServiceImpl(ApiContext api) : api_(api) {}
   Status Register(ServerContext* ctx, const pb::RegisterRequest* req,
                   pb::RegisterResponse* resp) override {
-    return Guard(api_, ctx, "WorkerService/Register", [&] {
-      *resp = api_.coordinator->Register(*req);
-      return Status::OK;
-    });
+    return Guard(
+        api_, ctx, "WorkerService/Register",
+        [&] {
+          *resp = api_.coordinator->Register(*req);
+          return Status::OK;
+        },
+        &req->worker());
   }
   Status Heartbeat(ServerContext* ctx, const pb::HeartbeatRequest* req,
                    pb::HeartbeatResponse* resp) override {
-    return Guard(api_, ctx, "WorkerService/Heartbeat", [&] {
-      *resp = api_.coordinator->Heartbeat(req->worker());
-      return Status::OK;
-    });
+    return Guard(
+        api_, ctx, "WorkerService/Heartbeat",
+        [&] {
+          *resp = api_.coordinator->Heartbeat(req->worker());
+          return Status::OK;
+        },
+        &req->worker());
   }
   Status ReportProgress(ServerContext* ctx, const pb::ReportProgressRequest* req,
                         pb::HeartbeatResponse* resp) override {
-    return Guard(api_, ctx, "WorkerService/ReportProgress", [&] {
-      *resp = api_.coordinator->Progress(*req);
-      return Status::OK;
-    });
+    return Guard(
+        api_, ctx, "WorkerService/ReportProgress",
+        [&] {
+          *resp = api_.coordinator->Progress(*req);
+          return Status::OK;
+        },
+        &req->worker());
   }
   Status ReportCheckpoint(ServerContext* ctx, const pb::ReportCheckpointRequest* req,
                           pb::HeartbeatResponse* resp) override {
-    return Guard(api_, ctx, "WorkerService/ReportCheckpoint", [&] {
-      *resp = api_.coordinator->Checkpoint(*req);
-      return Status::OK;
-    });
+    return Guard(
+        api_, ctx, "WorkerService/ReportCheckpoint",
+        [&] {
+          *resp = api_.coordinator->Checkpoint(*req);
+          return Status::OK;
+        },
+        &req->worker());
   }
   Status ReportResult(ServerContext* ctx, const pb::ReportResultRequest* req,
                       pb::ReportResultResponse*) override {
-    return Guard(api_, ctx, "WorkerService/ReportResult", [&] {
-      api_.coordinator->Result(*req);
-      return Status::OK;
-    });
+    return Guard(
+        api_, ctx, "WorkerService/ReportResult",
+        [&] {
+          api_.coordinator->Result(*req);
+          return Status::OK;
+        },
+        &req->worker());
   }
 
  private:

@@ -10,6 +10,7 @@
 #include "proxsparse/v1/worker_service.grpc.pb.h"
 #include "server/coordinator.h"
 #include "server/metrics.h"
+#include "server/worker_credentials.h"
 
 namespace ps {
 
@@ -17,6 +18,8 @@ struct ApiContext {
   Coordinator* coordinator;
   MetricsRegistry* metrics;
   std::string token;  // empty: no authentication
+  // Set: WorkerService calls need the calling job's worker credential, user tokens are refused.
+  const WorkerCredentials* worker_credentials = nullptr;
 };
 
 std::unique_ptr<proxsparse::v1::JobService::Service> MakeJobService(ApiContext ctx);

@@ -181,6 +181,7 @@ JobSpec Coordinator::ValidateSubmission(const pb::SubmitJobRequest& req) const {
   } else {
     throw ApiError(StatusCode::INVALID_ARGUMENT, "yaml: empty (send the job file's text)");
   }
+  CheckSubmitLimits(spec, cfg_.submit_limits);  // first: nothing is looked at outside the roots
   CheckJobInputs(spec);
   if (spec.resources.TotalGpus() > cfg_.max_gpus)
     throw ApiError(StatusCode::INVALID_ARGUMENT,

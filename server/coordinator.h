@@ -29,6 +29,7 @@
 #include "server/metrics.h"
 #include "server/policy.h"
 #include "server/worker_supervisor.h"
+#include "server/submit_checks.h"
 
 namespace ps {
 
@@ -51,6 +52,7 @@ struct CoordinatorConfig {
   double tick_s = 0.2;
   RetryPolicy retry;
   double retain_finished_s = 0;  // finished jobs older than this are deleted; 0: kept
+  SubmitLimits submit_limits;  // allowed input roots, ranks and memory (server/submit_checks.h)
 };
 
 class Coordinator {

@@ -23,6 +23,7 @@
 #include "server/http_endpoints.h"
 #include "server/job_store.h"
 #include "server/log.h"
+#include "server/worker_credentials.h"
 
 #ifndef PS_VERSION
 #define PS_VERSION "dev"
@@ -83,6 +84,11 @@ struct PsdOptions {
   std::string token_file;
   std::string tls_cert, tls_key, tls_client_ca;
   std::string worker_tls_ca;
+  std::string worker_tls_cert, worker_tls_key;
+  std::string worker_key_file;
+  std::vector<std::string> allowed_roots;
+  int max_ranks = 256;
+  double max_memory_gb = -1;
   std::string ready_file;
   std::string log_format = "text";
   std::string retain_finished = "0";
@@ -211,11 +217,25 @@ int Run(int argc, char** argv) {
   app.add_option("--kill-grace", o.kill_grace, "seconds between SIGTERM and SIGKILL")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  app.add_option("--allowed-roots", o.allowed_roots,
+                 "directory job inputs (model, calibration, evaluation) must lie under "
+                 "(repeatable; the data dir is always one; '/' allows every path)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  app.add_option("--max-ranks", o.max_ranks, "ranks one job may ask for")->capture_default_str();
+  app.add_option("--max-memory-gb", o.max_memory_gb,
+                 "memory one job may ask for (default: this machine's memory with the local "
+                 "launcher; 0: no limit beyond the job file's)");
   app.add_option("--token-file", o.token_file, "bearer token required on every call");
   app.add_option("--tls-cert", o.tls_cert, "server certificate (PEM); enables TLS");
   app.add_option("--tls-key", o.tls_key, "server private key (PEM)");
   app.add_option("--tls-client-ca", o.tls_client_ca, "require client certificates from this CA");
   app.add_option("--worker-tls-ca", o.worker_tls_ca, "CA file workers use to verify psd");
+  app.add_option("--worker-tls-cert", o.worker_tls_cert,
+                 "client certificate workers present (mTLS: signed by --tls-client-ca's CA)");
+  app.add_option("--worker-tls-key", o.worker_tls_key, "private key of --worker-tls-cert");
+  app.add_option("--worker-key-file", o.worker_key_file,
+                 "key of the per-job worker credentials (default: worker-credentials.key beside "
+                 "the store; created on first start; keep it off the workers' volume)");
   app.add_option("--ready-file", o.ready_file, "write {grpc, metrics} addresses here when up");
   app.add_option("--log-format", o.log_format, "text | json (one object per line)")
       ->check(CLI::IsMember({"text", "json"}))
@@ -292,6 +312,12 @@ int Run(int argc, char** argv) {
   if (o.tls_cert.empty() != o.tls_key.empty()) throw Error("--tls-cert and --tls-key go together");
   if (!o.tls_client_ca.empty() && o.tls_cert.empty())
     throw Error("--tls-client-ca needs --tls-cert and --tls-key");
+  if (o.worker_tls_cert.empty() != o.worker_tls_key.empty())
+    throw UsageError("--worker-tls-cert and --worker-tls-key go together");
+  if (!o.tls_client_ca.empty() && o.worker_tls_cert.empty())
+    throw UsageError(
+        "--tls-client-ca requires client certificates, and workers are clients too: give them "
+        "one with --worker-tls-cert and --worker-tls-key (docs/service.md, Security)");
   std::string token;
   if (!o.token_file.empty()) {
     token = ReadFile(o.token_file);
@@ -311,6 +337,17 @@ int Run(int argc, char** argv) {
                                        o.k8s_mount_path, o.k8s_service_account});
   }
 
+  // Every launcher passes the worker the same extra flags: its attempt's credential and, for
+  // mTLS, the client certificate.
+  if (o.worker_key_file.empty())
+    o.worker_key_file = (fs::absolute(o.db).parent_path() / "worker-credentials.key").string();
+  auto worker_credentials = std::make_shared<const WorkerCredentials>(o.worker_key_file);
+  std::vector<std::string> worker_extra;
+  if (!o.worker_tls_cert.empty())
+    worker_extra = {"--tls-cert", fs::absolute(o.worker_tls_cert).string(), "--tls-key",
+                    fs::absolute(o.worker_tls_key).string()};
+  launcher = WithWorkerArgs(std::move(launcher), worker_credentials, worker_extra);
+
   MetricsRegistry metrics;
   DeclareMetrics(metrics);
   metrics.Set("proxsparse_up", {}, 1);
@@ -321,7 +358,8 @@ int Run(int argc, char** argv) {
   CoordinatorConfig cc;
   cc.data_dir = data_dir;
   cc.worker_bin = o.worker_bin;
-  cc.worker_token_file = o.token_file.empty() ? "" : fs::absolute(o.token_file).string();
+  // Workers authenticate with their own credential, never with the users' token.
+  cc.worker_token_file = "";
   cc.worker_tls_ca = o.worker_tls_ca;
   cc.max_jobs = o.max_jobs;
   cc.max_cpus = o.max_cpus;
@@ -333,6 +371,17 @@ int Run(int argc, char** argv) {
   cc.kill_grace_s = o.kill_grace;
   cc.retry = {o.retry_backoff, o.retry_backoff_max};
   cc.retain_finished_s = retain_s;
+  cc.submit_limits.allowed_roots.push_back(fs::weakly_canonical(data_dir));
+  for (const auto& r : o.allowed_roots) {
+    if (r.empty() || fs::path(r).is_relative())
+      throw UsageError("--allowed-roots " + r + ": must be an absolute directory");
+    cc.submit_limits.allowed_roots.push_back(fs::weakly_canonical(r));
+  }
+  if (o.max_ranks < 1 || o.max_ranks > kMaxJobRanks)
+    throw UsageError("--max-ranks: must be 1.." + std::to_string(kMaxJobRanks));
+  cc.submit_limits.max_ranks = o.max_ranks;
+  cc.submit_limits.max_memory_gb =
+      o.max_memory_gb >= 0 ? o.max_memory_gb : (o.launcher == "local" ? PhysicalMemoryGb() : 0);
 
   // gRPC server first: with port 0 the advertised address needs the chosen port.
   grpc::EnableDefaultHealthCheckService(true);
@@ -350,7 +399,7 @@ int Run(int argc, char** argv) {
   }
   auto coordinator_ptr = std::make_unique<Coordinator>(cc, *store, std::move(launcher));
   Coordinator& coordinator = *coordinator_ptr;
-  ApiContext api{&coordinator, &metrics, token};
+  ApiContext api{&coordinator, &metrics, token, worker_credentials.get()};
   auto job_service = MakeJobService(api);
   auto worker_service = MakeWorkerService(api);
   grpc::ServerBuilder builder;

@@ -52,9 +52,14 @@ V
 "$render" -f "$work/v.yaml" "$chart" > "$work/tls.yaml"
 config "$work/tls.yaml" > "$work/psd.yaml"
 for line in "tls-cert: /etc/proxsparse/tls/tls.crt" "tls-client-ca: /etc/proxsparse/tls/ca.crt" \
-    "worker-tls-ca: /var/lib/proxsparse/data/.psd/ca.crt" "max-attempts: 5" \
+    "worker-tls-ca: /var/lib/proxsparse/data/.psd/ca.crt" \
+    "worker-tls-cert: /var/lib/proxsparse/data/.psd/worker.crt" \
+    "worker-tls-key: /var/lib/proxsparse/data/.psd/worker.key" "max-attempts: 5" \
     "heartbeat-timeout: 60"; do
   grep -qx "$line" "$work/psd.yaml" || fail "psd.yaml lacks '$line'"
 done
 if grep -q mpijobs "$work/tls.yaml"; then fail "MPIJob RBAC with launcher.mpiOperator=false"; fi
+# Workers' client certificate: mounted from the server Secret by default, copied for the workers.
+grep -q "secretName: my-tls" "$work/tls.yaml" || fail "worker-tls from the server Secret"
+grep -q "/etc/proxsparse/worker-tls/tls.\$f" "$work/tls.yaml" || fail "worker certificate copy"
 echo "ok   TLS (mutual), extra psd flags, launcher.mpiOperator=false"

@@ -175,6 +175,10 @@ void Psd::Start() {
                                    "20",
                                    "--kill-grace",
                                    "1"};
+  // Test jobs and their inputs live beside the data dir. (Not for another build's psd, which may
+  // predate the flag: see BinaryPath.)
+  if (!std::getenv("PS_TEST_BINARY_DIR"))
+    argv.insert(argv.end(), {"--allowed-roots", data_.parent_path().string()});
   argv.insert(argv.end(), extra_.begin(), extra_.end());
   pid_ = Spawn(argv, log());
   if (!WaitFor([&] { return fs::exists(ready) || !Alive(pid_); }, 20))

@@ -1,5 +1,6 @@
 #include "worker/models/llama_config.h"
 
+#include "common/bounded_read.h"
 #include "common/error.h"
 #include "common/file_util.h"
 
@@ -164,7 +165,7 @@ LlamaConfig LoadLlamaConfig(const std::filesystem::path& dir) {
   if (!std::filesystem::exists(path)) throw Error(path.string() + ": no such file");
   json j;
   try {
-    j = json::parse(ReadFile(path));
+    j = json::parse(ReadRegularFileBounded(path, kMaxMetadataBytes, "model config"));
   } catch (const json::exception& e) {
     throw Error(path.string() + ": not valid JSON: " + e.what());
   }

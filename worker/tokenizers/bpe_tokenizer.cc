@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <unordered_map>
 
+#include "common/bounded_read.h"
 #include "common/error.h"
 #include "common/file_util.h"
 #include "worker/tokenizers/added_tokens.h"
@@ -418,7 +419,8 @@ std::unique_ptr<Tokenizer> ParseTokenizerJson(std::string_view json_text,
 std::unique_ptr<Tokenizer> LoadTokenizerJson(const std::filesystem::path& file) {
   if (!std::filesystem::is_regular_file(file))
     throw Error("tokenizer file not found: " + file.string());
-  return ParseTokenizerJson(ReadFile(file), file.string());
+  // tokenizer.json of large vocabularies is tens of MB; 1 GiB bounds a hostile one.
+  return ParseTokenizerJson(ReadRegularFileBounded(file, 1ll << 30, "tokenizer"), file.string());
 }
 
 }  // namespace ps

@@ -8,6 +8,7 @@
 //      used only for ids that 1 and 2 leave unset.
 #include <nlohmann/json.hpp>
 
+#include "common/bounded_read.h"
 #include "common/error.h"
 #include "common/file_util.h"
 #include "worker/tokenizers/tokenizer.h"
@@ -20,7 +21,7 @@ using json = nlohmann::json;
 json ReadJsonIfPresent(const std::filesystem::path& path) {
   if (!std::filesystem::exists(path)) return json();
   try {
-    return json::parse(ReadFile(path));
+    return json::parse(ReadRegularFileBounded(path, kMaxMetadataBytes, "tokenizer config"));
   } catch (const json::parse_error& e) {
     throw Error(path.string() + ": not valid JSON (" + e.what() + ")");
   }

@@ -3,10 +3,17 @@
 //   psworker --job JOB.yaml --output DIR --coordinator ADDR --job-id ID [--attempt N] [--resume]
 // Under mpirun/srun every rank runs the same command; rank 0 writes the outputs and reports.
 // Exit codes: 0 done, 1 failed, 2 bad command line, 3 stopped (SIGTERM/cancel) after a checkpoint.
+//
+// Service mode keeps what a lost result needs: the checkpoints stay until psd has acknowledged
+// the result, and OUTPUT/.result-manifest.json (worker/tools/result_manifest.h) pins the published
+// files. A later attempt (--attempt > 1 or --resume) whose outputs verify against the manifest
+// reports them instead of running the job again.
 #include <CLI/CLI.hpp>
+#include <cstdlib>
 #include <iostream>
 
 #include "common/error.h"
+#include "common/file_util.h"
 #include "common/job_spec.h"
 #include "common/progress.h"
 #include "worker/distributed/communicator_factory.h"
@@ -14,6 +21,7 @@
 #include "worker/engine/job_runner.h"
 #include "worker/engine/train_loop.h"
 #include "worker/tools/job_overrides.h"
+#include "worker/tools/result_manifest.h"
 #ifdef PS_WITH_REPORTER
 #include "client/worker_reporter.h"
 #endif
@@ -36,7 +44,15 @@ int main(int argc, char** argv) {
 #ifdef PS_WITH_REPORTER
   ps::ReporterOptions reporter_options;
   ps::AddReporterFlags(app, reporter_options);
+  double report_retry_s = -1, result_retry_s = -1;
+  app.add_option("--report-retry-for", report_retry_s,
+                 "seconds registration and each checkpoint report retry while psd is unreachable "
+                 "(default: $PS_REPORT_RETRY_S, else 60)");
+  app.add_option("--result-retry-for", result_retry_s,
+                 "seconds a finished job keeps offering its result to an unreachable psd "
+                 "(default: $PS_RESULT_RETRY_S, else until the job's time limit runs out)");
 #endif
+  [[maybe_unused]] const auto started = std::chrono::steady_clock::now();
   CLI11_PARSE(app, argc, argv);
   const std::string file = local_job.empty() ? job : local_job;
   if (file.empty()) {
@@ -68,14 +84,47 @@ int main(int argc, char** argv) {
   std::unique_ptr<ps::JsonLinesProgressSink> jsonl;
   std::vector<ps::ProgressSink*> sinks;
   try {
+    bool service = false;
 #ifdef PS_WITH_REPORTER
     std::unique_ptr<ps::WorkerReporter> reporter;
-    if (!reporter_options.job_id.empty() && comm->rank() == 0) {
+    service = !reporter_options.job_id.empty();
+    if (service && comm->rank() == 0) {
       reporter_options.world_size = comm->size();
+      auto seconds = [](double flag, const char* env, double def) {
+        if (flag < 0 && std::getenv(env)) flag = std::atof(std::getenv(env));
+        return std::chrono::milliseconds(static_cast<int64_t>((flag < 0 ? def : flag) * 1000));
+      };
+      reporter_options.retry_for = seconds(report_retry_s, "PS_REPORT_RETRY_S", 60);
+      reporter_options.result_retry_for = seconds(result_retry_s, "PS_RESULT_RETRY_S", 60);
+      if (result_retry_s < 0 && !std::getenv("PS_RESULT_RETRY_S"))
+        reporter_options.result_deadline =
+            started + std::chrono::minutes(spec.resources.time_limit_minutes);
+      reporter_options.stop_requested = [] { return ps::StopRequested(); };
       reporter = std::make_unique<ps::WorkerReporter>(reporter_options);
       sinks.push_back(reporter.get());
     }
+    // Every later attempt continues from what is on disk: the newest complete checkpoint, or the
+    // published outputs of an attempt whose result psd never acknowledged.
+    if (service && reporter_options.attempt > 1) resume = true;
 #endif
+    // A result is kept for psd to acknowledge (ResultAcknowledged), so in service mode the
+    // checkpoints are removed here, after the acknowledgement, not by the engine.
+    auto finish = [&] {
+      bool acked = true;
+#ifdef PS_WITH_REPORTER
+      if (reporter) acked = reporter->ResultAcknowledged();
+#endif
+      if (!acked) {
+        std::fprintf(stderr,
+                     "psd has not acknowledged the result; the published outputs (pinned by %s) "
+                     "and the last checkpoint stay in %s for the next attempt to adopt\n",
+                     ps::kResultManifestName, out_dir.c_str());
+      } else if (service && !keep_checkpoints) {
+        if (const std::error_code ec = ps::RemoveTree(out_dir / "checkpoints"))
+          std::fprintf(stderr, "warning: cannot remove %s: %s\n", (out_dir / "checkpoints").c_str(),
+                       ec.message().c_str());
+      }
+    };
     if (sinks.empty()) sinks.push_back(&stderr_sink);
     if (comm->rank() == 0) {
       std::filesystem::create_directories(out_dir);
@@ -83,14 +132,42 @@ int main(int argc, char** argv) {
       sinks.push_back(jsonl.get());
     }
     ps::TeeProgressSink tee(sinks);
+    const std::string job_hash = ps::JobSpecHash(spec);
+    if (service && resume) {
+      // Rank 0 verifies and removes a manifest that does not hold; after the barrier every rank
+      // sees the same answer on the (shared) output directory.
+      if (comm->rank() == 0) {
+        ps::AdoptionCheck c = ps::CheckResultManifest(out_dir, job_hash);
+        if (c.present && !c.valid) {
+          tee.Log(std::string("not adopting the outputs of an earlier attempt: ") +
+                  ps::kResultManifestName + " " + c.why + "; running the job");
+          std::filesystem::remove(out_dir / ps::kResultManifestName);
+        } else if (c.valid) {
+          tee.Log("adopting the outputs of an earlier attempt: " + std::to_string(c.files) +
+                  " files verified against " + ps::kResultManifestName);
+        }
+      }
+      comm->Barrier();
+      if (std::filesystem::exists(out_dir / ps::kResultManifestName)) {
+        if (comm->rank() == 0) {
+          tee.Result(true, "done (outputs of an earlier attempt adopted after verification)",
+                     out_dir);
+          finish();
+        }
+        ps::StopRankWatchdog();
+        return 0;
+      }
+    }
     try {
       ps::RunOptions o;
       o.output = out_dir;
       o.resume = resume;
-      o.keep_checkpoints = keep_checkpoints;
+      o.keep_checkpoints = keep_checkpoints || service;
       ps::RunJob(spec, o, *comm, tee);
       if (comm->rank() == 0) {
+        if (service) ps::WriteResultManifest(out_dir, job_hash);
         tee.Result(true, "done", out_dir);
+        finish();
         std::cout << (out_dir / "report.json").string() << "\n";
       }
       ps::StopRankWatchdog();
