@@ -329,6 +329,12 @@ JobSpec ParseRoot(const YAML::Node& root, const ParseContext& ctx) {
       ctx.Fail("resources.gpus_per_rank", "must be 0 when device is cpu (or set device: cuda)",
                rn ? &rn : &root);
   }
+  {
+    MapReader p(r.Node("parallel"), "parallel", ctx);
+    s.parallel.activation_checkpointing = p.Bool("activation_checkpointing", false);
+    s.parallel.offload = p.Choice("offload", "none", {"none", "optimizer"});
+    p.Finish();
+  }
   r.Finish();
   return s;
 }
@@ -445,6 +451,13 @@ std::string JobSpecToYaml(const JobSpec& s) {
   e << YAML::Key << "memory_gb" << YAML::Value << s.resources.memory_gb;
   e << YAML::Key << "time_limit_minutes" << YAML::Value << s.resources.time_limit_minutes;
   e << YAML::EndMap;
+  if (!s.parallel.IsDefault()) {  // absent by default: earlier job files keep their hashes
+    e << YAML::Key << "parallel" << YAML::Value << YAML::BeginMap;
+    e << YAML::Key << "activation_checkpointing" << YAML::Value
+      << s.parallel.activation_checkpointing;
+    e << YAML::Key << "offload" << YAML::Value << s.parallel.offload;
+    e << YAML::EndMap;
+  }
   e << YAML::EndMap;
   if (!e.good()) throw Error(std::string("cannot write the job spec as YAML: ") + e.GetLastError());
   return std::string(e.c_str()) + "\n";
@@ -533,7 +546,8 @@ bool operator==(const JobSpec& a, const JobSpec& b) {
                     s.evaluation.ppl, s.evaluation.ctx, s.evaluation.max_windows,
                     s.evaluation.tasks, s.output, s.checkpoint.every_steps, s.log_every,
                     s.resources.ranks, s.resources.gpus_per_rank, s.resources.cpus_per_rank,
-                    s.resources.memory_gb, s.resources.time_limit_minutes);
+                    s.resources.memory_gb, s.resources.time_limit_minutes,
+                    s.parallel.activation_checkpointing, s.parallel.offload);
   };
   return a.method == b.method && tie(a) == tie(b);
 }

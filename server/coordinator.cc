@@ -7,6 +7,7 @@
 #include "common/error.h"
 #include "common/file_util.h"
 #include "common/job_spec.h"
+#include "common/memory_plan.h"
 #include "proto/spec_convert.h"
 #include "server/api_error.h"
 
@@ -166,6 +167,7 @@ pb::Job Coordinator::Submit(const pb::SubmitJobRequest& req) {
     throw ApiError(StatusCode::INVALID_ARGUMENT, "yaml: empty (send the job file's text)");
   }
   CheckJobInputs(spec);
+  CheckJobFitsMemory(spec, cfg_.gpu_memory_gib);  // the memory planner (common/memory_plan.h)
   if (spec.resources.TotalGpus() > cfg_.max_gpus)
     throw ApiError(StatusCode::INVALID_ARGUMENT,
                    "resources.gpus_per_rank: the job needs " +
