@@ -31,9 +31,11 @@ struct CoordinatorConfig {
   std::string worker_tls_ca;                  // passed to workers as --tls-ca
   int max_jobs = 1;                           // concurrently LAUNCHING or RUNNING
   int max_cpus = 0;                           // 0: no limit
-  int max_gpus = 0;           // jobs asking for more GPUs than this never start (0 and a GPU job:
-                              // rejected at submit)
-  double gpu_memory_gib = 0;  // per GPU; > 0: cuda jobs whose planned peak exceeds it are refused
+  int max_gpus = 0;  // jobs asking for more GPUs than this never start (0 and a GPU job:
+                     // rejected at submit)
+
+  // GiB per GPU; > 0: cuda jobs whose planned peak (common/memory_plan.h) exceeds it are refused.
+  double gpu_memory_gib = 0;
   int max_attempts = 3;
   double heartbeat_timeout_s = 30;
   double launch_timeout_s = 300;  // from launch to Register, not counting a Slurm queue wait
