@@ -334,6 +334,8 @@ JobSpec ParseRoot(const YAML::Node& root, const ParseContext& ctx) {
     s.parallel.activation_checkpointing = p.Bool("activation_checkpointing", false);
     s.parallel.offload = p.Choice("offload", "none", {"none", "optimizer"});
     p.Finish();
+    if (s.parallel.offload != "none" && s.method.name != "proxsparse")
+      ctx.Fail("parallel.offload", "is supported for method proxsparse only", &root);
   }
   r.Finish();
   return s;

@@ -111,6 +111,7 @@ json RunProxSparse(LlamaForCausalLM& model, const JobSpec& spec,
   t.resume = options.resume;
   t.history_csv = out / "history.csv";
   t.stage = "proxsparse";
+  t.offload_optimizer = spec.parallel.offload == "optimizer";
   std::unique_ptr<ShardedAdamW> opt;
   TrainResult r = TrainLoop(model, std::move(params), EpochOrderedSamples(samples, t, spec.seed),
                             hooks, comm, progress, t, &opt);
@@ -120,9 +121,10 @@ json RunProxSparse(LlamaForCausalLM& model, const JobSpec& spec,
   // Owners take the top-N mask of their learned weights; everyone gets every mask.
   for (size_t i = 0; i < opt->size(); ++i) {
     if (!is_target[i]) continue;
-    torch::Tensor mask = opt->Owns(i) ? hooks.FinalMask(*opt, i).to(torch::kUInt8)
-                                      : torch::zeros(opt->param(i).sizes(),
-                                                     opt->param(i).options().dtype(torch::kUInt8));
+    torch::Tensor mask =
+        opt->Owns(i)
+            ? hooks.FinalMask(*opt, i).to(opt->param(i).device(), torch::kUInt8)
+            : torch::zeros(opt->param(i).sizes(), opt->param(i).options().dtype(torch::kUInt8));
     comm.Broadcast(mask, opt->plan().owner[i]);
     masks[opt->name(i)] = mask.cpu().to(torch::kBool);
   }

@@ -96,6 +96,7 @@ TrainOptions BaseTrainOptions(const JobSpec& spec, int64_t num_samples) {
   t.seqs_per_step = m.batch_size;
   t.grad_accum = m.grad_accum;
   t.overlap_update = m.overlap_update;
+  t.activation_checkpointing = spec.parallel.activation_checkpointing;
   const int64_t seqs = num_samples * m.epochs;
   t.total_steps = m.max_steps > 0 ? m.max_steps : (seqs + m.batch_size - 1) / m.batch_size;
   t.lr = m.lr;

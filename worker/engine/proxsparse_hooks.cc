@@ -42,7 +42,7 @@ void ProxSparseHooks::OwnerAfterUpdate(ShardedAdamW& opt) {
 
 void ProxSparseHooks::BeginTensorUpdates(ShardedAdamW& opt) {
   EnsureOriginals(opt);
-  if (opt.size() > 0) prox_stats_ = prox::NewStatsBuffer(opt.param(0).device());
+  if (opt.size() > 0) prox_stats_ = prox::NewStatsBuffer(opt.state_device());
 }
 
 void ProxSparseHooks::OwnerBeforeUpdateTensor(ShardedAdamW& opt, size_t i) {

@@ -17,6 +17,7 @@
 #include "common/safetensors.h"
 #include "worker/data/sharding.h"
 #include "worker/distributed/watchdog.h"
+#include "worker/engine/activation_checkpoint.h"
 #include "worker/engine/device_sync.h"
 #include "worker/io/tensor_io.h"
 #include "worker/methods/lr_schedule.h"
@@ -132,8 +133,8 @@ TrainResult TrainLoop(LlamaForCausalLM& model, std::vector<TrainableTensor> para
                       std::unique_ptr<ShardedAdamW>* optimizer_out) {
   if (samples.empty()) throw Error("training needs at least one calibration sample");
   if (options.total_steps <= 0) throw Error("training needs at least one step");
-  auto opt =
-      std::make_unique<ShardedAdamW>(std::move(params), comm, AdamWOptions{}, options.master_dtype);
+  auto opt = std::make_unique<ShardedAdamW>(std::move(params), comm, AdamWOptions{},
+                                            options.master_dtype, options.offload_optimizer);
   if (options.overlap_communication) opt->EnableOverlap();
   bool overlap_update = options.overlap_update;
   if (overlap_update && !hooks.SupportsTensorUpdates()) {
@@ -238,7 +239,8 @@ TrainResult TrainLoop(LlamaForCausalLM& model, std::vector<TrainableTensor> para
       }
       inputs = inputs.to(device);
       labels = labels.to(device);
-      torch::Tensor logits = model.forward(inputs);
+      torch::Tensor logits = options.activation_checkpointing ? CheckpointedForward(model, inputs)
+                                                              : model.forward(inputs);
       torch::Tensor nll = torch::nn::functional::cross_entropy(
           logits.reshape({-1, logits.size(-1)}).to(torch::kFloat32), labels.reshape({-1}),
           torch::nn::functional::CrossEntropyFuncOptions()

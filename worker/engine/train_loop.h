@@ -95,6 +95,12 @@ struct TrainOptions {
   // backward as forward_backward; optimizer and prox are what is left after backward's stream is
   // done (the side stream's tail, tensors updated late).
   bool overlap_update = false;
+  // Recompute each decoder layer's forward in backward (activation_checkpoint.h): same loss and
+  // gradients, activations of one layer instead of all (parallel.activation_checkpointing).
+  bool activation_checkpointing = false;
+  // The optimizer's state and masters in host memory, AdamW and the owner-side hooks on the CPU
+  // (ShardedAdamW's offload; parallel.offload: optimizer).
+  bool offload_optimizer = false;
 };
 
 struct TrainResult {

@@ -26,7 +26,9 @@ struct OverlapCase {
   double lambda2 = 0.0;
   std::string hard = "none";
   torch::ScalarType dtype = torch::kFloat32;  // the model's; the master is fp32
-  bool per_tensor_hooks = true;  // false: hooks that do not support the overlapped update
+  bool per_tensor_hooks = true;           // false: hooks that do not support the overlapped update
+  bool activation_checkpointing = false;  // TrainOptions::activation_checkpointing
+  bool offload = false;                   // TrainOptions::offload_optimizer
 };
 
 struct OverlapRun {
@@ -90,6 +92,8 @@ inline OverlapRun RunOverlapCase(Communicator& comm, const OverlapCase& c, int s
   o.warmup_ratio = 0.5;  // the learning rate changes every step
   o.master_dtype = torch::kFloat32;
   o.overlap_update = c.overlap_update;
+  o.activation_checkpointing = c.activation_checkpointing;
+  o.offload_optimizer = c.offload;
   LogSink sink;
   std::unique_ptr<ShardedAdamW> opt;
   TrainResult r = TrainLoop(*model, params, TinySamples(8, 10, 3), *hooks, comm, sink, o, &opt);
