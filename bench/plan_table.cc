@@ -2,7 +2,9 @@
 // given (configs/model-shapes/*), each context, each GPU size and 1, 2, 4, 8 GPUs (one rank per
 // GPU) it prints, as a Markdown table, the predicted peak per rank of a ProxSparse job with the
 // job file's defaults (bf16 weights, fp32 master, one sequence per step, targets trained) and the
-// first of: as is, activation checkpointing, offload, both, that fits.
+// first of: as is, activation checkpointing (ckpt), offload, both, sharded parameters (params,
+// which implies checkpointing), sharded parameters with offload, that fits (GiB on the GPU, and in
+// host memory with offload); "no (X)" gives the smallest peak of them.
 //   plan_table configs/model-shapes/llama-2-7b configs/model-shapes/llama-2-13b ...
 #include <cstdio>
 #include <filesystem>
@@ -25,18 +27,18 @@ constexpr Gpu kGpus[] = {{"80 GB", 79.6}, {"141 GB", 140.4}};
 
 std::string Cell(const ps::PlanInput& base) {
   struct Mode {
-    bool ckpt, offload;
+    bool ckpt, offload, params;
     const char* label;
   };
-  const Mode modes[] = {{false, false, "as is"},
-                        {true, false, "ckpt"},
-                        {false, true, "offload"},
-                        {true, true, "ckpt+offload"}};
+  const Mode modes[] = {{false, false, false, "as is"},  {true, false, false, "ckpt"},
+                        {false, true, false, "offload"}, {true, true, false, "ckpt+offload"},
+                        {true, false, true, "params"},   {true, true, true, "params+offload"}};
   double smallest = 0;
   for (const auto& m : modes) {
     ps::PlanInput in = base;
     in.checkpointing = m.ckpt;
     in.offload = m.offload;
+    in.shard_params = m.params;
     ps::MemoryPlan p = ps::PlanMemory(in);
     if (smallest == 0 || p.device_peak < smallest) smallest = p.device_peak;
     char buf[96];

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <numeric>
 #include <sstream>
+#include <tuple>
 
 #include "common/error.h"
 #include "common/file_util.h"
@@ -185,9 +186,9 @@ MemoryPlan Predict(const PlanInput& in) {
     // Embeddings, the final norm and lm_head stay whole; each layer is 1/N here and gathered
     // whole for its forward and backward (the current layer and the prefetched next one).
     p.weights = w * (outside_layers + s.layers * std::ceil(layer / n));
-    p.gathered = in.ranks > 1 ? 2.0 * w * layer : 0.0;
+    p.gathered = 2.0 * w * layer;
     // Own gradient shards plus one gathered layer's full gradient before its reduce-scatter.
-    p.gradients = w * owned + (in.ranks > 1 ? w * layer_trained : 0.0);
+    p.gradients = w * owned + w * layer_trained;
   } else {
     p.weights = w * static_cast<double>(s.TotalParams());
     // Autograd's gradient of every trained tensor, in the model's dtype.
@@ -261,32 +262,52 @@ MemoryPlan PlanMemory(const PlanInput& in) {
   MemoryPlan p = Predict(in);
   if (!p.fits) {
     struct Option {
-      bool ckpt, offload;
+      bool ckpt, offload, params;
       const char* text;
     };
     const Option options[] = {
-        {true, false, "parallel.activation_checkpointing: true"},
-        {false, true, "parallel.offload: optimizer"},
-        {true, true, "parallel.activation_checkpointing: true and parallel.offload: optimizer"}};
+        {true, false, false, "parallel.activation_checkpointing: true"},
+        {false, true, false, "parallel.offload: optimizer"},
+        {true, true, false,
+         "parallel.activation_checkpointing: true and parallel.offload: optimizer"},
+        {true, false, true, "parallel.shard: params"},
+        {true, true, true, "parallel.shard: params and parallel.offload: optimizer"}};
+    std::vector<std::tuple<bool, bool, bool>> tried;
     for (const auto& o : options) {
-      if ((o.ckpt && in.checkpointing) || (o.offload && in.offload)) continue;
       PlanInput alt = in;
       alt.checkpointing = in.checkpointing || o.ckpt;
       alt.offload = in.offload || o.offload;
+      alt.shard_params = in.shard_params || o.params;
+      const auto key = std::make_tuple(alt.checkpointing, alt.offload, alt.shard_params);
+      const bool same = alt.checkpointing == in.checkpointing && alt.offload == in.offload &&
+                        alt.shard_params == in.shard_params;
+      // Sharded parameters train the targets only.
+      if (same || (alt.shard_params && in.train_all) ||
+          std::find(tried.begin(), tried.end(), key) != tried.end())
+        continue;
+      tried.push_back(key);
       MemoryPlan q = Predict(alt);
       if (q.fits)
         p.suggestions.push_back(std::string(o.text) + " (" + Gib(q.device_peak) + " GiB)");
     }
-    for (int r = in.ranks * 2; r <= 4096; r *= 2) {
-      PlanInput alt = in;
-      alt.ranks = r;
-      // The global batch is spread over more ranks: fewer sequences per pass on each.
-      MemoryPlan q = Predict(alt);
-      if (q.fits) {
-        p.suggestions.push_back("resources.ranks: " + std::to_string(r) + " (" +
-                                Gib(q.device_peak) + " GiB per rank)");
-        break;
+    // More ranks, as the job is; else with sharded parameters.
+    for (bool params : {false, true}) {
+      if (params && (in.shard_params || in.train_all)) continue;
+      bool found = false;
+      for (int r = in.ranks * 2; r <= 4096 && !found; r *= 2) {
+        PlanInput alt = in;
+        alt.ranks = r;
+        alt.shard_params = in.shard_params || params;
+        alt.checkpointing = in.checkpointing || params;
+        MemoryPlan q = Predict(alt);
+        if (q.fits) {
+          p.suggestions.push_back("resources.ranks: " + std::to_string(r) +
+                                  (params ? " and parallel.shard: params" : "") + " (" +
+                                  Gib(q.device_peak) + " GiB per rank)");
+          found = true;
+        }
       }
+      if (found) break;
     }
   }
   return p;
@@ -310,7 +331,9 @@ PlanInput PlanInputFromJob(const JobSpec& spec, const ModelShape& shape, int ran
   const int64_t per_rank = (m.batch_size + in.ranks - 1) / in.ranks;
   in.grad_accum = m.grad_accum;
   in.seqs_per_micro = std::max<int64_t>(1, (per_rank + m.grad_accum - 1) / m.grad_accum);
-  in.checkpointing = spec.parallel.activation_checkpointing;
+  in.shard_params = spec.parallel.shard == "params";
+  // Sharded parameters run with activation checkpointing (the gathered weights are freed).
+  in.checkpointing = spec.parallel.activation_checkpointing || in.shard_params;
   in.offload = spec.parallel.offload == "optimizer";
   in.flash_attention = spec.device == "cuda";
   return in;

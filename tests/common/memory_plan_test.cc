@@ -143,7 +143,9 @@ TEST(MemoryPlan, SubmitCheckRefusesAJobThatCannotFit) {
     CheckJobFitsMemory(CpuJob(Shapes() / "llama-2-7b", 16), 0);
     FAIL() << "no error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("no combination"), std::string::npos) << e.what();
+    // Whole fp32 weights alone exceed 16 GB: only sharded parameters over more ranks fit.
+    EXPECT_NE(std::string(e.what()).find("and parallel.shard: params"), std::string::npos)
+        << e.what();
   }
   // cuda jobs are checked only when the GPU size is known.
   JobSpec cuda = CpuJob(Shapes() / "llama-2-7b", 16);
@@ -170,6 +172,22 @@ TEST(JobSpecParallel, ParsesRoundTripsAndRejectsUnknownKeys) {
   EXPECT_FALSE(s == d);
   EXPECT_THROW(ParseJobSpec(base + "parallel:\n  offload: gpu\n", "/", "t.yaml"), Error);
   EXPECT_THROW(ParseJobSpec(base + "parallel:\n  shard: everything\n", "/", "t.yaml"), Error);
+  EXPECT_THROW(ParseJobSpec(base + "parallel:\n  typo: 1\n", "/", "t.yaml"), Error);
+  JobSpec p = ParseJobSpec(base + "parallel:\n  shard: params\n", "/", "t.yaml");
+  EXPECT_EQ(p.parallel.shard, "params");
+  EXPECT_TRUE(ParseJobSpec(JobSpecToYaml(p), "/", "again") == p);
+  EXPECT_TRUE(PlanInputFromJob(p, LoadModelShape(Shapes() / "llama-2-7b")).checkpointing);
+  // Sharded parameters train the targets of proxsparse only.
+  const std::string all =
+      "model: m\npattern: \"2:4\"\nmethod:\n  name: proxsparse\n  trainable: all\n"
+      "calibration:\n  path: x\n";
+  EXPECT_NO_THROW(ParseJobSpec(all, "/", "t.yaml"));
+  try {
+    ParseJobSpec(all + "parallel:\n  shard: params\n", "/", "t.yaml");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("parallel.shard"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include "common/safetensors.h"
 #include "worker/data/calibration.h"
 #include "worker/data/documents.h"
+#include "worker/distributed/parallelize_llama.h"
 #include "worker/engine/calibration_data.h"
 #include "worker/engine/history.h"
 #include "worker/engine/method_runners.h"
@@ -101,12 +102,34 @@ json RunProxSparse(LlamaForCausalLM& model, const JobSpec& spec,
     params.push_back({np.key(), np.value()});
     is_target.push_back(target);
   }
+  TrainOptions t = BaseTrainOptions(spec, static_cast<int64_t>(samples.size()));
+  // Sharded parameters (parallel.shard: params): each rank trains its rows of every target.
+  std::unique_ptr<ShardedLinearWeights> sharded;
+  std::unique_ptr<Communicator> one_rank;
+  if (spec.parallel.shard == "params") {
+    if (m.batch_size % comm.size() != 0)
+      throw Error("parallel.shard: params needs method.batch_size (" +
+                  std::to_string(m.batch_size) + ") to be a multiple of the rank count (" +
+                  std::to_string(comm.size()) + "): every rank must run the same passes");
+    sharded = std::make_unique<ShardedLinearWeights>(model.TargetLinears(), comm);
+    params = sharded->Trainables();
+    is_target.assign(params.size(), true);
+    one_rank = MakeLocalCommunicator();
+    t.optimizer_comm = one_rank.get();
+    t.activation_checkpointing = true;
+    progress.Log("parallel.shard: params: " + std::to_string(params.size()) +
+                 " target weights sharded by rows over " + std::to_string(comm.size()) +
+                 " rank(s), activation checkpointing on");
+  }
   auto ckpt = std::make_shared<Checkpoint>(Checkpoint::Open(spec.model));
   ProxSparseSettings s{spec.pattern, m.lambda1, m.lambda2, m.epsilon, m.hard};
-  ProxSparseHooks hooks(s, is_target,
-                        [ckpt](const std::string& name) { return TensorView(*ckpt, name); });
+  ProxSparseHooks hooks(s, is_target, [ckpt](const std::string& name) {
+    // W0 of a row shard is those rows of the original.
+    if (auto shard = ParseRowShardName(name))
+      return TensorView(*ckpt, shard->first).narrow(0, shard->second.begin, shard->second.len);
+    return TensorView(*ckpt, name);
+  });
 
-  TrainOptions t = BaseTrainOptions(spec, static_cast<int64_t>(samples.size()));
   t.checkpoint_dir = out / "checkpoints";
   t.resume = options.resume;
   t.history_csv = out / "history.csv";
@@ -119,7 +142,11 @@ json RunProxSparse(LlamaForCausalLM& model, const JobSpec& spec,
     throw Error("interrupted at step " + std::to_string(r.steps_done) +
                 " (checkpoint written; run again with --resume)");
   // Owners take the top-N mask of their learned weights; everyone gets every mask.
-  for (size_t i = 0; i < opt->size(); ++i) {
+  for (size_t i = 0; sharded && i < opt->size(); ++i) {  // row shards: gathered per tensor
+    torch::Tensor part = hooks.FinalMask(*opt, i).to(opt->param(i).device(), torch::kUInt8);
+    masks[sharded->weight_name(i)] = sharded->Gather(i, part).cpu().to(torch::kBool);
+  }
+  for (size_t i = 0; !sharded && i < opt->size(); ++i) {
     if (!is_target[i]) continue;
     torch::Tensor mask =
         opt->Owns(i)

@@ -16,6 +16,7 @@
 #include "common/file_util.h"
 #include "common/safetensors.h"
 #include "worker/data/sharding.h"
+#include "worker/distributed/parallelize_llama.h"
 #include "worker/distributed/watchdog.h"
 #include "worker/engine/activation_checkpoint.h"
 #include "worker/engine/device_sync.h"
@@ -96,6 +97,10 @@ int64_t LoadCheckpoint(const std::filesystem::path& dir, ShardedAdamW& opt, Trai
     for (const auto& t : f->tensors()) state[t.name] = TensorView(*f, t).clone();
     files.push_back(f);
   }
+  // Row shards of sharded parameters, cut for this run's rank count.
+  std::vector<std::string> names;
+  for (size_t i = 0; i < opt.size(); ++i) names.push_back(opt.name(i));
+  ReshardRowState(state, names);
   // Every rank restores every parameter (it may own different ones than before) ...
   torch::NoGradGuard no_grad;
   for (size_t i = 0; i < opt.size(); ++i) {
@@ -133,8 +138,9 @@ TrainResult TrainLoop(LlamaForCausalLM& model, std::vector<TrainableTensor> para
                       std::unique_ptr<ShardedAdamW>* optimizer_out) {
   if (samples.empty()) throw Error("training needs at least one calibration sample");
   if (options.total_steps <= 0) throw Error("training needs at least one step");
-  auto opt = std::make_unique<ShardedAdamW>(std::move(params), comm, AdamWOptions{},
-                                            options.master_dtype, options.offload_optimizer);
+  auto opt = std::make_unique<ShardedAdamW>(
+      std::move(params), options.optimizer_comm ? *options.optimizer_comm : comm, AdamWOptions{},
+      options.master_dtype, options.offload_optimizer);
   if (options.overlap_communication) opt->EnableOverlap();
   bool overlap_update = options.overlap_update;
   if (overlap_update && !hooks.SupportsTensorUpdates()) {

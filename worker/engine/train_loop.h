@@ -101,6 +101,10 @@ struct TrainOptions {
   // The optimizer's state and masters in host memory, AdamW and the owner-side hooks on the CPU
   // (ShardedAdamW's offload; parallel.offload: optimizer).
   bool offload_optimizer = false;
+  // The optimizer's communicator when it is not the loop's: with sharded parameters
+  // (parallelize_llama.h) each rank's shards already hold summed gradients, so the optimizer runs
+  // on a one-rank communicator over them while the loop's collectives span the job.
+  Communicator* optimizer_comm = nullptr;
 };
 
 struct TrainResult {
