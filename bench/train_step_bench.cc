@@ -14,7 +14,9 @@
 // --overlap-update (TrainOptions::overlap_update) runs each owned tensor's AdamW and prox during
 // the step's last backward pass; the phases then show as optimizer/prox only what is left after it.
 // --no-overlap turns off the reduce-during-backward overlap (TrainOptions::overlap_communication).
-// Memory modes: --checkpointing (activation checkpointing per decoder layer), --offload (AdamW
+// Memory modes: --shard-params (parallel.shard: params: every rank keeps its rows of each target,
+// gathered per layer, with activation checkpointing), --checkpointing (activation checkpointing
+// per decoder layer), --offload (AdamW
 // state and masters in host memory, AdamW and the prox on the CPU). --shape 13b sets the
 // Llama-2-13B shape (40 layers, hidden 5120, 40 heads, intermediate 13824, vocab 32000; later
 // flags still override). Next to each rank's measured peak the memory planner's prediction
@@ -43,6 +45,7 @@
 #include "common/memory_plan.h"
 #include "common/progress.h"
 #include "worker/distributed/communicator_factory.h"
+#include "worker/distributed/parallelize_llama.h"
 #include "worker/engine/proxsparse_hooks.h"
 #include "worker/engine/train_loop.h"
 #include "worker/models/llama_checkpoint.h"
@@ -56,6 +59,7 @@ struct Args {
   std::string device = "cuda", dtype = "bf16", master_dtype = "bf16", trainable = "targets";
   double lambda1 = 1.0, lr = 1e-5, peak_tflops = 989.0;
   bool overlap = true, overlap_update = false, checkpointing = false, offload = false;
+  bool shard_params = false;
 };
 
 Args Parse(int argc, char** argv) {
@@ -93,6 +97,10 @@ Args Parse(int argc, char** argv) {
     }
     if (k == "--offload") {
       a.offload = true;
+      continue;
+    }
+    if (k == "--shard-params") {
+      a.shard_params = true;
       continue;
     }
     if (k == "--shape") {
@@ -233,6 +241,18 @@ int Main(int argc, char** argv) {
   }
   QuietSink quiet;
   ps::TrainOptions o;
+  // Sharded parameters, as the job runner applies them (parallelize_llama.h).
+  std::unique_ptr<ps::ShardedLinearWeights> sharded;
+  std::unique_ptr<ps::Communicator> one_rank;
+  if (a.shard_params) {
+    if (a.trainable != "targets") throw ps::Error("--shard-params trains the targets only");
+    sharded = std::make_unique<ps::ShardedLinearWeights>(model->TargetLinears(), *comm);
+    params = sharded->Trainables();
+    is_target.assign(params.size(), true);
+    one_rank = ps::MakeLocalCommunicator();
+    o.optimizer_comm = one_rank.get();
+    o.activation_checkpointing = true;
+  }
   o.seqs_per_step = global;
   o.lr = a.lr;
   o.warmup_ratio = 0.0;
@@ -242,7 +262,7 @@ int Main(int argc, char** argv) {
   o.overlap_communication = a.overlap;
   o.grad_accum = static_cast<int>(a.grad_accum);
   o.overlap_update = a.overlap_update;
-  o.activation_checkpointing = a.checkpointing;
+  o.activation_checkpointing = a.checkpointing || a.shard_params;
   o.offload_optimizer = a.offload;
   if (a.warmup > 0) {
     o.total_steps = a.warmup;
@@ -328,13 +348,15 @@ int Main(int argc, char** argv) {
     in.seq_len = a.ctx;
     in.seqs_per_micro = a.seqs_per_rank / a.grad_accum;
     in.grad_accum = static_cast<int>(a.grad_accum);
-    in.checkpointing = a.checkpointing;
+    in.checkpointing = a.checkpointing || a.shard_params;
     in.offload = a.offload;
+    in.shard_params = a.shard_params;
     in.flash_attention = cuda && TORCH_VERSION_MAJOR >= 2;
     const ps::MemoryPlan plan = ps::PlanMemory(in);
-    std::printf("memory: checkpointing %s, offload %s; planner: %.2f GiB peak per rank",
-                a.checkpointing ? "on" : "off", a.offload ? "on" : "off",
-                plan.device_peak / (1 << 30));
+    std::printf(
+        "memory: sharding %s, checkpointing %s, offload %s; planner: %.2f GiB peak per rank",
+        a.shard_params ? "params" : "optimizer", a.checkpointing || a.shard_params ? "on" : "off",
+        a.offload ? "on" : "off", plan.device_peak / (1 << 30));
     if (a.offload && cuda) std::printf(" + %.2f GiB host", plan.host / (1 << 30));
     std::printf("\n");
     for (int i = 0; i < comm->size(); ++i)
