@@ -251,7 +251,6 @@ int Main(int argc, char** argv) {
     is_target.assign(params.size(), true);
     one_rank = ps::MakeLocalCommunicator();
     o.optimizer_comm = one_rank.get();
-    o.activation_checkpointing = true;
   }
   o.seqs_per_step = global;
   o.lr = a.lr;
@@ -262,7 +261,7 @@ int Main(int argc, char** argv) {
   o.overlap_communication = a.overlap;
   o.grad_accum = static_cast<int>(a.grad_accum);
   o.overlap_update = a.overlap_update;
-  o.activation_checkpointing = a.checkpointing || a.shard_params;
+  o.activation_checkpointing = a.checkpointing || (a.shard_params && comm->size() > 1);
   o.offload_optimizer = a.offload;
   if (a.warmup > 0) {
     o.total_steps = a.warmup;
@@ -348,14 +347,14 @@ int Main(int argc, char** argv) {
     in.seq_len = a.ctx;
     in.seqs_per_micro = a.seqs_per_rank / a.grad_accum;
     in.grad_accum = static_cast<int>(a.grad_accum);
-    in.checkpointing = a.checkpointing || a.shard_params;
+    in.checkpointing = a.checkpointing || (a.shard_params && comm->size() > 1);
     in.offload = a.offload;
     in.shard_params = a.shard_params;
     in.flash_attention = cuda && TORCH_VERSION_MAJOR >= 2;
     const ps::MemoryPlan plan = ps::PlanMemory(in);
     std::printf(
         "memory: sharding %s, checkpointing %s, offload %s; planner: %.2f GiB peak per rank",
-        a.shard_params ? "params" : "optimizer", a.checkpointing || a.shard_params ? "on" : "off",
+        a.shard_params ? "params" : "optimizer", o.activation_checkpointing ? "on" : "off",
         a.offload ? "on" : "off", plan.device_peak / (1 << 30));
     if (a.offload && cuda) std::printf(" + %.2f GiB host", plan.host / (1 << 30));
     std::printf("\n");

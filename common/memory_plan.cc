@@ -186,9 +186,10 @@ MemoryPlan Predict(const PlanInput& in) {
     // Embeddings, the final norm and lm_head stay whole; each layer is 1/N here and gathered
     // whole for its forward and backward (the current layer and the prefetched next one).
     p.weights = w * (outside_layers + s.layers * std::ceil(layer / n));
-    p.gathered = 2.0 * w * layer;
+    // (One rank gathers nothing: its shards are the weights.)
+    p.gathered = in.ranks > 1 ? 2.0 * w * layer : 0.0;
     // Own gradient shards plus one gathered layer's full gradient before its reduce-scatter.
-    p.gradients = w * owned + w * layer_trained;
+    p.gradients = w * owned + (in.ranks > 1 ? w * layer_trained : 0.0);
   } else {
     p.weights = w * static_cast<double>(s.TotalParams());
     // Autograd's gradient of every trained tensor, in the model's dtype.
@@ -333,7 +334,7 @@ PlanInput PlanInputFromJob(const JobSpec& spec, const ModelShape& shape, int ran
   in.seqs_per_micro = std::max<int64_t>(1, (per_rank + m.grad_accum - 1) / m.grad_accum);
   in.shard_params = spec.parallel.shard == "params";
   // Sharded parameters run with activation checkpointing (the gathered weights are freed).
-  in.checkpointing = spec.parallel.activation_checkpointing || in.shard_params;
+  in.checkpointing = spec.parallel.activation_checkpointing || (in.shard_params && in.ranks > 1);
   in.offload = spec.parallel.offload == "optimizer";
   in.flash_attention = spec.device == "cuda";
   return in;

@@ -176,7 +176,10 @@ TEST(JobSpecParallel, ParsesRoundTripsAndRejectsUnknownKeys) {
   JobSpec p = ParseJobSpec(base + "parallel:\n  shard: params\n", "/", "t.yaml");
   EXPECT_EQ(p.parallel.shard, "params");
   EXPECT_TRUE(ParseJobSpec(JobSpecToYaml(p), "/", "again") == p);
-  EXPECT_TRUE(PlanInputFromJob(p, LoadModelShape(Shapes() / "llama-2-7b")).checkpointing);
+  // More than one rank gathers weights per layer, with activation checkpointing; one rank holds
+  // its weights whole.
+  EXPECT_TRUE(PlanInputFromJob(p, LoadModelShape(Shapes() / "llama-2-7b"), 2).checkpointing);
+  EXPECT_FALSE(PlanInputFromJob(p, LoadModelShape(Shapes() / "llama-2-7b"), 1).checkpointing);
   // Sharded parameters train the targets of proxsparse only.
   const std::string all =
       "model: m\npattern: \"2:4\"\nmethod:\n  name: proxsparse\n  trainable: all\n"

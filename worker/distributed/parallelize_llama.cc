@@ -111,6 +111,13 @@ ShardedLinearWeights::ShardedLinearWeights(const std::vector<std::shared_ptr<Lin
     s.rows = l->weight.size(0);
     for (int r = 0; r < comm.size(); ++r) s.ranges.push_back(RowShard(s.rows, r, comm.size()));
     const RowRange mine = s.ranges[static_cast<size_t>(comm.rank())];
+    if (comm.size() == 1) {
+      // One rank: the shard is the whole weight; it stays the matmul's weight (no gather, no
+      // copy), so this mode costs nothing over the plain path there.
+      s.local = l->weight;
+      shards_.push_back(std::move(s));
+      continue;
+    }
     s.local = l->weight.detach().narrow(0, mine.begin, mine.len).clone().set_requires_grad(true);
     // The full weight is no longer a trained leaf; free its storage (the parameter object stays,
     // so module traversal works; the transform below supplies the matmul's weight).
@@ -128,6 +135,7 @@ ShardedLinearWeights::ShardedLinearWeights(const std::vector<std::shared_ptr<Lin
 }
 
 ShardedLinearWeights::~ShardedLinearWeights() {
+  if (comm_.size() == 1) return;
   for (auto& s : shards_) s.linear->set_weight_transform(nullptr);
 }
 

@@ -12,6 +12,8 @@
 // this mode) a layer's weights are gathered for its forward, freed, and gathered again when its
 // backward reruns it.
 //
+// On one rank nothing is sharded: each shard is the linear's own weight (no gather, no copy).
+//
 // Every rank must run the same sequence of forward and backward passes (the collectives pair up by
 // order): the job runner requires the global batch to divide evenly over the ranks.
 #pragma once
@@ -45,7 +47,8 @@ std::optional<std::pair<std::string, RowRange>> ParseRowShardName(const std::str
 class ShardedLinearWeights {
  public:
   // Shards the weights of `linears` (all ranks pass the same list). Each shard is a new leaf that
-  // requires grad; the linears' full weights are released (they stop requiring grad).
+  // requires grad; the linears' full weights are released (they stop requiring grad). On one rank
+  // the shards are the weights themselves.
   ShardedLinearWeights(const std::vector<std::shared_ptr<Linear>>& linears, Communicator& comm);
   ~ShardedLinearWeights();
   ShardedLinearWeights(const ShardedLinearWeights&) = delete;

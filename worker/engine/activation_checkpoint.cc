@@ -5,6 +5,7 @@
 #include <torch/custom_class.h>
 
 #include <cstdint>
+#include <mutex>
 #include <vector>
 
 #ifdef PS_WITH_CUDA
@@ -38,11 +39,19 @@ RngState SaveRng([[maybe_unused]] const torch::Device& device) {
 }
 
 void RestoreRng(const RngState& s) {
-  at::detail::getDefaultCPUGenerator().set_state(s.cpu);
+  // Generators are handles: a copy sets the shared generator's state.
+  at::Generator cpu = at::detail::getDefaultCPUGenerator();
+  {
+    std::lock_guard<std::mutex> lock(cpu.mutex());
+    cpu.set_state(s.cpu);
+  }
 #ifdef PS_WITH_CUDA
-  if (s.cuda.defined())
-    at::cuda::detail::getDefaultCUDAGenerator(static_cast<c10::DeviceIndex>(s.cuda_index))
-        .set_state(s.cuda);
+  if (s.cuda.defined()) {
+    at::Generator cuda =
+        at::cuda::detail::getDefaultCUDAGenerator(static_cast<c10::DeviceIndex>(s.cuda_index));
+    std::lock_guard<std::mutex> lock(cuda.mutex());
+    cuda.set_state(s.cuda);
+  }
 #endif
 }
 

@@ -116,10 +116,13 @@ json RunProxSparse(LlamaForCausalLM& model, const JobSpec& spec,
     is_target.assign(params.size(), true);
     one_rank = MakeLocalCommunicator();
     t.optimizer_comm = one_rank.get();
-    t.activation_checkpointing = true;
+    // The gathered weights are freed after each layer's forward and gathered again for its
+    // backward: the rerun of activation checkpointing (one rank gathers nothing).
+    if (comm.size() > 1) t.activation_checkpointing = true;
     progress.Log("parallel.shard: params: " + std::to_string(params.size()) +
                  " target weights sharded by rows over " + std::to_string(comm.size()) +
-                 " rank(s), activation checkpointing on");
+                 " rank(s), activation checkpointing " +
+                 (t.activation_checkpointing ? "on" : "off"));
   }
   auto ckpt = std::make_shared<Checkpoint>(Checkpoint::Open(spec.model));
   ProxSparseSettings s{spec.pattern, m.lambda1, m.lambda2, m.epsilon, m.hard};

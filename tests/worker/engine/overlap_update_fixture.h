@@ -108,7 +108,7 @@ inline OverlapRun RunOverlapCase(Communicator& comm, const OverlapCase& c, int s
   o.offload_optimizer = c.offload;
   if (sharded) {
     o.optimizer_comm = one_rank.get();
-    o.activation_checkpointing = true;
+    o.activation_checkpointing = comm.size() > 1;
   }
   LogSink sink;
   std::unique_ptr<ShardedAdamW> opt;
