@@ -68,6 +68,7 @@ int main(int argc, char** argv) {
     std::printf("| --- | --- | --- | --- | --- | --- | --- |\n");
     for (int a = 1; a < argc; ++a) {
       const std::filesystem::path dir = argv[a];
+      if (!std::filesystem::exists(dir / "config.json")) continue;  // README.md beside them
       ps::ModelShape shape = ps::LoadModelShape(dir);
       for (int64_t ctx : {2048, 4096}) {
         for (const Gpu& g : kGpus) {

@@ -29,7 +29,7 @@ struct Result {
   std::map<std::string, torch::Tensor> grads;
 };
 
-Result Run(LlamaForCausalLM& model, const torch::Tensor& ids, bool checkpointed, uint64_t seed) {
+Result TrainPass(LlamaForCausalLM& model, const torch::Tensor& ids, bool checkpointed, uint64_t seed) {
   for (auto& p : model.parameters()) p.mutable_grad() = torch::Tensor();
   torch::manual_seed(seed);
   torch::Tensor logits = checkpointed ? CheckpointedForward(model, ids) : model.forward(ids);
@@ -64,8 +64,8 @@ TEST(ActivationCheckpoint, SameLossAndGradientsEveryKind) {
     for (auto dtype : {torch::kFloat32, torch::kFloat64}) {
       auto model = testing::RandomModel(cfg, 7, dtype);
       auto ids = Ids(2, 9, cfg["vocab_size"].get<int64_t>(), 3);
-      Result plain = Run(*model, ids, false, 1);
-      Result ckpt = Run(*model, ids, true, 1);
+      Result plain = TrainPass(*model, ids, false, 1);
+      Result ckpt = TrainPass(*model, ids, true, 1);
       EXPECT_GT(plain.grads.size(), 10u) << kind;
       // Every parameter, embeddings and norms included.
       EXPECT_EQ(plain.grads.size(), model->parameters().size()) << kind;
@@ -80,8 +80,8 @@ TEST(ActivationCheckpoint, FrozenEmbeddingsStillGiveLayerGradients) {
   for (auto& np : model->named_parameters())
     np.value().set_requires_grad(np.key().find("_proj.weight") != std::string::npos);
   auto ids = Ids(1, 12, cfg["vocab_size"].get<int64_t>(), 5);
-  Result plain = Run(*model, ids, false, 1);
-  Result ckpt = Run(*model, ids, true, 1);
+  Result plain = TrainPass(*model, ids, false, 1);
+  Result ckpt = TrainPass(*model, ids, true, 1);
   EXPECT_EQ(plain.grads.size(), model->TargetLinears().size());
   ExpectSame(plain, ckpt, 1e-12);
 }
@@ -94,14 +94,14 @@ TEST(ActivationCheckpoint, RerunSeesTheSameRandomNumbers) {
   for (const auto& l : model->TargetLinears())
     l->set_weight_transform([](const torch::Tensor& w) { return w + 0.5 * torch::randn_like(w); });
   auto ids = Ids(2, 8, cfg["vocab_size"].get<int64_t>(), 9);
-  Result plain = Run(*model, ids, false, 42);
-  Result ckpt = Run(*model, ids, true, 42);
+  Result plain = TrainPass(*model, ids, false, 42);
+  Result ckpt = TrainPass(*model, ids, true, 42);
   ExpectSame(plain, ckpt, 1e-12);
   // The generator continues after the forward's draws, as without checkpointing.
   torch::manual_seed(42);
-  Run(*model, ids, false, 42);
+  TrainPass(*model, ids, false, 42);
   const double after_plain = torch::rand({1}, torch::kFloat64).item<double>();
-  Run(*model, ids, true, 42);
+  TrainPass(*model, ids, true, 42);
   const double after_ckpt = torch::rand({1}, torch::kFloat64).item<double>();
   EXPECT_EQ(after_plain, after_ckpt);
 }
