@@ -29,7 +29,8 @@ struct Result {
   std::map<std::string, torch::Tensor> grads;
 };
 
-Result TrainPass(LlamaForCausalLM& model, const torch::Tensor& ids, bool checkpointed, uint64_t seed) {
+Result TrainPass(LlamaForCausalLM& model, const torch::Tensor& ids, bool checkpointed,
+                 uint64_t seed) {
   for (auto& p : model.parameters()) p.mutable_grad() = torch::Tensor();
   torch::manual_seed(seed);
   torch::Tensor logits = checkpointed ? CheckpointedForward(model, ids) : model.forward(ids);
