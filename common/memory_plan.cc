@@ -29,7 +29,7 @@ bool Flag(const nlohmann::json& j, const char* key) {
   return it != j.end() && it->is_boolean() && it->get<bool>();
 }
 
-int DtypeBytes(const std::string& dtype) { return dtype == "fp32" ? 4 : 2; }
+int DtypeBytes(ComputeDType dtype) { return dtype == ComputeDType::kFp32 ? 4 : 2; }
 
 // ShardedAdamW's ownership plan (worker/distributed/ownership.cc): largest tensor first onto the
 // least-loaded rank. Returns the most loaded rank's elements and, of those, its target elements.
@@ -319,15 +319,15 @@ PlanInput PlanInputFromJob(const JobSpec& spec, const ModelShape& shape, int ran
   PlanInput in;
   in.shape = shape;
   in.ranks = ranks > 0 ? ranks : spec.resources.ranks;
-  in.device = spec.device;
+  in.device = std::string(ChoiceName(spec.device));
   in.memory_gib =
-      memory_gib > 0 ? memory_gib : (spec.device == "cpu" ? spec.resources.memory_gb : 0.0);
+      memory_gib > 0 ? memory_gib : (spec.device == Device::kCpu ? spec.resources.memory_gb : 0.0);
   in.weight_bytes = DtypeBytes(spec.dtype);
   const MethodSpec& m = spec.method;
   in.master_bytes = DtypeBytes(m.master_dtype);
-  in.train_all = m.name == "proxsparse" && m.trainable == "all";
+  in.train_all = m.name == "proxsparse" && m.trainable == Trainable::kAll;
   in.mask_state = m.name == "proxsparse";
-  in.keep_w0 = m.name == "proxsparse" && (m.lambda2 > 0 || m.hard == "snap");
+  in.keep_w0 = m.name == "proxsparse" && (m.lambda2 > 0 || m.hard == HardMode::kSnap);
   in.seq_len = spec.calibration.seqlen;
   const int64_t per_rank = (m.batch_size + in.ranks - 1) / in.ranks;
   in.grad_accum = m.grad_accum;
@@ -336,7 +336,7 @@ PlanInput PlanInputFromJob(const JobSpec& spec, const ModelShape& shape, int ran
   // Sharded parameters run with activation checkpointing (the gathered weights are freed).
   in.checkpointing = spec.parallel.activation_checkpointing || (in.shard_params && in.ranks > 1);
   in.offload = spec.parallel.offload == "optimizer";
-  in.flash_attention = spec.device == "cuda";
+  in.flash_attention = spec.device == Device::kCuda;
   return in;
 }
 
@@ -384,13 +384,13 @@ std::string DescribePlan(const PlanInput& in, const MemoryPlan& p) {
 
 void CheckJobFitsMemory(const JobSpec& spec, double gpu_gib) {
   if (!spec.method.Trains()) return;
-  if (spec.device == "cuda" && gpu_gib <= 0) return;
+  if (spec.device == Device::kCuda && gpu_gib <= 0) return;
   const ModelShape shape = LoadModelShape(spec.model);
-  PlanInput in = PlanInputFromJob(spec, shape, 0, spec.device == "cuda" ? gpu_gib : 0.0);
+  PlanInput in = PlanInputFromJob(spec, shape, 0, spec.device == Device::kCuda ? gpu_gib : 0.0);
   MemoryPlan p = PlanMemory(in);
   if (p.fits) return;
   std::string msg = "resources: the job needs about " + Gib(p.device_peak) + " GiB per rank (" +
-                    (spec.device == "cuda" ? "GPU" : "resources.memory_gb") + " gives " +
+                    (spec.device == Device::kCuda ? "GPU" : "resources.memory_gb") + " gives " +
                     Gib(p.limit) + " GiB usable; psworker --plan shows the breakdown)";
   if (p.suggestions.empty()) {
     msg += "; no combination of checkpointing, offload and more ranks fits";

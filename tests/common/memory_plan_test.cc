@@ -149,8 +149,8 @@ TEST(MemoryPlan, SubmitCheckRefusesAJobThatCannotFit) {
   }
   // cuda jobs are checked only when the GPU size is known.
   JobSpec cuda = CpuJob(Shapes() / "llama-2-7b", 16);
-  cuda.device = "cuda";
-  cuda.dtype = "bf16";
+  cuda.device = Device::kCuda;
+  cuda.dtype = ComputeDType::kBf16;
   EXPECT_NO_THROW(CheckJobFitsMemory(cuda, 0));
   EXPECT_THROW(CheckJobFitsMemory(cuda, 40), Error);
   cuda.parallel.offload = "optimizer";

@@ -13,11 +13,11 @@ using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
 // Copies every rank's rows into `full` (each rank broadcasts its block, in rank order).
-void GatherRows(Communicator& comm, const std::vector<RowRange>& ranges, const torch::Tensor& local,
+void GatherRows(Communicator& comm, const std::vector<RowBlock>& ranges, const torch::Tensor& local,
                 torch::Tensor& full) {
   comm.GroupStart();
   for (int r = 0; r < comm.size(); ++r) {
-    const RowRange& rr = ranges[static_cast<size_t>(r)];
+    const RowBlock& rr = ranges[static_cast<size_t>(r)];
     if (rr.len == 0) continue;
     torch::Tensor block = full.narrow(0, rr.begin, rr.len);  // contiguous: whole rows
     if (r == comm.rank()) block.copy_(local);
@@ -28,7 +28,7 @@ void GatherRows(Communicator& comm, const std::vector<RowRange>& ranges, const t
 
 struct GatherCall : torch::CustomClassHolder {
   Communicator* comm = nullptr;
-  std::vector<RowRange> ranges;
+  std::vector<RowBlock> ranges;
   int64_t rows = 0;
 };
 
@@ -54,7 +54,7 @@ class AllGatherRows : public torch::autograd::Function<AllGatherRows> {
     comm.GroupStart();
     std::vector<torch::Tensor> blocks(static_cast<size_t>(comm.size()));
     for (int r = 0; r < comm.size(); ++r) {
-      const RowRange& rr = call->ranges[static_cast<size_t>(r)];
+      const RowBlock& rr = call->ranges[static_cast<size_t>(r)];
       if (rr.len == 0) continue;
       // A copy: the reduce writes in place and autograd's buffer may be shared.
       torch::Tensor block = g.narrow(0, rr.begin, rr.len).clone();
@@ -69,26 +69,26 @@ class AllGatherRows : public torch::autograd::Function<AllGatherRows> {
 
 }  // namespace
 
-RowRange RowShard(int64_t rows, int rank, int ranks) {
+RowBlock RowShard(int64_t rows, int rank, int ranks) {
   if (ranks < 1 || rank < 0 || rank >= ranks) throw Error("RowShard: bad rank/ranks");
   const int64_t base = rows / ranks, extra = rows % ranks;
-  RowRange r;
+  RowBlock r;
   r.len = base + (rank < extra ? 1 : 0);
   r.begin = rank * base + std::min<int64_t>(rank, extra);
   return r;
 }
 
-std::string RowShardName(const std::string& name, RowRange r) {
+std::string RowShardName(const std::string& name, RowBlock r) {
   return name + "#rows=" + std::to_string(r.begin) + ":" + std::to_string(r.len);
 }
 
-std::optional<std::pair<std::string, RowRange>> ParseRowShardName(const std::string& s) {
+std::optional<std::pair<std::string, RowBlock>> ParseRowShardName(const std::string& s) {
   const size_t at = s.rfind("#rows=");
   if (at == std::string::npos) return std::nullopt;
   const size_t colon = s.find(':', at);
   if (colon == std::string::npos) return std::nullopt;
   try {
-    RowRange r;
+    RowBlock r;
     size_t used = 0;
     r.begin = std::stoll(s.substr(at + 6, colon - at - 6), &used);
     if (used != colon - at - 6) return std::nullopt;
@@ -110,7 +110,7 @@ ShardedLinearWeights::ShardedLinearWeights(const std::vector<std::shared_ptr<Lin
     s.linear = l;
     s.rows = l->weight.size(0);
     for (int r = 0; r < comm.size(); ++r) s.ranges.push_back(RowShard(s.rows, r, comm.size()));
-    const RowRange mine = s.ranges[static_cast<size_t>(comm.rank())];
+    const RowBlock mine = s.ranges[static_cast<size_t>(comm.rank())];
     if (comm.size() == 1) {
       // One rank: the shard is the whole weight; it stays the matmul's weight (no gather, no
       // copy), so this mode costs nothing over the plain path there.
@@ -158,7 +158,7 @@ torch::Tensor ShardedLinearWeights::Gather(size_t i, const torch::Tensor& part) 
 void ReshardRowState(std::map<std::string, torch::Tensor>& state,
                      const std::vector<std::string>& wanted) {
   // weight name -> suffix -> [(rows, tensor)]
-  std::map<std::string, std::map<std::string, std::vector<std::pair<RowRange, torch::Tensor>>>>
+  std::map<std::string, std::map<std::string, std::vector<std::pair<RowBlock, torch::Tensor>>>>
       held;
   for (const auto& [key, t] : state) {
     const size_t at = key.rfind("#rows=");
@@ -174,7 +174,7 @@ void ReshardRowState(std::map<std::string, torch::Tensor>& state,
     if (!parsed) continue;
     auto it = held.find(parsed->first);
     if (it == held.end()) continue;
-    const RowRange want = parsed->second;
+    const RowBlock want = parsed->second;
     for (auto& [suffix, pieces] : it->second) {
       if (state.count(name + suffix)) continue;
       std::sort(pieces.begin(), pieces.end(),

@@ -33,16 +33,16 @@
 
 namespace ps {
 
-struct RowRange {
+struct RowBlock {
   int64_t begin = 0, len = 0;
 };
 
 // Rank `rank`'s rows of `rows` split over `ranks`.
-RowRange RowShard(int64_t rows, int rank, int ranks);
+RowBlock RowShard(int64_t rows, int rank, int ranks);
 
 // "NAME#rows=BEGIN:LEN" and back.
-std::string RowShardName(const std::string& name, RowRange r);
-std::optional<std::pair<std::string, RowRange>> ParseRowShardName(const std::string& shard_name);
+std::string RowShardName(const std::string& name, RowBlock r);
+std::optional<std::pair<std::string, RowBlock>> ParseRowShardName(const std::string& shard_name);
 
 class ShardedLinearWeights {
  public:
@@ -68,7 +68,7 @@ class ShardedLinearWeights {
     std::string name;
     std::shared_ptr<Linear> linear;
     int64_t rows = 0;
-    std::vector<RowRange> ranges;  // per rank
+    std::vector<RowBlock> ranges;  // per rank
     torch::Tensor local;           // this rank's rows, a leaf
   };
   Communicator& comm_;

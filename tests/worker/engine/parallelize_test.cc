@@ -17,7 +17,7 @@ TEST(RowShard, CoversEveryRowOnceInOrder) {
     for (int ranks : {1, 2, 3, 4, 8}) {
       int64_t next = 0;
       for (int r = 0; r < ranks; ++r) {
-        RowRange rr = RowShard(rows, r, ranks);
+        RowBlock rr = RowShard(rows, r, ranks);
         EXPECT_EQ(rr.begin, next);
         EXPECT_LE(rr.len, rows / ranks + 1);
         EXPECT_GE(rr.len, rows / ranks);
@@ -45,7 +45,7 @@ TEST(RowShard, CheckpointStateIsRecutForAnotherRankCount) {
   torch::Tensor full = torch::arange(10 * 4, torch::kFloat32).reshape({10, 4});
   std::map<std::string, torch::Tensor> state;
   for (int r = 0; r < 2; ++r) {  // written by 2 ranks
-    RowRange rr = RowShard(10, r, 2);
+    RowBlock rr = RowShard(10, r, 2);
     const std::string n = RowShardName("w", rr);
     state[n + ".master"] = full.narrow(0, rr.begin, rr.len).clone();
     state[n + ".exp_avg"] = 2 * full.narrow(0, rr.begin, rr.len);
@@ -54,7 +54,7 @@ TEST(RowShard, CheckpointStateIsRecutForAnotherRankCount) {
   for (int r = 0; r < 3; ++r) wanted.push_back(RowShardName("w", RowShard(10, r, 3)));
   ReshardRowState(state, wanted);
   for (int r = 0; r < 3; ++r) {
-    RowRange rr = RowShard(10, r, 3);
+    RowBlock rr = RowShard(10, r, 3);
     EXPECT_TRUE(torch::equal(state.at(wanted[r] + ".master"), full.narrow(0, rr.begin, rr.len)));
     EXPECT_TRUE(
         torch::equal(state.at(wanted[r] + ".exp_avg"), 2 * full.narrow(0, rr.begin, rr.len)));
