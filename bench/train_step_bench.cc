@@ -14,11 +14,21 @@
 // --overlap-update (TrainOptions::overlap_update) runs each owned tensor's AdamW and prox during
 // the step's last backward pass; the phases then show as optimizer/prox only what is left after it.
 // --no-overlap turns off the reduce-during-backward overlap (TrainOptions::overlap_communication).
+// Memory modes: --shard-params (parallel.shard: params: every rank keeps its rows of each target,
+// gathered per layer, with activation checkpointing), --checkpointing (activation checkpointing
+// per decoder layer), --offload (AdamW
+// state and masters in host memory, AdamW and the prox on the CPU). --shape 13b sets the
+// Llama-2-13B shape (40 layers, hidden 5120, 40 heads, intermediate 13824, vocab 32000; later
+// flags still override). Next to each rank's measured peak the memory planner's prediction
+// (common/memory_plan.h) is printed; on the CPU the measured peak is the process's peak resident
+// memory above what it held before the model was built.
 #include <torch/types.h>
+#include <torch/version.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -32,8 +42,10 @@
 #endif
 
 #include "common/error.h"
+#include "common/memory_plan.h"
 #include "common/progress.h"
 #include "worker/distributed/communicator_factory.h"
+#include "worker/distributed/parallelize_llama.h"
 #include "worker/engine/train_loop.h"
 #include "worker/methods/proxsparse.h"
 #include "worker/models/llama_checkpoint.h"
@@ -46,7 +58,8 @@ struct Args {
   int64_t ctx = 2048, seqs_per_rank = 1, steps = 5, warmup = 2, grad_accum = 1;
   std::string device = "cuda", dtype = "bf16", master_dtype = "bf16", trainable = "targets";
   double lambda1 = 1.0, lr = 1e-5, peak_tflops = 989.0;
-  bool overlap = true, overlap_update = false;
+  bool overlap = true, overlap_update = false, checkpointing = false, offload = false;
+  bool shard_params = false;
 };
 
 Args Parse(int argc, char** argv) {
@@ -76,6 +89,32 @@ Args Parse(int argc, char** argv) {
     }
     if (k == "--overlap-update") {
       a.overlap_update = true;
+      continue;
+    }
+    if (k == "--checkpointing") {
+      a.checkpointing = true;
+      continue;
+    }
+    if (k == "--offload") {
+      a.offload = true;
+      continue;
+    }
+    if (k == "--shard-params") {
+      a.shard_params = true;
+      continue;
+    }
+    if (k == "--shape") {
+      if (i + 1 >= argc) throw ps::Error("--shape: missing value (7b or 13b)");
+      const std::string v = argv[++i];
+      if (v == "13b") {
+        a.layers = 40, a.hidden = 5120, a.heads = 40, a.kv_heads = 0, a.intermediate = 13824;
+        a.vocab = 32000;
+      } else if (v == "7b") {
+        a.layers = 32, a.hidden = 4096, a.heads = 32, a.kv_heads = 0, a.intermediate = 11008;
+        a.vocab = 32000;
+      } else {
+        throw ps::Error("--shape: '" + v + "' is not 7b or 13b");
+      }
       continue;
     }
     if (i + 1 >= argc) throw ps::Error(k + ": missing value");
@@ -109,6 +148,22 @@ class QuietSink : public ps::ProgressSink {
   void Result(bool, std::string_view, const std::filesystem::path&) override {}
 };
 
+// A field of /proc/self/status in bytes ("VmRSS", "VmHWM"); 0 where there is none.
+double ProcStatusBytes(const std::string& key) {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind(key + ":", 0) == 0) return std::stod(line.substr(key.size() + 1)) * 1024.0;
+  }
+  return 0;
+}
+
+// Starts a new peak-RSS window (VmHWM restarts from the current RSS).
+void ResetPeakRss() {
+  std::ofstream f("/proc/self/clear_refs");
+  f << "5";
+}
+
 double PeakGpuBytes([[maybe_unused]] const torch::Device& d) {
 #ifdef PS_WITH_CUDA
   if (d.is_cuda()) {
@@ -130,6 +185,7 @@ int Main(int argc, char** argv) {
   if (cuda) throw ps::Error("--device cuda: this build has no CUDA");
 #endif
   const torch::ScalarType dtype = ps::ParseComputeDType(a.dtype);
+  const double rss_before_model = ProcStatusBytes("VmRSS");
   ps::LlamaConfig c;
   c.vocab_size = a.vocab;
   c.hidden_size = a.hidden;
@@ -185,6 +241,17 @@ int Main(int argc, char** argv) {
   }
   QuietSink quiet;
   ps::TrainOptions o;
+  // Sharded parameters, as the job runner applies them (parallelize_llama.h).
+  std::unique_ptr<ps::ShardedLinearWeights> sharded;
+  std::unique_ptr<ps::Communicator> one_rank;
+  if (a.shard_params) {
+    if (a.trainable != "targets") throw ps::Error("--shard-params trains the targets only");
+    sharded = std::make_unique<ps::ShardedLinearWeights>(model->TargetLinears(), *comm);
+    params = sharded->Trainables();
+    is_target.assign(params.size(), true);
+    one_rank = ps::MakeLocalCommunicator();
+    o.optimizer_comm = one_rank.get();
+  }
   o.seqs_per_step = global;
   o.lr = a.lr;
   o.warmup_ratio = 0.0;
@@ -194,6 +261,8 @@ int Main(int argc, char** argv) {
   o.overlap_communication = a.overlap;
   o.grad_accum = static_cast<int>(a.grad_accum);
   o.overlap_update = a.overlap_update;
+  o.activation_checkpointing = a.checkpointing || (a.shard_params && comm->size() > 1);
+  o.offload_optimizer = a.offload;
   if (a.warmup > 0) {
     o.total_steps = a.warmup;
     ps::TrainLoop(*model, params, samples, hooks, *comm, quiet, o);
@@ -201,6 +270,7 @@ int Main(int argc, char** argv) {
 #ifdef PS_WITH_CUDA
   if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.index());
 #endif
+  ResetPeakRss();
   o.total_steps = a.steps;
   ps::TrainResult r = ps::TrainLoop(*model, params, samples, hooks, *comm, quiet, o);
 
@@ -223,7 +293,8 @@ int Main(int argc, char** argv) {
   const double mfu = flops / step_s / (a.peak_tflops * 1e12);
   // Gather every rank's peak memory and phases on rank 0.
   torch::Tensor mine = torch::zeros({comm->size()}, torch::kFloat64);
-  mine[comm->rank()] = PeakGpuBytes(device);
+  mine[comm->rank()] =
+      device.is_cuda() ? PeakGpuBytes(device) : ProcStatusBytes("VmHWM") - rss_before_model;
   mine = mine.to(device);
   comm->AllReduceSum(mine);
   mine = mine.cpu();
@@ -263,8 +334,36 @@ int Main(int argc, char** argv) {
                 100.0 * flops /
                     (r.phase_seconds["forward_backward"] / static_cast<double>(a.steps)) /
                     (a.peak_tflops * 1e12));
+    // The planner's prediction for this run (same shape, dtypes, batch and options).
+    ps::PlanInput in;
+    in.shape.vocab = a.vocab, in.shape.hidden = a.hidden, in.shape.intermediate = a.intermediate;
+    in.shape.layers = a.layers, in.shape.heads = a.heads, in.shape.kv_heads = a.kv_heads;
+    in.shape.head_dim = a.hidden / a.heads;
+    in.ranks = comm->size();
+    in.device = cuda ? "cuda" : "cpu";
+    in.weight_bytes = a.dtype == "fp32" ? 4 : 2;
+    in.master_bytes = a.master_dtype == "fp32" ? 4 : 2;
+    in.train_all = a.trainable == "all";
+    in.seq_len = a.ctx;
+    in.seqs_per_micro = a.seqs_per_rank / a.grad_accum;
+    in.grad_accum = static_cast<int>(a.grad_accum);
+    in.checkpointing = a.checkpointing || (a.shard_params && comm->size() > 1);
+    in.offload = a.offload;
+    in.shard_params = a.shard_params;
+    in.flash_attention = cuda && TORCH_VERSION_MAJOR >= 2;
+    const ps::MemoryPlan plan = ps::PlanMemory(in);
+    std::printf(
+        "memory: sharding %s, checkpointing %s, offload %s; planner: %.2f GiB peak per rank",
+        a.shard_params ? "params" : "optimizer", o.activation_checkpointing ? "on" : "off",
+        a.offload ? "on" : "off", plan.device_peak / (1 << 30));
+    if (a.offload && cuda) std::printf(" + %.2f GiB host", plan.host / (1 << 30));
+    std::printf("\n");
     for (int i = 0; i < comm->size(); ++i)
-      std::printf("  rank %d peak GPU memory %.2f GiB\n", i, mine[i].item<double>() / (1 << 30));
+      std::printf("  rank %d peak %s memory %.2f GiB (planner %.2f GiB, %+.1f%%)\n", i,
+                  cuda ? "GPU" : "resident (above start)", mine[i].item<double>() / (1 << 30),
+                  plan.device_peak / (1 << 30),
+                  100.0 * (plan.device_peak - mine[i].item<double>()) /
+                      std::max(1.0, mine[i].item<double>()));
     std::printf("final loss %.6f, trained weights checksum %.12e\n", r.final_loss, checksum);
   }
   comm->Barrier();

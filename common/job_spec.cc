@@ -383,6 +383,19 @@ JobSpec ParseRoot(const YAML::Node& root, const ParseContext& ctx) {
       ctx.Fail("resources.gpus_per_rank", "must be 0 when device is cpu (or set device: cuda)",
                rn ? &rn : &root);
   }
+  {
+    MapReader p(r.Node("parallel"), "parallel", ctx);
+    s.parallel.shard = p.Choice("shard", "optimizer", {"optimizer", "params"});
+    s.parallel.activation_checkpointing = p.Bool("activation_checkpointing", false);
+    s.parallel.offload = p.Choice("offload", "none", {"none", "optimizer"});
+    p.Finish();
+    if (s.parallel.shard == "params" &&
+        (s.method.name != "proxsparse" || s.method.trainable != Trainable::kTargets))
+      ctx.Fail("parallel.shard",
+               "params is supported for method proxsparse with trainable: targets only", &root);
+    if (s.parallel.offload != "none" && s.method.name != "proxsparse")
+      ctx.Fail("parallel.offload", "is supported for method proxsparse only", &root);
+  }
   r.Finish();
   return s;
 }
@@ -583,6 +596,14 @@ std::string JobSpecToYaml(const JobSpec& s) {
   e << YAML::Key << "memory_gb" << YAML::Value << s.resources.memory_gb;
   e << YAML::Key << "time_limit_minutes" << YAML::Value << s.resources.time_limit_minutes;
   e << YAML::EndMap;
+  if (!s.parallel.IsDefault()) {  // absent by default: earlier job files keep their hashes
+    e << YAML::Key << "parallel" << YAML::Value << YAML::BeginMap;
+    e << YAML::Key << "shard" << YAML::Value << s.parallel.shard;
+    e << YAML::Key << "activation_checkpointing" << YAML::Value
+      << s.parallel.activation_checkpointing;
+    e << YAML::Key << "offload" << YAML::Value << s.parallel.offload;
+    e << YAML::EndMap;
+  }
   e << YAML::EndMap;
   if (!e.good()) throw Error(std::string("cannot write the job spec as YAML: ") + e.GetLastError());
   return std::string(e.c_str()) + "\n";
@@ -680,7 +701,8 @@ bool operator==(const JobSpec& a, const JobSpec& b) {
                     s.evaluation.tasks, s.evaluation.baselines, s.output, s.checkpoint.every_steps,
                     s.log_every, s.resources.ranks, s.resources.gpus_per_rank,
                     s.resources.cpus_per_rank, s.resources.memory_gb,
-                    s.resources.time_limit_minutes);
+                    s.resources.time_limit_minutes, s.parallel.shard,
+                    s.parallel.activation_checkpointing, s.parallel.offload);
   };
   return a.method == b.method && tie(a) == tie(b);
 }

@@ -93,6 +93,23 @@ struct ResourcesSpec {
   int TotalCpus() const { return ranks * cpus_per_rank; }
 };
 
+// How the training methods spread and place memory (docs/distributed.md, "Memory"). Defaults keep
+// the model whole on every rank with the optimizer state sharded (ZeRO-1/2).
+struct ParallelSpec {
+  // optimizer: every rank holds the whole model, AdamW state sharded by tensor (ZeRO-1/2);
+  // params: every rank holds 1/N of each target weight's rows, gathered per layer (ZeRO-3 / FSDP;
+  // implies activation checkpointing).
+  std::string shard = "optimizer";
+  // Recompute each decoder layer's forward during backward instead of keeping its activations.
+  bool activation_checkpointing = false;
+  // none | optimizer: AdamW state and master copies live in host memory (pinned on CUDA), the
+  // update runs on the CPU.
+  std::string offload = "none";
+  bool IsDefault() const {
+    return shard == "optimizer" && !activation_checkpointing && offload == "none";
+  }
+};
+
 struct JobSpec {
   std::string name;
   std::filesystem::path model;  // Hugging Face directory (config.json + safetensors)
@@ -111,6 +128,7 @@ struct JobSpec {
   CheckpointSpec checkpoint;
   int log_every = 1;
   ResourcesSpec resources;
+  ParallelSpec parallel;
 };
 
 // Parses and validates YAML text. `base_dir` resolves relative paths; `source` names the text in

@@ -4,6 +4,7 @@
 
 #include "common/error.h"
 #include "common/job_spec.h"
+#include "common/memory_plan.h"
 #include "proto/spec_convert.h"
 #include "server/api_error.h"
 #include "server/job_metrics.h"
@@ -183,6 +184,7 @@ JobSpec Coordinator::ValidateSubmission(const pb::SubmitJobRequest& req) const {
   }
   CheckSubmitLimits(spec, cfg_.submit_limits);  // first: nothing is looked at outside the roots
   CheckJobInputs(spec);
+  CheckJobFitsMemory(spec, cfg_.gpu_memory_gib);  // the memory planner (common/memory_plan.h)
   if (spec.resources.TotalGpus() > cfg_.max_gpus)
     throw ApiError(StatusCode::INVALID_ARGUMENT,
                    "resources.gpus_per_rank: the job needs " +

@@ -44,6 +44,8 @@ struct CoordinatorConfig {
   int max_gpus = 0;      // jobs asking for more GPUs than this never start (0 and a GPU job:
                          // rejected at submit)
   int max_attempts = 3;  // default for submits; at most kMaxAttemptsCap
+  // GiB per GPU; > 0: cuda jobs whose planned peak (common/memory_plan.h) exceeds it are refused.
+  double gpu_memory_gib = 0;
   double heartbeat_timeout_s = 30;
   double launch_timeout_s = 300;  // from launch to Register, not counting a Slurm queue wait
   int heartbeat_interval_ms = 2000;

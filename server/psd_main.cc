@@ -76,6 +76,7 @@ struct PsdOptions {
   int max_jobs = 1;
   int max_cpus = 0;
   int max_gpus = 0;
+  double gpu_memory_gib = 0;
   int max_attempts = 3;
   double heartbeat_timeout = 30;
   double launch_timeout = 300;
@@ -200,6 +201,10 @@ int Run(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   app.add_option("--max-gpus", o.max_gpus, "GPUs for all running jobs")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--gpu-memory", o.gpu_memory_gib,
+                 "GiB per GPU: refuse cuda jobs the memory planner says cannot fit (0: no check)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   app.add_option("--max-attempts", o.max_attempts, "attempts per job (default for submits)")
@@ -364,6 +369,7 @@ int Run(int argc, char** argv) {
   cc.max_jobs = o.max_jobs;
   cc.max_cpus = o.max_cpus;
   cc.max_gpus = o.max_gpus;
+  cc.gpu_memory_gib = o.gpu_memory_gib;
   cc.max_attempts = o.max_attempts;
   cc.heartbeat_timeout_s = o.heartbeat_timeout;
   cc.launch_timeout_s = o.launch_timeout;

@@ -46,6 +46,54 @@ TEST(OverlapUpdateMpi, BitIdenticalToSerialOnEveryRank) {
   }
 }
 
+// Activation checkpointing and the offloaded optimizer on several ranks: the same weights and
+// masks as the plain serial run, on every rank (the same gradients, the same CPU AdamW).
+TEST(OverlapUpdateMpi, CheckpointingAndOffloadMatchThePlainRun) {
+  Communicator& comm = *g_comm;
+  for (bool overlap : {false, true}) {
+    testing::OverlapCase c;
+    c.lambda2 = 0.5;
+    c.overlap_update = overlap;
+    const testing::OverlapRun plain = testing::RunOverlapCase(comm, c);
+    c.activation_checkpointing = true;
+    c.offload = true;
+    const testing::OverlapRun other = testing::RunOverlapCase(comm, c);
+    const std::string what =
+        "rank " + std::to_string(comm.rank()) + " overlap " + std::to_string(overlap);
+    ASSERT_EQ(plain.weights.size(), other.weights.size());
+    for (size_t i = 0; i < other.weights.size(); ++i) {
+      EXPECT_TRUE(torch::equal(plain.weights[i], other.weights[i])) << what << " weight " << i;
+      EXPECT_TRUE(torch::equal(plain.masks[i], other.masks[i])) << what << " mask " << i;
+    }
+    EXPECT_EQ(plain.final_loss, other.final_loss) << what;
+  }
+}
+
+// Sharded parameters on several ranks: each rank trains its rows of every target (gathered per
+// layer, gradients reduce-scattered); the gathered weights and masks equal the optimizer-sharded
+// run's on every rank.
+TEST(OverlapUpdateMpi, ShardedParametersMatchTheOptimizerShardedRun) {
+  Communicator& comm = *g_comm;
+  for (bool overlap : {false, true}) {
+    testing::OverlapCase c;
+    c.lambda2 = 0.5;
+    c.overlap_update = overlap;
+    const testing::OverlapRun plain = testing::RunOverlapCase(comm, c);
+    c.shard_params = true;
+    const testing::OverlapRun sharded = testing::RunOverlapCase(comm, c);
+    const std::string what =
+        "rank " + std::to_string(comm.rank()) + " overlap " + std::to_string(overlap);
+    ASSERT_EQ(plain.weights.size(), sharded.weights.size());
+    for (size_t i = 0; i < sharded.weights.size(); ++i) {
+      EXPECT_TRUE(torch::equal(plain.weights[i], sharded.weights[i])) << what << " weight " << i;
+      EXPECT_TRUE(torch::equal(plain.masks[i], sharded.masks[i])) << what << " mask " << i;
+    }
+    EXPECT_EQ(plain.final_loss, sharded.final_loss) << what;
+    // Every rank holds rows of every target.
+    EXPECT_EQ(sharded.owned, static_cast<int64_t>(sharded.weights.size())) << what;
+  }
+}
+
 // More ranks than sequences in a step: a rank with no data runs no backward, checks the loss
 // before its reduces like the others, and updates what it owns after backward.
 TEST(OverlapUpdateMpi, RanksWithoutDataUpdateAfterBackward) {

@@ -33,8 +33,12 @@ struct ShardedAdamW::SideStream {
 };
 
 ShardedAdamW::ShardedAdamW(std::vector<TrainableTensor> params, Communicator& comm,
-                           AdamWOptions options, torch::ScalarType master_dtype)
-    : params_(std::move(params)), comm_(comm), options_(options), master_dtype_(master_dtype) {
+                           AdamWOptions options, torch::ScalarType master_dtype, bool offload)
+    : params_(std::move(params)),
+      comm_(comm),
+      options_(options),
+      master_dtype_(master_dtype),
+      offload_(offload) {
   std::vector<int64_t> numels;
   for (const auto& p : params_) numels.push_back(p.param.numel());
   plan_ = PlanOwnership(numels, comm_.size());
@@ -44,10 +48,24 @@ ShardedAdamW::ShardedAdamW(std::vector<TrainableTensor> params, Communicator& co
     if (!Owns(i)) continue;
     Slot& s = slots_[i];
     const torch::Tensor& p = params_[i].param;
+    if (offload_) {
+      // Always a copy (never the parameter itself), in host memory; pinned beside a GPU so that
+      // Publish's copies back are DMA transfers.
+      s.master = torch::empty(p.sizes(), torch::dtype(master_dtype_).pinned_memory(p.is_cuda()));
+      s.master.copy_(p.detach());
+      s.exp_avg = torch::zeros(p.sizes(), torch::dtype(master_dtype_));
+      s.exp_avg_sq = torch::zeros(p.sizes(), torch::dtype(master_dtype_));
+      continue;
+    }
     s.master = p.scalar_type() == master_dtype_ ? p.detach() : p.detach().to(master_dtype_);
     s.exp_avg = torch::zeros_like(s.master);
     s.exp_avg_sq = torch::zeros_like(s.master);
   }
+}
+
+torch::Device ShardedAdamW::state_device() const {
+  if (offload_ || params_.empty()) return torch::kCPU;
+  return params_[0].param.device();
 }
 
 ShardedAdamW::~ShardedAdamW() {
@@ -57,6 +75,12 @@ ShardedAdamW::~ShardedAdamW() {
 #endif
   // The hooks point at this object: take them off the (longer-lived) parameters.
   for (size_t i = 0; i < hooks_.size(); ++i) params_[i].param.remove_hook(hooks_[i]);
+}
+
+torch::Tensor ShardedAdamW::ToStateDevice(const torch::Tensor& g) const {
+  // Offloaded: the reduced gradient goes to host memory (a blocking copy: the reduce must be
+  // done before the CPU reads it).
+  return offload_ && !g.device().is_cpu() ? g.to(torch::kCPU) : g;
 }
 
 torch::Tensor& ShardedAdamW::master(size_t i) {
@@ -197,7 +221,7 @@ void ShardedAdamW::LaunchReadyReduces() {
     const size_t i = reduce_order_[next_reduce_];
     if (!pending_[i].defined()) return;
     comm_.ReduceSum(pending_[i], plan_.owner[i]);
-    if (Owns(i)) slots_[i].grad = pending_[i];
+    if (Owns(i)) slots_[i].grad = ToStateDevice(pending_[i]);
     pending_[i] = torch::Tensor();
     ++next_reduce_;
     // In the armed pass (not in ReduceGradients' finish, which clears armed_ first).
@@ -227,7 +251,7 @@ void ShardedAdamW::ReduceGradients() {
     // Sum in the master dtype: a bf16 sum over ranks would lose the low bits of every gradient.
     torch::Tensor g = ReduceBuffer(i, torch::Tensor());
     comm_.ReduceSum(g, plan_.owner[i]);
-    if (Owns(i)) slots_[i].grad = g;
+    if (Owns(i)) slots_[i].grad = ToStateDevice(g);
   }
   comm_.GroupEnd();
 }

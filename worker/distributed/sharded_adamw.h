@@ -51,8 +51,12 @@ struct TrainableTensor {
 
 class ShardedAdamW {
  public:
+  // `offload`: the owned state (master copies, exp_avg, exp_avg_sq) lives in host memory (pinned
+  // when the parameters are on CUDA), reduced gradients are copied there, and AdamW and the
+  // owner-side hooks run on the CPU; Publish copies the masters back into the parameters. The
+  // arithmetic is the CPU's AdamW, so on a CPU job the results equal the non-offloaded run's.
   ShardedAdamW(std::vector<TrainableTensor> params, Communicator& comm, AdamWOptions options,
-               torch::ScalarType master_dtype);
+               torch::ScalarType master_dtype, bool offload = false);
   ~ShardedAdamW();
   ShardedAdamW(const ShardedAdamW&) = delete;
   ShardedAdamW& operator=(const ShardedAdamW&) = delete;
@@ -63,6 +67,9 @@ class ShardedAdamW {
   const OwnershipPlan& plan() const { return plan_; }
   bool Owns(size_t i) const { return plan_.owner[i] == comm_.rank(); }
   int64_t step_count() const { return step_; }
+  bool offloaded() const { return offload_; }
+  // Where masters, gradients and AdamW state of owned tensors live (the CPU when offloaded).
+  torch::Device state_device() const;
 
   // Owned tensors only: the master weights (what AdamW and the prox update) and the summed
   // gradient in the master dtype (valid between ReduceGradients and Step). On one rank the
@@ -112,6 +119,8 @@ class ShardedAdamW {
   // The summed-gradient buffer for tensor i: its full gradient in the master dtype, never aliasing
   // autograd's buffers (the reduce writes into it).
   torch::Tensor ReduceBuffer(size_t i, const torch::Tensor& extra) const;
+  // A reduced gradient where the state lives (host memory when offloaded).
+  torch::Tensor ToStateDevice(const torch::Tensor& g) const;
   bool StepFused(double lr);
   // AdamW on owned tensor i alone, as step number `step` (the fused kernel on CUDA where LibTorch
   // has it, else torch.optim.AdamW's formula term by term).
@@ -124,6 +133,7 @@ class ShardedAdamW {
   Communicator& comm_;
   AdamWOptions options_;
   torch::ScalarType master_dtype_;
+  bool offload_ = false;
   OwnershipPlan plan_;
   std::vector<Slot> slots_;
   int64_t step_ = 0;

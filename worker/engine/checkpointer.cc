@@ -13,6 +13,7 @@
 #include "common/error.h"
 #include "common/file_util.h"
 #include "common/safetensors.h"
+#include "worker/distributed/parallelize_llama.h"
 #include "worker/io/tensor_io.h"
 
 namespace ps {
@@ -52,6 +53,10 @@ int64_t Load(const std::filesystem::path& dir, ShardedAdamW& opt, TrainHooks& ho
     auto f = SafetensorsFile::Open(ShardFile(dir, r));
     for (const auto& t : f->tensors()) state[t.name] = TensorView(*f, t).clone();
   }
+  // Row shards of sharded parameters, cut for this run's rank count.
+  std::vector<std::string> names;
+  for (size_t i = 0; i < opt.size(); ++i) names.push_back(opt.name(i));
+  ReshardRowState(state, names);
   // Every rank restores every parameter (it may own different ones than before) ...
   torch::NoGradGuard no_grad;
   for (size_t i = 0; i < opt.size(); ++i) {

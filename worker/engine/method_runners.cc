@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "worker/data/calibration.h"
 #include "worker/data/sharding.h"
+#include "worker/distributed/parallelize_llama.h"
 #include "worker/engine/history.h"
 #include "worker/engine/owned_tensors.h"
 #include "worker/engine/train_loop.h"
@@ -108,6 +109,7 @@ TrainOptions BaseTrainOptions(const JobSpec& spec, int64_t num_samples) {
   t.seqs_per_step = m.batch_size;
   t.grad_accum = m.grad_accum;
   t.overlap_update = m.overlap_update;
+  t.activation_checkpointing = spec.parallel.activation_checkpointing;
   const int64_t seqs = num_samples * m.epochs;
   t.total_steps = m.max_steps > 0 ? m.max_steps : (seqs + m.batch_size - 1) / m.batch_size;
   t.lr = m.lr;
@@ -263,21 +265,53 @@ json RunProxSparse(LlamaForCausalLM& model, const JobSpec& spec,
     params.push_back({np.key(), np.value()});
     is_target.push_back(target);
   }
-  auto ckpt = std::make_shared<Checkpoint>(Checkpoint::Open(spec.model));
-  const ProxSparseSettings s{spec.pattern, m.lambda1, m.lambda2, m.epsilon, m.hard};
-  ProxSparseHooks hooks(s, is_target,
-                        [ckpt](const std::string& name) { return TensorView(*ckpt, name); });
   TrainOptions t = BaseTrainOptions(spec, static_cast<int64_t>(samples.size()));
   t.checkpoint_dir = out / "checkpoints";
   t.resume = resume;
   t.history_csv = out / "history.csv";
   t.stage = "proxsparse";
+  t.offload_optimizer = spec.parallel.offload == "optimizer";
+  // Sharded parameters (parallel.shard: params): each rank trains its rows of every target
+  // (worker/distributed/parallelize_llama.h).
+  std::unique_ptr<ShardedLinearWeights> sharded;
+  std::unique_ptr<Communicator> one_rank;
+  if (spec.parallel.shard == "params") {
+    if (m.batch_size % comm.size() != 0)
+      throw Error("parallel.shard: params needs method.batch_size (" +
+                  std::to_string(m.batch_size) + ") to be a multiple of the rank count (" +
+                  std::to_string(comm.size()) + "): every rank must run the same passes");
+    sharded = std::make_unique<ShardedLinearWeights>(model.TargetLinears(), comm);
+    params = sharded->Trainables();
+    is_target.assign(params.size(), true);
+    one_rank = MakeLocalCommunicator();
+    t.optimizer_comm = one_rank.get();
+    // The gathered weights are freed after each layer's forward and gathered again for its
+    // backward: the rerun of activation checkpointing (one rank gathers nothing).
+    if (comm.size() > 1) t.activation_checkpointing = true;
+    progress.Log("parallel.shard: params: " + std::to_string(params.size()) +
+                 " target weights sharded by rows over " + std::to_string(comm.size()) +
+                 " rank(s), activation checkpointing " +
+                 (t.activation_checkpointing ? "on" : "off"));
+  }
+  auto ckpt = std::make_shared<Checkpoint>(Checkpoint::Open(spec.model));
+  const ProxSparseSettings s{spec.pattern, m.lambda1, m.lambda2, m.epsilon, m.hard};
+  ProxSparseHooks hooks(s, is_target, [ckpt](const std::string& name) {
+    // W0 of a row shard is those rows of the original.
+    if (auto shard = ParseRowShardName(name))
+      return TensorView(*ckpt, shard->first).narrow(0, shard->second.begin, shard->second.len);
+    return TensorView(*ckpt, name);
+  });
   std::unique_ptr<ShardedAdamW> opt;
   TrainResult r = TrainLoop(model, std::move(params), EpochOrderedSamples(samples, t, spec.seed),
                             hooks, comm, progress, t, &opt);
   ThrowIfInterrupted(r);
+  // Row shards: each rank's top-N mask of its rows, gathered tensor by tensor.
+  for (size_t i = 0; sharded && i < opt->size(); ++i) {
+    torch::Tensor part = hooks.FinalMask(ViewOf(*opt, i)).to(opt->param(i).device(), torch::kUInt8);
+    masks[sharded->weight_name(i)] = sharded->Gather(i, part).cpu().to(torch::kBool);
+  }
   // The top-N mask of the learned weights, from their owners to every rank.
-  for (size_t i = 0; i < opt->size(); ++i) {
+  for (size_t i = 0; !sharded && i < opt->size(); ++i) {
     if (!hooks.is_target(i)) continue;
     torch::Tensor mask = GatherFromOwners(*opt, comm, i, torch::kUInt8,
                                           [&](const OwnedTensor& v) { return hooks.FinalMask(v); });

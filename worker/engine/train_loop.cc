@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "worker/distributed/watchdog.h"
+#include "worker/engine/activation_checkpoint.h"
 #include "worker/engine/batch_planner.h"
 #include "worker/engine/checkpointer.h"
 #include "worker/engine/owned_tensors.h"
@@ -32,8 +33,11 @@ struct StepParts {
 };
 
 // Summed next-token cross entropy of one micro-batch over the step's predicted tokens.
-torch::Tensor MicroBatchLoss(LlamaForCausalLM& model, const MicroBatch& b, int64_t global_tokens) {
-  torch::Tensor logits = model.forward(b.inputs.to(model.device()));
+// With activation checkpointing each decoder layer is rerun in backward (activation_checkpoint.h).
+torch::Tensor MicroBatchLoss(LlamaForCausalLM& model, const MicroBatch& b, int64_t global_tokens,
+                             bool checkpointing) {
+  const torch::Tensor ids = b.inputs.to(model.device());
+  torch::Tensor logits = checkpointing ? CheckpointedForward(model, ids) : model.forward(ids);
   torch::Tensor nll = torch::nn::functional::cross_entropy(
       logits.reshape({-1, logits.size(-1)}).to(torch::kFloat32),
       b.labels.to(model.device()).reshape({-1}),
@@ -53,7 +57,8 @@ StepStats TrainStep(int64_t step, StepParts& p) {
   // The method's regulariser joins the loss once per step, on rank 0, after the first forward.
   const bool owes_extra = p.comm.rank() == 0;
   for (size_t k = 0; k < batch.micro.size(); ++k) {
-    torch::Tensor loss = MicroBatchLoss(p.model, batch.micro[k], batch.global_tokens);
+    torch::Tensor loss = MicroBatchLoss(p.model, batch.micro[k], batch.global_tokens,
+                                        p.options.activation_checkpointing);
     if (k == 0 && owes_extra) {
       if (torch::Tensor extra = p.hooks.ExtraLoss(); extra.defined()) loss = loss + extra;
     }
@@ -90,8 +95,9 @@ TrainResult TrainLoop(LlamaForCausalLM& model, std::vector<TrainableTensor> para
                       std::unique_ptr<ShardedAdamW>* optimizer_out) {
   if (samples.empty()) throw Error("training needs at least one calibration sample");
   if (options.total_steps <= 0) throw Error("training needs at least one step");
-  auto opt =
-      std::make_unique<ShardedAdamW>(std::move(params), comm, AdamWOptions{}, options.master_dtype);
+  auto opt = std::make_unique<ShardedAdamW>(
+      std::move(params), options.optimizer_comm ? *options.optimizer_comm : comm, AdamWOptions{},
+      options.master_dtype, options.offload_optimizer);
   if (options.overlap_communication) opt->EnableOverlap();
   auto update = MakeUpdateStrategy(options.overlap_update, *opt, hooks, comm, model.device(),
                                    progress, options.checkpoint_dir.string());

@@ -10,6 +10,8 @@
 
 namespace ps {
 
+class Communicator;
+
 struct TrainOptions {
   int64_t total_steps = 0;
   int64_t seqs_per_step = 1;  // global batch, in sequences
@@ -31,6 +33,16 @@ struct TrainOptions {
   // (implies overlap_communication); same results as the serial update. Falls back to the serial
   // update, with a log line, for hooks that do not SupportsTensorUpdates().
   bool overlap_update = false;
+  // Recompute each decoder layer's forward in backward (activation_checkpoint.h): same loss and
+  // gradients, activations of one layer instead of all (parallel.activation_checkpointing).
+  bool activation_checkpointing = false;
+  // The optimizer's state and masters in host memory, AdamW and the owner-side hooks on the CPU
+  // (ShardedAdamW's offload; parallel.offload: optimizer).
+  bool offload_optimizer = false;
+  // The optimizer's communicator when it is not the loop's: with sharded parameters
+  // (parallelize_llama.h) each rank's shards already hold summed gradients, so the optimizer runs
+  // on a one-rank communicator over them while the loop's collectives span the job.
+  Communicator* optimizer_comm = nullptr;
 };
 
 struct TrainResult {

@@ -1,6 +1,7 @@
 // psworker: runs one pruning job. Two ways:
 //   psworker --local JOB.yaml [--output DIR] [--resume] [--set KEY=VALUE ...]   no coordinator
 //   psworker --job JOB.yaml --output DIR --coordinator ADDR --job-id ID [--attempt N] [--resume]
+//   psworker --plan JOB.yaml [--ranks N] [--gpu-memory GiB]   predicted memory per rank, no run
 // Under mpirun/srun every rank runs the same command; rank 0 writes the outputs and reports.
 // Exit codes: 0 done, 1 failed, 2 bad command line, 3 stopped (SIGTERM/cancel) after a checkpoint.
 //
@@ -15,6 +16,7 @@
 #include "common/error.h"
 #include "common/file_util.h"
 #include "common/job_spec.h"
+#include "common/memory_plan.h"
 #include "common/progress.h"
 #include "worker/distributed/communicator_factory.h"
 #include "worker/distributed/watchdog.h"
@@ -53,7 +55,30 @@ int main(int argc, char** argv) {
                  "(default: $PS_RESULT_RETRY_S, else until the job's time limit runs out)");
 #endif
   [[maybe_unused]] const auto started = std::chrono::steady_clock::now();
+  std::string plan_job;
+  int plan_ranks = 0;
+  double plan_gpu_gib = 0;
+  app.add_option("--plan", plan_job,
+                 "print the predicted peak memory per rank of this job and whether it fits; exit "
+                 "0 when it fits, 4 when it does not (docs/distributed.md)");
+  app.add_option("--ranks", plan_ranks, "with --plan: rank count (default: resources.ranks)");
+  app.add_option(
+      "--gpu-memory", plan_gpu_gib,
+      "with --plan: memory per GPU in GiB (cuda jobs; cpu jobs use resources.memory_gb)");
   CLI11_PARSE(app, argc, argv);
+  if (!plan_job.empty()) {
+    try {
+      ps::JobSpec spec = ps::LoadJobSpecWithOverrides(plan_job, overrides);
+      ps::PlanInput in =
+          ps::PlanInputFromJob(spec, ps::LoadModelShape(spec.model), plan_ranks, plan_gpu_gib);
+      ps::MemoryPlan p = ps::PlanMemory(in);
+      std::cout << ps::DescribePlan(in, p);
+      return p.fits ? 0 : 4;
+    } catch (const std::exception& e) {
+      std::cerr << "psworker: error: " << e.what() << "\n";
+      return 1;
+    }
+  }
   const std::string file = local_job.empty() ? job : local_job;
   if (file.empty()) {
     std::cerr << "psworker: give a job file with --local JOB.yaml\n" << app.help();

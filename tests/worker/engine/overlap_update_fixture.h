@@ -13,6 +13,7 @@
 #include "common/progress.h"
 #include "tests/worker/models/tiny_models.h"
 #include "worker/distributed/communicator.h"
+#include "worker/distributed/parallelize_llama.h"
 #include "worker/engine/train_loop.h"
 #include "worker/methods/nm_mask.h"
 #include "worker/methods/proxsparse.h"
@@ -26,7 +27,10 @@ struct OverlapCase {
   double lambda2 = 0.0;
   HardMode hard = HardMode::kNone;
   torch::ScalarType dtype = torch::kFloat32;  // the model's; the master is fp32
-  bool per_tensor_hooks = true;  // false: hooks that do not support the overlapped update
+  bool per_tensor_hooks = true;           // false: hooks that do not support the overlapped update
+  bool activation_checkpointing = false;  // TrainOptions::activation_checkpointing
+  bool offload = false;                   // TrainOptions::offload_optimizer
+  bool shard_params = false;  // targets sharded by rows (parallelize_llama.h), as the runner does
 };
 
 struct OverlapRun {
@@ -77,8 +81,18 @@ inline OverlapRun RunOverlapCase(Communicator& comm, const OverlapCase& c, int s
   auto [params, is_target] = TrainTargetsOnly(*model);
   ProxSparseSettings s{NMPattern{2, 4}, 0.05, c.lambda2, 0.1, c.hard};
   auto w0 = [original](const std::string& name) -> torch::Tensor {
+    if (auto shard = ParseRowShardName(name))
+      return original->named_parameters()[shard->first].detach().narrow(0, shard->second.begin,
+                                                                        shard->second.len);
     return original->named_parameters()[name].detach();
   };
+  std::unique_ptr<ShardedLinearWeights> sharded;
+  std::unique_ptr<Communicator> one_rank;
+  if (c.shard_params) {
+    sharded = std::make_unique<ShardedLinearWeights>(model->TargetLinears(), comm);
+    params = sharded->Trainables();
+    one_rank = MakeLocalCommunicator();
+  }
   std::unique_ptr<ProxSparseHooks> hooks =
       c.per_tensor_hooks ? std::make_unique<ProxSparseHooks>(s, is_target, w0)
                          : std::make_unique<SerialOnlyHooks>(s, is_target, w0);
@@ -90,12 +104,20 @@ inline OverlapRun RunOverlapCase(Communicator& comm, const OverlapCase& c, int s
   o.warmup_ratio = 0.5;  // the learning rate changes every step
   o.master_dtype = torch::kFloat32;
   o.overlap_update = c.overlap_update;
+  o.activation_checkpointing = c.activation_checkpointing;
+  o.offload_optimizer = c.offload;
+  if (sharded) {
+    o.optimizer_comm = one_rank.get();
+    o.activation_checkpointing = comm.size() > 1;
+  }
   LogSink sink;
   std::unique_ptr<ShardedAdamW> opt;
   TrainResult r = TrainLoop(*model, params, TinySamples(8, 10, 3), *hooks, comm, sink, o, &opt);
   OverlapRun run;
   for (size_t i = 0; i < params.size(); ++i) {
-    run.weights.push_back(params[i].param.detach().to(torch::kFloat32).clone());
+    torch::Tensor w = params[i].param.detach();
+    if (sharded) w = sharded->Gather(i, w);
+    run.weights.push_back(w.to(torch::kFloat32).clone());
     run.masks.push_back(TopNMaskUnchecked(run.weights.back().abs(), NMPattern{2, 4}));
     run.owned += opt->Owns(i);
   }

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Sharded parameters (parallel.shard: params) on CPU, on the default model with the small
+# acceptance job:
+#   equivalence  1, 2 and 4 ranks with sharded parameters give the masks of today's 1-rank run
+#                (optimizer sharding); compare_runs prints how many groups differ (0 expected);
+#   kill -9      rank 1 of a 2-rank sharded run killed after its first checkpoint ends the job;
+#   resume       from that checkpoint on 4 ranks and on 1 rank (other rank counts: the row shards
+#                are cut anew) gives the uninterrupted run's masks.
+# Usage: sharded_params_acceptance.sh MPIEXEC PSWORKER COMPARE_RUNS SHARED_DATA [WORKDIR]
+set -uo pipefail
+mpiexec=$1 psworker=$2 compare=$3 data=$4
+work=${5:-$(mktemp -d /tmp/ps_sharded.XXXXXX)}
+if [[ ! -d $data/codelm-19m ]]; then echo "SKIP: no $data/codelm-19m"; exit 0; fi
+mkdir -p "$work"
+mpirun=("$mpiexec" --allow-run-as-root --oversubscribe)
+fail=0
+check() { if ! "$@"; then echo "FAIL: $*"; fail=1; fi; }
+
+source "$(dirname "$0")/acceptance_job.sh"
+run() {  # run NP JOB OUT [args...]: 1 rank runs without mpirun
+  local np=$1 job=$2 out=$3; shift 3
+  if [[ $np == 1 ]]; then "$psworker" --local "$job" --output "$out" "$@"
+  else "${mpirun[@]}" -np "$np" "$psworker" --local "$job" --output "$out" "$@"; fi
+}
+
+acceptance_job "$work/plain.yaml" "$data" 8 1.0e-3
+cp "$work/plain.yaml" "$work/sharded.yaml"
+printf 'parallel:\n  shard: params\n' >>"$work/sharded.yaml"
+
+echo "== today's path, 1 rank"
+run 1 "$work/plain.yaml" "$work/r1" >"$work/r1.log" 2>&1 || { echo "FAIL: 1 rank"; tail -20 "$work/r1.log"; fail=1; }
+echo "== sharded parameters: 1, 2 and 4 ranks"
+for np in 1 2 4; do
+  run $np "$work/sharded.yaml" "$work/s$np" >"$work/s$np.log" 2>&1 || { echo "FAIL: sharded, $np ranks"; tail -20 "$work/s$np.log"; fail=1; }
+  check grep -q "parallel.shard: params" "$work/s$np.log"
+  check "$compare" "$work/r1" "$work/s$np"
+done
+
+echo "== kill -9 a rank of a 2-rank sharded run, resume on 4 and on 1 rank"
+out=$work/killed
+run 2 "$work/sharded.yaml" "$out" >"$work/killed.log" 2>&1 &
+launcher=$!
+victim=""
+for _ in $(seq 1 1200); do  # wait for the first complete checkpoint (at most 120 s)
+  if compgen -G "$out/checkpoints/step-*/manifest.json" >/dev/null; then
+    for p in $(pgrep -f -- "--output $out"); do
+      if tr '\0' '\n' </proc/$p/environ 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=1; then victim=$p; fi
+    done
+    [[ -n $victim ]] && break
+  fi
+  sleep 0.1
+done
+if [[ -z $victim ]]; then
+  echo "FAIL: no checkpoint or no rank 1 to kill"; fail=1; wait $launcher
+else
+  kill -9 "$victim"
+  wait $launcher; rc=$?
+  echo "killed rank 1 (pid $victim); mpirun exited $rc"
+  check test "$rc" -ne 0
+  if [[ -f $out/masks.safetensors ]]; then echo "FAIL: the run finished before the kill"; fail=1; fi
+  ls "$out/checkpoints"
+  cp -r "$out" "$work/killed-1"
+  for np in 4 1; do
+    dir=$out; [[ $np == 1 ]] && dir=$work/killed-1
+    run $np "$work/sharded.yaml" "$dir" --resume >"$dir.resume$np.log" 2>&1 || { echo "FAIL: resume on $np"; tail -20 "$dir.resume$np.log"; fail=1; }
+    check grep -q "resumed from" "$dir.resume$np.log"
+    check "$compare" "$work/r1" "$dir"
+  done
+fi
+
+[[ $fail == 0 ]] && rm -rf "$work"
+exit $fail
