@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include "common/error.h"
+#include "proto/result_convert.h"
 #include "proto/spec_convert.h"
 #include "proxsparse/v1/worker_service.grpc.pb.h"
 
@@ -158,6 +159,9 @@ void WorkerReporter::Result(bool ok, std::string_view message,
   req.set_ok(ok);
   req.set_message(std::string(message));
   req.set_output_dir(output_dir.empty() ? "" : std::filesystem::absolute(output_dir).string());
+  if (ok)
+    if (auto summary = SummarizeReportIn(output_dir))
+      *req.mutable_result() = ResultToProto(*summary);
   pb::ReportResultResponse resp;
   grpc::Status st = Retry(opts_.retry_for, [&] {
     auto ctx = MakeContext(impl_->token, 5s, true);

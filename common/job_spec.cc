@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -365,11 +367,30 @@ JobSpec LoadJobSpec(const fs::path& file) {
   return ParseJobSpec(ReadFile(abs), abs.parent_path(), file.string());
 }
 
+namespace {
+
+// A double in the fewest significant digits that read back as the same value ("0.1", not
+// "0.10000000000000001"), so the canonical YAML shows what the user wrote.
+struct Shortest {
+  double v;
+};
+
+YAML::Emitter& operator<<(YAML::Emitter& e, Shortest s) {
+  int p = 1;
+  char buf[64];
+  for (; p < 17; ++p) {
+    std::snprintf(buf, sizeof buf, "%.*g", p, s.v);
+    if (std::strtod(buf, nullptr) == s.v) break;
+  }
+  return e << YAML::DoublePrecision(p) << s.v;
+}
+
+}  // namespace
+
 std::string JobSpecToYaml(const JobSpec& s) {
   const auto& allowed = MethodKeys().at(s.method.name);
   auto uses = [&](const char* k) { return allowed.count(k) > 0; };
   YAML::Emitter e;
-  e.SetDoublePrecision(17);
   e << YAML::BeginMap;
   e << YAML::Key << "name" << YAML::Value << YAML::DoubleQuoted << s.name;
   e << YAML::Key << "model" << YAML::Value << s.model.string();
@@ -381,13 +402,13 @@ std::string JobSpecToYaml(const JobSpec& s) {
   e << YAML::Key << "method" << YAML::Value << YAML::BeginMap;
   e << YAML::Key << "name" << YAML::Value << m.name;
   if (uses("lambda1")) {
-    e << YAML::Key << "lambda1" << YAML::Value << m.lambda1;
-    e << YAML::Key << "lambda2" << YAML::Value << m.lambda2;
-    e << YAML::Key << "epsilon" << YAML::Value << m.epsilon;
+    e << YAML::Key << "lambda1" << YAML::Value << Shortest{m.lambda1};
+    e << YAML::Key << "lambda2" << YAML::Value << Shortest{m.lambda2};
+    e << YAML::Key << "epsilon" << YAML::Value << Shortest{m.epsilon};
   }
   if (uses("lr")) {
-    e << YAML::Key << "lr" << YAML::Value << m.lr;
-    e << YAML::Key << "warmup_ratio" << YAML::Value << m.warmup_ratio;
+    e << YAML::Key << "lr" << YAML::Value << Shortest{m.lr};
+    e << YAML::Key << "warmup_ratio" << YAML::Value << Shortest{m.warmup_ratio};
     e << YAML::Key << "epochs" << YAML::Value << m.epochs;
     e << YAML::Key << "max_steps" << YAML::Value << m.max_steps;
     e << YAML::Key << "batch_size" << YAML::Value << m.batch_size;
@@ -401,21 +422,21 @@ std::string JobSpecToYaml(const JobSpec& s) {
   if (uses("hard")) e << YAML::Key << "hard" << YAML::Value << m.hard;
   if (uses("blocksize")) {
     e << YAML::Key << "blocksize" << YAML::Value << m.blocksize;
-    e << YAML::Key << "percdamp" << YAML::Value << m.percdamp;
+    e << YAML::Key << "percdamp" << YAML::Value << Shortest{m.percdamp};
   }
   if (uses("tau")) {
-    e << YAML::Key << "tau" << YAML::Value << YAML::Flow << YAML::BeginSeq << m.tau[0] << m.tau[1]
-      << YAML::EndSeq;
-    e << YAML::Key << "kappa" << YAML::Value << YAML::Flow << YAML::BeginSeq << m.kappa[0]
-      << m.kappa[1] << YAML::EndSeq;
+    e << YAML::Key << "tau" << YAML::Value << YAML::Flow << YAML::BeginSeq << Shortest{m.tau[0]}
+      << Shortest{m.tau[1]} << YAML::EndSeq;
+    e << YAML::Key << "kappa" << YAML::Value << YAML::Flow << YAML::BeginSeq << Shortest{m.kappa[0]}
+      << Shortest{m.kappa[1]} << YAML::EndSeq;
     e << YAML::Key << "prior" << YAML::Value << m.prior;
-    e << YAML::Key << "prior_alpha" << YAML::Value << m.prior_alpha;
-    e << YAML::Key << "sparse_reg" << YAML::Value << m.sparse_reg;
+    e << YAML::Key << "prior_alpha" << YAML::Value << Shortest{m.prior_alpha};
+    e << YAML::Key << "sparse_reg" << YAML::Value << Shortest{m.sparse_reg};
   }
   e << YAML::EndMap;
   e << YAML::Key << "masked_update" << YAML::Value << YAML::BeginMap;
   e << YAML::Key << "steps" << YAML::Value << s.masked_update.steps;
-  e << YAML::Key << "lr" << YAML::Value << s.masked_update.lr;
+  e << YAML::Key << "lr" << YAML::Value << Shortest{s.masked_update.lr};
   e << YAML::EndMap;
   e << YAML::Key << "calibration" << YAML::Value << YAML::BeginMap;
   if (!s.calibration.path.empty())
@@ -442,7 +463,7 @@ std::string JobSpecToYaml(const JobSpec& s) {
   e << YAML::Key << "ranks" << YAML::Value << s.resources.ranks;
   e << YAML::Key << "gpus_per_rank" << YAML::Value << s.resources.gpus_per_rank;
   e << YAML::Key << "cpus_per_rank" << YAML::Value << s.resources.cpus_per_rank;
-  e << YAML::Key << "memory_gb" << YAML::Value << s.resources.memory_gb;
+  e << YAML::Key << "memory_gb" << YAML::Value << Shortest{s.resources.memory_gb};
   e << YAML::Key << "time_limit_minutes" << YAML::Value << s.resources.time_limit_minutes;
   e << YAML::EndMap;
   e << YAML::EndMap;

@@ -167,6 +167,7 @@ pb::ProgressEvent ProgressToProto(const ProgressEvent& e) {
   p.set_step(e.step);
   p.set_total_steps(e.total_steps);
   p.set_stage(e.stage);
+  p.set_unit(e.unit);
   auto known = [](double v) { return !std::isnan(v); };
   if (known(e.loss)) p.set_loss(e.loss);
   if (known(e.nm_ratio)) p.set_nm_ratio(e.nm_ratio);
@@ -188,6 +189,7 @@ ProgressEvent ProgressFromProto(const pb::ProgressEvent& p) {
   e.step = p.step();
   e.total_steps = p.total_steps();
   e.stage = p.stage();
+  e.unit = p.unit();
   if (p.has_loss()) e.loss = p.loss();
   if (p.has_nm_ratio()) e.nm_ratio = p.nm_ratio();
   if (p.has_mid_ratio()) e.mid_ratio = p.mid_ratio();

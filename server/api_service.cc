@@ -5,6 +5,7 @@
 #include <chrono>
 #include <fstream>
 
+#include "common/version.h"
 #include "proto/spec_convert.h"
 #include "server/api_error.h"
 #include "server/artifacts.h"
@@ -207,6 +208,16 @@ class JobServiceImpl final : public pb::JobService::Service {
         offset += f.gcount();
         if (!writer->Write(chunk)) return Status(StatusCode::CANCELLED, "client went away");
       } while (f);
+      return Status::OK;
+    });
+  }
+  Status GetVersion(ServerContext* ctx, const pb::GetVersionRequest*,
+                    pb::VersionInfo* resp) override {
+    return Guard(api_, ctx, "JobService/GetVersion", [&] {
+      resp->set_version(ProjectVersion());
+      resp->set_api(kApiVersion);
+      resp->set_launcher(api_.coordinator->LauncherName());
+      resp->set_build_type(BuildType());
       return Status::OK;
     });
   }

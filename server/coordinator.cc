@@ -178,6 +178,19 @@ pb::Job Coordinator::Submit(const pb::SubmitJobRequest& req) {
                        std::to_string(cfg_.max_cpus) + " (psd --max-cpus)");
   if (req.max_attempts() < 0)
     throw ApiError(StatusCode::INVALID_ARGUMENT, "max_attempts: must be >= 0");
+  if (req.dry_run()) {  // valid: show the job as it would be queued, store nothing
+    pb::Job job;
+    job.set_name(spec.name);
+    *job.mutable_spec() = JobSpecToProto(spec);
+    job.set_spec_yaml(JobSpecToYaml(spec));
+    job.set_original_yaml(req.yaml());
+    job.set_spec_hash(JobSpecHash(spec));
+    job.set_max_attempts(req.max_attempts() > 0 ? req.max_attempts() : cfg_.max_attempts);
+    job.set_launcher(launcher_->Name());
+    job.set_checkpoint_step(-1);
+    job.set_message("dry run: valid, not submitted");
+    return job;
+  }
 
   pb::Job job;
   job.set_id(store_.NextId());
@@ -335,6 +348,13 @@ void Coordinator::Result(const pb::ReportResultRequest& req) {
   e.job.set_result_output_dir(req.output_dir());
   if (req.ok()) {
     e.job.set_result_ok(true);
+    *e.job.mutable_result() = req.result();
+    // The worker deleted its training checkpoints after success: none is current any more.
+    if (req.result().checkpoints_removed()) {
+      e.job.set_checkpoint_step(-1);
+      e.job.clear_checkpoint_dir();
+      e.job.clear_checkpoint_time();
+    }
     Transition(e, pb::JOB_STATE_SUCCEEDED, req.message().empty() ? "finished" : req.message());
     // The worker exits by itself; one that lingers is stopped after a grace period.
     if (!e.job.launcher_id().empty()) {

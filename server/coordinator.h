@@ -73,6 +73,7 @@ class Coordinator {
     return JobDir(id) / "logs" / "worker.log";
   }
   const CoordinatorConfig& config() const { return cfg_; }
+  std::string LauncherName() const { return launcher_->Name(); }
   uint64_t failures_total() const { return failures_total_; }
 
  private:

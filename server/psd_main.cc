@@ -21,6 +21,7 @@
 #include "server/api_service.h"
 #include "server/coordinator.h"
 #include "server/job_store.h"
+#include "server/result_metrics.h"
 
 #ifndef PS_VERSION
 #define PS_VERSION "dev"
@@ -102,6 +103,19 @@ std::pair<std::string, int> SplitHostPort(const std::string& addr, const char* f
   }
 }
 
+// Every job the coordinator knows, for the result gauges.
+std::vector<proxsparse::v1::Job> AllJobs(Coordinator& c) {
+  std::vector<proxsparse::v1::Job> all;
+  proxsparse::v1::ListJobsRequest req;
+  req.set_page_size(1000);
+  for (;;) {
+    auto page = c.List(req);
+    for (auto& j : *page.mutable_jobs()) all.push_back(std::move(j));
+    if (page.next_page_token().empty()) return all;
+    req.set_page_token(page.next_page_token());
+  }
+}
+
 void DeclareMetrics(MetricsRegistry& m) {
   using T = MetricsRegistry::Type;
   m.Declare("proxsparse_up", T::kGauge, "1 while psd serves");
@@ -132,6 +146,7 @@ void DeclareMetrics(MetricsRegistry& m) {
   m.Declare("proxsparse_worker_gpu_memory_bytes", T::kGauge, "GPU memory in use (NVML)");
   m.Declare("proxsparse_worker_gpu_utilization_ratio", T::kGauge, "GPU utilisation 0..1 (NVML)");
   DeclareApiMetrics(m);
+  DeclareResultMetrics(m);
 }
 
 std::string DefaultWorkerBin() {
@@ -217,7 +232,8 @@ int Run(int argc, char** argv) {
   try {
     app.parse(args);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help / --version: 0; any bad command line: 2 (docs/exit-codes.md), not CLI11's own codes.
+    return app.exit(e) == 0 ? 0 : 2;
   }
 
   if (o.data_dir.empty()) o.data_dir = "psd-data";
@@ -313,6 +329,7 @@ int Run(int argc, char** argv) {
   if (!o.metrics_listen.empty()) {
     http.Get("/metrics", [&](const httplib::Request&, httplib::Response& res) {
       coordinator.FillMetrics(metrics);
+      FillResultMetrics(metrics, AllJobs(coordinator), coordinator.config().finished_metrics_s);
       metrics.Set("proxsparse_up", {}, 1);
       metrics.Clear("proxsparse_job_failures_total");
       metrics.Add("proxsparse_job_failures_total", {},

@@ -3,41 +3,19 @@
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
 
+#include <CLI/CLI.hpp>
+
 #include "common/error.h"
 
 namespace ps {
 
-std::string FlagValue(const std::vector<std::string>& args, size_t& i) {
-  if (i + 1 >= args.size()) throw Error(args[i] + " needs a value");
-  return args[++i];
-}
-
-bool ModelArgs::Parse(const std::vector<std::string>& args, size_t& i) {
-  const std::string& a = args[i];
-  if (a == "--model") {
-    model = FlagValue(args, i);
-  } else if (a == "--device") {
-    device = FlagValue(args, i);
-  } else if (a == "--dtype") {
-    dtype = FlagValue(args, i);
-  } else if (a == "--threads") {
-    std::string v = FlagValue(args, i);
-    try {
-      threads = std::stoi(v);
-    } catch (const std::exception&) {
-      throw Error("--threads: not a number: '" + v + "'");
-    }
-  } else {
-    return false;
-  }
-  return true;
-}
-
-const char* ModelArgs::Help() {
-  return "  --model DIR          Hugging Face model directory (required)\n"
-         "  --device cpu|cuda    where to run (default cpu)\n"
-         "  --dtype fp32|bf16|fp16  compute dtype (default fp32)\n"
-         "  --threads N          CPU threads (default: one per core)\n";
+void ModelArgs::Add(CLI::App& app) {
+  app.add_option("--model", model, "Hugging Face model directory")->required();
+  app.add_option("--device", device, "where to run")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
+  app.add_option("--dtype", dtype, "compute dtype: fp32, bf16 or fp16")->capture_default_str();
+  app.add_option("--threads", threads, "CPU threads (default: one per core)");
 }
 
 std::shared_ptr<LlamaForCausalLM> ModelArgs::Load() const {

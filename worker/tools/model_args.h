@@ -9,6 +9,10 @@
 #include "worker/models/llama_checkpoint.h"
 #include "worker/tokenizers/tokenizer.h"
 
+namespace CLI {
+class App;
+}
+
 namespace ps {
 
 struct ModelArgs {
@@ -17,14 +21,10 @@ struct ModelArgs {
   std::string dtype = "fp32";
   int threads = 0;  // 0: LibTorch's default (one per core)
 
-  // Consumes args[i] (and its value) if it is one of the shared flags; returns false otherwise.
-  bool Parse(const std::vector<std::string>& args, size_t& i);
-  static const char* Help();
+  // Declares --model (required), --device, --dtype, --threads on a pstool command.
+  void Add(CLI::App& app);
   // Applies --threads, checks --device, loads the model.
   std::shared_ptr<LlamaForCausalLM> Load() const;
 };
-
-// The value following args[i] (advancing i), or a ps::Error naming the flag.
-std::string FlagValue(const std::vector<std::string>& args, size_t& i);
 
 }  // namespace ps

@@ -37,7 +37,11 @@ int main(int argc, char** argv) {
   ps::ReporterOptions reporter_options;
   ps::AddReporterFlags(app, reporter_options);
 #endif
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;  // bad command line: 2 (docs/exit-codes.md)
+  }
   const std::string file = local_job.empty() ? job : local_job;
   if (file.empty()) {
     std::cerr << "psworker: give a job file with --local JOB.yaml\n" << app.help();
