@@ -310,6 +310,33 @@ JobSpec ParseRoot(const YAML::Node& root, const ParseContext& ctx) {
   }
   s.output = r.Path("output");
   {
+    // A list of artifact kinds, each once; the packed ones only for 2:4.
+    YAML::Node pn = r.Node("publish");
+    s.publish = JobSpec::DefaultPublish(s.pattern);
+    if (pn && !pn.IsNull()) {
+      if (!pn.IsSequence() || pn.size() == 0)
+        ctx.Fail("publish", "must be a non-empty list of: model, compressed-tensors, native, masks",
+                 &pn);
+      s.publish.clear();
+      for (size_t i = 0; i < pn.size(); ++i) {
+        const std::string key = "publish[" + std::to_string(i) + "]";
+        std::string v = pn[i].IsScalar() ? pn[i].Scalar() : "";
+        if (v != "model" && v != "compressed-tensors" && v != "native" && v != "masks")
+          ctx.Fail(key, "'" + v + "' is not one of model | compressed-tensors | native | masks",
+                   &pn);
+        if (std::find(s.publish.begin(), s.publish.end(), v) != s.publish.end())
+          ctx.Fail(key, "'" + v + "' is listed twice", &pn);
+        s.publish.push_back(v);
+      }
+      const bool packed = s.Publishes("compressed-tensors") || s.Publishes("native");
+      if (packed && !(s.pattern == k2of4))
+        ctx.Fail("publish",
+                 "compressed-tensors and native hold 2:4 weights; pattern is " +
+                     s.pattern.ToString() + " (publish: [model, masks])",
+                 &pn);
+    }
+  }
+  {
     MapReader c(r.Node("checkpoint"), "checkpoint", ctx);
     s.checkpoint.every_steps = c.Int("every_steps", 50, 0);
     c.Finish();
@@ -455,6 +482,12 @@ std::string JobSpecToYaml(const JobSpec& s) {
   EmitPaths(e, s.evaluation.tasks);
   e << YAML::EndMap;
   if (!s.output.empty()) e << YAML::Key << "output" << YAML::Value << s.output.string();
+  // Only when not the default, so that jobs written before the key existed keep their hash.
+  if (s.publish != JobSpec::DefaultPublish(s.pattern)) {
+    e << YAML::Key << "publish" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+    for (const auto& p : s.publish) e << p;
+    e << YAML::EndSeq;
+  }
   e << YAML::Key << "checkpoint" << YAML::Value << YAML::BeginMap;
   e << YAML::Key << "every_steps" << YAML::Value << s.checkpoint.every_steps;
   e << YAML::EndMap;
@@ -552,7 +585,7 @@ bool operator==(const JobSpec& a, const JobSpec& b) {
                     s.masked_update.lr, s.calibration.path, s.calibration.format,
                     s.calibration.samples, s.calibration.seqlen, s.calibration.sampling,
                     s.evaluation.ppl, s.evaluation.ctx, s.evaluation.max_windows,
-                    s.evaluation.tasks, s.output, s.checkpoint.every_steps, s.log_every,
+                    s.evaluation.tasks, s.output, s.publish, s.checkpoint.every_steps, s.log_every,
                     s.resources.ranks, s.resources.gpus_per_rank, s.resources.cpus_per_rank,
                     s.resources.memory_gb, s.resources.time_limit_minutes);
   };

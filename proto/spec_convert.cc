@@ -57,6 +57,7 @@ pb::JobSpec JobSpecToProto(const JobSpec& s) {
   p.set_output(s.output.string());
   p.mutable_checkpoint()->set_every_steps(s.checkpoint.every_steps);
   p.set_log_every(s.log_every);
+  for (const auto& x : s.publish) p.add_publish(x);
   auto* r = p.mutable_resources();
   r->set_ranks(s.resources.ranks);
   r->set_gpus_per_rank(s.resources.gpus_per_rank);
@@ -144,6 +145,8 @@ JobSpec JobSpecFromProto(const pb::JobSpec& p) {
     root["evaluation"] = y;
   }
   str(root, "output", p.output());
+  if (p.publish_size())  // empty: the default for the pattern
+    root["publish"] = std::vector<std::string>(p.publish().begin(), p.publish().end());
   if (p.has_checkpoint()) root["checkpoint"]["every_steps"] = p.checkpoint().every_steps();
   num(root, "log_every", p.log_every());
   if (p.has_resources()) {

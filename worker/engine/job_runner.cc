@@ -20,6 +20,7 @@
 #include "worker/engine/method_runners.h"
 #include "worker/engine/proxsparse_hooks.h"
 #include "worker/engine/pruned_model.h"
+#include "worker/engine/publish_artifacts.h"
 #include "worker/engine/train_loop.h"
 #include "worker/eval/perplexity.h"
 #include "worker/io/tensor_io.h"
@@ -272,7 +273,7 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
     progress.Log("publishing masks and the pruned model to " + out.string());
     const auto t_publish = Clock::now();
     const std::string base_hash = data["model"]["sha256"].get<std::string>();
-    WriteMasks(out / "masks.safetensors", masks, spec, base_hash);
+    if (spec.Publishes("masks")) WriteMasks(out / "masks.safetensors", masks, spec, base_hash);
     std::map<std::string, torch::Tensor> weights;
     if (weights_changed) {
       for (const auto& l : model->TargetLinears())
@@ -319,6 +320,7 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
                           {"frozen_weights", !weights_changed},
                           {"valid", violations == 0 && (weights_changed || changed_kept == 0)}};
     report["published"] = {{"tensors", ps.tensors}, {"replaced", ps.replaced}, {"bytes", ps.bytes}};
+    report["artifacts"] = PublishArtifacts(spec, out, report, progress);
     report["wall_seconds"] = Since(t0);
     report["peak_rss_bytes"] = PeakRssBytes();
     report["checkpoints_removed"] = !options.keep_checkpoints;

@@ -15,6 +15,9 @@ class App;
 
 namespace ps {
 
+// True for a compressed-tensors (sparsity_config in config.json) or native 2:4 directory.
+bool IsPackedArtifact(const std::filesystem::path& dir);
+
 struct ModelArgs {
   std::string model;
   std::string device = "cpu";
@@ -23,7 +26,8 @@ struct ModelArgs {
 
   // Declares --model (required), --device, --dtype, --threads on a pstool command.
   void Add(CLI::App& app);
-  // Applies --threads, checks --device, loads the model.
+  // Applies --threads, checks --device, loads the model. A 2:4 artifact directory
+  // (compressed-tensors sparse-24-bitmask or native, docs/artifacts.md) is unpacked first.
   std::shared_ptr<LlamaForCausalLM> Load() const;
 };
 
