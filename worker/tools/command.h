@@ -16,11 +16,17 @@ class App;
 namespace ps {
 
 struct Command {
+  using Setup = std::function<std::function<int()>(CLI::App& app)>;
+  using RawRun = std::function<int(const std::vector<std::string>& args)>;
+  Command() = default;
+  Command(std::string s, Setup f) : summary(std::move(s)), setup(std::move(f)) {}
+  Command(std::string s, std::nullptr_t, RawRun f) : summary(std::move(s)), run_raw(std::move(f)) {}
+
   std::string summary;
   // Declares the options on `app`; the returned function runs the command (exit code).
-  std::function<std::function<int()>(CLI::App& app)> setup;
+  Setup setup;
   // Commands with their own parser (bench-sparse's GPU benches) get the raw arguments instead.
-  std::function<int(const std::vector<std::string>& args)> run_raw;
+  RawRun run_raw;
 };
 
 std::map<std::string, Command>& Commands();
