@@ -9,6 +9,7 @@
 #include "proto/spec_convert.h"
 #include "server/api_error.h"
 #include "server/artifacts.h"
+#include "server/hub_models.h"
 
 namespace ps {
 
@@ -98,7 +99,15 @@ class JobServiceImpl final : public pb::JobService::Service {
 
   Status SubmitJob(ServerContext* ctx, const pb::SubmitJobRequest* req, pb::Job* resp) override {
     return Guard(api_, ctx, "JobService/SubmitJob", [&] {
-      *resp = api_.coordinator->Submit(*req);
+      // An hf:// model is downloaded into psd's cache first; the job names the local copy.
+      const std::string yaml = ResolveHubModel(req->yaml(), api_.hub_cache);
+      if (yaml == req->yaml()) {
+        *resp = api_.coordinator->Submit(*req);
+      } else {
+        pb::SubmitJobRequest local = *req;
+        local.set_yaml(yaml);
+        *resp = api_.coordinator->Submit(local);
+      }
       return Status::OK;
     });
   }

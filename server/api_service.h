@@ -3,6 +3,7 @@
 // mapping, and the gRPC request metrics.
 #pragma once
 
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -16,7 +17,8 @@ namespace ps {
 struct ApiContext {
   Coordinator* coordinator;
   MetricsRegistry* metrics;
-  std::string token;  // empty: no authentication
+  std::string token;                // empty: no authentication
+  std::filesystem::path hub_cache;  // where hf:// models are downloaded (server/hub_models.h)
 };
 
 std::unique_ptr<proxsparse::v1::JobService::Service> MakeJobService(ApiContext ctx);

@@ -40,6 +40,7 @@ struct PsdOptions {
   std::string metrics_listen = "127.0.0.1:9464";
   std::string advertise;
   std::string data_dir;
+  std::string hub_cache;
   std::string db;
   std::string launcher = "local";
   std::string worker_bin;
@@ -174,6 +175,8 @@ int Run(int argc, char** argv) {
   app.add_option("--advertise", o.advertise,
                  "address workers use to reach psd (default: the listen address)");
   app.add_option("--data-dir", o.data_dir, "job directories and the store (default ./psd-data)");
+  app.add_option("--hub-cache", o.hub_cache,
+                 "where model: hf://ORG/NAME jobs are downloaded (default DATA_DIR/hub)");
   app.add_option("--db", o.db, "SQLite store (default DATA_DIR/psd.db)");
   app.add_option("--launcher", o.launcher, "local | slurm | kubernetes")
       ->check(CLI::IsMember({"local", "slurm", "kubernetes"}))
@@ -300,7 +303,8 @@ int Run(int argc, char** argv) {
   }
   auto coordinator_ptr = std::make_unique<Coordinator>(cc, store, std::move(launcher));
   Coordinator& coordinator = *coordinator_ptr;
-  ApiContext api{&coordinator, &metrics, token};
+  ApiContext api{&coordinator, &metrics, token,
+                 o.hub_cache.empty() ? data_dir / "hub" : fs::absolute(o.hub_cache)};
   auto job_service = MakeJobService(api);
   auto worker_service = MakeWorkerService(api);
   grpc::ServerBuilder builder;

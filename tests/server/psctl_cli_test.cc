@@ -2,8 +2,10 @@
 // -o table|wide|json|yaml (the YAML parsed back and compared field by field with the JSON),
 // the result summary, --set, --dry-run, version, completion scripts, typos and exit codes.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cstdlib>
 #include <filesystem>
 
 #include "common/file_util.h"
@@ -254,6 +256,47 @@ TEST_F(PsctlCliTest, CompletionScripts) {
     EXPECT_EQ(check.rc, 0) << check.err;
   }
   EXPECT_EQ(Ctl({"completion", "fish"}).rc, 2);
+}
+
+// model: hf://ORG/NAME: psd downloads it (from a loopback stand-in Hub) into its cache before the
+// job is queued, and the job names the cached snapshot; a missing repository is refused at submit.
+TEST_F(PsctlCliTest, HubModelIsFetchedIntoPsdsCache) {
+  const fs::path root = dir_ / "hub";
+  fs::create_directories(root / "acme" / "tiny");
+  WriteFileAtomic(root / "acme/tiny/config.json",
+                  R"({"hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4,
+                      "head_dim": 16})");
+  WriteFileAtomic(root / "acme/tiny/model.safetensors", std::string(4096, 'w'));
+  pid_t hub = Spawn(
+      {"/usr/bin/env", "python3", std::string(PS_SOURCE_DIR) + "/tests/worker/tools/fake_hub.py",
+       root.string(), (dir_ / "hub.port").string(), (dir_ / "hub.log").string()},
+      dir_ / "hub.out");
+  ASSERT_TRUE(WaitFor([&] { return fs::exists(dir_ / "hub.port"); }, 20))
+      << ReadFile(dir_ / "hub.out");
+  ::setenv("HF_ENDPOINT", ("http://127.0.0.1:" + ReadFile(dir_ / "hub.port")).c_str(), 1);
+  ::unsetenv("HF_TOKEN");
+  Psd& psd = StartPsd();
+  ::unsetenv("HF_ENDPOINT");
+  WriteFileAtomic(dir_ / "calib.txt", "some calibration text\n");
+  WriteFileAtomic(dir_ / "hub.yaml",
+                  "name: step_s=0.01\nmodel: hf://acme/tiny  # from the Hub\n"
+                  "calibration: {path: calib.txt}\nmethod: {name: proxsparse, max_steps: 2}\n");
+  CmdResult r = Ctl({"submit", (dir_ / "hub.yaml").string(), "-w", "--server", psd.address()});
+  // A repository that is not there is an error naming the model, at submit.
+  WriteFileAtomic(dir_ / "missing.yaml",
+                  "model: hf://acme/missing\ncalibration: {path: calib.txt}\n");
+  CmdResult missing = Ctl({"submit", (dir_ / "missing.yaml").string(), "--server", psd.address()});
+  ::kill(hub, SIGTERM);
+  EXPECT_EQ(missing.rc, 3) << missing.err;
+  EXPECT_NE(missing.err.find("model: hf://acme/missing"), std::string::npos) << missing.err;
+  EXPECT_NE(missing.err.find("no such repository"), std::string::npos) << missing.err;
+  ASSERT_EQ(r.rc, 0) << r.out << r.err << ReadFile(psd.log());
+  const std::string id = r.out.substr(0, r.out.find('\n'));
+  const std::string model = psd.GetJob(id)["spec"]["model"];
+  EXPECT_EQ(model, (dir_ / "psd/hub/models--acme--tiny/snapshots/"
+                           "3f1c9a7e5b2d4c6a8e0f1b3d5c7e9a1b2c4d6e8f")
+                       .string());
+  EXPECT_EQ(ReadFile(fs::path(model) / "config.json"), ReadFile(root / "acme/tiny/config.json"));
 }
 
 TEST_F(PsctlCliTest, TyposAndExitCodes) {
