@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "common/file_util.h"
@@ -91,6 +92,15 @@ std::string FormatPerplexity(double ppl) {
   if (std::isinf(ppl)) return "inf";
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.2f", ppl);
+  return buf;
+}
+
+std::string FormatShortest(double v) {
+  char buf[40];
+  for (int p = 1; p <= 17; ++p) {
+    std::snprintf(buf, sizeof buf, "%.*g", p, v);
+    if (std::strtod(buf, nullptr) == v) break;
+  }
   return buf;
 }
 

@@ -44,5 +44,7 @@ std::string FormatResultCell(const ResultSummary& s);
 std::string FormatPercentChange(double ratio);
 // Perplexity with two decimals ("4.76"), "nan"/"inf" as such.
 std::string FormatPerplexity(double ppl);
+// The fewest significant digits that read back as `v` ("0.1", "4", "1e-05").
+std::string FormatShortest(double v);
 
 }  // namespace ps

@@ -82,6 +82,14 @@ TEST(ResultSummary, MissingFieldsStayUnknown) {
   EXPECT_FALSE(SummarizeReportIn("/nonexistent/dir"));
 }
 
+TEST(ResultSummary, ShortestNumbers) {
+  EXPECT_EQ(FormatShortest(0.1), "0.1");
+  EXPECT_EQ(FormatShortest(4.0), "4");
+  EXPECT_EQ(FormatShortest(1e-5), "1e-05");
+  EXPECT_EQ(FormatShortest(0.1 + 0.2), "0.30000000000000004");
+  EXPECT_EQ(FormatShortest(-2.5), "-2.5");
+}
+
 // Canonical job YAML prints floats in the fewest digits that read back exactly.
 TEST(CanonicalYaml, ShortestRoundTripFloats) {
   JobSpec s = ParseJobSpec(
