@@ -260,7 +260,9 @@ std::string FindVerb(const CLI::App& app, int argc, char** argv) {
 
 // "unknown command" with the closest verb, before CLI11 would report it as an extra argument.
 bool CheckVerb(const CLI::App& app, const std::string& verb) {
-  if (verb.empty() || app.get_subcommand_ptr(verb) != nullptr) return true;
+  if (verb.empty()) return true;
+  for (const CLI::App* sub : app.get_subcommands({}))
+    if (sub->check_name(verb)) return true;
   std::string best;
   size_t best_d = std::string::npos;
   for (const CLI::App* sub : app.get_subcommands({})) {
