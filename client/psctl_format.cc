@@ -232,8 +232,8 @@ std::vector<std::string> ResultLines(const pb::Job& j) {
 }
 
 std::string JobsTable(const std::vector<pb::Job>& jobs, bool wide) {
-  std::vector<std::string> head = {"ID",   "NAME", "METHOD", "STATE",   "ATTEMPT", "STEP",
-                                   "LOSS", "N:M",  "PPL",    "CREATED", "MESSAGE"};
+  std::vector<std::string> head = {"ID",   "NAME", "METHOD", "STATE", "ATTEMPT", "STEP",
+                                   "LOSS", "N:M",  "PPL",    "TOOK",  "CREATED", "MESSAGE"};
   if (wide)
     head = {"ID",  "NAME", "METHOD",    "PATTERN", "STATE",    "ATTEMPT", "STEP",   "LOSS",
             "N:M", "PPL",  "BASELINES", "TOOK",    "LAUNCHER", "CREATED", "MESSAGE"};
@@ -255,7 +255,7 @@ std::string JobsTable(const std::vector<pb::Job>& jobs, bool wide) {
     else
       rows.push_back({j.id(), j.name().empty() ? "-" : j.name(), j.spec().method().name(),
                       JobStateName(j.state()), attempt, StepText(j), loss, NmText(j), ppl,
-                      Age(j.create_time()), msg});
+                      TookText(j), Age(j.create_time()), msg});
   }
   return FormatTable(rows);
 }
