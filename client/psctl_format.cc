@@ -71,7 +71,13 @@ std::string YamlScalar(const nlohmann::ordered_json& j) {
     const auto& s = j.get_ref<const std::string&>();
     return IsPlainYamlSafe(s) ? s : j.dump();  // JSON's escapes are valid YAML double quotes
   }
-  return j.dump();  // null, true/false, numbers (shortest round trip)
+  std::string s = j.dump();  // null, true/false, numbers (shortest round trip)
+  // YAML 1.1 floats need a '.' in the mantissa: "1e-05" would read back as a string there.
+  if (j.is_number_float() && s.find('.') == std::string::npos) {
+    const size_t e = s.find_first_of("eE");
+    if (e != std::string::npos) s.insert(e, ".0");
+  }
+  return s;
 }
 
 // A literal block keeps a multi-line text readable; only for text it reproduces exactly.

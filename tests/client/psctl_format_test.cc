@@ -29,7 +29,7 @@ TEST(PsctlYaml, BlockStyleRoundTrips) {
     "spec_yaml": "name: a\nmethod:\n  name: proxsparse\n",
     "odd": "line one \nline two", "tab": "a\tb",
     "list": [{"a": 1, "b": {"c": "2:4"}}, "x", [1, 2], []],
-    "nested": {"deep": {"deeper": [1.5, "1.5"]}}
+    "nested": {"deep": {"deeper": [1.5, "1.5"]}}, "small": 1e-05, "big": 1e+20
   })");
   std::string y = JsonToYaml(j);
   EXPECT_NE(y.find("pattern: \"2:4\"\n"), std::string::npos) << y;
@@ -59,6 +59,10 @@ TEST(PsctlYaml, BlockStyleRoundTrips) {
   EXPECT_EQ(n["list"][3].size(), 0u);
   EXPECT_EQ(n["nested"]["deep"]["deeper"][0].as<double>(), 1.5);
   EXPECT_EQ(n["nested"]["deep"]["deeper"][1].Tag(), "!");
+  // Exponent floats keep a '.' so that YAML 1.1 readers see a float.
+  EXPECT_NE(y.find("small: 1.0e-05\n"), std::string::npos) << y;
+  EXPECT_NE(y.find("big: 1.0e+20\n"), std::string::npos) << y;
+  EXPECT_EQ(n["small"].as<double>(), 1e-05);
 }
 
 }  // namespace

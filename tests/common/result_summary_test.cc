@@ -93,7 +93,8 @@ TEST(ResultSummary, ShortestNumbers) {
 // Canonical job YAML prints floats in the fewest digits that read back exactly.
 TEST(CanonicalYaml, ShortestRoundTripFloats) {
   JobSpec s = ParseJobSpec(
-      "model: m\nmethod: {name: proxsparse, lambda1: 0.1, lr: 1.0e-4, epsilon: 0.3}\n"
+      "model: m\ncalibration: {path: c.txt}\n"
+      "method: {name: proxsparse, lambda1: 0.1, lr: 1.0e-4, epsilon: 0.3}\n"
       "resources: {memory_gb: 2.5}\n",
       "/base", "test");
   std::string y = JobSpecToYaml(s);
@@ -114,7 +115,7 @@ TEST(CanonicalYaml, ShortestRoundTripFloats) {
 TEST(YamlOverrides, SetsDottedKeys) {
   std::string y = ApplyYamlOverrides("name: a\nmethod: {name: proxsparse}\n",
                                      {"method.lambda1=2", "resources.ranks=4", "name=b"}, "f");
-  JobSpec s = ParseJobSpec("model: m\n" + y, "/base", "test");
+  JobSpec s = ParseJobSpec("model: m\ncalibration: {path: c.txt}\n" + y, "/base", "test");
   EXPECT_EQ(s.method.lambda1, 2.0);
   EXPECT_EQ(s.resources.ranks, 4);
   EXPECT_EQ(s.name, "b");

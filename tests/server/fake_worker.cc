@@ -132,7 +132,7 @@ int main(int argc, char** argv) {
             ", \"baselines\": {\"magnitude\": {\"eval.txt\": {\"perplexity\": 12.5}}}"
             ", \"validity\": {\"valid\": true, \"layers\": [{\"groups\": 300, "
             "\"nm_sparse_fraction\": 1.0}, {\"groups\": 100, \"nm_sparse_fraction\": 0.5}]}"
-            ", \"wall_seconds\": 92.5, \"checkpoints_removed\": " +
+            ", \"wall_seconds\": 92.0, \"checkpoints_removed\": " +
             (rm_ckpt ? "true" : "false") + "}\n");
     rep.Result(true, "finished " + std::to_string(total) + " steps", output);
     return 0;
