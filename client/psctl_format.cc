@@ -4,10 +4,13 @@
 #include <google/protobuf/util/time_util.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cctype>
 #include <cstdio>
 
 #include "common/error.h"
 #include "common/progress.h"
+#include "common/result_summary.h"
+#include "proto/result_convert.h"
 #include "proto/spec_convert.h"
 
 namespace ps {
@@ -17,10 +20,13 @@ using google::protobuf::util::TimeUtil;
 
 OutputFormat ParseOutputFormat(const std::string& s) {
   if (s == "table") return OutputFormat::kTable;
+  if (s == "wide") return OutputFormat::kWide;
   if (s == "json") return OutputFormat::kJson;
   if (s == "yaml") return OutputFormat::kYaml;
-  throw Error("-o: '" + s + "' is not one of table | json | yaml");
+  throw Error("-o: '" + s + "' is not one of table | wide | json | yaml");
 }
+
+bool IsTableFormat(OutputFormat f) { return f == OutputFormat::kTable || f == OutputFormat::kWide; }
 
 std::string MessageToJson(const google::protobuf::Message& m) {
   google::protobuf::util::JsonPrintOptions o;
@@ -33,10 +39,113 @@ std::string MessageToJson(const google::protobuf::Message& m) {
 }
 
 std::string MessageToYaml(const google::protobuf::Message& m) {
-  YAML::Node n = YAML::Load(MessageToJson(m));  // JSON is YAML; re-emit in block style
-  YAML::Emitter e;
-  e << n;
-  return std::string(e.c_str()) + "\n";
+  return JsonToYaml(nlohmann::ordered_json::parse(MessageToJson(m)));
+}
+
+bool IsPlainYamlSafe(const std::string& s) {
+  // Plain only for word-like text that starts with a letter, '_' or '/': never a number,
+  // timestamp, sexagesimal ("2:4"), float (".5", ".inf"), alias, tag, comment or indicator.
+  if (s.empty()) return false;
+  const char c0 = s.front();
+  if (!(std::isalpha(static_cast<unsigned char>(c0)) || c0 == '_' || c0 == '/')) return false;
+  if (s.back() == ' ') return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    const bool ok = std::isalnum(c) || c == '_' || c == '.' || c == '/' || c == '-' ||
+                    (c == ' ' && s[i + 1] != ' ');
+    if (!ok) return false;
+  }
+  std::string lower;
+  for (char c : s) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  static const char* kReserved[] = {"y",    "n",     "yes",  "no",  "on", "off",
+                                    "true", "false", "null", "nan", "inf"};
+  for (const char* r : kReserved)
+    if (lower == r) return false;
+  return true;
+}
+
+namespace {
+
+std::string YamlScalar(const nlohmann::ordered_json& j) {
+  if (j.is_string()) {
+    const auto& s = j.get_ref<const std::string&>();
+    return IsPlainYamlSafe(s) ? s : j.dump();  // JSON's escapes are valid YAML double quotes
+  }
+  std::string s = j.dump();  // null, true/false, numbers (shortest round trip)
+  // YAML 1.1 floats need a '.' in the mantissa: "1e-05" would read back as a string there.
+  if (j.is_number_float() && s.find('.') == std::string::npos) {
+    const size_t e = s.find_first_of("eE");
+    if (e != std::string::npos) s.insert(e, ".0");
+  }
+  return s;
+}
+
+// A literal block keeps a multi-line text readable; only for text it reproduces exactly.
+bool LiteralBlockSafe(const std::string& s) {
+  if (s.size() < 2 || s.back() != '\n' || s[s.size() - 2] == '\n') return false;
+  if (s.front() == ' ' || s.front() == '\n') return false;
+  for (unsigned char c : s)
+    if ((c < 0x20 && c != '\n') || c == 0x7f) return false;
+  for (size_t i = 0; i + 1 < s.size(); ++i)
+    if (s[i] == ' ' && s[i + 1] == '\n') return false;  // trailing blanks are easily lost
+  return true;
+}
+
+void EmitYaml(const nlohmann::ordered_json& j, int indent, std::string& out) {
+  const std::string pad(static_cast<size_t>(indent), ' ');
+  auto value_after_key = [&](const nlohmann::ordered_json& v) {
+    if (v.is_object() && !v.empty()) {
+      out += "\n";
+      EmitYaml(v, indent + 2, out);
+    } else if (v.is_array() && !v.empty()) {
+      out += "\n";
+      EmitYaml(v, indent, out);  // "- " items at the key's indentation, as kubectl prints them
+    } else if (v.is_object()) {
+      out += " {}\n";
+    } else if (v.is_array()) {
+      out += " []\n";
+    } else if (v.is_string() && v.get_ref<const std::string&>().find('\n') != std::string::npos &&
+               LiteralBlockSafe(v.get_ref<const std::string&>())) {
+      out += " |\n";
+      const auto& s = v.get_ref<const std::string&>();
+      size_t start = 0;
+      while (start < s.size()) {
+        size_t nl = s.find('\n', start);
+        std::string line = s.substr(start, nl - start);
+        out += line.empty() ? "\n" : pad + "  " + line + "\n";
+        start = nl + 1;
+      }
+    } else {
+      out += " " + YamlScalar(v) + "\n";
+    }
+  };
+  if (j.is_object()) {
+    for (const auto& [k, v] : j.items()) {
+      out += pad + YamlScalar(nlohmann::ordered_json(k)) + ":";
+      value_after_key(v);
+    }
+  } else if (j.is_array()) {
+    for (const auto& item : j) {
+      if ((item.is_object() || item.is_array()) && !item.empty()) {
+        std::string sub;
+        EmitYaml(item, indent + 2, sub);
+        out += pad + "- " + sub.substr(static_cast<size_t>(indent) + 2);
+      } else {
+        out += pad + "-";
+        value_after_key(item);
+      }
+    }
+  } else {
+    out += pad + YamlScalar(j) + "\n";
+  }
+}
+
+}  // namespace
+
+std::string JsonToYaml(const nlohmann::ordered_json& j) {
+  std::string out;
+  EmitYaml(j, 0, out);
+  return out;
 }
 
 std::string Render(const google::protobuf::Message& m, OutputFormat f) {
@@ -134,21 +243,63 @@ std::string StepText(const pb::Job& j) {
   return s;
 }
 
+// The N:M fraction to show: the published model's once the job has a result (the last training
+// step's ratio is not what was published), else the last progress report's.
+std::string NmText(const pb::Job& j) {
+  if (j.has_result() && j.result().has_nm_fraction())
+    return Fixed(j.result().nm_fraction() * 100, 1) + "%";
+  if (j.progress().has_nm_ratio()) return Fixed(j.progress().nm_ratio() * 100, 1) + "%";
+  return "-";
+}
+
+std::string BaselinesText(const pb::Job& j) {
+  if (!j.has_result() || j.result().perplexity().empty()) return "-";
+  std::string out;
+  for (const auto& [m, p] : j.result().perplexity(0).baselines())
+    out += (out.empty() ? "" : ",") + m + "=" + FormatPerplexity(p);
+  return out.empty() ? "-" : out;
+}
+
+std::string TookText(const pb::Job& j) {
+  if (j.has_result() && j.result().has_wall_seconds())
+    return FormatDuration(j.result().wall_seconds());
+  if (j.has_start_time() && j.has_end_time())
+    return FormatDuration(static_cast<double>((j.end_time() - j.start_time()).seconds()));
+  return "-";
+}
+
 }  // namespace
 
-std::string JobsTable(const std::vector<pb::Job>& jobs) {
-  std::vector<std::vector<std::string>> rows = {
-      {"ID", "NAME", "METHOD", "STATE", "ATTEMPT", "STEP", "LOSS", "N:M", "CREATED", "MESSAGE"}};
+std::vector<std::string> ResultLines(const pb::Job& j) {
+  if (!j.has_result()) return {};
+  return FormatResultLines(ResultFromProto(j.result()));
+}
+
+std::string JobsTable(const std::vector<pb::Job>& jobs, bool wide) {
+  std::vector<std::string> head = {"ID",   "NAME", "METHOD", "STATE", "ATTEMPT", "STEP",
+                                   "LOSS", "N:M",  "PPL",    "TOOK",  "CREATED", "MESSAGE"};
+  if (wide)
+    head = {"ID",  "NAME", "METHOD",    "PATTERN", "STATE",    "ATTEMPT", "STEP",   "LOSS",
+            "N:M", "PPL",  "BASELINES", "TOOK",    "LAUNCHER", "CREATED", "MESSAGE"};
+  std::vector<std::vector<std::string>> rows = {head};
   for (const auto& j : jobs) {
     const auto& p = j.progress();
     std::string msg = j.message();
-    if (msg.size() > 60) msg = msg.substr(0, 57) + "...";
-    rows.push_back({j.id(), j.name().empty() ? "-" : j.name(), j.spec().method().name(),
-                    JobStateName(j.state()),
-                    std::to_string(j.attempt()) + "/" + std::to_string(j.max_attempts()),
-                    StepText(j), p.has_loss() ? Fixed(p.loss(), 4) : "-",
-                    p.has_nm_ratio() ? Fixed(p.nm_ratio() * 100, 1) + "%" : "-",
-                    Age(j.create_time()), msg});
+    if (!wide && msg.size() > 60) msg = msg.substr(0, 57) + "...";
+    const std::string ppl = j.has_result() ? FormatResultCell(ResultFromProto(j.result())) : "-";
+    const std::string attempt =
+        std::to_string(j.attempt()) + "/" + std::to_string(j.max_attempts());
+    const std::string loss = p.has_loss() ? Fixed(p.loss(), 4) : "-";
+    if (wide)
+      rows.push_back({j.id(), j.name().empty() ? "-" : j.name(), j.spec().method().name(),
+                      j.spec().pattern(), JobStateName(j.state()), attempt, StepText(j), loss,
+                      NmText(j), ppl, BaselinesText(j), TookText(j),
+                      j.launcher() + (j.launcher_id().empty() ? "" : ":" + j.launcher_id()),
+                      Age(j.create_time()), msg});
+    else
+      rows.push_back({j.id(), j.name().empty() ? "-" : j.name(), j.spec().method().name(),
+                      JobStateName(j.state()), attempt, StepText(j), loss, NmText(j), ppl,
+                      TookText(j), Age(j.create_time()), msg});
   }
   return FormatTable(rows);
 }
@@ -169,13 +320,26 @@ std::string JobDetails(const pb::Job& j) {
       {"heartbeat:", Age(j.heartbeat_time())},
       {"checkpoint:", j.checkpoint_step() >= 0 ? "step " + std::to_string(j.checkpoint_step()) +
                                                      " in " + j.checkpoint_dir()
-                                               : "-"},
+                      : j.result().checkpoints_removed() ? "- (removed after success)"
+                                                         : "-"},
       {"outputs:", j.output_dir()},
       {"spec hash:", j.spec_hash()},
   };
   if (j.has_progress())
     rows.push_back(
         {"progress:", FormatProgressLine(ProgressFromProto(j.progress()), 0, j.spec().pattern())});
+  if (j.has_result()) {
+    rows.push_back({"N:M:", NmText(j) + " of target groups " + j.spec().pattern() +
+                                " in the published model" +
+                                (j.result().valid() ? "" : " (NOT valid)")});
+    rows.push_back({"took:", TookText(j)});
+    bool first = true;
+    for (const auto& line : ResultLines(j)) {
+      if (line.rfind("published:", 0) == 0) continue;  // shown as N:M and took above
+      rows.push_back({first ? "perplexity:" : "", line});
+      first = false;
+    }
+  }
   std::string out = FormatTable(rows);
   if (j.history_size()) {
     out += "history:\n";

@@ -1,4 +1,5 @@
-// psctl: the command line for psd. Exit codes (docs/service.md):
+// psctl: the command line for psd. Global options go before or after the verb, as with kubectl
+// (`psctl list -o json`, `psctl get ID --server X`). Exit codes (docs/exit-codes.md):
 //   0 ok (watch / submit --watch: the job SUCCEEDED)   1 other error   2 bad usage
 //   3 invalid job file or argument   4 no such job or artifact   5 psd unreachable
 //   6 authentication failed   10 the job FAILED   11 the job was CANCELLED
@@ -14,12 +15,15 @@
 #include <thread>
 
 #include "client/channel.h"
+#include "client/psctl_completion.h"
 #include "client/psctl_format.h"
 #include "common/bounded_read.h"
 #include "common/error.h"
 #include "common/file_util.h"
 #include "common/job_spec.h"
 #include "common/progress.h"
+#include "common/version.h"
+#include "common/yaml_overrides.h"
 #include "proto/spec_convert.h"
 #include "proxsparse/v1/job_service.grpc.pb.h"
 
@@ -29,6 +33,10 @@ namespace {
 namespace fs = std::filesystem;
 namespace pb = proxsparse::v1;
 using namespace std::chrono_literals;
+
+std::string info_string(const nlohmann::ordered_json& j, const char* key) {
+  return j.contains(key) ? j.at(key).get<std::string>() : std::string("?");
+}
 
 enum Exit {
   kOk = 0,
@@ -162,7 +170,7 @@ int ExitForState(pb::JobState s) {
 int Watch(Client& c, const std::string& id) {
   pb::WatchJobRequest req;
   req.set_id(id);
-  bool tty = ::isatty(STDERR_FILENO) && c.format() == OutputFormat::kTable;
+  bool tty = ::isatty(STDERR_FILENO) && IsTableFormat(c.format());
   bool bar_open = false;
   pb::Job last;
   pb::JobState shown = pb::JOB_STATE_UNSPECIFIED;
@@ -175,11 +183,11 @@ int Watch(Client& c, const std::string& id) {
     while (reader->Read(&ev)) {
       last = ev.job();
       reconnects = 0;
-      if (c.format() != OutputFormat::kTable) {
+      if (!IsTableFormat(c.format())) {
         std::cout << MessageToJson(ev).substr(0) << std::flush;
         continue;
       }
-      if (last.state() != shown) {
+      if (last.state() != shown && !IsTerminal(last.state())) {  // the end is printed below
         if (bar_open) std::fputc('\n', stderr);
         bar_open = false;
         std::fprintf(stderr, "%s %s: %s\n", last.id().c_str(), JobStateName(last.state()).c_str(),
@@ -212,9 +220,10 @@ int Watch(Client& c, const std::string& id) {
     std::this_thread::sleep_for(2s);
   }
   if (bar_open) std::fputc('\n', stderr);
-  if (c.format() == OutputFormat::kTable) {
+  if (IsTableFormat(c.format())) {
     std::printf("%s %s: %s\n", last.id().c_str(), JobStateName(last.state()).c_str(),
                 EscapeControl(last.message()).c_str());
+    for (const auto& line : ResultLines(last)) std::printf("%s\n", EscapeControl(line).c_str());
     if (last.state() == pb::JOB_STATE_SUCCEEDED)
       std::printf("outputs: %s\n(psctl artifacts %s --download DIR fetches them)\n",
                   last.output_dir().c_str(), last.id().c_str());
@@ -224,9 +233,64 @@ int Watch(Client& c, const std::string& id) {
   return ExitForState(last.state());
 }
 
+// Edit distance, for "did you mean" on a mistyped verb.
+size_t Distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// The verb of a command line, skipping global options and their values; "" when there is none.
+std::string FindVerb(const CLI::App& app, int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--") return i + 1 < argc ? argv[i + 1] : "";
+    if (a.size() > 1 && a[0] == '-') {
+      if (a.find('=') != std::string::npos) continue;
+      for (const CLI::Option* o : app.get_options())
+        if (o->get_type_size() != 0 && o->check_name(a)) ++i;  // its value follows
+      continue;
+    }
+    return a;
+  }
+  return "";
+}
+
+// "unknown command" with the closest verb, before CLI11 would report it as an extra argument.
+bool CheckVerb(const CLI::App& app, const std::string& verb) {
+  if (verb.empty()) return true;
+  for (const CLI::App* sub : app.get_subcommands({}))
+    if (sub->check_name(verb)) return true;
+  std::string best;
+  size_t best_d = std::string::npos;
+  for (const CLI::App* sub : app.get_subcommands({})) {
+    const std::string& name = sub->get_name();
+    size_t d = Distance(verb, name);
+    if (name.rfind(verb, 0) == 0) d = std::min<size_t>(d, 1);  // a prefix: "wat" -> watch
+    if (d < best_d) best_d = d, best = name;
+  }
+  std::fprintf(stderr, "psctl: unknown command \"%s\"", verb.c_str());
+  if (best_d <= std::max<size_t>(2, verb.size() / 3))
+    std::fprintf(stderr, "; did you mean \"%s\"?", best.c_str());
+  std::fprintf(stderr, "\nRun 'psctl --help' for the commands.\n");
+  return false;
+}
+
 int Main(int argc, char** argv) {
   CLI::App app{"psctl: submit and follow ProxSparse pruning jobs on psd"};
+  app.name("psctl");
   app.require_subcommand(1);
+  // Options of psctl itself may also come after the verb (kubectl's habit).
+  app.fallthrough();
   Globals g;
   app.add_option("--server", g.conn.address, "psd address HOST:PORT (env PSCTL_SERVER)")
       ->capture_default_str();
@@ -235,18 +299,23 @@ int Main(int argc, char** argv) {
   app.add_option("--tls-cert", g.conn.tls_cert, "client certificate for mTLS");
   app.add_option("--tls-key", g.conn.tls_key, "client key for mTLS");
   app.add_option("--tls-server-name", g.conn.tls_server_name, "name expected in psd's cert");
-  app.add_option("-o,--output", g.output, "table | json | yaml")->capture_default_str();
+  app.add_option("-o,--output", g.output, "table | wide | json | yaml")->capture_default_str();
   app.add_option("--timeout", g.timeout_s, "seconds per call")->capture_default_str();
 
   std::string file, id, download, reason;
   bool watch = false, follow = false;
   int max_attempts = 0, limit = 0;
   int64_t tail = 0;
-  std::vector<std::string> states, paths;
+  std::vector<std::string> states, paths, overrides;
+  bool dry_run = false, client_only = false;
+  std::string shell;
   auto* submit = app.add_subcommand("submit", "submit a job file; prints the job id");
   submit->add_option("file", file, "job file (docs/job-file.md)")->required();
   submit->add_flag("--watch,-w", watch, "then follow it to the end (exit code by final state)");
   submit->add_option("--max-attempts", max_attempts, "attempts before FAILED (default: psd's)");
+  submit->add_option("--set", overrides, "override a job key: --set method.lambda1=2 (repeatable)");
+  submit->add_flag("--dry-run", dry_run,
+                   "validate against psd and print the canonical job; submit nothing");
   auto* get = app.add_subcommand("get", "show one job");
   get->add_option("id", id)->required();
   auto* list = app.add_subcommand("list", "list jobs, oldest first");
@@ -269,7 +338,20 @@ int Main(int argc, char** argv) {
   arts->add_option("id", id)->required();
   arts->add_option("--download", download, "download into this directory (sha256-checked)");
   arts->add_option("--path", paths, "only these artifacts (repeatable)");
+  auto* version = app.add_subcommand("version", "print psctl's and psd's versions");
+  version->add_flag("--client", client_only, "psctl's only (no call to psd)");
+  auto* completion = app.add_subcommand("completion", "print a shell completion script");
+  completion->add_option("shell", shell, "bash | zsh")
+      ->required()
+      ->check(CLI::IsMember({"bash", "zsh"}));
+  for (CLI::App* sub : app.get_subcommands({})) sub->fallthrough();
 
+  const std::string verb = FindVerb(app, argc, argv);
+  if (verb == "help") {
+    std::cout << app.help();
+    return kOk;
+  }
+  if (!CheckVerb(app, verb)) return kUsage;
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -277,7 +359,55 @@ int Main(int argc, char** argv) {
     return rc == 0 ? kOk : kUsage;
   }
   try {
+    if (*completion) {
+      std::cout << CompletionScript(app, shell);
+      return kOk;
+    }
     ApplyEnvAndConfig(g, app);
+    try {
+      ParseOutputFormat(g.output);
+    } catch (const Error& e) {
+      std::fprintf(stderr, "psctl: %s\n", e.what());
+      return kUsage;
+    }
+    if (*version) {
+      nlohmann::ordered_json v;
+      v["client"] = {{"name", "psctl"}, {"version", ProjectVersion()}, {"api", kApiVersion}};
+      const OutputFormat format = ParseOutputFormat(g.output);
+      int rc = kOk;
+      std::string server_error;
+      if (!client_only) {
+        Client c(g);
+        pb::VersionInfo info;
+        auto ctx = c.Ctx();
+        grpc::Status st = c.stub().GetVersion(ctx.get(), pb::GetVersionRequest(), &info);
+        if (st.ok()) {
+          v["server"] = {{"name", "psd"},
+                         {"version", info.version()},
+                         {"api", info.api()},
+                         {"launcher", info.launcher()},
+                         {"address", g.conn.address}};
+        } else {
+          CallError e = FromStatus(st, g.conn.address);
+          server_error = e.message;
+          rc = e.code;
+        }
+      }
+      if (format == OutputFormat::kJson) {
+        std::cout << v.dump(2) << "\n";
+      } else if (format == OutputFormat::kYaml) {
+        std::cout << JsonToYaml(v);
+      } else {
+        std::printf("Client: psctl %s (%s)\n", ProjectVersion(), kApiVersion);
+        if (v.contains("server"))
+          std::printf("Server: psd %s (%s, %s launcher) at %s\n",
+                      info_string(v["server"], "version").c_str(),
+                      info_string(v["server"], "api").c_str(),
+                      info_string(v["server"], "launcher").c_str(), g.conn.address.c_str());
+      }
+      if (!server_error.empty()) std::fprintf(stderr, "psctl: server: %s\n", server_error.c_str());
+      return rc;
+    }
     Client c(g);
     if (*submit) {
       pb::SubmitJobRequest req;
@@ -287,18 +417,30 @@ int Main(int argc, char** argv) {
       // strings are UTF-8), and the message must say why.
       std::string text = ReadRegularFileBounded(path, kMaxJobFileBytes, "job file");
       try {
+        if (!overrides.empty()) text = ApplyYamlOverrides(text, overrides, file);
         CheckJobText(text, file);
       } catch (const Error& e) {
         throw CallError{kInvalid, std::string("invalid: ") + e.what()};
       }
       req.set_yaml(text);
       req.set_base_dir(fs::absolute(path).parent_path().string());
-      req.set_source_name(file);
+      req.set_source_name(overrides.empty() ? file : file + " (with --set)");
       req.set_max_attempts(max_attempts);
+      req.set_dry_run(dry_run);
       pb::Job job;
       auto ctx = c.Ctx();
       c.Check(c.stub().SubmitJob(ctx.get(), req, &job));
-      if (c.format() == OutputFormat::kTable) {
+      if (dry_run) {
+        if (IsTableFormat(c.format())) {
+          std::cout << job.spec_yaml();
+          std::fprintf(stderr, "%s is valid (spec hash %s); nothing was submitted\n", file.c_str(),
+                       job.spec_hash().c_str());
+        } else {
+          std::cout << Render(job, c.format());
+        }
+        return kOk;
+      }
+      if (IsTableFormat(c.format())) {
         std::printf("%s\n", job.id().c_str());
         std::fprintf(
             stderr, "submitted %s (%s, %s %s); follow it with: psctl watch %s\n", job.id().c_str(),
@@ -311,7 +453,7 @@ int Main(int argc, char** argv) {
     }
     if (*get) {
       pb::Job job = c.Get(id);
-      std::cout << (c.format() == OutputFormat::kTable ? JobDetails(job) : Render(job, c.format()));
+      std::cout << (IsTableFormat(c.format()) ? JobDetails(job) : Render(job, c.format()));
       return kOk;
     }
     if (*list) {
@@ -327,8 +469,8 @@ int Main(int argc, char** argv) {
         for (const auto& j : page.jobs()) all.push_back(j);
       } while (!page.next_page_token().empty() && (limit <= 0 || (int)all.size() < limit));
       if (limit > 0 && static_cast<int>(all.size()) > limit) all.resize(limit);
-      if (c.format() == OutputFormat::kTable) {
-        std::cout << JobsTable(all);
+      if (IsTableFormat(c.format())) {
+        std::cout << JobsTable(all, c.format() == OutputFormat::kWide);
       } else {
         pb::ListJobsResponse out;
         for (auto& j : all) *out.add_jobs() = j;
@@ -344,7 +486,7 @@ int Main(int argc, char** argv) {
       pb::Job job;
       auto ctx = c.Ctx();
       c.Check(c.stub().CancelJob(ctx.get(), req, &job));
-      if (c.format() == OutputFormat::kTable)
+      if (IsTableFormat(c.format()))
         std::printf("%s %s: %s\n", job.id().c_str(), JobStateName(job.state()).c_str(),
                     EscapeControl(job.message()).c_str());
       else
@@ -358,7 +500,7 @@ int Main(int argc, char** argv) {
       pb::DeleteJobResponse resp;
       auto ctx = c.Ctx();
       c.Check(c.stub().DeleteJob(ctx.get(), req, &resp));
-      if (c.format() == OutputFormat::kTable)
+      if (IsTableFormat(c.format()))
         std::printf(
             "%s deleted%s\n", resp.id().c_str(),
             resp.kept_dir().empty() ? "" : ("; outputs kept in " + resp.kept_dir()).c_str());
@@ -388,7 +530,7 @@ int Main(int argc, char** argv) {
       auto ctx = c.Ctx();
       c.Check(c.stub().ListArtifacts(ctx.get(), req, &resp));
       if (download.empty()) {
-        if (c.format() == OutputFormat::kTable) {
+        if (IsTableFormat(c.format())) {
           if (resp.artifacts_size() == 0)
             std::printf("job %s has no published artifacts yet (in %s)\n", id.c_str(),
                         resp.output_dir().c_str());

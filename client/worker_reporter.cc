@@ -6,6 +6,7 @@
 #include <random>
 
 #include "common/error.h"
+#include "proto/result_convert.h"
 #include "proto/spec_convert.h"
 #include "proxsparse/v1/worker_service.grpc.pb.h"
 
@@ -232,6 +233,9 @@ void WorkerReporter::Result(bool ok, std::string_view message,
   req.set_ok(ok);
   req.set_message(std::string(message));
   req.set_output_dir(output_dir.empty() ? "" : std::filesystem::absolute(output_dir).string());
+  if (ok)
+    if (auto summary = SummarizeReportIn(output_dir))
+      *req.mutable_result() = ResultToProto(*summary);
   pb::ReportResultResponse resp;
   // A success is what the whole run was for: keep offering it for as long as allowed. A failure
   // gets the ordinary budget (psd also learns of it from the exit code).

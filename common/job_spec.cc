@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -354,6 +356,33 @@ JobSpec ParseRoot(const YAML::Node& root, const ParseContext& ctx) {
   }
   s.output = r.Path("output");
   {
+    // A list of artifact kinds, each once; the packed ones only for 2:4.
+    YAML::Node pn = r.Node("publish");
+    s.publish = JobSpec::DefaultPublish(s.pattern);
+    if (pn && !pn.IsNull()) {
+      if (!pn.IsSequence() || pn.size() == 0)
+        ctx.Fail("publish", "must be a non-empty list of: model, compressed-tensors, native, masks",
+                 &pn);
+      s.publish.clear();
+      for (size_t i = 0; i < pn.size(); ++i) {
+        const std::string key = "publish[" + std::to_string(i) + "]";
+        std::string v = pn[i].IsScalar() ? pn[i].Scalar() : "";
+        if (v != "model" && v != "compressed-tensors" && v != "native" && v != "masks")
+          ctx.Fail(key, "'" + v + "' is not one of model | compressed-tensors | native | masks",
+                   &pn);
+        if (std::find(s.publish.begin(), s.publish.end(), v) != s.publish.end())
+          ctx.Fail(key, "'" + v + "' is listed twice", &pn);
+        s.publish.push_back(v);
+      }
+      const bool packed = s.Publishes("compressed-tensors") || s.Publishes("native");
+      if (packed && !(s.pattern == k2of4))
+        ctx.Fail("publish",
+                 "compressed-tensors and native hold 2:4 weights; pattern is " +
+                     s.pattern.ToString() + " (publish: [model, masks])",
+                 &pn);
+    }
+  }
+  {
     MapReader c(r.Node("checkpoint"), "checkpoint", ctx);
     s.checkpoint.every_steps = c.Int("every_steps", 50, 0);
     c.Finish();
@@ -502,6 +531,24 @@ JobSpec LoadJobSpec(const fs::path& file) {
 }
 
 namespace {
+
+// A double in the fewest significant digits that read back as the same value ("0.1", not
+// "0.10000000000000001"), so the canonical YAML shows what the user wrote.
+struct Shortest {
+  double v;
+};
+
+YAML::Emitter& operator<<(YAML::Emitter& e, Shortest s) {
+  int p = 1;
+  char buf[64];
+  for (; p < 17; ++p) {
+    std::snprintf(buf, sizeof buf, "%.*g", p, s.v);
+    if (std::strtod(buf, nullptr) == s.v) break;
+  }
+  return e << YAML::DoublePrecision(p) << s.v;
+}
+
+
 template <class E>
 std::string Spelling(E value) {
   return std::string(ChoiceName(value));
@@ -512,7 +559,6 @@ std::string JobSpecToYaml(const JobSpec& s) {
   const auto& allowed = MethodKeys().at(s.method.name);
   auto uses = [&](const char* k) { return allowed.count(k) > 0; };
   YAML::Emitter e;
-  e.SetDoublePrecision(17);
   e << YAML::BeginMap;
   e << YAML::Key << "name" << YAML::Value << YAML::DoubleQuoted << s.name;
   e << YAML::Key << "model" << YAML::Value << s.model.string();
@@ -524,13 +570,13 @@ std::string JobSpecToYaml(const JobSpec& s) {
   e << YAML::Key << "method" << YAML::Value << YAML::BeginMap;
   e << YAML::Key << "name" << YAML::Value << m.name;
   if (uses("lambda1")) {
-    e << YAML::Key << "lambda1" << YAML::Value << m.lambda1;
-    e << YAML::Key << "lambda2" << YAML::Value << m.lambda2;
-    e << YAML::Key << "epsilon" << YAML::Value << m.epsilon;
+    e << YAML::Key << "lambda1" << YAML::Value << Shortest{m.lambda1};
+    e << YAML::Key << "lambda2" << YAML::Value << Shortest{m.lambda2};
+    e << YAML::Key << "epsilon" << YAML::Value << Shortest{m.epsilon};
   }
   if (uses("lr")) {
-    e << YAML::Key << "lr" << YAML::Value << m.lr;
-    e << YAML::Key << "warmup_ratio" << YAML::Value << m.warmup_ratio;
+    e << YAML::Key << "lr" << YAML::Value << Shortest{m.lr};
+    e << YAML::Key << "warmup_ratio" << YAML::Value << Shortest{m.warmup_ratio};
     e << YAML::Key << "epochs" << YAML::Value << m.epochs;
     e << YAML::Key << "max_steps" << YAML::Value << m.max_steps;
     e << YAML::Key << "batch_size" << YAML::Value << m.batch_size;
@@ -545,21 +591,21 @@ std::string JobSpecToYaml(const JobSpec& s) {
   if (uses("hard")) e << YAML::Key << "hard" << YAML::Value << Spelling(m.hard);
   if (uses("blocksize")) {
     e << YAML::Key << "blocksize" << YAML::Value << m.blocksize;
-    e << YAML::Key << "percdamp" << YAML::Value << m.percdamp;
+    e << YAML::Key << "percdamp" << YAML::Value << Shortest{m.percdamp};
   }
   if (uses("tau")) {
-    e << YAML::Key << "tau" << YAML::Value << YAML::Flow << YAML::BeginSeq << m.tau[0] << m.tau[1]
-      << YAML::EndSeq;
-    e << YAML::Key << "kappa" << YAML::Value << YAML::Flow << YAML::BeginSeq << m.kappa[0]
-      << m.kappa[1] << YAML::EndSeq;
+    e << YAML::Key << "tau" << YAML::Value << YAML::Flow << YAML::BeginSeq << Shortest{m.tau[0]}
+      << Shortest{m.tau[1]} << YAML::EndSeq;
+    e << YAML::Key << "kappa" << YAML::Value << YAML::Flow << YAML::BeginSeq << Shortest{m.kappa[0]}
+      << Shortest{m.kappa[1]} << YAML::EndSeq;
     e << YAML::Key << "prior" << YAML::Value << m.prior;
-    e << YAML::Key << "prior_alpha" << YAML::Value << m.prior_alpha;
-    e << YAML::Key << "sparse_reg" << YAML::Value << m.sparse_reg;
+    e << YAML::Key << "prior_alpha" << YAML::Value << Shortest{m.prior_alpha};
+    e << YAML::Key << "sparse_reg" << YAML::Value << Shortest{m.sparse_reg};
   }
   e << YAML::EndMap;
   e << YAML::Key << "masked_update" << YAML::Value << YAML::BeginMap;
   e << YAML::Key << "steps" << YAML::Value << s.masked_update.steps;
-  e << YAML::Key << "lr" << YAML::Value << s.masked_update.lr;
+  e << YAML::Key << "lr" << YAML::Value << Shortest{s.masked_update.lr};
   e << YAML::EndMap;
   // Only when on, so that jobs written before the key existed keep their canonical form and hash.
   if (s.reconstruct != "none") e << YAML::Key << "reconstruct" << YAML::Value << s.reconstruct;
@@ -585,6 +631,12 @@ std::string JobSpecToYaml(const JobSpec& s) {
   }
   e << YAML::EndMap;
   if (!s.output.empty()) e << YAML::Key << "output" << YAML::Value << s.output.string();
+  // Only when not the default, so that jobs written before the key existed keep their hash.
+  if (s.publish != JobSpec::DefaultPublish(s.pattern)) {
+    e << YAML::Key << "publish" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+    for (const auto& p : s.publish) e << p;
+    e << YAML::EndSeq;
+  }
   e << YAML::Key << "checkpoint" << YAML::Value << YAML::BeginMap;
   e << YAML::Key << "every_steps" << YAML::Value << s.checkpoint.every_steps;
   e << YAML::EndMap;
@@ -593,7 +645,7 @@ std::string JobSpecToYaml(const JobSpec& s) {
   e << YAML::Key << "ranks" << YAML::Value << s.resources.ranks;
   e << YAML::Key << "gpus_per_rank" << YAML::Value << s.resources.gpus_per_rank;
   e << YAML::Key << "cpus_per_rank" << YAML::Value << s.resources.cpus_per_rank;
-  e << YAML::Key << "memory_gb" << YAML::Value << s.resources.memory_gb;
+  e << YAML::Key << "memory_gb" << YAML::Value << Shortest{s.resources.memory_gb};
   e << YAML::Key << "time_limit_minutes" << YAML::Value << s.resources.time_limit_minutes;
   e << YAML::EndMap;
   if (!s.parallel.IsDefault()) {  // absent by default: earlier job files keep their hashes
@@ -698,9 +750,9 @@ bool operator==(const JobSpec& a, const JobSpec& b) {
                     s.masked_update.lr, s.reconstruct, s.calibration.path, s.calibration.format,
                     s.calibration.samples, s.calibration.seqlen, s.calibration.sampling,
                     s.evaluation.ppl, s.evaluation.ctx, s.evaluation.max_windows,
-                    s.evaluation.tasks, s.evaluation.baselines, s.output, s.checkpoint.every_steps,
-                    s.log_every, s.resources.ranks, s.resources.gpus_per_rank,
-                    s.resources.cpus_per_rank, s.resources.memory_gb,
+                    s.evaluation.tasks, s.evaluation.baselines, s.output, s.publish,
+                    s.checkpoint.every_steps, s.log_every, s.resources.ranks,
+                    s.resources.gpus_per_rank, s.resources.cpus_per_rank, s.resources.memory_gb,
                     s.resources.time_limit_minutes, s.parallel.shard,
                     s.parallel.activation_checkpointing, s.parallel.offload);
   };

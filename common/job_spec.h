@@ -4,6 +4,7 @@
 // paths come back resolved against the job file's directory.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <filesystem>
@@ -125,6 +126,17 @@ struct JobSpec {
   CalibrationSpec calibration;
   EvaluationSpec evaluation;
   std::filesystem::path output;  // empty: the runner decides (psworker --output, psd's job dir)
+  // What the job publishes (docs/artifacts.md): model (HF directory), compressed-tensors
+  // (sparse-24-bitmask), native (packed 2:4), masks. The packed forms need pattern 2:4.
+  std::vector<std::string> publish = DefaultPublish(k2of4);
+  // model, compressed-tensors (2:4 only) and masks.
+  static std::vector<std::string> DefaultPublish(const NMPattern& p) {
+    if (p == k2of4) return {"model", "compressed-tensors", "masks"};
+    return {"model", "masks"};
+  }
+  bool Publishes(const std::string& kind) const {
+    return std::find(publish.begin(), publish.end(), kind) != publish.end();
+  }
   CheckpointSpec checkpoint;
   int log_every = 1;
   ResourcesSpec resources;

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "common/result_summary.h"
 
 namespace ps {
 namespace {
@@ -51,7 +52,7 @@ std::string FormatDuration(double s) {
 std::string FormatProgressLine(const ProgressEvent& e, int width, std::string_view pattern) {
   std::string out;
   if (!e.stage.empty()) out += e.stage + " ";
-  out += "step " + std::to_string(e.step);
+  out += (e.unit.empty() ? std::string("step") : e.unit) + " " + std::to_string(e.step);
   if (e.total_steps > 0) {
     out += "/" + std::to_string(e.total_steps);
     double frac =
@@ -78,6 +79,7 @@ std::string ProgressEventToJson(const ProgressEvent& e) {
   j["step"] = e.step;
   j["total_steps"] = e.total_steps;
   if (!e.stage.empty()) j["stage"] = e.stage;
+  if (!e.unit.empty()) j["unit"] = e.unit;
   auto put = [&](const char* k, double v) {
     if (Known(v)) j[k] = v;
   };
@@ -103,6 +105,7 @@ ProgressEvent ProgressEventFromJson(std::string_view text) {
     e.step = j.value("step", int64_t{0});
     e.total_steps = j.value("total_steps", int64_t{0});
     e.stage = j.value("stage", std::string());
+    e.unit = j.value("unit", std::string());
     auto get = [&](const char* k, double& v) {
       if (j.contains(k)) v = j[k].get<double>();
     };
@@ -167,6 +170,10 @@ void StderrProgressSink::Result(bool ok, std::string_view message,
   EndBar();
   std::fprintf(out_, "%s: %.*s%s%s\n", ok ? "done" : "failed", static_cast<int>(message.size()),
                message.data(), output_dir.empty() ? "" : "; outputs in ", output_dir.c_str());
+  // What the job achieved, where a user looks first: the end of its output.
+  if (ok)
+    if (auto summary = SummarizeReportIn(output_dir))
+      for (const auto& line : FormatResultLines(*summary)) std::fprintf(out_, "%s\n", line.c_str());
   std::fflush(out_);
 }
 

@@ -23,6 +23,7 @@ struct ProgressEvent {
   int64_t step = 0;         // optimizer steps done (or layers done for one-shot methods)
   int64_t total_steps = 0;  // planned; 0 = unknown
   std::string stage;        // e.g. "train", "calibrate", "evaluate", "layer 3/12"
+  std::string unit;         // what step counts ("windows" while evaluating); empty: "step"
   double loss = kUnknown;
   double nm_ratio = kUnknown;     // fraction of target groups already N:M sparse
   double mid_ratio = kUnknown;    // fraction with N+1 non-zeros (3 of 4 for 2:4)

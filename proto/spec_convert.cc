@@ -60,6 +60,7 @@ pb::JobSpec JobSpecToProto(const JobSpec& s) {
   p.set_output(s.output.string());
   p.mutable_checkpoint()->set_every_steps(s.checkpoint.every_steps);
   p.set_log_every(s.log_every);
+  for (const auto& x : s.publish) p.add_publish(x);
   auto* r = p.mutable_resources();
   r->set_ranks(s.resources.ranks);
   r->set_gpus_per_rank(s.resources.gpus_per_rank);
@@ -147,6 +148,8 @@ JobSpec JobSpecFromProto(const pb::JobSpec& p) {
     root["evaluation"] = y;
   }
   str(root, "output", p.output());
+  if (p.publish_size())  // empty: the default for the pattern
+    root["publish"] = std::vector<std::string>(p.publish().begin(), p.publish().end());
   if (p.has_checkpoint()) root["checkpoint"]["every_steps"] = p.checkpoint().every_steps();
   num(root, "log_every", p.log_every());
   if (p.has_resources()) {
@@ -170,6 +173,7 @@ pb::ProgressEvent ProgressToProto(const ProgressEvent& e) {
   p.set_step(e.step);
   p.set_total_steps(e.total_steps);
   p.set_stage(e.stage);
+  p.set_unit(e.unit);
   auto known = [](double v) { return !std::isnan(v); };
   if (known(e.loss)) p.set_loss(e.loss);
   if (known(e.nm_ratio)) p.set_nm_ratio(e.nm_ratio);
@@ -191,6 +195,7 @@ ProgressEvent ProgressFromProto(const pb::ProgressEvent& p) {
   e.step = p.step();
   e.total_steps = p.total_steps();
   e.stage = p.stage();
+  e.unit = p.unit();
   if (p.has_loss()) e.loss = p.loss();
   if (p.has_nm_ratio()) e.nm_ratio = p.nm_ratio();
   if (p.has_mid_ratio()) e.mid_ratio = p.mid_ratio();

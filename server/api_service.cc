@@ -4,9 +4,11 @@
 
 #include <chrono>
 
+#include "common/version.h"
 #include "proto/spec_convert.h"
 #include "server/api_error.h"
 #include "server/file_streams.h"
+#include "server/hub_models.h"
 #include "server/log.h"
 
 namespace ps {
@@ -141,7 +143,15 @@ class JobServiceImpl final : public pb::JobService::Service {
 
   Status SubmitJob(ServerContext* ctx, const pb::SubmitJobRequest* req, pb::Job* resp) override {
     return Guard(api_, ctx, "JobService/SubmitJob", [&] {
-      *resp = api_.coordinator->Submit(*req);
+      // An hf:// model is downloaded into psd's cache first; the job names the local copy.
+      const std::string yaml = ResolveHubModel(req->yaml(), api_.hub_cache);
+      if (yaml == req->yaml()) {
+        *resp = api_.coordinator->Submit(*req);
+      } else {
+        pb::SubmitJobRequest local = *req;
+        local.set_yaml(yaml);
+        *resp = api_.coordinator->Submit(local);
+      }
       return Status::OK;
     });
   }
@@ -232,6 +242,16 @@ class JobServiceImpl final : public pb::JobService::Service {
                    pb::DeleteJobResponse* resp) override {
     return Guard(api_, ctx, "JobService/DeleteJob", [&] {
       *resp = api_.coordinator->Delete(*req);
+      return Status::OK;
+    });
+  }
+  Status GetVersion(ServerContext* ctx, const pb::GetVersionRequest*,
+                    pb::VersionInfo* resp) override {
+    return Guard(api_, ctx, "JobService/GetVersion", [&] {
+      resp->set_version(ProjectVersion());
+      resp->set_api(kApiVersion);
+      resp->set_launcher(api_.coordinator->LauncherName());
+      resp->set_build_type(BuildType());
       return Status::OK;
     });
   }

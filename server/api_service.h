@@ -3,6 +3,7 @@
 // mapping, and the gRPC request metrics.
 #pragma once
 
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -17,7 +18,8 @@ namespace ps {
 struct ApiContext {
   Coordinator* coordinator;
   MetricsRegistry* metrics;
-  std::string token;  // empty: no authentication
+  std::string token;                // empty: no authentication
+  std::filesystem::path hub_cache;  // where hf:// models are downloaded (server/hub_models.h)
   // Set: WorkerService calls need the calling job's worker credential, user tokens are refused.
   const WorkerCredentials* worker_credentials = nullptr;
 };

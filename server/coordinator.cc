@@ -227,6 +227,19 @@ pb::Job Coordinator::NewJobRecord(const JobSpec& spec, const pb::SubmitJobReques
 
 pb::Job Coordinator::Submit(const pb::SubmitJobRequest& req) {
   JobSpec spec = ValidateSubmission(req);
+  if (req.dry_run()) {  // valid: the job as it would be queued, without an id; nothing stored
+    pb::Job job;
+    job.set_name(spec.name);
+    *job.mutable_spec() = JobSpecToProto(spec);
+    job.set_spec_yaml(JobSpecToYaml(spec));
+    job.set_original_yaml(req.yaml());
+    job.set_spec_hash(JobSpecHash(spec));
+    job.set_max_attempts(req.max_attempts() > 0 ? req.max_attempts() : cfg_.max_attempts);
+    job.set_launcher(launcher_->Name());
+    job.set_checkpoint_step(-1);
+    job.set_message("dry run: valid, not submitted");
+    return job;
+  }
   pb::Job job = NewJobRecord(spec, req);
   const std::string id = job.id();
   artifacts_.CreateJobDir(id, job.spec_yaml(), req.yaml());
@@ -355,6 +368,13 @@ void Coordinator::Result(const pb::ReportResultRequest& req) {
       CheckWorker(j, w, false);
       j.set_result_output_dir(req.output_dir());
       j.set_result_ok(true);
+      *j.mutable_result() = req.result();
+      // The worker deleted its training checkpoints after success: none is current any more.
+      if (req.result().checkpoints_removed()) {
+        j.set_checkpoint_step(-1);
+        j.clear_checkpoint_dir();
+        j.clear_checkpoint_time();
+      }
       return Commit{pb::WatchJobResponse::KIND_UNSPECIFIED, true};
     });
     Succeed(w.job_id(), w.attempt(), req.message().empty() ? "finished" : req.message());

@@ -102,6 +102,7 @@ class Coordinator {
   std::filesystem::path OutputDir(const std::string& id) const { return artifacts_.OutputDir(id); }
   std::filesystem::path LogFile(const std::string& id) const { return artifacts_.LogFile(id); }
   const CoordinatorConfig& config() const { return cfg_; }
+  std::string LauncherName() const { return launcher_->Name(); }
   void SetAdvertise(const std::string& addr) { cfg_.advertise = addr; }  // before Start()
   uint64_t failures_total() const { return failures_total_; }
   const JobManager& jobs() const { return jobs_; }

@@ -55,6 +55,7 @@ pb::Job JobSummary(const pb::Job& job) {
     j.mutable_progress()->clear_phase_seconds();
   }
   j.set_checkpoint_step(job.checkpoint_step());
+  if (job.has_result()) *j.mutable_result() = job.result();  // what psctl list shows
   j.set_output_dir(job.output_dir());
   j.set_job_dir(job.job_dir());
   j.set_cancel_requested(job.cancel_requested());

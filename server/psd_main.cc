@@ -22,6 +22,7 @@
 #include "server/data_dir_lock.h"
 #include "server/http_endpoints.h"
 #include "server/job_store.h"
+#include "server/result_metrics.h"
 #include "server/log.h"
 #include "server/worker_credentials.h"
 
@@ -68,6 +69,7 @@ struct PsdOptions {
   std::string metrics_listen = "127.0.0.1:9464";
   std::string advertise;
   std::string data_dir;
+  std::string hub_cache;
   std::string db;
   std::string launcher = "local";
   std::string worker_bin;
@@ -131,6 +133,19 @@ std::vector<std::string> ConfigArgs(const std::string& file) {
   return out;
 }
 
+// Every job the coordinator knows, for the result gauges.
+std::vector<proxsparse::v1::Job> AllJobs(Coordinator& c) {
+  std::vector<proxsparse::v1::Job> all;
+  proxsparse::v1::ListJobsRequest req;
+  req.set_page_size(1000);
+  for (;;) {
+    auto page = c.List(req);
+    for (auto& j : *page.mutable_jobs()) all.push_back(std::move(j));
+    if (page.next_page_token().empty()) return all;
+    req.set_page_token(page.next_page_token());
+  }
+}
+
 void DeclareMetrics(MetricsRegistry& m) {
   using T = MetricsRegistry::Type;
   m.Declare("proxsparse_up", T::kGauge, "1 while psd serves");
@@ -161,6 +176,7 @@ void DeclareMetrics(MetricsRegistry& m) {
   m.Declare("proxsparse_worker_gpu_memory_bytes", T::kGauge, "GPU memory in use (NVML)");
   m.Declare("proxsparse_worker_gpu_utilization_ratio", T::kGauge, "GPU utilisation 0..1 (NVML)");
   DeclareApiMetrics(m);
+  DeclareResultMetrics(m);
 }
 
 std::string DefaultWorkerBin() {
@@ -188,6 +204,8 @@ int Run(int argc, char** argv) {
   app.add_option("--advertise", o.advertise,
                  "address workers use to reach psd (default: the listen address)");
   app.add_option("--data-dir", o.data_dir, "job directories and the store (default ./psd-data)");
+  app.add_option("--hub-cache", o.hub_cache,
+                 "where model: hf://ORG/NAME jobs are downloaded (default DATA_DIR/hub)");
   app.add_option("--db", o.db, "SQLite store (default DATA_DIR/psd.db)");
   app.add_option("--launcher", o.launcher, "local | slurm | kubernetes")
       ->check(CLI::IsMember({"local", "slurm", "kubernetes"}))
@@ -405,7 +423,9 @@ int Run(int argc, char** argv) {
   }
   auto coordinator_ptr = std::make_unique<Coordinator>(cc, *store, std::move(launcher));
   Coordinator& coordinator = *coordinator_ptr;
-  ApiContext api{&coordinator, &metrics, token, worker_credentials.get()};
+  ApiContext api{&coordinator, &metrics, token,
+                 o.hub_cache.empty() ? data_dir / "hub" : fs::absolute(o.hub_cache),
+                 worker_credentials.get()};
   auto job_service = MakeJobService(api);
   auto worker_service = MakeWorkerService(api);
   grpc::ServerBuilder builder;
@@ -435,6 +455,8 @@ int Run(int argc, char** argv) {
                     o.http_timeout},
         [&] {
           coordinator.FillMetrics(metrics);
+          FillResultMetrics(metrics, AllJobs(coordinator),
+                            coordinator.config().finished_metrics_s);
           metrics.Set("proxsparse_up", {}, 1);
           metrics.Clear("proxsparse_job_failures_total");
           metrics.Add("proxsparse_job_failures_total", {},

@@ -3,9 +3,11 @@
 //   step_s=0.05      seconds per step          crash_at=K   exit 3 at step K on attempt 1
 //   crash_always     crash_at on every attempt report_fail  report a failure at the end
 //   hang_at=K        SIGSTOP itself at step K (heartbeats stop) on attempt 1
+//   rm_ckpt          delete the checkpoints after success, as psworker does by default
 // Steps: method.max_steps (default 20); checkpoints every checkpoint.every_steps into
 // OUTPUT/checkpoints/step-N; --resume continues from the newest one (as psworker does). At the end
-// it writes report.json, masks.bin (seeded pseudo-random bytes) and history.csv into OUTPUT.
+// it writes report.json (psworker's result fields: dense/pruned/baseline perplexity, validity,
+// wall time), masks.bin (seeded pseudo-random bytes) and history.csv into OUTPUT.
 #include <signal.h>
 #include <unistd.h>
 
@@ -118,9 +120,20 @@ int main(int argc, char** argv) {
     ps::WriteFileAtomic(fs::path(output) / "history.csv", history);
     fs::create_directories(fs::path(output) / "model");
     ps::WriteFileAtomic(fs::path(output) / "model" / "config.json", "{\"fake\": true}\n");
+    const bool rm_ckpt = opt.count("rm_ckpt") > 0;
+    if (rm_ckpt) fs::remove_all(fs::path(output) / "checkpoints");
+    // The fields psctl and the result metrics read; the figures are fixed so tests can compare.
     ps::WriteFileAtomic(
         fs::path(output) / "report.json",
-        "{\"method\": \"" + spec.method.name + "\", \"steps\": " + std::to_string(total) + "}\n");
+        "{\"method\": \"" + spec.method.name + "\", \"pattern\": \"" + spec.pattern.ToString() +
+            "\", \"steps\": " + std::to_string(total) +
+            ", \"dense\": {\"eval.txt\": {\"perplexity\": 4.5}}"
+            ", \"pruned\": {\"eval.txt\": {\"perplexity\": 6.75}}"
+            ", \"baselines\": {\"magnitude\": {\"eval.txt\": {\"perplexity\": 12.5}}}"
+            ", \"validity\": {\"valid\": true, \"layers\": [{\"groups\": 300, "
+            "\"nm_sparse_fraction\": 1.0}, {\"groups\": 100, \"nm_sparse_fraction\": 0.5}]}"
+            ", \"wall_seconds\": 92.0, \"checkpoints_removed\": " +
+            (rm_ckpt ? "true" : "false") + "}\n");
     rep.Result(true, "finished " + std::to_string(total) + " steps", output);
     return 0;
   } catch (const std::exception& e) {

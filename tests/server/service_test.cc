@@ -342,7 +342,11 @@ TEST_F(ServiceTest, PrometheusScrapesTheJobMetrics) {
   if (!fs::exists("/usr/bin/prometheus") || !fs::exists("/usr/bin/promtool") ||
       !fs::exists("/usr/bin/curl"))
     GTEST_SKIP() << "prometheus, promtool or curl not installed (scripts/install-deps.sh)";
-  Psd& psd = StartPsd();
+  Psd& psd = StartPsd({"--max-jobs", "2"});
+  // A finished job, for the result gauges (perplexity, published N:M fraction).
+  fs::path done =
+      WriteJob(dir_, "done", "name: step_s=0.01\nmethod: {name: proxsparse, max_steps: 2}\n");
+  psd.WaitState(Submit(done), "JOB_STATE_SUCCEEDED", 30);
   fs::path job = WriteJob(dir_, "prom",
                           "name: step_s=0.1\nmethod: {name: proxsparse, max_steps: 600}\n"
                           "checkpoint: {every_steps: 5}\n");
@@ -395,8 +399,12 @@ TEST_F(ServiceTest, PrometheusScrapesTheJobMetrics) {
   ASSERT_TRUE(found) << q.out << q.err << ReadFile(dir_ / "prometheus.log");
   json r = json::parse(q.out);
   EXPECT_EQ(r["status"], "success");
-  EXPECT_EQ(r["data"]["result"][0]["metric"]["method"], "proxsparse");
-  EXPECT_GE(std::stod(r["data"]["result"][0]["value"][1].get<std::string>()), 5);
+  json series;
+  for (const auto& s : r["data"]["result"])
+    if (s["metric"]["job_id"] == id) series = s;
+  ASSERT_FALSE(series.is_null()) << q.out;
+  EXPECT_EQ(series["metric"]["method"], "proxsparse");
+  EXPECT_GE(std::stod(series["value"][1].get<std::string>()), 5);
   psd.Ctl({"cancel", id});
 }
 

@@ -64,18 +64,37 @@ std::string ShellQuote(const std::string& s) {
 void PlotHistory(const std::filesystem::path& csv, const std::filesystem::path& png,
                  const std::string& pattern, const std::string& title) {
   int n = std::stoi(pattern.substr(0, pattern.find(':')));
+  const std::string data = Quote(csv.string());
   std::ostringstream g;
-  g << "set terminal pngcairo size 1000,700 font 'sans,10'\n"
+  // Three panels on one step axis (same margins and x range, tick labels only at the bottom):
+  // group fractions with the mask flips on the right axis; the loss raw (faint) and smoothed
+  // (exponential moving average, weight 0.1); the learning rate.
+  g << "set terminal pngcairo size 1000,900 font 'sans,10'\n"
     << "set output " << Quote(png.string()) << "\n"
     << "set datafile separator ','\n"
-    << "set key autotitle columnhead outside right\n"
-    << "set multiplot layout 2,1 title " << Quote(title) << "\n"
-    << "set ylabel 'fraction of groups'\nset yrange [0:1]\nset grid\n"
-    << "plot " << Quote(csv.string()) << " using 1:4 with lines lw 2 title "
-    << Quote(pattern + " sparse") << ", '' using 1:5 with lines lw 2 title "
-    << Quote(std::to_string(n + 1) + "-sparse") << ", '' using 1:6 with lines lw 2 title 'dense'\n"
-    << "set ylabel 'loss'\nset xlabel 'step'\nset autoscale y\n"
-    << "plot " << Quote(csv.string()) << " using 1:2 with lines lw 1 title 'loss'\n"
+    << "stats " << data << " using 1 nooutput\n"
+    << "if (STATS_min == STATS_max) { set xrange [STATS_min - 1:STATS_max + 1] } "
+       "else { set xrange [STATS_min:STATS_max] }\n"
+    << "set multiplot title " << Quote(title) << "\n"
+    << "set lmargin at screen 0.09\nset rmargin at screen 0.80\n"
+    << "set grid\nset key outside right top\nunset xlabel\nset format x ''\n"
+    << "set tmargin at screen 0.93\nset bmargin at screen 0.66\n"
+    << "set ylabel 'fraction of groups'\nset yrange [0:1]\n"
+    << "set y2label 'mask flips'\nset y2tics\nset autoscale y2\n"
+    << "plot " << data << " using 1:4 with lines lw 2 title " << Quote(pattern + " sparse")
+    << ", '' using 1:5 with lines lw 2 title " << Quote(std::to_string(n + 1) + "-sparse")
+    << ", '' using 1:6 with lines lw 2 title 'dense'"
+    << ", '' using 1:($7 >= 0 ? $7 : NaN) axes x1y2 with impulses lc rgb '#A0A0A0' "
+       "title 'mask flips'\n"
+    << "unset y2tics\nunset y2label\n"
+    << "set tmargin at screen 0.63\nset bmargin at screen 0.36\n"
+    << "set ylabel 'loss'\nset autoscale y\nema = NaN\n"
+    << "plot " << data << " using 1:2 with lines lw 1 lc rgb '#C8C8C8' title 'loss (raw)'"
+    << ", '' using 1:(ema = (ema != ema) ? $2 : 0.1 * $2 + 0.9 * ema, ema) with lines lw 2 "
+       "lc rgb '#1f77b4' title 'loss (EMA 0.1)'\n"
+    << "set tmargin at screen 0.33\nset bmargin at screen 0.08\n"
+    << "set format x '%g'\nset xlabel 'step'\nset ylabel 'learning rate'\nset format y '%.0e'\n"
+    << "plot " << data << " using 1:3 with lines lw 2 lc rgb '#2ca02c' title 'lr'\n"
     << "unset multiplot\n";
   auto script = png;
   script += ".gp";

@@ -22,6 +22,7 @@
 #include "worker/engine/method_runners.h"
 #include "worker/engine/pruned_model.h"
 #include "worker/engine/reconstruction.h"
+#include "worker/engine/publish_artifacts.h"
 #include "worker/eval/perplexity.h"
 #include "worker/io/tensor_io.h"
 #include "worker/methods/nm_mask.h"
@@ -66,6 +67,17 @@ json EvaluateAll(LlamaForCausalLM& model, const std::vector<EvalText>& texts, co
     PerplexityOptions o;
     o.ctx = spec.evaluation.ctx;
     if (spec.evaluation.max_windows > 0) o.max_windows = spec.evaluation.max_windows;
+    const std::string stage = "evaluate " + label + " " + t.path.filename().string();
+    o.on_progress = [&](int64_t done, int64_t windows, double secs) {
+      ProgressEvent e;
+      e.stage = stage;
+      e.unit = "windows";
+      e.step = done;
+      e.total_steps = windows;
+      e.tokens_per_s = static_cast<double>(done * o.ctx) / std::max(secs, 1e-9);
+      e.eta_s = secs / static_cast<double>(done) * static_cast<double>(windows - done);
+      progress.Progress(e);
+    };
     PerplexityResult r = Perplexity(model, t.tokens, o);
     out[t.path.filename().string()] = {{"perplexity", r.perplexity},
                                        {"mean_nll", r.mean_nll},
@@ -156,10 +168,13 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
   std::vector<std::vector<int32_t>> samples;
   if (!CalibrationNeed(spec).empty()) {
     progress.Log("sampling calibration data from " + spec.calibration.path.string());
+    const auto t_calib = Clock::now();
     samples = LoadCalibration(spec.calibration, spec.seed, *tokenizer, vocab);
     DataFileInfo d = DescribeDataFile(spec.calibration.path);
     int64_t tokens = 0;
     for (const auto& s : samples) tokens += static_cast<int64_t>(s.size());
+    progress.Log("calibration: " + std::to_string(samples.size()) + " samples, " +
+                 std::to_string(tokens) + " tokens in " + FormatDuration(Since(t_calib)));
     data["calibration"] = {{"path", d.path.string()}, {"bytes", d.bytes},
                            {"sha256", d.sha256},      {"samples", samples.size()},
                            {"tokens", tokens},        {"sampling", spec.calibration.sampling}};
@@ -239,8 +254,9 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
     // when the cancel was recorded).
     if (progress.CancelRequested()) throw Error("cancelled before publishing; nothing published");
     progress.Log("publishing masks and the pruned model to " + out.string());
+    const auto t_publish = Clock::now();
     const std::string base_hash = data["model"]["sha256"].get<std::string>();
-    WriteMasks(out / "masks.safetensors", masks, spec, base_hash);
+    if (spec.Publishes("masks")) WriteMasks(out / "masks.safetensors", masks, spec, base_hash);
     std::map<std::string, torch::Tensor> weights;
     if (weights_changed) {
       for (const auto& l : model->TargetLinears())
@@ -258,6 +274,9 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
         });
     // Validity, checked on the published files: at most N of M; for the frozen-weight methods
     // every kept weight holds W0's exact bits.
+    progress.Log("publishing: model/ written (" + std::to_string(ps.tensors) + " tensors, " +
+                 std::to_string(ps.bytes >> 20) + " MiB) in " + FormatDuration(Since(t_publish)) +
+                 "; checking N:M validity of " + std::to_string(masks.size()) + " targets");
     Checkpoint published = Checkpoint::Open(out / "model");
     Checkpoint base = Checkpoint::Open(spec.model);
     json layers = json::array();
@@ -300,8 +319,10 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
                           {"valid", violations == 0 && outside == 0 && masks_file_ok &&
                                         (weights_changed || changed_kept == 0)}};
     report["published"] = {{"tensors", ps.tensors}, {"replaced", ps.replaced}, {"bytes", ps.bytes}};
+    report["artifacts"] = PublishArtifacts(spec, out, report, progress);
     report["wall_seconds"] = Since(t0);
     report["peak_rss_bytes"] = PeakRssBytes();
+    report["checkpoints_removed"] = !options.keep_checkpoints;
     WriteFileAtomic(out / "report.json", report.dump(2));
     if (!options.keep_checkpoints) {
       if (const std::error_code ec = RemoveTree(out / "checkpoints"))

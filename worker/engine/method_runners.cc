@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "common/error.h"
+#include "common/result_summary.h"
 #include "worker/data/calibration.h"
 #include "worker/data/sharding.h"
 #include "worker/distributed/parallelize_llama.h"
@@ -319,7 +320,7 @@ json RunProxSparse(LlamaForCausalLM& model, const JobSpec& spec,
   }
   if (comm.rank() == 0)
     PlotOrWarn(out, "history.csv", "history.png", spec,
-               "ProxSparse " + spec.pattern.ToString() + ", lambda1 = " + std::to_string(m.lambda1),
+               "ProxSparse " + spec.pattern.ToString() + ", λ1 = " + FormatShortest(m.lambda1),
                progress);
   json summary = TrainSummary(r, comm.size());
   summary["ownership_imbalance"] = opt->plan().Imbalance();

@@ -1,5 +1,7 @@
 #include "worker/eval/perplexity.h"
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -41,19 +43,28 @@ PerplexityResult Perplexity(LlamaForCausalLM& model, const std::vector<int32_t>&
                 " tokens, fewer than one window of " + std::to_string(options.ctx));
   }
   int64_t batch = std::max<int64_t>(1, options.batch);
+  const bool tty = ::isatty(STDERR_FILENO) != 0;
   double total = 0;
   for (int64_t b = 0; b < n; b += batch) {
     int64_t m = std::min(batch, n - b);
     total += SequenceNll(model, windows.narrow(0, b, m)).sum().item<double>();
-    if (options.progress) {
-      double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      std::fprintf(stderr, "\rperplexity: %lld/%lld windows, ppl %.4f, %.1f s", (long long)(b + m),
-                   (long long)n, std::exp(total / static_cast<double>((b + m) * (options.ctx - 1))),
-                   secs);
+    const int64_t done = b + m;
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (options.on_progress) {
+      options.on_progress(done, n, secs);
+    } else if (options.progress && (tty || done == n || done * 10 / n != b * 10 / n)) {
+      // A terminal gets one redrawn line; a log gets a plain line per 10%.
+      double tps = static_cast<double>(done * options.ctx) / std::max(secs, 1e-9);
+      double eta = secs / static_cast<double>(done) * static_cast<double>(n - done);
+      std::fprintf(stderr,
+                   "%sperplexity: %lld/%lld windows, ppl %.4f, %.0f tok/s, %.1f s, ETA %.0f s%s",
+                   tty ? "\r\033[K" : "", (long long)done, (long long)n,
+                   std::exp(total / static_cast<double>(done * (options.ctx - 1))), tps, secs, eta,
+                   tty ? "" : "\n");
       std::fflush(stderr);
     }
   }
-  if (options.progress) std::fprintf(stderr, "\n");
+  if (options.progress && !options.on_progress && tty) std::fprintf(stderr, "\n");
   r.windows = n;
   r.predicted_tokens = n * (options.ctx - 1);
   r.mean_nll = total / static_cast<double>(r.predicted_tokens);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -16,7 +17,10 @@ struct PerplexityOptions {
   int64_t ctx = 512;                   // window length
   int64_t batch = 8;                   // windows per forward pass
   std::optional<int64_t> max_windows;  // score only the first N windows
-  bool progress = true;                // progress line on stderr
+  bool progress = true;                // progress on stderr (a redrawn line on a terminal,
+                                       // a plain line every 10% otherwise)
+  // Called after every batch instead of the stderr line: windows done, windows, seconds so far.
+  std::function<void(int64_t, int64_t, double)> on_progress;
 };
 
 struct PerplexityResult {

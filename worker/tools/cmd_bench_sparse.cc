@@ -226,7 +226,7 @@ int RunBenchSparse(const std::vector<std::string>& args) {
 
 const RegisterCommand kRegister(
     "bench-sparse",
-    {"dense vs 2:4 inference of a pruned model on the GPU (end to end, or --linears)",
+    {"dense vs 2:4 inference of a pruned model on the GPU (end to end, or --linears)", nullptr,
      RunBenchSparse});
 
 }  // namespace

@@ -1,5 +1,6 @@
 // pstool convert --llama2c MODEL.bin --output DIR [--tokenizer tokenizer.model] [--dtype D]
 // Converts a llama2.c (tinyllamas) checkpoint into a Hugging Face directory.
+#include <CLI/CLI.hpp>
 #include <iostream>
 
 #include "common/error.h"
@@ -12,28 +13,13 @@
 namespace ps {
 namespace {
 
-int RunConvert(const std::vector<std::string>& args) {
+struct ConvertArgs {
   std::string input, output, tokenizer, dtype = "fp32";
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--llama2c") {
-      input = FlagValue(args, i);
-    } else if (args[i] == "--output") {
-      output = FlagValue(args, i);
-    } else if (args[i] == "--tokenizer") {
-      tokenizer = FlagValue(args, i);
-    } else if (args[i] == "--dtype") {
-      dtype = FlagValue(args, i);
-    } else if (args[i] == "--help") {
-      std::cout
-          << "pstool convert --llama2c MODEL.bin --output DIR [options]\n"
-             "  --tokenizer FILE   a SentencePiece tokenizer.model to put beside the weights\n"
-             "  --dtype fp32|bf16|fp16   storage dtype (default fp32, as llama2.c stores)\n";
-      return 0;
-    } else {
-      throw Error("unknown argument '" + args[i] + "' (see pstool convert --help)");
-    }
-  }
-  if (input.empty() || output.empty()) throw Error("--llama2c FILE and --output DIR are required");
+};
+
+int RunConvert(const ConvertArgs& a) {
+  const std::string &input = a.input, &output = a.output, &tokenizer = a.tokenizer;
+  const std::string& dtype = a.dtype;
   auto model = LoadLlama2c(input);
   SaveOptions opts;
   opts.dtype = ParseComputeDType(dtype);
@@ -51,8 +37,19 @@ int RunConvert(const std::vector<std::string>& args) {
   return 0;
 }
 
+std::function<int()> Setup(CLI::App& app) {
+  auto a = std::make_shared<ConvertArgs>();
+  app.add_option("--llama2c", a->input, "llama2.c (tinyllamas) MODEL.bin")->required();
+  app.add_option("--output", a->output, "new Hugging Face model directory")->required();
+  app.add_option("--tokenizer", a->tokenizer,
+                 "a SentencePiece tokenizer.model to put beside the weights");
+  app.add_option("--dtype", a->dtype, "storage dtype: fp32 (as llama2.c stores), bf16, fp16")
+      ->capture_default_str();
+  return [a] { return RunConvert(*a); };
+}
+
 const RegisterCommand kRegister("convert",
-                                {"convert a llama2.c checkpoint to a HF directory", RunConvert});
+                                {"convert a llama2.c checkpoint to a HF directory", Setup});
 
 }  // namespace
 }  // namespace ps

@@ -1,6 +1,7 @@
 // pstool eval --model DIR [--ppl FILE ...] [--task FILE ...] [--ctx N] [--max-windows N]
-//             [--batch N] [--device cpu|cuda] [--dtype fp32|bf16|fp16]
+//             [--batch N] [--device cpu|cuda] [--dtype fp32|bf16|fp16]   (--help lists all)
 // Prints one JSON object: {"model":..., "perplexity": {FILE: {...}}, "tasks": {NAME: {...}}}.
+#include <CLI/CLI.hpp>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -14,65 +15,23 @@
 namespace ps {
 namespace {
 
-int64_t IntFlag(const std::vector<std::string>& args, size_t& i) {
-  std::string flag = args[i], v = FlagValue(args, i);
-  try {
-    size_t used = 0;
-    int64_t n = std::stoll(v, &used);
-    if (used != v.size() || n <= 0) throw std::invalid_argument("");
-    return n;
-  } catch (const std::exception&) {
-    throw Error(flag + ": expected a positive integer, got '" + v + "'");
-  }
-}
-
-int RunEval(const std::vector<std::string>& args) {
+struct EvalArgs {
   ModelArgs m;
   std::vector<std::string> ppl_files, task_files;
   PerplexityOptions popt;
-  std::optional<int64_t> ctx;
-  std::optional<int64_t> max_items;
+  std::optional<int64_t> ctx, max_items, max_windows;
   bool quiet = false;
   std::string convert_in, convert_out;
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (m.Parse(args, i)) continue;
-    const std::string& a = args[i];
-    if (a == "--ppl") {
-      ppl_files.push_back(FlagValue(args, i));
-    } else if (a == "--task") {
-      task_files.push_back(FlagValue(args, i));
-    } else if (a == "--ctx") {
-      ctx = IntFlag(args, i);
-    } else if (a == "--max-windows") {
-      popt.max_windows = IntFlag(args, i);
-    } else if (a == "--max-items") {
-      max_items = IntFlag(args, i);
-    } else if (a == "--batch") {
-      popt.batch = IntFlag(args, i);
-    } else if (a == "--convert-task") {
-      convert_in = FlagValue(args, i);
-    } else if (a == "--output") {
-      convert_out = FlagValue(args, i);
-    } else if (a == "--quiet") {
-      quiet = true;
-    } else if (a == "--help") {
-      std::cout
-          << "pstool eval --model DIR [--ppl FILE ...] [--task FILE ...] [options]\n"
-          << ModelArgs::Help()
-          << "  --ppl FILE           perplexity of a text file (standard protocol)\n"
-          << "  --task FILE          zero-shot multiple-choice task, JSON lines (docs/eval.md)\n"
-          << "  --ctx N              window length (default: the model's max_position_embeddings)\n"
-          << "  --max-windows N      score only the first N windows of each text\n"
-          << "  --max-items N        score only the first N items of each task\n"
-          << "  --batch N            windows per forward pass (default 8)\n"
-          << "  --quiet              no progress on stderr\n"
-          << "pstool eval --convert-task [FORMAT:]IN --output OUT\n"
-          << "  rewrites a benchmark file (ARC, PIQA, ...) in the native task format\n";
-      return 0;
-    } else {
-      throw Error("unknown argument '" + a + "' (see pstool eval --help)");
-    }
-  }
+};
+
+int RunEval(EvalArgs& a) {
+  ModelArgs& m = a.m;
+  const auto &ppl_files = a.ppl_files, &task_files = a.task_files;
+  PerplexityOptions& popt = a.popt;
+  if (a.max_windows) popt.max_windows = *a.max_windows;
+  const auto &ctx = a.ctx, &max_items = a.max_items;
+  const bool quiet = a.quiet;
+  const std::string &convert_in = a.convert_in, &convert_out = a.convert_out;
   if (!convert_in.empty()) {
     if (convert_out.empty()) throw Error("--convert-task needs --output FILE");
     std::string lines;
@@ -116,7 +75,37 @@ int RunEval(const std::vector<std::string>& args) {
   return 0;
 }
 
-const RegisterCommand kRegister("eval", {"perplexity and zero-shot tasks of a model", RunEval});
+std::function<int()> Setup(CLI::App& app) {
+  auto a = std::make_shared<EvalArgs>();
+  a->m.Add(app);
+  // --model is not needed to convert a task file.
+  app.get_option("--model")->required(false);
+  app.add_option("--ppl", a->ppl_files,
+                 "perplexity of a text file (standard protocol; repeatable)");
+  app.add_option("--task", a->task_files,
+                 "zero-shot multiple-choice task, JSON lines (docs/eval.md; repeatable)");
+  app.add_option("--ctx", a->ctx, "window length (default: the model's max_position_embeddings)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-windows", a->max_windows, "score only the first N windows of each text")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max-items", a->max_items, "score only the first N items of each task")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--batch", a->popt.batch, "windows per forward pass")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_flag("--quiet", a->quiet, "no progress on stderr");
+  app.add_option("--convert-task", a->convert_in,
+                 "[FORMAT:]IN: rewrite a benchmark file (ARC, PIQA, ...) in the native task "
+                 "format into --output");
+  app.add_option("--output", a->convert_out, "with --convert-task: the file to write");
+  return [a] {
+    if (a->convert_in.empty() && a->m.model.empty())
+      throw Error("--model DIR is required (or --convert-task IN --output OUT)");
+    return RunEval(*a);
+  };
+}
+
+const RegisterCommand kRegister("eval", {"perplexity and zero-shot tasks of a model", Setup});
 
 }  // namespace
 }  // namespace ps

@@ -1,4 +1,5 @@
 // pstool generate --model DIR --prompt STR --max-new N: greedy completion (KV-cached).
+#include <CLI/CLI.hpp>
 #include <iostream>
 
 #include "common/error.h"
@@ -9,29 +10,16 @@
 namespace ps {
 namespace {
 
-int RunGenerate(const std::vector<std::string>& args) {
+struct GenerateArgs {
   ModelArgs m;
   std::string prompt;
   int64_t max_new = 64;
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (m.Parse(args, i)) continue;
-    if (args[i] == "--prompt") {
-      prompt = FlagValue(args, i);
-    } else if (args[i] == "--max-new") {
-      std::string v = FlagValue(args, i);
-      try {
-        max_new = std::stoll(v);
-      } catch (const std::exception&) {
-        throw Error("--max-new: not a number: '" + v + "'");
-      }
-    } else if (args[i] == "--help") {
-      std::cout << "pstool generate --model DIR --prompt STR [--max-new N]   greedy completion\n"
-                << ModelArgs::Help();
-      return 0;
-    } else {
-      throw Error("unknown argument '" + args[i] + "' (see pstool generate --help)");
-    }
-  }
+};
+
+int RunGenerate(const GenerateArgs& a) {
+  const ModelArgs& m = a.m;
+  const std::string& prompt = a.prompt;
+  const int64_t max_new = a.max_new;
   auto model = m.Load();
   auto tok = LoadTokenizer(m.model);
   auto ids = tok->EncodeForModel(prompt);
@@ -43,7 +31,17 @@ int RunGenerate(const std::vector<std::string>& args) {
   return 0;
 }
 
-const RegisterCommand kRegister("generate", {"greedy text completion with a model", RunGenerate});
+std::function<int()> Setup(CLI::App& app) {
+  auto a = std::make_shared<GenerateArgs>();
+  a->m.Add(app);
+  app.add_option("--prompt", a->prompt, "text to complete")->required();
+  app.add_option("--max-new", a->max_new, "tokens to generate")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  return [a] { return RunGenerate(*a); };
+}
+
+const RegisterCommand kRegister("generate", {"greedy text completion with a model", Setup});
 
 }  // namespace
 }  // namespace ps

@@ -1,4 +1,5 @@
 // pstool inspect --model DIR: lists a checkpoint's tensors (name, dtype, shape) as JSON lines.
+#include <CLI/CLI.hpp>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -9,19 +10,7 @@
 namespace ps {
 namespace {
 
-int RunInspect(const std::vector<std::string>& args) {
-  std::string model;
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--model" && i + 1 < args.size()) {
-      model = args[++i];
-    } else if (args[i] == "--help") {
-      std::cout << "pstool inspect --model DIR   list the checkpoint's tensors\n";
-      return 0;
-    } else {
-      throw Error("unknown argument '" + args[i] + "' (see pstool inspect --help)");
-    }
-  }
-  if (model.empty()) throw Error("--model DIR is required");
+int RunInspect(const std::string& model) {
   auto ckpt = Checkpoint::Open(model);
   uint64_t total = 0;
   for (const auto& name : ckpt.Names()) {
@@ -38,7 +27,14 @@ int RunInspect(const std::vector<std::string>& args) {
   return 0;
 }
 
-const RegisterCommand kRegister("inspect", {"list a checkpoint's tensors", RunInspect});
+std::function<int()> Setup(CLI::App& app) {
+  auto model = std::make_shared<std::string>();
+  app.add_option("--model", *model, "Hugging Face model directory or safetensors checkpoint")
+      ->required();
+  return [model] { return RunInspect(*model); };
+}
+
+const RegisterCommand kRegister("inspect", {"list a checkpoint's tensors", Setup});
 
 }  // namespace
 }  // namespace ps

@@ -1,6 +1,7 @@
 // pstool logits --model DIR --tokens 1,2,3 --output F.safetensors   (hidden: for cross-checks)
 // Writes the fp32 logits [1, T, vocab] of one token sequence as tensor "logits"; --save-as also
 // writes the model back out through SaveLlama (tests/gpu/hf_logits_check.py loads it in HF).
+#include <CLI/CLI.hpp>
 #include <iostream>
 
 #include "common/error.h"
@@ -30,26 +31,14 @@ std::vector<int64_t> ParseTokens(const std::string& s) {
   return out;
 }
 
-int RunLogits(const std::vector<std::string>& args) {
+struct LogitsArgs {
   ModelArgs m;
   std::string tokens, output, save_as;
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (m.Parse(args, i)) continue;
-    if (args[i] == "--tokens") {
-      tokens = FlagValue(args, i);
-    } else if (args[i] == "--output") {
-      output = FlagValue(args, i);
-    } else if (args[i] == "--save-as") {
-      save_as = FlagValue(args, i);
-    } else if (args[i] == "--help") {
-      std::cout << "pstool logits --model DIR --tokens 1,2,3 --output F.safetensors\n"
-                   "  [--save-as DIR]   also re-save the model with our HF writer\n"
-                << ModelArgs::Help();
-      return 0;
-    } else {
-      throw Error("unknown argument '" + args[i] + "' (see pstool logits --help)");
-    }
-  }
+};
+
+int RunLogits(const LogitsArgs& a) {
+  const ModelArgs& m = a.m;
+  const std::string &tokens = a.tokens, &output = a.output, &save_as = a.save_as;
   if (tokens.empty() || output.empty()) throw Error("--tokens and --output are required");
   auto ids = ParseTokens(tokens);
   auto model = m.Load();
@@ -70,7 +59,17 @@ int RunLogits(const std::vector<std::string>& args) {
 }
 
 // Registered under a name `pstool help` lists; it is a developer tool for the HF cross-check.
-const RegisterCommand kRegister("logits", {"(dev) dump the logits of a token sequence", RunLogits});
+std::function<int()> Setup(CLI::App& app) {
+  auto a = std::make_shared<LogitsArgs>();
+  a->m.Add(app);
+  app.add_option("--tokens", a->tokens, "token ids, comma-separated: 1,2,3")->required();
+  app.add_option("--output", a->output, "F.safetensors for the fp32 logits [1, T, vocab]")
+      ->required();
+  app.add_option("--save-as", a->save_as, "also re-save the model with our HF writer here");
+  return [a] { return RunLogits(*a); };
+}
+
+const RegisterCommand kRegister("logits", {"(dev) dump the logits of a token sequence", Setup});
 
 }  // namespace
 }  // namespace ps

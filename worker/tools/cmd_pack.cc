@@ -1,5 +1,6 @@
 // pstool pack / pstool unpack: 2:4 artifacts of a pruned checkpoint (docs/artifacts.md). Each
 // prints one JSON line with the sizes (pack) or what was restored (unpack).
+#include <CLI/CLI.hpp>
 #include <iostream>
 
 #include "common/error.h"
@@ -9,46 +10,7 @@
 namespace ps {
 namespace {
 
-constexpr char kPackHelp[] =
-    "pstool pack --model DIR --format compressed-tensors|native|masks --output DIR\n"
-    "            [--pattern 2:4] [--base-model DIR] [--mask-encoding base6|bits]\n"
-    "  --model DIR          a 2:4-pruned checkpoint (q/k/v/o/gate/up/down weights 2:4 sparse)\n"
-    "  --format F           compressed-tensors: loadable by vLLM / transformers "
-    "(sparse-24-bitmask)\n"
-    "                       native: kept values [out, in/2] + 2-bit positions\n"
-    "                       masks: the masks alone, for the base model given by --base-model\n"
-    "  --base-model DIR     the dense model: required for masks; otherwise the size reference\n"
-    "  --mask-encoding E    masks only: base6 (0.667 bit/param, default) or bits (1 bit/param)\n"
-    "  --output DIR         new directory (must not exist or be empty)\n";
-
-constexpr char kUnpackHelp[] =
-    "pstool unpack --input DIR --output DIR [--base-model DIR]\n"
-    "  --input DIR          an artifact written by pstool pack (or any compressed-tensors\n"
-    "                       sparse-24-bitmask checkpoint); the kind is detected\n"
-    "  --base-model DIR     masks artifacts: the base model they were made for\n"
-    "  --output DIR         new directory for the dense checkpoint\n";
-
-// Reads "--flag value" pairs into `into`; unknown flags are errors.
-bool ParseFlags(const std::vector<std::string>& args, std::map<std::string, std::string>& into,
-                const char* help) {
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--help") {
-      std::cout << help;
-      return false;
-    }
-    auto it = into.find(args[i]);
-    if (it == into.end()) throw Error("unknown argument '" + args[i] + "' (see --help)");
-    if (i + 1 >= args.size()) throw Error(args[i] + " needs a value");
-    it->second = args[++i];
-  }
-  return true;
-}
-
-int RunPack(const std::vector<std::string>& args) {
-  std::map<std::string, std::string> f{{"--model", ""},      {"--format", ""},
-                                       {"--output", ""},     {"--pattern", "2:4"},
-                                       {"--base-model", ""}, {"--mask-encoding", "base6"}};
-  if (!ParseFlags(args, f, kPackHelp)) return 0;
+int RunPack(std::map<std::string, std::string>& f) {
   if (f["--format"].empty())
     throw Error("--format is required (compressed-tensors, native, masks)");
   if (f["--pattern"] != "2:4")
@@ -65,18 +27,52 @@ int RunPack(const std::vector<std::string>& args) {
   return 0;
 }
 
-int RunUnpack(const std::vector<std::string>& args) {
-  std::map<std::string, std::string> f{{"--input", ""}, {"--output", ""}, {"--base-model", ""}};
-  if (!ParseFlags(args, f, kUnpackHelp)) return 0;
+int RunUnpack(std::map<std::string, std::string>& f) {
   pack::UnpackOptions opt{f["--input"], f["--output"], f["--base-model"]};
   std::cout << pack::UnpackModel(opt).ToJson().dump() << "\n";
   return 0;
 }
 
-const RegisterCommand kPack("pack",
-                            {"write a 2:4 artifact (compressed-tensors, native, masks)", RunPack});
+std::function<int()> SetupPack(CLI::App& app) {
+  auto f = std::make_shared<std::map<std::string, std::string>>(
+      std::map<std::string, std::string>{{"--pattern", "2:4"}, {"--mask-encoding", "base6"}});
+  auto& m = *f;
+  app.add_option("--model", m["--model"],
+                 "a 2:4-pruned checkpoint (q/k/v/o/gate/up/down weights 2:4 sparse)")
+      ->required();
+  app.add_option("--format", m["--format"],
+                 "compressed-tensors: loadable by vLLM / transformers (sparse-24-bitmask); "
+                 "native: kept values [out, in/2] + 2-bit positions; masks: the masks alone, "
+                 "for the base model given by --base-model")
+      ->required();
+  app.add_option("--output", m["--output"], "new directory (must not exist or be empty)")
+      ->required();
+  app.add_option("--pattern", m["--pattern"], "only 2:4")->capture_default_str();
+  app.add_option("--base-model", m["--base-model"],
+                 "the dense model: required for masks; otherwise the size reference");
+  app.add_option("--mask-encoding", m["--mask-encoding"],
+                 "masks only: base6 (0.667 bit/param) or bits (1 bit/param)")
+      ->capture_default_str();
+  return [f] { return RunPack(*f); };
+}
+
+std::function<int()> SetupUnpack(CLI::App& app) {
+  auto f = std::make_shared<std::map<std::string, std::string>>();
+  auto& m = *f;
+  app.add_option("--input", m["--input"],
+                 "an artifact written by pstool pack (or any compressed-tensors sparse-24-bitmask "
+                 "checkpoint); the kind is detected")
+      ->required();
+  app.add_option("--output", m["--output"], "new directory for the dense checkpoint")->required();
+  app.add_option("--base-model", m["--base-model"],
+                 "masks artifacts: the base model they were made for");
+  return [f] { return RunUnpack(*f); };
+}
+
+const RegisterCommand kPack("pack", {"write a 2:4 artifact (compressed-tensors, native, masks)",
+                                     SetupPack});
 const RegisterCommand kUnpack("unpack",
-                              {"restore the dense checkpoint from a 2:4 artifact", RunUnpack});
+                              {"restore the dense checkpoint from a 2:4 artifact", SetupUnpack});
 
 }  // namespace
 }  // namespace ps

@@ -4,6 +4,7 @@
 //               [--pattern 2:4|1:4] [--device cpu|cuda] [--targets all|linear]
 #include <torch/types.h>
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <filesystem>
 #include <iostream>
@@ -25,9 +26,7 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr const char* kHelp =
-    "pstool prox --input A.safetensors|DIR --output B.safetensors|DIR --lambda L\n"
-    "            [--pattern 2:4|1:4] [--device cpu|cuda] [--targets all|linear]\n"
-    "  Applies prox_{L Reg_N:M} in place of every matching 2-D floating tensor (groups of M\n"
+    "Applies prox_{L Reg_N:M} in place of every matching 2-D floating tensor (groups of M\n"
     "  along the last dimension); other tensors pass through unchanged. linear (default) = the\n"
     "  q/k/v/o/gate/up/down projection weights by Hugging Face name; all = every 2-D float\n"
     "  tensor whose last dimension divides by M. A directory input is a Hugging Face checkpoint\n"
@@ -37,56 +36,14 @@ constexpr const char* kHelp =
 struct Options {
   fs::path input, output;
   float lambda = -1;
-  bool lambda_set = false;
   NMPattern pattern = k2of4;
   std::string device = "cpu";
   std::string targets = "linear";
 };
 
-Options Parse(const std::vector<std::string>& args, bool& help) {
-  Options o;
-  auto value = [&](size_t& i) -> const std::string& {
-    if (i + 1 >= args.size()) throw Error(args[i] + " needs a value");
-    return args[++i];
-  };
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a == "--help") {
-      help = true;
-    } else if (a == "--input") {
-      o.input = value(i);
-    } else if (a == "--output") {
-      o.output = value(i);
-    } else if (a == "--lambda") {
-      const std::string& v = value(i);
-      size_t used = 0;
-      try {
-        o.lambda = std::stof(v, &used);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      if (used != v.size() || v.empty()) throw Error("--lambda: not a number: '" + v + "'");
-      o.lambda_set = true;
-    } else if (a == "--pattern") {
-      o.pattern = ParseNMPattern(value(i), "--pattern");
-    } else if (a == "--device") {
-      o.device = value(i);
-      if (o.device != "cpu" && o.device != "cuda")
-        throw Error("--device must be cpu or cuda, not '" + o.device + "'");
-    } else if (a == "--targets") {
-      o.targets = value(i);
-      if (o.targets != "all" && o.targets != "linear")
-        throw Error("--targets must be all or linear, not '" + o.targets + "'");
-    } else {
-      throw Error("unknown argument '" + a + "' (see pstool prox --help)");
-    }
-  }
-  if (help) return o;
-  if (o.input.empty()) throw Error("--input is required");
-  if (o.output.empty()) throw Error("--output is required");
-  if (!o.lambda_set) throw Error("--lambda is required");
+// Checks what CLI11 cannot: a finite, non-negative lambda.
+void Validate(const Options& o) {
   if (!(o.lambda >= 0) || !std::isfinite(o.lambda)) throw Error("--lambda must be finite and >= 0");
-  return o;
 }
 
 bool IsLinearName(const std::string& name) {
@@ -94,13 +51,8 @@ bool IsLinearName(const std::string& name) {
   return std::regex_search(name, re);
 }
 
-int RunProx(const std::vector<std::string>& args) {
-  bool help = false;
-  const Options o = Parse(args, help);
-  if (help) {
-    std::cout << kHelp;
-    return 0;
-  }
+int RunProx(const Options& o) {
+  Validate(o);
   if (o.device == "cuda" && !prox::CudaCompiled())
     throw Error("--device cuda: this pstool was built without CUDA");
   const auto start = std::chrono::steady_clock::now();
@@ -196,8 +148,27 @@ int RunProx(const std::vector<std::string>& args) {
   return 0;
 }
 
+std::function<int()> Setup(CLI::App& app) {
+  auto o = std::make_shared<Options>();
+  app.footer(kHelp);
+  app.add_option("--input", o->input, "A.safetensors or a Hugging Face model directory")
+      ->required();
+  app.add_option("--output", o->output, "B.safetensors or a new directory")->required();
+  app.add_option("--lambda", o->lambda, "prox strength L (finite, >= 0)")->required();
+  app.add_option_function<std::string>(
+      "--pattern", [o](const std::string& v) { o->pattern = ParseNMPattern(v, "--pattern"); },
+      "N:M pattern (default 2:4)");
+  app.add_option("--device", o->device, "cpu or cuda")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
+  app.add_option("--targets", o->targets, "linear (q/k/v/o/gate/up/down weights) or all")
+      ->check(CLI::IsMember({"all", "linear"}))
+      ->capture_default_str();
+  return [o] { return RunProx(*o); };
+}
+
 const RegisterCommand kRegister("prox",
-                                {"apply the EnumALM N:M prox to a checkpoint's weights", RunProx});
+                                {"apply the EnumALM N:M prox to a checkpoint's weights", Setup});
 
 }  // namespace
 }  // namespace ps

@@ -9,7 +9,14 @@
 #include "worker/models/llama_checkpoint.h"
 #include "worker/tokenizers/tokenizer.h"
 
+namespace CLI {
+class App;
+}
+
 namespace ps {
+
+// True for a compressed-tensors (sparsity_config in config.json) or native 2:4 directory.
+bool IsPackedArtifact(const std::filesystem::path& dir);
 
 struct ModelArgs {
   std::string model;
@@ -17,14 +24,11 @@ struct ModelArgs {
   std::string dtype = "fp32";
   int threads = 0;  // 0: LibTorch's default (one per core)
 
-  // Consumes args[i] (and its value) if it is one of the shared flags; returns false otherwise.
-  bool Parse(const std::vector<std::string>& args, size_t& i);
-  static const char* Help();
-  // Applies --threads, checks --device, loads the model.
+  // Declares --model (required), --device, --dtype, --threads on a pstool command.
+  void Add(CLI::App& app);
+  // Applies --threads, checks --device, loads the model. A 2:4 artifact directory
+  // (compressed-tensors sparse-24-bitmask or native, docs/artifacts.md) is unpacked first.
   std::shared_ptr<LlamaForCausalLM> Load() const;
 };
-
-// The value following args[i] (advancing i), or a ps::Error naming the flag.
-std::string FlagValue(const std::vector<std::string>& args, size_t& i);
 
 }  // namespace ps

@@ -1,4 +1,7 @@
-// pstool: one binary, many offline tools (prox, eval, pack, ...). `pstool help` lists them.
+// pstool: one binary, many offline tools (prox, eval, pack, ...). `pstool --help` lists them,
+// `pstool COMMAND --help` shows a command's options. Exit codes (docs/exit-codes.md): 0 done,
+// 1 error, 2 bad command line.
+#include <CLI/CLI.hpp>
 #include <iostream>
 
 #include "common/error.h"
@@ -12,31 +15,69 @@ std::map<std::string, Command>& Commands() {
 }  // namespace ps
 
 namespace {
-void Usage(std::ostream& os) {
-  os << "usage: pstool <command> [options]   (pstool <command> --help for its "
-        "options)\n\ncommands:\n";
-  for (const auto& [name, c] : ps::Commands()) os << "  " << name << "  " << c.summary << "\n";
+
+size_t Distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
 }
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2 || std::string(argv[1]) == "help" || std::string(argv[1]) == "--help") {
-    Usage(argc < 2 ? std::cerr : std::cout);
-    return argc < 2 ? 2 : 0;
+  CLI::App app{"pstool: offline tools for ProxSparse models (pstool COMMAND --help for options)"};
+  app.name("pstool");
+  app.require_subcommand(1);
+  std::map<std::string, std::function<int()>> runners;
+  std::vector<std::string> raw_args;
+  for (auto& [name, c] : ps::Commands()) {
+    CLI::App* sub = app.add_subcommand(name, c.summary);
+    if (c.setup) {
+      runners[name] = c.setup(*sub);
+    } else {
+      // Its own parser: everything after the command name is handed over untouched.
+      sub->prefix_command();
+      sub->set_help_flag();
+      runners[name] = [&c = c, &raw_args] { return c.run_raw(raw_args); };
+    }
   }
-  auto it = ps::Commands().find(argv[1]);
-  if (it == ps::Commands().end()) {
-    std::cerr << "pstool: unknown command '" << argv[1] << "'\n";
-    Usage(std::cerr);
+  if (argc >= 2 && std::string(argv[1]) == "help") {
+    std::cout << app.help();
+    return 0;
+  }
+  if (argc >= 2 && argv[1][0] != '-' && !ps::Commands().count(argv[1])) {
+    std::string best;
+    size_t best_d = std::string::npos;
+    for (const auto& [name, c] : ps::Commands())
+      if (size_t d = Distance(argv[1], name); d < best_d) best_d = d, best = name;
+    std::cerr << "pstool: unknown command \"" << argv[1] << "\"";
+    if (best_d <= 2) std::cerr << "; did you mean \"" << best << "\"?";
+    std::cerr << "\nRun 'pstool --help' for the commands.\n";
     return 2;
   }
   try {
-    return it->second.run(std::vector<std::string>(argv + 2, argv + argc));
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  const std::string name = app.get_subcommands().front()->get_name();
+  raw_args = app.get_subcommands().front()->remaining();
+  try {
+    return runners.at(name)();
   } catch (const ps::Error& e) {
-    std::cerr << "pstool " << argv[1] << ": error: " << e.what() << "\n";
+    std::cerr << "pstool " << name << ": error: " << e.what() << "\n";
     return 1;
   } catch (const std::exception& e) {
-    std::cerr << "pstool " << argv[1] << ": internal error: " << e.what() << "\n";
+    std::cerr << "pstool " << name << ": internal error: " << e.what() << "\n";
     return 1;
   }
 }

@@ -65,7 +65,11 @@ int main(int argc, char** argv) {
   app.add_option(
       "--gpu-memory", plan_gpu_gib,
       "with --plan: memory per GPU in GiB (cuda jobs; cpu jobs use resources.memory_gb)");
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;  // bad command line: 2 (docs/exit-codes.md)
+  }
   if (!plan_job.empty()) {
     try {
       ps::JobSpec spec = ps::LoadJobSpecWithOverrides(plan_job, overrides);
