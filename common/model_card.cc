@@ -62,7 +62,7 @@ std::string ModelCard(const json& r, const std::string& format) {
     for (size_t i = 0; i < baselines.size(); ++i) out += " --- |";
     out += "\n";
     for (const auto& t : s.texts) {
-      std::optional<double> after = t.masked_update ? t.masked_update : t.pruned;
+      std::optional<double> after = t.published ? t.published : t.pruned;
       out += "| " + t.text + " | " + (t.dense ? FormatPerplexity(*t.dense) : "?") + " | " +
              (after ? FormatPerplexity(*after) : "?") + " | " +
              (t.Change() ? FormatPercentChange(*t.Change()) : "?") + " |";
@@ -73,8 +73,9 @@ std::string ModelCard(const json& r, const std::string& format) {
     out +=
         "\nPerplexity by the standard protocol (non-overlapping windows of `evaluation.ctx` "
         "tokens; `evaluation.max_windows` of them), lower is better.";
-    if (s.texts.front().masked_update)
-      out += " The pruned figure is after the masked update, whose weights are published.";
+    if (s.texts.front().published)
+      out += " The pruned figure is the published model's (" + s.published_label +
+             " after the mask was chosen).";
     out += "\n\n";
   } else {
     out += "No evaluation text was given (`evaluation.ppl`).\n\n";

@@ -26,7 +26,7 @@ std::optional<double> PerplexityAt(const json& j, const std::string& text) {
 }  // namespace
 
 std::optional<double> TextResultSummary::Change() const {
-  std::optional<double> after = masked_update ? masked_update : pruned;
+  std::optional<double> after = published ? published : pruned;
   if (!dense || !after || *dense <= 0) return std::nullopt;
   return *after / *dense - 1.0;
 }
@@ -38,6 +38,23 @@ ResultSummary SummarizeReport(const json& r) {
   s.pattern = r.value("pattern", "");
   // Texts in the order of the dense evaluation (the job file's order); nlohmann's objects are
   // sorted by key, which is the order they are shown in.
+  // report["final"] names the stage whose weights were published; older reports without it had
+  // the masked update as the only stage that changed weights.
+  if (r.contains("final") && r.at("final").is_object() && r.at("final").contains("eval")) {
+    const std::string stage = r.at("final").value("stage", "pruned");
+    if (stage == "reconstruction") s.published_label = "reconstructed";
+    if (stage == "masked_update") s.published_label = "masked update";
+  } else if (r.contains("masked_update") && r.at("masked_update").is_object() &&
+             r.at("masked_update").contains("eval")) {
+    s.published_label = "masked update";
+  }
+  const json* published_eval = nullptr;
+  if (s.published_label.empty()) {
+  } else if (r.contains("final") && r.at("final").contains("eval")) {
+    published_eval = &r.at("final").at("eval");
+  } else {
+    published_eval = &r.at("masked_update").at("eval");
+  }
   std::vector<std::string> names;
   for (const char* key : {"dense", "pruned"})
     if (r.contains(key) && r.at(key).is_object())
@@ -48,9 +65,7 @@ ResultSummary SummarizeReport(const json& r) {
     t.text = name;
     if (r.contains("dense")) t.dense = PerplexityAt(r.at("dense"), name);
     if (r.contains("pruned")) t.pruned = PerplexityAt(r.at("pruned"), name);
-    if (r.contains("masked_update") && r.at("masked_update").is_object() &&
-        r.at("masked_update").contains("eval"))
-      t.masked_update = PerplexityAt(r.at("masked_update").at("eval"), name);
+    if (published_eval) t.published = PerplexityAt(*published_eval, name);
     if (r.contains("baselines") && r.at("baselines").is_object())
       for (const auto& [method, texts] : r.at("baselines").items())
         if (auto p = PerplexityAt(texts, name)) t.baselines[method] = *p;
@@ -118,8 +133,8 @@ std::vector<std::string> FormatResultLines(const ResultSummary& s) {
     line += " dense " + ppl(t.dense) + " -> pruned " + ppl(t.pruned);
     if (t.dense && t.pruned && *t.dense > 0)
       line += " (" + FormatPercentChange(*t.pruned / *t.dense - 1.0) + ")";
-    if (t.masked_update) {
-      line += " -> masked update " + FormatPerplexity(*t.masked_update);
+    if (t.published) {
+      line += " -> " + s.published_label + " " + FormatPerplexity(*t.published);
       if (auto c = t.Change()) line += " (" + FormatPercentChange(*c) + ")";
     }
     for (const auto& [method, p] : t.baselines) line += ", " + method + " " + FormatPerplexity(p);
@@ -143,7 +158,7 @@ std::vector<std::string> FormatResultLines(const ResultSummary& s) {
 std::string FormatResultCell(const ResultSummary& s) {
   if (s.texts.empty()) return "-";
   const auto& t = s.texts.front();
-  std::optional<double> after = t.masked_update ? t.masked_update : t.pruned;
+  std::optional<double> after = t.published ? t.published : t.pruned;
   if (!t.dense || !after) return "-";
   std::string cell = FormatPerplexity(*t.dense) + "->" + FormatPerplexity(*after);
   if (auto c = t.Change()) cell += " (" + FormatPercentChange(*c) + ")";

@@ -15,14 +15,19 @@ namespace ps {
 
 struct TextResultSummary {
   std::string text;  // evaluation file name
-  std::optional<double> dense, pruned, masked_update;
+  // pruned: the mask on the original weights; published: the published model when its weights
+  // changed after the mask was chosen (reconstruction and/or masked update; report["final"]).
+  std::optional<double> dense, pruned, published;
   std::map<std::string, double> baselines;  // method -> perplexity
-  // (pruned / dense - 1); the masked-update figure when there is one (that is what is published).
+  // (after / dense - 1) where after is the published figure when there is one, else pruned.
   std::optional<double> Change() const;
 };
 
 struct ResultSummary {
   std::string method, pattern;
+  // What changed the published weights after the mask ("reconstructed", "masked update", ...);
+  // empty when the published weights are the original ones.
+  std::string published_label;
   std::vector<TextResultSummary> texts;
   std::optional<double> nm_fraction;  // of the published targets' groups, 0..1
   std::optional<double> wall_seconds;

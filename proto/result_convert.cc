@@ -8,12 +8,13 @@ pb::JobResult ResultToProto(const ResultSummary& s) {
   pb::JobResult r;
   r.set_method(s.method);
   r.set_pattern(s.pattern);
+  r.set_published_label(s.published_label);
   for (const auto& t : s.texts) {
     pb::TextPerplexity* p = r.add_perplexity();
     p->set_text(t.text);
     if (t.dense) p->set_dense(*t.dense);
     if (t.pruned) p->set_pruned(*t.pruned);
-    if (t.masked_update) p->set_masked_update(*t.masked_update);
+    if (t.published) p->set_published(*t.published);
     for (const auto& [m, v] : t.baselines) (*p->mutable_baselines())[m] = v;
   }
   if (s.nm_fraction) r.set_nm_fraction(*s.nm_fraction);
@@ -27,12 +28,13 @@ ResultSummary ResultFromProto(const pb::JobResult& r) {
   ResultSummary s;
   s.method = r.method();
   s.pattern = r.pattern();
+  s.published_label = r.published_label();
   for (const auto& p : r.perplexity()) {
     TextResultSummary t;
     t.text = p.text();
     if (p.has_dense()) t.dense = p.dense();
     if (p.has_pruned()) t.pruned = p.pruned();
-    if (p.has_masked_update()) t.masked_update = p.masked_update();
+    if (p.has_published()) t.published = p.published();
     for (const auto& [m, v] : p.baselines()) t.baselines[m] = v;
     s.texts.push_back(std::move(t));
   }

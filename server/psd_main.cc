@@ -22,8 +22,8 @@
 #include "server/data_dir_lock.h"
 #include "server/http_endpoints.h"
 #include "server/job_store.h"
-#include "server/result_metrics.h"
 #include "server/log.h"
+#include "server/result_metrics.h"
 #include "server/worker_credentials.h"
 
 #ifndef PS_VERSION
@@ -455,8 +455,7 @@ int Run(int argc, char** argv) {
                     o.http_timeout},
         [&] {
           coordinator.FillMetrics(metrics);
-          FillResultMetrics(metrics, AllJobs(coordinator),
-                            coordinator.config().finished_metrics_s);
+          FillResultMetrics(metrics, AllJobs(coordinator), coordinator.config().finished_metrics_s);
           metrics.Set("proxsparse_up", {}, 1);
           metrics.Clear("proxsparse_job_failures_total");
           metrics.Add("proxsparse_job_failures_total", {},

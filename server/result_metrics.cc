@@ -38,8 +38,8 @@ void FillResultMetrics(MetricsRegistry& m, const std::vector<pb::Job>& jobs,
     for (const auto& t : r.perplexity()) {
       Labels l{{"job_id", j.id()}, {"method", method}, {"text", t.text()}};
       if (t.has_dense()) m.Set(kFamilies[0], l, t.dense());
-      const bool has_after = t.has_masked_update() || t.has_pruned();
-      const double after = t.has_masked_update() ? t.masked_update() : t.pruned();
+      const bool has_after = t.has_published() || t.has_pruned();
+      const double after = t.has_published() ? t.published() : t.pruned();
       if (has_after) m.Set(kFamilies[1], l, after);
       if (t.has_dense() && has_after && t.dense() > 0)
         m.Set(kFamilies[2], l, after / t.dense() - 1.0);

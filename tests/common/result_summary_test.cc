@@ -68,6 +68,22 @@ TEST(ResultSummary, MaskedUpdateIsWhatIsPublished) {
   EXPECT_NE(lines[2].find("NOT valid"), std::string::npos) << lines[2];
 }
 
+// report["final"] names the published stage: with reconstruction the summary must show the
+// reconstructed model's perplexity, not the mask on the original weights.
+TEST(ResultSummary, ReconstructedModelIsWhatIsPublished) {
+  json r = Report();
+  r["reconstruction"] = {{"eval", {{"code-eval.txt", {{"perplexity", 6.5}}}}}};
+  r["final"] = {{"stage", "reconstruction"},
+                {"kept_weights", "changed"},
+                {"eval", r["reconstruction"]["eval"]}};
+  ResultSummary s = SummarizeReport(r);
+  EXPECT_EQ(s.published_label, "reconstructed");
+  EXPECT_NEAR(*s.texts[1].Change(), 6.5 / 4.76 - 1, 1e-12);
+  auto lines = FormatResultLines(s);
+  EXPECT_NE(lines[1].find("-> reconstructed 6.50"), std::string::npos) << lines[1];
+  EXPECT_EQ(FormatResultCell(s).substr(0, 10), "10.00->9.0");  // b.txt has no reconstruction
+}
+
 TEST(ResultSummary, MissingFieldsStayUnknown) {
   ResultSummary s = SummarizeReport(json::parse(R"({"method": "magnitude"})"));
   EXPECT_TRUE(s.texts.empty());
