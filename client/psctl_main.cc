@@ -54,6 +54,11 @@ CallError FromStatus(const grpc::Status& st, const std::string& server) {
     case C::NOT_FOUND:
       return {kNotFound, st.error_message()};
     case C::UNAVAILABLE:
+      // psd answered but could not record the change (disk full, store locked): nothing changed.
+      if (st.error_message().rfind("job store:", 0) == 0)
+        return {kUnavailable, "psd could not record this, nothing was changed; try again later (" +
+                                  st.error_message() + ")"};
+      [[fallthrough]];
     case C::DEADLINE_EXCEEDED:
       return {kUnavailable, "cannot reach psd at " + server + " (" + st.error_message() +
                                 "). Is psd running? Set the address with --server, PSCTL_SERVER or "
@@ -250,6 +255,10 @@ int Main(int argc, char** argv) {
   auto* cancel = app.add_subcommand("cancel", "stop a job (its workers are terminated)");
   cancel->add_option("id", id)->required();
   cancel->add_option("--reason", reason);
+  bool keep_artifacts = false;
+  auto* del = app.add_subcommand("delete", "remove a finished job's record and files");
+  del->add_option("id", id)->required();
+  del->add_flag("--keep-artifacts", keep_artifacts, "leave its published outputs on disk");
   auto* logs = app.add_subcommand("logs", "print a job's worker log");
   logs->add_option("id", id)->required();
   logs->add_flag("-f,--follow", follow, "keep printing until the job ends");
@@ -332,6 +341,21 @@ int Main(int argc, char** argv) {
         std::cout << Render(job, c.format());
       return kOk;
     }
+    if (*del) {
+      pb::DeleteJobRequest req;
+      req.set_id(id);
+      req.set_keep_artifacts(keep_artifacts);
+      pb::DeleteJobResponse resp;
+      auto ctx = c.Ctx();
+      c.Check(c.stub().DeleteJob(ctx.get(), req, &resp));
+      if (c.format() == OutputFormat::kTable)
+        std::printf(
+            "%s deleted%s\n", resp.id().c_str(),
+            resp.kept_dir().empty() ? "" : ("; outputs kept in " + resp.kept_dir()).c_str());
+      else
+        std::cout << Render(resp, c.format());
+      return kOk;
+    }
     if (*logs) {
       pb::StreamLogsRequest req;
       req.set_id(id);
@@ -387,7 +411,8 @@ int Main(int argc, char** argv) {
         c.Check(reader->Finish());
         w.Commit();
         std::string sha = Sha256File(target);
-        if (sha != a.sha256())
+        // A running job's files have no hash yet (they are hashed once the job finishes).
+        if (!a.sha256().empty() && sha != a.sha256())
           throw CallError{kError, "downloaded " + a.path() + " does not match its sha256 (" + sha +
                                       " != " + a.sha256() + "); try again"};
         std::fprintf(stderr, "%s (%s)\n", target.c_str(), HumanBytes(a.size()).c_str());

@@ -3,11 +3,11 @@
 #include <openssl/crypto.h>
 
 #include <chrono>
-#include <fstream>
 
 #include "proto/spec_convert.h"
 #include "server/api_error.h"
-#include "server/artifacts.h"
+#include "server/file_streams.h"
+#include "server/log.h"
 
 namespace ps {
 
@@ -57,28 +57,34 @@ const char* CodeName(StatusCode c) {
   }
 }
 
+// The bearer-token check of every call (empty token: no authentication). Rejections are logged.
+Status Authenticate(const ApiContext& api, ServerContext* ctx, const char* method) {
+  if (api.token.empty()) return Status::OK;
+  const auto& md = ctx->client_metadata();
+  auto it = md.find("authorization");
+  std::string want = "Bearer " + api.token;
+  if (it != md.end() && it->second.size() == want.size() &&
+      CRYPTO_memcmp(it->second.data(), want.data(), want.size()) == 0)
+    return Status::OK;
+  std::string why = it == md.end() ? "no bearer token" : "bearer token not valid";
+  LogEvent(spdlog::level::warn, "auth.rejected",
+           {{"method", method}, {"peer", ctx->peer()}, {"reason", why}});
+  return Status(StatusCode::UNAUTHENTICATED,
+                it == md.end() ? "this psd needs a bearer token (psctl --token-file FILE)"
+                               : "the bearer token is not valid for this psd");
+}
+
 // Runs one call: authentication, errors to statuses, metrics.
 template <typename F>
 Status Guard(const ApiContext& api, ServerContext* ctx, const char* method, F&& body) {
   auto start = std::chrono::steady_clock::now();
-  Status st;
-  if (!api.token.empty()) {
-    auto md = ctx->client_metadata();
-    auto it = md.find("authorization");
-    std::string want = "Bearer " + api.token;
-    bool ok = it != md.end() && it->second.size() == want.size() &&
-              CRYPTO_memcmp(it->second.data(), want.data(), want.size()) == 0;
-    if (!ok)
-      st = Status(StatusCode::UNAUTHENTICATED,
-                  it == md.end() ? "this psd needs a bearer token (psctl --token-file FILE)"
-                                 : "the bearer token is not valid for this psd");
-  }
+  Status st = Authenticate(api, ctx, method);
   if (st.ok()) {
     try {
       st = body();
-    } catch (const ApiError& e) {
+    } catch (const ApiError& e) {  // incl. StoreError: UNAVAILABLE, nothing changed
       st = Status(e.code(), e.what());
-    } catch (const Error& e) {
+    } catch (const Error& e) {  // validation of what the caller sent
       st = Status(StatusCode::INVALID_ARGUMENT, e.what());
     } catch (const std::exception& e) {
       st = Status(StatusCode::INTERNAL, std::string("psd: ") + e.what());
@@ -138,75 +144,56 @@ class JobServiceImpl final : public pb::JobService::Service {
   Status StreamLogs(ServerContext* ctx, const pb::StreamLogsRequest* req,
                     grpc::ServerWriter<pb::LogChunk>* writer) override {
     return Guard(api_, ctx, "JobService/StreamLogs", [&] {
-      pb::Job job = api_.coordinator->Get(req->id());
-      auto path = api_.coordinator->LogFile(req->id());
-      int64_t offset = req->offset();
-      if (offset < 0) {
-        std::error_code ec;
-        auto size = static_cast<int64_t>(std::filesystem::file_size(path, ec));
-        offset = ec ? 0 : std::max<int64_t>(0, size + offset);
-      }
-      std::vector<char> buf(64 * 1024);
-      for (;;) {
-        if (ctx->IsCancelled()) return Status(StatusCode::CANCELLED, "client went away");
-        bool finished = IsTerminal(api_.coordinator->Get(req->id()).state());
-        std::ifstream f(path, std::ios::binary);
-        bool sent = false;
-        if (f) {
-          f.seekg(offset);
-          while (f.read(buf.data(), static_cast<std::streamsize>(buf.size())) || f.gcount() > 0) {
-            pb::LogChunk chunk;
-            chunk.set_offset(offset);
-            chunk.set_data(buf.data(), static_cast<size_t>(f.gcount()));
-            offset += f.gcount();
-            sent = true;
-            if (!writer->Write(chunk)) return Status(StatusCode::CANCELLED, "client went away");
-          }
-        }
-        // Done when not following, or the job had finished before this last read.
-        if (!req->follow() || (finished && !sent)) return Status::OK;
-        if (!sent) std::this_thread::sleep_for(std::chrono::milliseconds(200));
-      }
+      Coordinator& c = *api_.coordinator;
+      c.Get(req->id());  // NOT_FOUND for unknown jobs
+      LogTail tail{c.LogFile(req->id()), req->offset(), req->follow(),
+                   [&] { return IsTerminal(c.Get(req->id()).state()); },
+                   [&] { return ctx->IsCancelled(); }};
+      StreamEnd end = TailLog(tail, [&](int64_t offset, const char* data, size_t n) {
+        pb::LogChunk chunk;
+        chunk.set_offset(offset);
+        chunk.set_data(data, n);
+        return writer->Write(chunk);
+      });
+      return end == StreamEnd::kDone ? Status::OK
+                                     : Status(StatusCode::CANCELLED, "client went away");
     });
   }
   Status ListArtifacts(ServerContext* ctx, const pb::ListArtifactsRequest* req,
                        pb::ListArtifactsResponse* resp) override {
     return Guard(api_, ctx, "JobService/ListArtifacts", [&] {
-      api_.coordinator->Get(req->id());  // NOT_FOUND for unknown jobs
-      auto dir = api_.coordinator->OutputDir(req->id());
-      resp->set_output_dir(dir.string());
-      for (const auto& a : ListArtifactFiles(dir)) {
-        auto* out = resp->add_artifacts();
-        out->set_path(a.path);
-        out->set_size(a.size);
-        out->set_sha256(a.sha256);
-      }
+      *resp = api_.coordinator->ListArtifacts(req->id());
       return Status::OK;
     });
   }
   Status DownloadArtifact(ServerContext* ctx, const pb::DownloadArtifactRequest* req,
                           grpc::ServerWriter<pb::ArtifactChunk>* writer) override {
     return Guard(api_, ctx, "JobService/DownloadArtifact", [&] {
-      api_.coordinator->Get(req->id());
-      auto file = ResolveArtifact(api_.coordinator->OutputDir(req->id()), req->path());
+      auto file = api_.coordinator->ResolveArtifact(req->id(), req->path());
       if (!file)
         return Status(StatusCode::NOT_FOUND, "job " + req->id() + " has no artifact '" +
                                                  req->path() + "' (psctl artifacts " + req->id() +
                                                  " lists them)");
-      std::ifstream f(*file, std::ios::binary);
-      if (!f) return Status(StatusCode::INTERNAL, "cannot read " + file->string());
-      auto total = static_cast<int64_t>(std::filesystem::file_size(*file));
-      std::vector<char> buf(1 << 20);
-      int64_t offset = 0;
-      do {
-        f.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-        pb::ArtifactChunk chunk;
-        chunk.set_offset(offset);
-        chunk.set_total_size(total);
-        chunk.set_data(buf.data(), static_cast<size_t>(f.gcount()));
-        offset += f.gcount();
-        if (!writer->Write(chunk)) return Status(StatusCode::CANCELLED, "client went away");
-      } while (f);
+      StreamEnd end;
+      try {
+        end = SendFile(*file, [&](int64_t offset, int64_t total, const char* data, size_t n) {
+          pb::ArtifactChunk chunk;
+          chunk.set_offset(offset);
+          chunk.set_total_size(total);
+          chunk.set_data(data, n);
+          return writer->Write(chunk);
+        });
+      } catch (const Error& e) {
+        return Status(StatusCode::INTERNAL, e.what());
+      }
+      return end == StreamEnd::kDone ? Status::OK
+                                     : Status(StatusCode::CANCELLED, "client went away");
+    });
+  }
+  Status DeleteJob(ServerContext* ctx, const pb::DeleteJobRequest* req,
+                   pb::DeleteJobResponse* resp) override {
+    return Guard(api_, ctx, "JobService/DeleteJob", [&] {
+      *resp = api_.coordinator->Delete(*req);
       return Status::OK;
     });
   }

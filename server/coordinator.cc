@@ -1,157 +1,173 @@
 #include "server/coordinator.h"
 
-#include <google/protobuf/util/time_util.h>
-
 #include <algorithm>
 
 #include "common/error.h"
-#include "common/file_util.h"
 #include "common/job_spec.h"
 #include "proto/spec_convert.h"
 #include "server/api_error.h"
+#include "server/job_metrics.h"
+#include "server/job_state.h"
+#include "server/log.h"
 
 namespace ps {
 
 namespace pb = proxsparse::v1;
 namespace fs = std::filesystem;
-using google::protobuf::util::TimeUtil;
 using grpc::StatusCode;
 
 namespace {
 
-google::protobuf::Timestamp Now() { return TimeUtil::GetCurrentTime(); }
-double Seconds(const google::protobuf::Timestamp& t) {
-  return static_cast<double>(t.seconds()) + t.nanos() * 1e-9;
+const Clock& DefaultClock() {
+  static SystemClock clock;
+  return clock;
 }
-double NowSeconds() { return Seconds(Now()); }
-bool Active(pb::JobState s) { return s == pb::JOB_STATE_LAUNCHING || s == pb::JOB_STATE_RUNNING; }
+
+Clock::Steady After(Clock::Steady t, double s) {
+  return t + std::chrono::duration_cast<Clock::Steady::duration>(std::chrono::duration<double>(s));
+}
+
+// Throws unless `w` is the current attempt of `j`, and `j` is unfinished (or, when
+// `allow_cancelled`, cancelled: the reply then tells the worker to stop).
+void CheckWorker(const pb::Job& j, const pb::WorkerId& w, bool allow_cancelled) {
+  if (w.attempt() != j.attempt())
+    throw ApiError(StatusCode::FAILED_PRECONDITION,
+                   "job " + w.job_id() + " attempt " + std::to_string(w.attempt()) +
+                       " is not current (attempt " + std::to_string(j.attempt()) + ")");
+  if (!IsActive(j.state()) && !(allow_cancelled && j.state() == pb::JOB_STATE_CANCELLED))
+    throw ApiError(StatusCode::FAILED_PRECONDITION,
+                   "job " + w.job_id() + " is " + JobStateName(j.state()));
+}
+
+pb::HeartbeatResponse Reply(const pb::Job& j) {
+  pb::HeartbeatResponse resp;
+  resp.set_cancel_requested(j.cancel_requested());
+  return resp;
+}
 
 }  // namespace
 
-Coordinator::Coordinator(CoordinatorConfig cfg, JobStore& store, std::unique_ptr<Launcher> launcher)
-    : cfg_(std::move(cfg)), store_(store), launcher_(std::move(launcher)) {
-  fs::create_directories(cfg_.data_dir / "jobs");
-}
+Coordinator::Coordinator(CoordinatorConfig cfg, JobStore& store, std::unique_ptr<Launcher> launcher,
+                         const Clock* clock, std::function<double()> random)
+    : cfg_(std::move(cfg)),
+      store_(store),
+      launcher_(std::move(launcher)),
+      clock_(clock ? *clock : DefaultClock()),
+      random_(std::move(random)),
+      rng_(std::random_device{}()),
+      jobs_(store_, clock_),
+      supervisor_(*launcher_, clock_),
+      artifacts_(cfg_.data_dir) {}
 
 Coordinator::~Coordinator() { Stop(); }
 
-fs::path Coordinator::JobDir(const std::string& id) const { return cfg_.data_dir / "jobs" / id; }
-
-void Coordinator::Start() {
-  std::vector<pb::Job> loaded = store_.LoadAll();
-  std::lock_guard lock(mu_);
-  for (auto& j : loaded) {
-    Entry& e = jobs_[j.id()];
-    e.job = std::move(j);
-    e.version = 1;
-    e.heartbeat = e.launched = e.last_persist = Clock::now();
-  }
+void Coordinator::Start(bool run_loop) {
+  jobs_.Load(store_.LoadAll());
   // Unfinished attempts: re-attach when the workers still run, otherwise relaunch (the next
   // attempt resumes from the last checkpoint).
-  for (auto& [id, e] : jobs_) {
-    if (!Active(e.job.state())) continue;
-    RunStatus st = e.job.launcher_id().empty() ? RunStatus{RunState::kGone, 0, "never launched"}
-                                               : launcher_->Poll(e.job.launcher_id());
-    if (st.state == RunState::kRunning || st.state == RunState::kPending) {
-      e.job.set_message("psd restarted; re-attached to attempt " + std::to_string(e.job.attempt()) +
-                        ": " + st.detail);
-      Changed(e, pb::WatchJobResponse::KIND_STATE, true);
-    } else if (e.job.result_ok()) {
-      Transition(e, pb::JOB_STATE_SUCCEEDED, "finished while psd was down");
-    } else {
-      AttemptFailed(e, "workers ended while psd was down (" + st.detail + ")");
+  for (const auto& id : jobs_.Ids([](const pb::Job& j) { return IsActive(j.state()); })) {
+    try {
+      Recover(id);
+    } catch (const std::exception& e) {  // a store error: supervision tries again each tick
+      LogEvent(spdlog::level::err, "job.recover_failed", {{"job_id", id}, {"error", e.what()}});
     }
   }
-  stop_ = false;
-  thread_ = std::thread([this] { Loop(); });
+  last_retention_ = clock_.SteadyNow();
+  if (run_loop) thread_ = std::thread([this] { Loop(); });
 }
 
 void Coordinator::Stop() {
   {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(loop_mu_);
     if (stop_) return;
     stop_ = true;
   }
-  changed_.notify_all();
+  loop_cv_.notify_all();
+  jobs_.WakeWatchers();
   if (thread_.joinable()) thread_.join();
+  artifacts_.Stop();
 }
 
-Coordinator::Entry& Coordinator::Find(const std::string& id) {
-  auto it = jobs_.find(id);
-  if (it == jobs_.end())
-    throw ApiError(StatusCode::NOT_FOUND, "no job " + id + " (psctl list shows the jobs)");
-  return it->second;
-}
-
-Coordinator::Entry& Coordinator::FindWorker(const pb::WorkerId& w, bool allow_cancelled) {
-  Entry& e = Find(w.job_id());
-  if (w.attempt() != e.job.attempt())
-    throw ApiError(StatusCode::FAILED_PRECONDITION,
-                   "job " + w.job_id() + " attempt " + std::to_string(w.attempt()) +
-                       " is not current (attempt " + std::to_string(e.job.attempt()) + ")");
-  if (!Active(e.job.state()) && !(allow_cancelled && e.job.state() == pb::JOB_STATE_CANCELLED))
-    throw ApiError(StatusCode::FAILED_PRECONDITION,
-                   "job " + w.job_id() + " is " + JobStateName(e.job.state()));
-  return e;
-}
-
-void Coordinator::Changed(Entry& e, pb::WatchJobResponse::Kind kind, bool persist) {
-  ++e.version;
-  pb::WatchJobResponse ev;
-  ev.set_kind(kind);
-  *ev.mutable_job() = e.job;
-  e.events.emplace_back(e.version, std::move(ev));
-  while (e.events.size() > 256) e.events.pop_front();
-  if (persist) {
-    store_.Put(e.job);
-    e.last_persist = Clock::now();
-  }
-  changed_.notify_all();
-}
-
-void Coordinator::Transition(Entry& e, pb::JobState to, const std::string& message) {
-  pb::StateTransition* t = e.job.add_history();
-  t->set_from(e.job.state());
-  t->set_to(to);
-  *t->mutable_time() = Now();
-  t->set_attempt(e.job.attempt());
-  t->set_message(message);
-  e.job.set_state(to);
-  e.job.set_message(message);
-  if (to == pb::JOB_STATE_RUNNING && !e.job.has_start_time()) *e.job.mutable_start_time() = Now();
-  if (IsTerminal(to)) *e.job.mutable_end_time() = Now();
-  Changed(e, pb::WatchJobResponse::KIND_STATE, true);
-}
-
-void Coordinator::AttemptFailed(Entry& e, const std::string& reason, bool retry) {
-  ++failures_total_;
-  if (!e.job.launcher_id().empty()) StopWorkersLocked(e, cfg_.kill_grace_s);
-  int attempt = e.job.attempt();
-  if (retry && attempt < e.job.max_attempts()) {
-    std::string from = e.job.checkpoint_step() >= 0 && !e.job.checkpoint_dir().empty()
-                           ? "the checkpoint of step " + std::to_string(e.job.checkpoint_step())
-                           : "the start";
-    Transition(
-        e, pb::JOB_STATE_QUEUED,
-        "attempt " + std::to_string(attempt) + " failed: " + reason + "; retrying from " + from);
+void Coordinator::Recover(const std::string& id) {
+  pb::Job j = jobs_.Get(id);
+  RunStatus st = j.launcher_id().empty() ? RunStatus{RunState::kGone, 0, "never launched"}
+                                         : launcher_->Poll(j.launcher_id());
+  if (st.state == RunState::kRunning || st.state == RunState::kPending) {
+    jobs_.Update(id, [&](pb::Job& job, JobRuntime& rt) -> std::optional<Commit> {
+      rt.heartbeat = rt.launched = clock_.SteadyNow();
+      job.set_message("psd restarted; re-attached to attempt " + std::to_string(job.attempt()) +
+                      ": " + st.detail);
+      return Commit{};
+    });
+  } else if (j.result_ok()) {
+    Succeed(id, j.attempt(), "finished while psd was down");
   } else {
-    Transition(e, pb::JOB_STATE_FAILED,
-               "attempt " + std::to_string(attempt) + " of " +
-                   std::to_string(e.job.max_attempts()) + " failed: " + reason);
+    EndAttempt(id, j.attempt(), "workers ended while psd was down (" + st.detail + ")", true);
   }
 }
 
-void Coordinator::StopWorkersLocked(Entry& e, double grace_s) {
-  if (e.job.launcher_id().empty()) return;
-  auto now = Clock::now();
-  Kill k;
-  k.launcher_id = e.job.launcher_id();
-  k.term_at = now;
-  k.force_at = now + std::chrono::milliseconds(static_cast<int64_t>(grace_s * 1000));
-  kills_.push_back(k);
+double Coordinator::Random() {
+  if (random_) return random_();
+  std::lock_guard lock(random_mu_);
+  return std::uniform_real_distribution<double>(0, 1)(rng_);
 }
 
-pb::Job Coordinator::Submit(const pb::SubmitJobRequest& req) {
+void Coordinator::FailAttemptIn(pb::Job& j, JobRuntime& rt, const std::string& reason, bool retry) {
+  int attempt = j.attempt();
+  if (retry && attempt < j.max_attempts()) {
+    double delay = RetryDelaySeconds(cfg_.retry, attempt, Random());
+    rt.not_before = After(clock_.SteadyNow(), delay);
+    std::string from = j.checkpoint_step() >= 0 && !j.checkpoint_dir().empty()
+                           ? "the checkpoint of step " + std::to_string(j.checkpoint_step())
+                           : "the start";
+    char when[32];
+    std::snprintf(when, sizeof when, "%.1f", delay);
+    ApplyTransition(j, pb::JOB_STATE_QUEUED,
+                    "attempt " + std::to_string(attempt) + " failed: " + reason +
+                        "; retrying from " + from + " in " + when + " s",
+                    clock_.WallNow());
+  } else {
+    ApplyTransition(j, pb::JOB_STATE_FAILED,
+                    "attempt " + std::to_string(attempt) + " of " +
+                        std::to_string(j.max_attempts()) + " failed: " + reason,
+                    clock_.WallNow());
+  }
+}
+
+void Coordinator::EndAttempt(const std::string& id, int attempt, const std::string& reason,
+                             bool retry, bool kill_now) {
+  std::string lid;
+  bool ended = false;
+  jobs_.Update(id, [&](pb::Job& j, JobRuntime& rt) -> std::optional<Commit> {
+    if (!IsActive(j.state()) || j.attempt() != attempt) return std::nullopt;  // changed meanwhile
+    lid = j.launcher_id();
+    FailAttemptIn(j, rt, reason, retry);
+    ended = true;
+    return Commit{};
+  });
+  if (!ended) return;
+  ++failures_total_;
+  supervisor_.Stop(lid, 0, kill_now ? 0 : cfg_.kill_grace_s);
+}
+
+void Coordinator::Succeed(const std::string& id, int attempt, const std::string& message) {
+  std::string lid;
+  bool done = false;
+  jobs_.Update(id, [&](pb::Job& j, JobRuntime&) -> std::optional<Commit> {
+    if (!IsActive(j.state()) || j.attempt() != attempt) return std::nullopt;
+    j.set_result_ok(true);
+    lid = j.launcher_id();
+    ApplyTransition(j, pb::JOB_STATE_SUCCEEDED, message, clock_.WallNow());
+    done = true;
+    return Commit{};
+  });
+  if (!done) return;
+  // The worker exits by itself; one that lingers is stopped after a grace period.
+  supervisor_.Stop(lid, 30, 10);
+  artifacts_.Seal(id, artifacts_.Snapshot(id), true);
+}
+
+JobSpec Coordinator::ValidateSubmission(const pb::SubmitJobRequest& req) const {
   JobSpec spec;
   if (!req.yaml().empty()) {
     if (req.base_dir().empty() || fs::path(req.base_dir()).is_relative())
@@ -176,9 +192,14 @@ pb::Job Coordinator::Submit(const pb::SubmitJobRequest& req) {
                    "resources.cpus_per_rank: the job needs " +
                        std::to_string(spec.resources.TotalCpus()) + " CPUs, this psd offers " +
                        std::to_string(cfg_.max_cpus) + " (psd --max-cpus)");
-  if (req.max_attempts() < 0)
-    throw ApiError(StatusCode::INVALID_ARGUMENT, "max_attempts: must be >= 0");
+  if (req.max_attempts() < 0 || req.max_attempts() > kMaxAttemptsCap)
+    throw ApiError(
+        StatusCode::INVALID_ARGUMENT,
+        "max_attempts: must be between 0 (psd's default) and " + std::to_string(kMaxAttemptsCap));
+  return spec;
+}
 
+pb::Job Coordinator::NewJobRecord(const JobSpec& spec, const pb::SubmitJobRequest& req) {
   pb::Job job;
   job.set_id(store_.NextId());
   job.set_name(spec.name);
@@ -189,381 +210,346 @@ pb::Job Coordinator::Submit(const pb::SubmitJobRequest& req) {
   job.set_spec_hash(JobSpecHash(spec));
   job.set_max_attempts(req.max_attempts() > 0 ? req.max_attempts() : cfg_.max_attempts);
   job.set_launcher(launcher_->Name());
-  *job.mutable_create_time() = Now();
+  *job.mutable_create_time() = clock_.WallNow();
   job.set_checkpoint_step(-1);
-  fs::path dir = JobDir(job.id());
-  fs::create_directories(dir / "logs");
-  fs::create_directories(dir / "output");
-  WriteFileAtomic(dir / "job.yaml", job.spec_yaml());
-  if (!req.yaml().empty()) WriteFileAtomic(dir / "submitted.yaml", req.yaml());
-  job.set_job_dir(dir.string());
-  job.set_output_dir((dir / "output").string());
+  job.set_job_dir(JobDir(job.id()).string());
+  job.set_output_dir(OutputDir(job.id()).string());
   pb::StateTransition* t = job.add_history();
   t->set_to(pb::JOB_STATE_QUEUED);
   *t->mutable_time() = job.create_time();
   t->set_message("submitted");
   job.set_message("submitted");
-
-  std::lock_guard lock(mu_);
-  Entry& e = jobs_[job.id()];
-  e.job = job;
-  Changed(e, pb::WatchJobResponse::KIND_STATE, true);
-  return e.job;
+  return job;
 }
 
-pb::Job Coordinator::Get(const std::string& id) {
-  std::lock_guard lock(mu_);
-  return Find(id).job;
+pb::Job Coordinator::Submit(const pb::SubmitJobRequest& req) {
+  JobSpec spec = ValidateSubmission(req);
+  pb::Job job = NewJobRecord(spec, req);
+  const std::string id = job.id();
+  artifacts_.CreateJobDir(id, job.spec_yaml(), req.yaml());
+  try {
+    return jobs_.Add(std::move(job));
+  } catch (...) {  // not recorded: no job, no directory
+    std::error_code ec;
+    fs::remove_all(JobDir(id), ec);
+    throw;
+  }
 }
 
-pb::ListJobsResponse Coordinator::List(const pb::ListJobsRequest& req) {
-  int size = req.page_size() <= 0 ? 50 : std::min(req.page_size(), 1000);
-  std::lock_guard lock(mu_);
-  pb::ListJobsResponse resp;
-  auto it = req.page_token().empty() ? jobs_.begin() : jobs_.upper_bound(req.page_token());
-  for (; it != jobs_.end(); ++it) {
-    const pb::Job& j = it->second.job;
-    if (req.states_size() &&
-        std::find(req.states().begin(), req.states().end(), j.state()) == req.states().end())
-      continue;
-    if (resp.jobs_size() == size) {
-      resp.set_next_page_token(resp.jobs(size - 1).id());
-      break;
-    }
-    pb::Job* out = resp.add_jobs();
-    *out = j;
-    out->clear_history();  // lists stay small; GetJob has it
-    out->clear_original_yaml();
+pb::Job Coordinator::Cancel(const std::string& id, const std::string& reason) {
+  if (IsTerminal(jobs_.Get(id).state())) return jobs_.Get(id);
+  // The published set as the cancel is recorded: anything written later is never served.
+  std::vector<ArtifactInfo> published = artifacts_.Snapshot(id);
+  std::string why = reason.empty() ? "cancelled by request" : "cancelled: " + reason;
+  std::string lid;
+  bool cancelled = false;
+  pb::Job job = jobs_.Update(id, [&](pb::Job& j, JobRuntime&) -> std::optional<Commit> {
+    if (IsTerminal(j.state())) return std::nullopt;
+    lid = IsActive(j.state()) ? j.launcher_id() : "";
+    j.set_cancel_requested(true);
+    ApplyTransition(j, pb::JOB_STATE_CANCELLED, why, clock_.WallNow());
+    cancelled = true;
+    return Commit{};
+  });
+  if (cancelled) {
+    supervisor_.Stop(lid, 0, cfg_.kill_grace_s);
+    artifacts_.Seal(id, std::move(published), false);
+  }
+  return job;
+}
+
+pb::DeleteJobResponse Coordinator::Delete(const pb::DeleteJobRequest& req) {
+  // Workers still being stopped may still write into the directory: wait for them.
+  if (supervisor_.Stopping(jobs_.Get(req.id()).launcher_id()))
+    throw ApiError(StatusCode::FAILED_PRECONDITION,
+                   "job " + req.id() + "'s workers are still stopping; try again in a few seconds");
+  pb::Job job = jobs_.Remove(req.id());  // the record first: files alone are harmless
+  pb::DeleteJobResponse resp;
+  resp.set_id(job.id());
+  try {
+    resp.set_kept_dir(artifacts_.RemoveJobFiles(job.id(), req.keep_artifacts()));
+  } catch (const std::exception& e) {
+    LogEvent(spdlog::level::warn, "job.delete_files_failed",
+             {{"job_id", job.id()}, {"error", e.what()}});
+    throw ApiError(StatusCode::INTERNAL,
+                   "job " + job.id() + " was deleted but some of its files remain: " + e.what());
   }
   return resp;
 }
 
-pb::Job Coordinator::Cancel(const std::string& id, const std::string& reason) {
-  std::lock_guard lock(mu_);
-  Entry& e = Find(id);
-  if (IsTerminal(e.job.state())) return e.job;
-  e.job.set_cancel_requested(true);
-  std::string why = reason.empty() ? "cancelled by request" : "cancelled: " + reason;
-  if (Active(e.job.state())) StopWorkersLocked(e, cfg_.kill_grace_s);
-  Transition(e, pb::JOB_STATE_CANCELLED, why);
-  return e.job;
+pb::ListArtifactsResponse Coordinator::ListArtifacts(const std::string& id) {
+  return artifacts_.List(jobs_.Get(id));
 }
 
-bool Coordinator::Watch(const std::string& id, uint64_t& version,
-                        std::vector<pb::WatchJobResponse>& out, std::chrono::milliseconds timeout) {
-  std::unique_lock lock(mu_);
-  Entry* e = &Find(id);
-  if (version == 0) {
-    pb::WatchJobResponse snap;
-    snap.set_kind(pb::WatchJobResponse::KIND_SNAPSHOT);
-    *snap.mutable_job() = e->job;
-    out.push_back(std::move(snap));
-    version = e->version;
-    return true;
-  }
-  auto collect = [&] {
-    for (const auto& [v, ev] : e->events)
-      if (v > version) out.push_back(ev);
-    if (!out.empty()) version = e->version;
-    return !out.empty();
-  };
-  if (!collect() && !IsTerminal(e->job.state())) {
-    changed_.wait_for(lock, timeout, [&] { return stop_ || e->version > version; });
-    collect();
-  }
-  return !(IsTerminal(e->job.state()) && version >= e->version && out.empty());
+std::optional<fs::path> Coordinator::ResolveArtifact(const std::string& id,
+                                                     const std::string& relative) {
+  return artifacts_.Resolve(jobs_.Get(id), relative);
 }
 
 pb::RegisterResponse Coordinator::Register(const pb::RegisterRequest& req) {
-  std::lock_guard lock(mu_);
-  Entry& e = FindWorker(req.worker(), true);
-  e.heartbeat = Clock::now();
-  *e.job.mutable_heartbeat_time() = Now();
-  if (e.job.state() == pb::JOB_STATE_LAUNCHING)
-    Transition(e, pb::JOB_STATE_RUNNING,
-               "attempt " + std::to_string(e.job.attempt()) + " running: rank 0 on " +
-                   req.hostname() + " pid " + std::to_string(req.pid()) + ", " +
-                   std::to_string(req.world_size()) + " rank(s)");
+  pb::Job job =
+      jobs_.Update(req.worker().job_id(), [&](pb::Job& j, JobRuntime& rt) -> std::optional<Commit> {
+        CheckWorker(j, req.worker(), true);
+        rt.heartbeat = clock_.SteadyNow();
+        *j.mutable_heartbeat_time() = clock_.WallNow();
+        if (j.state() != pb::JOB_STATE_LAUNCHING)
+          return Commit{pb::WatchJobResponse::KIND_UNSPECIFIED, false};
+        ApplyTransition(j, pb::JOB_STATE_RUNNING,
+                        "attempt " + std::to_string(j.attempt()) + " running: rank 0 on " +
+                            req.hostname() + " pid " + std::to_string(req.pid()) + ", " +
+                            std::to_string(req.world_size()) + " rank(s)",
+                        clock_.WallNow());
+        return Commit{};
+      });
   pb::RegisterResponse resp;
   resp.set_heartbeat_interval_ms(cfg_.heartbeat_interval_ms);
-  resp.set_cancel_requested(e.job.cancel_requested());
+  resp.set_cancel_requested(job.cancel_requested());
   return resp;
 }
 
 pb::HeartbeatResponse Coordinator::Heartbeat(const pb::WorkerId& w) {
-  std::lock_guard lock(mu_);
-  Entry& e = FindWorker(w, true);
-  e.heartbeat = Clock::now();
-  *e.job.mutable_heartbeat_time() = Now();
-  pb::HeartbeatResponse resp;
-  resp.set_cancel_requested(e.job.cancel_requested());
-  return resp;
+  return Reply(jobs_.Update(w.job_id(), [&](pb::Job& j, JobRuntime& rt) -> std::optional<Commit> {
+    CheckWorker(j, w, true);
+    rt.heartbeat = clock_.SteadyNow();
+    *j.mutable_heartbeat_time() = clock_.WallNow();
+    return Commit{pb::WatchJobResponse::KIND_UNSPECIFIED, false};
+  }));
 }
 
 pb::HeartbeatResponse Coordinator::Progress(const pb::ReportProgressRequest& req) {
-  std::lock_guard lock(mu_);
-  Entry& e = FindWorker(req.worker(), true);
-  e.heartbeat = Clock::now();
-  *e.job.mutable_heartbeat_time() = Now();
-  *e.job.mutable_progress() = req.event();
-  *e.job.mutable_progress()->mutable_time() = Now();
-  bool persist = Clock::now() - e.last_persist > std::chrono::seconds(5);
-  Changed(e, pb::WatchJobResponse::KIND_PROGRESS, persist);
-  pb::HeartbeatResponse resp;
-  resp.set_cancel_requested(e.job.cancel_requested());
-  return resp;
+  const pb::WorkerId& w = req.worker();
+  return Reply(jobs_.Update(w.job_id(), [&](pb::Job& j, JobRuntime& rt) -> std::optional<Commit> {
+    CheckWorker(j, w, true);
+    auto now = clock_.SteadyNow();
+    rt.heartbeat = now;
+    *j.mutable_heartbeat_time() = clock_.WallNow();
+    *j.mutable_progress() = req.event();
+    *j.mutable_progress()->mutable_time() = clock_.WallNow();
+    return Commit{pb::WatchJobResponse::KIND_PROGRESS, SecondsBetween(rt.last_persist, now) > 5};
+  }));
 }
 
 pb::HeartbeatResponse Coordinator::Checkpoint(const pb::ReportCheckpointRequest& req) {
   if (req.dir().empty() || fs::path(req.dir()).is_relative())
     throw ApiError(StatusCode::INVALID_ARGUMENT, "dir: must be an absolute path");
-  std::lock_guard lock(mu_);
-  Entry& e = FindWorker(req.worker(), true);
-  e.heartbeat = Clock::now();
-  e.job.set_checkpoint_step(req.step());
-  e.job.set_checkpoint_dir(req.dir());
-  *e.job.mutable_checkpoint_time() = Now();
-  Changed(e, pb::WatchJobResponse::KIND_CHECKPOINT, true);
-  pb::HeartbeatResponse resp;
-  resp.set_cancel_requested(e.job.cancel_requested());
-  return resp;
+  const pb::WorkerId& w = req.worker();
+  return Reply(jobs_.Update(w.job_id(), [&](pb::Job& j, JobRuntime& rt) -> std::optional<Commit> {
+    CheckWorker(j, w, true);
+    rt.heartbeat = clock_.SteadyNow();
+    j.set_checkpoint_step(req.step());
+    j.set_checkpoint_dir(req.dir());
+    *j.mutable_checkpoint_time() = clock_.WallNow();
+    return Commit{pb::WatchJobResponse::KIND_CHECKPOINT, true};
+  }));
 }
 
 void Coordinator::Result(const pb::ReportResultRequest& req) {
-  std::lock_guard lock(mu_);
-  Entry& e = FindWorker(req.worker(), false);
-  e.job.set_result_output_dir(req.output_dir());
+  const pb::WorkerId& w = req.worker();
   if (req.ok()) {
-    e.job.set_result_ok(true);
-    Transition(e, pb::JOB_STATE_SUCCEEDED, req.message().empty() ? "finished" : req.message());
-    // The worker exits by itself; one that lingers is stopped after a grace period.
-    if (!e.job.launcher_id().empty()) {
-      Kill k;
-      k.launcher_id = e.job.launcher_id();
-      k.term_at = Clock::now() + std::chrono::seconds(30);
-      k.force_at = k.term_at + std::chrono::seconds(10);
-      kills_.push_back(k);
-    }
-  } else {
-    // A failure the worker diagnosed itself (bad data, divergence) would fail again.
-    AttemptFailed(e, "the worker reported: " + req.message(), false);
+    // Recorded as this attempt's result first, so that the success survives the workers'
+    // exit being seen before the transition (and a psd restart).
+    jobs_.Update(w.job_id(), [&](pb::Job& j, JobRuntime&) -> std::optional<Commit> {
+      CheckWorker(j, w, false);
+      j.set_result_output_dir(req.output_dir());
+      j.set_result_ok(true);
+      return Commit{pb::WatchJobResponse::KIND_UNSPECIFIED, true};
+    });
+    Succeed(w.job_id(), w.attempt(), req.message().empty() ? "finished" : req.message());
+    return;
   }
+  // A failure the worker diagnosed itself (bad data, divergence) would fail again.
+  std::string lid;
+  jobs_.Update(w.job_id(), [&](pb::Job& j, JobRuntime& rt) -> std::optional<Commit> {
+    CheckWorker(j, w, false);
+    j.set_result_output_dir(req.output_dir());
+    lid = j.launcher_id();
+    FailAttemptIn(j, rt, "the worker reported: " + req.message(), false);
+    return Commit{};
+  });
+  ++failures_total_;
+  supervisor_.Stop(lid, 0, cfg_.kill_grace_s);
 }
 
-void Coordinator::LaunchLocked(Entry& e) {
-  e.job.set_attempt(e.job.attempt() + 1);
-  e.job.set_result_ok(false);
-  e.job.clear_launcher_id();
+LaunchRequest Coordinator::MakeLaunchRequest(const pb::Job& job) const {
   LaunchRequest req;
-  req.job_id = e.job.id();
-  req.attempt = e.job.attempt();
-  req.job_dir = JobDir(e.job.id());
-  req.log_file = LogFile(e.job.id());
+  req.job_id = job.id();
+  req.attempt = job.attempt();
+  req.job_dir = JobDir(job.id());
+  req.log_file = LogFile(job.id());
   req.worker_bin = cfg_.worker_bin;
   req.worker_args = {"--job",         (req.job_dir / "job.yaml").string(),
-                     "--output",      OutputDir(e.job.id()).string(),
+                     "--output",      OutputDir(job.id()).string(),
                      "--coordinator", cfg_.advertise,
-                     "--job-id",      e.job.id(),
+                     "--job-id",      job.id(),
                      "--attempt",     std::to_string(req.attempt)};
   // psworker --resume continues from the newest complete checkpoint in its output directory
   // (the one the worker last reported, unless it crashed while writing a newer one).
-  if (e.job.checkpoint_step() >= 0) req.worker_args.push_back("--resume");
+  if (job.checkpoint_step() >= 0) req.worker_args.push_back("--resume");
   if (!cfg_.worker_token_file.empty())
     req.worker_args.insert(req.worker_args.end(), {"--token-file", cfg_.worker_token_file});
   if (!cfg_.worker_tls_ca.empty())
     req.worker_args.insert(req.worker_args.end(), {"--tls-ca", cfg_.worker_tls_ca});
-  Transition(e, pb::JOB_STATE_LAUNCHING,
-             "attempt " + std::to_string(req.attempt) + " of " +
-                 std::to_string(e.job.max_attempts()) + " launching" +
-                 (e.job.checkpoint_step() >= 0
-                      ? " from checkpoint step " + std::to_string(e.job.checkpoint_step())
-                      : ""));
+  req.spec = ParseJobSpec(job.spec_yaml(), "/", "job " + job.id());
+  return req;
+}
+
+void Coordinator::Launch(const std::string& id) {
+  pb::Job job = jobs_.Update(id, [&](pb::Job& j, JobRuntime& rt) -> std::optional<Commit> {
+    if (j.state() != pb::JOB_STATE_QUEUED) return std::nullopt;
+    j.set_attempt(j.attempt() + 1);
+    j.set_result_ok(false);
+    j.clear_launcher_id();
+    rt.launched = rt.heartbeat = clock_.SteadyNow();
+    rt.pending_in_queue = false;
+    ApplyTransition(j, pb::JOB_STATE_LAUNCHING,
+                    "attempt " + std::to_string(j.attempt()) + " of " +
+                        std::to_string(j.max_attempts()) + " launching" +
+                        (j.checkpoint_step() >= 0
+                             ? " from checkpoint step " + std::to_string(j.checkpoint_step())
+                             : ""),
+                    clock_.WallNow());
+    return Commit{};
+  });
+  if (job.state() != pb::JOB_STATE_LAUNCHING) return;
+  std::string lid;
   try {
-    req.spec = ParseJobSpec(e.job.spec_yaml(), "/", "job " + e.job.id());
-    e.job.set_launcher_id(launcher_->Launch(req));
-  } catch (const std::exception& ex) {
-    AttemptFailed(e, std::string("launch failed: ") + ex.what());
+    lid = launcher_->Launch(MakeLaunchRequest(job));  // outside any lock: sbatch, kubectl are slow
+  } catch (const std::exception& e) {
+    EndAttempt(id, job.attempt(), std::string("launch failed: ") + e.what(), true);
     return;
   }
-  e.launched = e.heartbeat = Clock::now();
-  e.pending_in_queue = false;
-  Changed(e, pb::WatchJobResponse::KIND_STATE, true);
+  try {
+    jobs_.Update(id, [&](pb::Job& j, JobRuntime& rt) -> std::optional<Commit> {
+      if (!IsActive(j.state()) || j.attempt() != job.attempt() || !j.launcher_id().empty())
+        throw Error("job " + id + " is " + JobStateName(j.state()) + " now");
+      j.set_launcher_id(lid);
+      rt.launched = clock_.SteadyNow();
+      return Commit{};
+    });
+  } catch (const std::exception& e) {
+    // Workers nobody could find after a restart must not run: undo the launch. The attempt
+    // stays LAUNCHING without workers until the launch timeout retries it.
+    LogEvent(spdlog::level::err, "job.launch_undone",
+             {{"job_id", id}, {"launcher_id", lid}, {"error", e.what()}});
+    supervisor_.Stop(lid, 0, 0);
+  }
 }
 
 void Coordinator::Loop() {
-  std::unique_lock lock(mu_);
+  std::unique_lock lock(loop_mu_);
   while (!stop_) {
     lock.unlock();
     try {
       Tick();
     } catch (const std::exception& ex) {
-      std::fprintf(stderr, "psd: scheduler: %s\n", ex.what());
+      LogEvent(spdlog::level::err, "scheduler.error", {{"error", ex.what()}});
     }
     lock.lock();
-    changed_.wait_for(lock, std::chrono::milliseconds(static_cast<int>(cfg_.tick_s * 1000)),
+    loop_cv_.wait_for(lock, std::chrono::milliseconds(static_cast<int>(cfg_.tick_s * 1000)),
                       [&] { return stop_; });
   }
 }
 
 void Coordinator::Tick() {
-  // 1. What to poll, taken under the lock; launchers run outside it (sbatch, kubectl are slow).
-  std::vector<std::pair<std::string, std::string>> active;
-  std::vector<Kill> kills;
-  {
-    std::lock_guard lock(mu_);
-    for (auto& [id, e] : jobs_)
-      if (Active(e.job.state()) && !e.job.launcher_id().empty())
-        active.emplace_back(id, e.job.launcher_id());
-    kills.swap(kills_);
-  }
-  std::map<std::string, RunStatus> status;
-  for (const auto& [id, lid] : active) status[id] = launcher_->Poll(lid);
-  auto now = Clock::now();
-  std::vector<Kill> keep;
-  for (auto& k : kills) {
-    RunStatus st = launcher_->Poll(k.launcher_id);
-    if (st.state == RunState::kExited || st.state == RunState::kGone) continue;
-    if (!k.termed && now >= k.term_at) {
-      launcher_->Terminate(k.launcher_id, false);
-      k.termed = true;
-    }
-    if (!k.forced && now >= k.force_at) {
-      launcher_->Terminate(k.launcher_id, true);
-      k.forced = true;
-      k.force_at = now + std::chrono::seconds(30);  // give up polling after this
-    } else if (k.forced && now >= k.force_at) {
-      std::fprintf(stderr, "psd: %s survived SIGKILL for 30 s; no longer tracked\n",
-                   k.launcher_id.c_str());
-      continue;
-    }
-    keep.push_back(k);
-  }
+  supervisor_.Process();
+  SuperviseActive();
+  AdmitQueued();
+  ApplyRetention();
+}
 
-  std::lock_guard lock(mu_);
-  kills_.insert(kills_.end(), keep.begin(), keep.end());
-  // 2. Supervision.
-  for (const auto& [id, lid] : active) {
-    Entry& e = jobs_.at(id);
-    if (!Active(e.job.state()) || e.job.launcher_id() != lid) continue;  // changed meanwhile
-    const RunStatus& st = status[id];
-    if (st.state == RunState::kPending) {
-      e.pending_in_queue = true;
-      e.launched = now;  // the launch timeout counts from leaving the queue
-      continue;
-    }
-    e.pending_in_queue = false;
-    if (st.state == RunState::kExited || st.state == RunState::kGone) {
-      if (e.job.result_ok())
-        Transition(e, pb::JOB_STATE_SUCCEEDED, "finished");
-      else
-        AttemptFailed(e, "workers ended without a result: " + st.detail);
-      continue;
-    }
-    double since_hb = std::chrono::duration<double>(now - e.heartbeat).count();
-    double since_launch = std::chrono::duration<double>(now - e.launched).count();
-    ResourcesSpec res;
-    res.time_limit_minutes = e.job.spec().resources().time_limit_minutes();
-    if (e.job.state() == pb::JOB_STATE_RUNNING && since_hb > cfg_.heartbeat_timeout_s) {
-      StopWorkersLocked(e, 0);  // unresponsive (hung, stopped): SIGKILL, no grace
-      AttemptFailed(e, "no heartbeat for " + std::to_string(static_cast<int>(since_hb)) + " s");
-    } else if (e.job.state() == pb::JOB_STATE_LAUNCHING && since_launch > cfg_.launch_timeout_s) {
-      AttemptFailed(e, "no worker registered within " +
-                           std::to_string(static_cast<int>(cfg_.launch_timeout_s)) + " s");
-    } else if (res.time_limit_minutes > 0 && since_launch > res.time_limit_minutes * 60.0) {
-      AttemptFailed(e,
-                    "time limit of " + std::to_string(res.time_limit_minutes) +
-                        " minutes exceeded (resources.time_limit_minutes)",
-                    false);
+void Coordinator::SuperviseActive() {
+  struct Item {
+    std::string id, lid;
+    int attempt;
+  };
+  std::vector<Item> items;
+  jobs_.ForEach([&](const pb::Job& j, const JobRuntime&) {
+    if (IsActive(j.state())) items.push_back({j.id(), j.launcher_id(), j.attempt()});
+  });
+  for (const auto& it : items) {
+    // Polled outside the job lock; a job that changed meanwhile is left alone.
+    std::optional<RunStatus> st;
+    if (!it.lid.empty()) st = launcher_->Poll(it.lid);
+    Verdict v;
+    try {
+      jobs_.Update(it.id, [&](pb::Job& j, JobRuntime& rt) -> std::optional<Commit> {
+        if (!IsActive(j.state()) || j.launcher_id() != it.lid || j.attempt() != it.attempt)
+          return std::nullopt;
+        auto now = clock_.SteadyNow();
+        if (st && st->state == RunState::kPending) rt.launched = now;  // queue wait not counted
+        rt.pending_in_queue = st && st->state == RunState::kPending;
+        v = Supervise(j, st, SecondsBetween(rt.heartbeat, now), SecondsBetween(rt.launched, now),
+                      clock_.WallSeconds(), {cfg_.heartbeat_timeout_s, cfg_.launch_timeout_s});
+        return Commit{pb::WatchJobResponse::KIND_UNSPECIFIED, false};
+      });
+      if (v.kind == Verdict::kSucceeded) Succeed(it.id, it.attempt, v.reason);
+      if (v.kind == Verdict::kRetry || v.kind == Verdict::kFail)
+        EndAttempt(it.id, it.attempt, v.reason, v.kind == Verdict::kRetry, v.kill_now);
+    } catch (const std::exception& e) {  // store errors: tried again next tick
+      LogEvent(spdlog::level::err, "job.supervise_failed",
+               {{"job_id", it.id}, {"error", e.what()}});
     }
   }
-  // 3. Scheduling: strict FIFO, so a big job at the head is not starved by small ones.
-  int jobs = 0, cpus = 0, gpus = 0;
-  for (auto& [id, e] : jobs_) {
-    if (!Active(e.job.state())) continue;
-    const auto& r = e.job.spec().resources();
-    ++jobs;
-    cpus += r.ranks() * r.cpus_per_rank();
-    gpus += r.ranks() * r.gpus_per_rank();
+}
+
+void Coordinator::AdmitQueued() {
+  std::vector<Demand> active, queued;
+  std::vector<std::pair<std::string, std::string>> expired;
+  auto now = clock_.SteadyNow();
+  double wall = clock_.WallSeconds();
+  jobs_.ForEach([&](const pb::Job& j, const JobRuntime& rt) {
+    if (IsActive(j.state())) active.push_back(DemandOf(j));
+    if (j.state() != pb::JOB_STATE_QUEUED) return;
+    if (auto why = TimeLimitExceeded(j, wall)) {
+      expired.emplace_back(j.id(), *why);
+      return;
+    }
+    Demand d = DemandOf(j);
+    d.ready = now >= rt.not_before;
+    queued.push_back(d);
+  });
+  for (const auto& [id, why] : expired) {
+    try {
+      jobs_.Update(id, [&](pb::Job& j, JobRuntime&) -> std::optional<Commit> {
+        if (j.state() != pb::JOB_STATE_QUEUED) return std::nullopt;
+        ApplyTransition(j, pb::JOB_STATE_FAILED, why, clock_.WallNow());
+        return Commit{};
+      });
+    } catch (const std::exception& e) {
+      LogEvent(spdlog::level::err, "job.fail_failed", {{"job_id", id}, {"error", e.what()}});
+    }
   }
-  for (auto& [id, e] : jobs_) {
-    if (e.job.state() != pb::JOB_STATE_QUEUED) continue;
-    const auto& r = e.job.spec().resources();
-    int c = r.ranks() * r.cpus_per_rank(), g = r.ranks() * r.gpus_per_rank();
-    bool fits = jobs < cfg_.max_jobs &&
-                (cfg_.max_cpus <= 0 || cpus + c <= cfg_.max_cpus || jobs == 0) &&
-                gpus + g <= cfg_.max_gpus;
-    if (!fits) break;
-    LaunchLocked(e);
-    if (Active(e.job.state())) {
-      ++jobs;
-      cpus += c;
-      gpus += g;
+  for (const auto& id : Admit(active, queued, {cfg_.max_jobs, cfg_.max_cpus, cfg_.max_gpus})) {
+    try {
+      Launch(id);
+    } catch (const std::exception& e) {  // the store refused LAUNCHING: the job stays queued
+      LogEvent(spdlog::level::err, "job.launch_failed", {{"job_id", id}, {"error", e.what()}});
+      break;  // FIFO: nothing behind it starts first
+    }
+  }
+}
+
+void Coordinator::ApplyRetention() {
+  auto now = clock_.SteadyNow();
+  if (cfg_.retain_finished_s <= 0 || SecondsBetween(last_retention_, now) < 60) return;
+  last_retention_ = now;
+  double cutoff = clock_.WallSeconds() - cfg_.retain_finished_s;
+  for (const auto& id : jobs_.Ids([&](const pb::Job& j) {
+         return IsTerminal(j.state()) && Seconds(j.end_time()) < cutoff;
+       })) {
+    try {
+      pb::DeleteJobRequest req;
+      req.set_id(id);
+      Delete(req);
+      LogEvent(spdlog::level::info, "job.retention_deleted", {{"job_id", id}});
+    } catch (const std::exception& e) {
+      LogEvent(spdlog::level::err, "job.retention_failed", {{"job_id", id}, {"error", e.what()}});
     }
   }
 }
 
 void Coordinator::FillMetrics(MetricsRegistry& m) {
-  static const char* kPerJob[] = {"proxsparse_job_attempts",
-                                  "proxsparse_job_step",
-                                  "proxsparse_job_total_steps",
-                                  "proxsparse_job_loss",
-                                  "proxsparse_job_nm_sparse_ratio",
-                                  "proxsparse_job_three_sparse_ratio",
-                                  "proxsparse_job_dense_ratio",
-                                  "proxsparse_job_mask_flips",
-                                  "proxsparse_job_learning_rate",
-                                  "proxsparse_job_tokens_per_second",
-                                  "proxsparse_job_eta_seconds",
-                                  "proxsparse_job_step_phase_seconds",
-                                  "proxsparse_job_last_progress_timestamp_seconds",
-                                  "proxsparse_job_checkpoint_age_seconds",
-                                  "proxsparse_job_heartbeat_age_seconds",
-                                  "proxsparse_worker_gpu_memory_bytes",
-                                  "proxsparse_worker_gpu_utilization_ratio",
-                                  "proxsparse_jobs"};
-  for (const char* n : kPerJob) m.Clear(n);
-  std::lock_guard lock(mu_);
-  std::map<pb::JobState, int> by_state;
-  for (int s = pb::JOB_STATE_QUEUED; s <= pb::JOB_STATE_CANCELLED; ++s)
-    by_state[static_cast<pb::JobState>(s)] = 0;
-  double now = NowSeconds();
-  int queued = 0;
-  for (auto& [id, e] : jobs_) {
-    const pb::Job& j = e.job;
-    ++by_state[j.state()];
-    if (j.state() == pb::JOB_STATE_QUEUED) ++queued;
-    if (IsTerminal(j.state()) && now - Seconds(j.end_time()) > cfg_.finished_metrics_s) continue;
-    Labels job{{"job_id", id}};
-    Labels jm{{"job_id", id}, {"method", j.spec().method().name()}};
-    m.Set("proxsparse_job_attempts", job, j.attempt());
-    if (j.has_progress()) {
-      const pb::ProgressEvent& p = j.progress();
-      m.Set("proxsparse_job_step", jm, static_cast<double>(p.step()));
-      m.Set("proxsparse_job_total_steps", jm, static_cast<double>(p.total_steps()));
-      if (p.has_loss()) m.Set("proxsparse_job_loss", jm, p.loss());
-      if (p.has_nm_ratio()) m.Set("proxsparse_job_nm_sparse_ratio", jm, p.nm_ratio());
-      if (p.has_mid_ratio()) m.Set("proxsparse_job_three_sparse_ratio", jm, p.mid_ratio());
-      if (p.has_dense_ratio()) m.Set("proxsparse_job_dense_ratio", jm, p.dense_ratio());
-      if (p.has_mask_flips())
-        m.Set("proxsparse_job_mask_flips", jm, static_cast<double>(p.mask_flips()));
-      if (p.has_lr()) m.Set("proxsparse_job_learning_rate", jm, p.lr());
-      if (p.has_tokens_per_s()) m.Set("proxsparse_job_tokens_per_second", jm, p.tokens_per_s());
-      if (p.has_eta_s()) m.Set("proxsparse_job_eta_seconds", jm, p.eta_s());
-      for (const auto& [phase, s] : p.phase_seconds())
-        m.Set("proxsparse_job_step_phase_seconds", {{"job_id", id}, {"phase", phase}}, s);
-      m.Set("proxsparse_job_last_progress_timestamp_seconds", job, Seconds(p.time()));
-      Labels rank{{"job_id", id}, {"rank", std::to_string(p.rank())}};
-      if (p.has_gpu_mem_bytes())
-        m.Set("proxsparse_worker_gpu_memory_bytes", rank, static_cast<double>(p.gpu_mem_bytes()));
-      if (p.has_gpu_util()) m.Set("proxsparse_worker_gpu_utilization_ratio", rank, p.gpu_util());
-    }
-    if (j.has_checkpoint_time())
-      m.Set("proxsparse_job_checkpoint_age_seconds", job, now - Seconds(j.checkpoint_time()));
-    if (Active(j.state()) && j.has_heartbeat_time())
-      m.Set("proxsparse_job_heartbeat_age_seconds", job, now - Seconds(j.heartbeat_time()));
-  }
-  for (const auto& [s, n] : by_state) m.Set("proxsparse_jobs", {{"state", JobStateName(s)}}, n);
-  m.Set("proxsparse_queue_length", {}, queued);
+  FillJobMetrics(jobs_, clock_.WallSeconds(), cfg_.finished_metrics_s, m);
 }
 
 }  // namespace ps

@@ -1,25 +1,34 @@
-// The coordinator's core: jobs in memory mirrored to the JobStore on every transition, the FIFO
-// scheduler, supervision (exit codes, heartbeats, launch and time limits, retries from the last
-// checkpoint) and the state the gRPC services and /metrics read. One mutex guards it all; the
-// scheduler thread polls launchers without holding it.
+// The coordinator: the API's verbs over a set of managers, in the manner of a cluster control
+// plane — JobManager (records, state machine, watch events, persisted to a JobStore before memory
+// changes), WorkerSupervisor (stopping workers), ArtifactManager (job directories, manifests),
+// the pure policy of policy.h (retries, supervision, admission) and the job metrics. Time comes
+// from an injected Clock and the scheduler can be ticked by hand, so tests drive the whole policy
+// in-process with a MemoryJobStore and a scripted Launcher.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <deque>
 #include <filesystem>
-#include <map>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "proxsparse/v1/job_service.pb.h"
 #include "proxsparse/v1/worker_service.pb.h"
+#include "server/artifact_manager.h"
+#include "server/clock.h"
+#include "server/job_manager.h"
 #include "server/job_store.h"
 #include "server/launcher.h"
 #include "server/metrics.h"
+#include "server/policy.h"
+#include "server/worker_supervisor.h"
 
 namespace ps {
 
@@ -31,33 +40,51 @@ struct CoordinatorConfig {
   std::string worker_tls_ca;                  // passed to workers as --tls-ca
   int max_jobs = 1;                           // concurrently LAUNCHING or RUNNING
   int max_cpus = 0;                           // 0: no limit
-  int max_gpus = 0;  // jobs asking for more GPUs than this never start (0 and a GPU job:
-                     // rejected at submit)
-  int max_attempts = 3;
+  int max_gpus = 0;      // jobs asking for more GPUs than this never start (0 and a GPU job:
+                         // rejected at submit)
+  int max_attempts = 3;  // default for submits; at most kMaxAttemptsCap
   double heartbeat_timeout_s = 30;
   double launch_timeout_s = 300;  // from launch to Register, not counting a Slurm queue wait
   int heartbeat_interval_ms = 2000;
   double kill_grace_s = 5;          // SIGTERM, then SIGKILL after this
   double finished_metrics_s = 600;  // finished jobs keep their per-job series this long
   double tick_s = 0.2;
+  RetryPolicy retry;
+  double retain_finished_s = 0;  // finished jobs older than this are deleted; 0: kept
 };
 
 class Coordinator {
  public:
-  Coordinator(CoordinatorConfig cfg, JobStore& store, std::unique_ptr<Launcher> launcher);
+  // `clock` (default: the system clock) must outlive the coordinator; `random` returns values
+  // in [0, 1) for the retry jitter (default: a seeded generator).
+  Coordinator(CoordinatorConfig cfg, JobStore& store, std::unique_ptr<Launcher> launcher,
+              const Clock* clock = nullptr, std::function<double()> random = {});
   ~Coordinator();
-  // Loads every job from the store, re-attaches or re-queues unfinished ones, starts scheduling.
-  void Start();
+  // Loads every job from the store, re-attaches or re-queues unfinished ones; with `run_loop`
+  // starts the scheduler thread (tests call Tick() themselves).
+  void Start(bool run_loop = true);
   void Stop();
+  // One round: stop workers that are due, supervise unfinished jobs, admit queued ones, apply
+  // the retention policy.
+  void Tick();
 
   proxsparse::v1::Job Submit(const proxsparse::v1::SubmitJobRequest& req);
-  proxsparse::v1::Job Get(const std::string& id);
-  proxsparse::v1::ListJobsResponse List(const proxsparse::v1::ListJobsRequest& req);
+  proxsparse::v1::Job Get(const std::string& id) { return jobs_.Get(id); }
+  proxsparse::v1::ListJobsResponse List(const proxsparse::v1::ListJobsRequest& req) {
+    return jobs_.List(req);
+  }
   proxsparse::v1::Job Cancel(const std::string& id, const std::string& reason);
+  proxsparse::v1::DeleteJobResponse Delete(const proxsparse::v1::DeleteJobRequest& req);
   // Events of job `id` after `version` (updated); waits up to `timeout` when there are none.
   // Returns false when the job is finished and every event has been delivered.
   bool Watch(const std::string& id, uint64_t& version,
-             std::vector<proxsparse::v1::WatchJobResponse>& out, std::chrono::milliseconds timeout);
+             std::vector<proxsparse::v1::WatchJobResponse>& out,
+             std::chrono::milliseconds timeout) {
+    return jobs_.Watch(id, version, out, timeout);
+  }
+  proxsparse::v1::ListArtifactsResponse ListArtifacts(const std::string& id);
+  std::optional<std::filesystem::path> ResolveArtifact(const std::string& id,
+                                                       const std::string& relative);
 
   proxsparse::v1::RegisterResponse Register(const proxsparse::v1::RegisterRequest& req);
   proxsparse::v1::HeartbeatResponse Heartbeat(const proxsparse::v1::WorkerId& w);
@@ -67,52 +94,49 @@ class Coordinator {
 
   // Recomputes the job gauges of docs/metrics.md into `m`.
   void FillMetrics(MetricsRegistry& m);
-  std::filesystem::path JobDir(const std::string& id) const;
-  std::filesystem::path OutputDir(const std::string& id) const { return JobDir(id) / "output"; }
-  std::filesystem::path LogFile(const std::string& id) const {
-    return JobDir(id) / "logs" / "worker.log";
-  }
+  std::filesystem::path JobDir(const std::string& id) const { return artifacts_.JobDir(id); }
+  std::filesystem::path OutputDir(const std::string& id) const { return artifacts_.OutputDir(id); }
+  std::filesystem::path LogFile(const std::string& id) const { return artifacts_.LogFile(id); }
   const CoordinatorConfig& config() const { return cfg_; }
+  void SetAdvertise(const std::string& addr) { cfg_.advertise = addr; }  // before Start()
   uint64_t failures_total() const { return failures_total_; }
+  const JobManager& jobs() const { return jobs_; }
+  const WorkerSupervisor& supervisor() const { return supervisor_; }
 
  private:
-  using Clock = std::chrono::steady_clock;
-  struct Entry {
-    proxsparse::v1::Job job;
-    uint64_t version = 0;
-    std::deque<std::pair<uint64_t, proxsparse::v1::WatchJobResponse>> events;
-    Clock::time_point heartbeat{};  // last sign of life
-    Clock::time_point launched{};   // when the current attempt was launched
-    Clock::time_point last_persist{};
-    bool pending_in_queue = false;  // launcher says the attempt waits in an external queue
-  };
-  // Workers being stopped: SIGTERM (or scancel / delete) at term_at, SIGKILL at force_at.
-  struct Kill {
-    std::string launcher_id;
-    Clock::time_point term_at;
-    Clock::time_point force_at;
-    bool termed = false;
-    bool forced = false;
-  };
-
-  Entry& Find(const std::string& id);
-  Entry& FindWorker(const proxsparse::v1::WorkerId& w, bool allow_cancelled);
-  void Changed(Entry& e, proxsparse::v1::WatchJobResponse::Kind kind, bool persist);
-  void Transition(Entry& e, proxsparse::v1::JobState to, const std::string& message);
-  void AttemptFailed(Entry& e, const std::string& reason, bool retry = true);
-  void LaunchLocked(Entry& e);
-  void StopWorkersLocked(Entry& e, double grace_s);
   void Loop();
-  void Tick();
+  void Recover(const std::string& id);
+  void Launch(const std::string& id);
+  void SuperviseActive();
+  void AdmitQueued();
+  void ApplyRetention();
+  // Ends attempt `attempt` of job `id` if it is still current: back to QUEUED (after a backoff)
+  // while attempts remain and `retry`, else FAILED; then stops its workers.
+  void EndAttempt(const std::string& id, int attempt, const std::string& reason, bool retry,
+                  bool kill_now = false);
+  // The part of EndAttempt that changes the record (inside a JobManager::Update).
+  void FailAttemptIn(proxsparse::v1::Job& j, JobRuntime& rt, const std::string& reason, bool retry);
+  void Succeed(const std::string& id, int attempt, const std::string& message);
+  JobSpec ValidateSubmission(const proxsparse::v1::SubmitJobRequest& req) const;
+  proxsparse::v1::Job NewJobRecord(const JobSpec& spec,
+                                   const proxsparse::v1::SubmitJobRequest& req);
+  LaunchRequest MakeLaunchRequest(const proxsparse::v1::Job& job) const;
+  double Random();
 
   CoordinatorConfig cfg_;
   JobStore& store_;
   std::unique_ptr<Launcher> launcher_;
-  std::mutex mu_;
-  std::condition_variable changed_;
-  std::map<std::string, Entry> jobs_;
-  std::vector<Kill> kills_;
+  const Clock& clock_;
+  std::function<double()> random_;
+  std::mutex random_mu_;
+  std::mt19937_64 rng_;
+  JobManager jobs_;
+  WorkerSupervisor supervisor_;
+  ArtifactManager artifacts_;
   std::atomic<uint64_t> failures_total_{0};
+  Clock::Steady last_retention_{};
+  std::mutex loop_mu_;
+  std::condition_variable loop_cv_;
   bool stop_ = false;
   std::thread thread_;
 };

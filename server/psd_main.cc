@@ -5,7 +5,6 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
-#include <httplib.h>
 #include <signal.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
@@ -20,7 +19,10 @@
 #include "common/file_util.h"
 #include "server/api_service.h"
 #include "server/coordinator.h"
+#include "server/data_dir_lock.h"
+#include "server/http_endpoints.h"
 #include "server/job_store.h"
+#include "server/log.h"
 
 #ifndef PS_VERSION
 #define PS_VERSION "dev"
@@ -32,6 +34,32 @@ namespace {
 namespace fs = std::filesystem;
 
 std::atomic<bool> g_stop{false};
+// Bad flags exit with this (CLI11's own codes are >= 100); other failures with 1.
+constexpr int kUsageExit = 2;
+struct UsageError : Error {
+  using Error::Error;
+};
+
+// "30d", "12h", "90m", "45s", "3600" (seconds) or "0" (off) -> seconds.
+double ParseDuration(const std::string& text, const char* flag) {
+  size_t used = 0;
+  double v = -1;
+  try {
+    v = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  std::string unit = text.substr(used);
+  double scale = unit.empty() || unit == "s" ? 1
+                 : unit == "m"               ? 60
+                 : unit == "h"               ? 3600
+                 : unit == "d"               ? 86400
+                                             : -1;
+  if (used == 0 || scale < 0 || !(v >= 0))
+    throw UsageError(std::string(flag) +
+                     ": expected a duration like 30d, 12h, 90m or 0 (off), got '" + text + "'");
+  return v * scale;
+}
 void OnSignal(int) { g_stop = true; }
 
 struct PsdOptions {
@@ -56,6 +84,12 @@ struct PsdOptions {
   std::string tls_cert, tls_key, tls_client_ca;
   std::string worker_tls_ca;
   std::string ready_file;
+  std::string log_format = "text";
+  std::string retain_finished = "0";
+  double retry_backoff = 1;
+  double retry_backoff_max = 300;
+  int http_workers = 64;
+  double http_timeout = 5;
   // Slurm.
   std::string slurm_partition, slurm_account, slurm_bin_dir;
   std::vector<std::string> slurm_sbatch_lines, slurm_srun_args;
@@ -88,18 +122,6 @@ std::vector<std::string> ConfigArgs(const std::string& file) {
     }
   }
   return out;
-}
-
-std::pair<std::string, int> SplitHostPort(const std::string& addr, const char* flag) {
-  size_t colon = addr.rfind(':');
-  if (colon == std::string::npos) throw Error(std::string(flag) + ": expected HOST:PORT");
-  std::string host = addr.substr(0, colon);
-  if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
-  try {
-    return {host, std::stoi(addr.substr(colon + 1))};
-  } catch (const std::exception&) {
-    throw Error(std::string(flag) + ": bad port in '" + addr + "'");
-  }
 }
 
 void DeclareMetrics(MetricsRegistry& m) {
@@ -169,17 +191,25 @@ int Run(int argc, char** argv) {
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   app.add_option("--max-jobs", o.max_jobs, "jobs running at once")->capture_default_str();
   app.add_option("--max-cpus", o.max_cpus, "CPUs for all running jobs (0: no limit)")
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  app.add_option("--max-gpus", o.max_gpus, "GPUs for all running jobs")->capture_default_str();
+  app.add_option("--max-gpus", o.max_gpus, "GPUs for all running jobs")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app.add_option("--max-attempts", o.max_attempts, "attempts per job (default for submits)")
+      ->check(CLI::Range(1, kMaxAttemptsCap))
       ->capture_default_str();
   app.add_option("--heartbeat-timeout", o.heartbeat_timeout, "seconds without heartbeat = dead")
+      ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app.add_option("--launch-timeout", o.launch_timeout, "seconds from launch to Register")
+      ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app.add_option("--heartbeat-interval-ms", o.heartbeat_interval_ms, "told to workers")
+      ->check(CLI::Range(10, 3600000))
       ->capture_default_str();
   app.add_option("--kill-grace", o.kill_grace, "seconds between SIGTERM and SIGKILL")
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   app.add_option("--token-file", o.token_file, "bearer token required on every call");
   app.add_option("--tls-cert", o.tls_cert, "server certificate (PEM); enables TLS");
@@ -187,6 +217,28 @@ int Run(int argc, char** argv) {
   app.add_option("--tls-client-ca", o.tls_client_ca, "require client certificates from this CA");
   app.add_option("--worker-tls-ca", o.worker_tls_ca, "CA file workers use to verify psd");
   app.add_option("--ready-file", o.ready_file, "write {grpc, metrics} addresses here when up");
+  app.add_option("--log-format", o.log_format, "text | json (one object per line)")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  app.add_option("--retain-finished", o.retain_finished,
+                 "delete finished jobs (record and files) this long after they end: 30d, 12h, "
+                 "90m; 0: keep them")
+      ->capture_default_str();
+  app.add_option("--retry-backoff", o.retry_backoff,
+                 "seconds before the first retry; doubles per attempt, with jitter")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--retry-backoff-max", o.retry_backoff_max, "longest retry delay in seconds")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--http-workers", o.http_workers,
+                 "connections /metrics and /healthz serve at once")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  app.add_option("--http-timeout", o.http_timeout,
+                 "seconds an HTTP client may take to send a request or read a reply")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   app.add_option("--slurm-partition", o.slurm_partition);
   app.add_option("--slurm-account", o.slurm_account);
   app.add_option("--slurm-bin-dir", o.slurm_bin_dir, "where sbatch/squeue/sacct/scancel are");
@@ -217,12 +269,24 @@ int Run(int argc, char** argv) {
   try {
     app.parse(args);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : kUsageExit;
   }
+  InitLogging(o.log_format == "json" ? LogFormat::kJson : LogFormat::kText);
+  double retain_s = ParseDuration(o.retain_finished, "--retain-finished");
+  try {
+    SplitHostPort(o.listen, "--listen");
+    if (!o.metrics_listen.empty()) SplitHostPort(o.metrics_listen, "--metrics-listen");
+  } catch (const Error& e) {
+    throw UsageError(e.what());
+  }
+  if (o.retry_backoff_max < o.retry_backoff)
+    throw UsageError("--retry-backoff-max must be >= --retry-backoff");
 
   if (o.data_dir.empty()) o.data_dir = "psd-data";
   fs::path data_dir = fs::absolute(o.data_dir);
   fs::create_directories(data_dir);
+  DataDirLock data_lock(data_dir);  // before the store: a second psd stops here
   if (o.db.empty()) o.db = (data_dir / "psd.db").string();
   if (o.worker_bin.empty()) o.worker_bin = DefaultWorkerBin();
   if (o.tls_cert.empty() != o.tls_key.empty()) throw Error("--tls-cert and --tls-key go together");
@@ -253,7 +317,7 @@ int Run(int argc, char** argv) {
   metrics.Set("proxsparse_build_info", {{"version", PS_VERSION}}, 1);
   metrics.Add("proxsparse_job_failures_total", {}, 0);
 
-  JobStore store(o.db);
+  std::unique_ptr<JobStore> store = OpenSqliteJobStore(o.db);
   CoordinatorConfig cc;
   cc.data_dir = data_dir;
   cc.worker_bin = o.worker_bin;
@@ -267,6 +331,8 @@ int Run(int argc, char** argv) {
   cc.launch_timeout_s = o.launch_timeout;
   cc.heartbeat_interval_ms = o.heartbeat_interval_ms;
   cc.kill_grace_s = o.kill_grace;
+  cc.retry = {o.retry_backoff, o.retry_backoff_max};
+  cc.retain_finished_s = retain_s;
 
   // gRPC server first: with port 0 the advertised address needs the chosen port.
   grpc::EnableDefaultHealthCheckService(true);
@@ -282,7 +348,7 @@ int Run(int argc, char** argv) {
   } else {
     creds = grpc::InsecureServerCredentials();
   }
-  auto coordinator_ptr = std::make_unique<Coordinator>(cc, store, std::move(launcher));
+  auto coordinator_ptr = std::make_unique<Coordinator>(cc, *store, std::move(launcher));
   Coordinator& coordinator = *coordinator_ptr;
   ApiContext api{&coordinator, &metrics, token};
   auto job_service = MakeJobService(api);
@@ -304,42 +370,34 @@ int Run(int argc, char** argv) {
   if (host == "0.0.0.0" || host == "::" || host.empty())
     bound = "127.0.0.1:" + std::to_string(port);
   // The coordinator's advertised address can only be set now; it is read at launch time.
-  const_cast<CoordinatorConfig&>(coordinator.config()).advertise =
-      o.advertise.empty() ? bound : o.advertise;
+  coordinator.SetAdvertise(o.advertise.empty() ? bound : o.advertise);
 
-  httplib::Server http;
-  std::thread http_thread;
+  std::unique_ptr<HttpEndpoints> http;
   std::string metrics_addr;
   if (!o.metrics_listen.empty()) {
-    http.Get("/metrics", [&](const httplib::Request&, httplib::Response& res) {
-      coordinator.FillMetrics(metrics);
-      metrics.Set("proxsparse_up", {}, 1);
-      metrics.Clear("proxsparse_job_failures_total");
-      metrics.Add("proxsparse_job_failures_total", {},
-                  static_cast<double>(coordinator.failures_total()));
-      res.set_content(metrics.Render(), "text/plain; version=0.0.4; charset=utf-8");
-    });
-    http.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
-      res.set_content("ok\n", "text/plain");
-    });
-    auto [mhost, mport] = SplitHostPort(o.metrics_listen, "--metrics-listen");
-    if (mport == 0) {
-      mport = http.bind_to_any_port(mhost);
-    } else if (!http.bind_to_port(mhost, mport)) {
-      mport = -1;
-    }
-    if (mport < 0)
-      throw Error("cannot serve metrics on " + o.metrics_listen +
-                  " (in use? pick another --metrics-listen, or '' to turn it off)");
-    metrics_addr = mhost + ":" + std::to_string(mport);
-    http_thread = std::thread([&] { http.listen_after_bind(); });
+    http = std::make_unique<HttpEndpoints>(
+        HttpOptions{o.metrics_listen, o.http_workers, o.http_timeout, o.http_timeout,
+                    o.http_timeout},
+        [&] {
+          coordinator.FillMetrics(metrics);
+          metrics.Set("proxsparse_up", {}, 1);
+          metrics.Clear("proxsparse_job_failures_total");
+          metrics.Add("proxsparse_job_failures_total", {},
+                      static_cast<double>(coordinator.failures_total()));
+          return metrics.Render();
+        });
+    metrics_addr = http->Start();
   }
 
   coordinator.Start();
-  std::fprintf(stderr, "psd %s: gRPC on %s%s, metrics on %s, store %s, launcher %s, worker %s\n",
-               PS_VERSION, bound.c_str(), o.tls_cert.empty() ? "" : " (TLS)",
-               metrics_addr.empty() ? "(off)" : ("http://" + metrics_addr + "/metrics").c_str(),
-               o.db.c_str(), o.launcher.c_str(), o.worker_bin.c_str());
+  LogEvent(spdlog::level::info, "psd.started",
+           {{"version", PS_VERSION},
+            {"grpc", bound + (o.tls_cert.empty() ? "" : " (TLS)")},
+            {"metrics", metrics_addr.empty() ? "(off)" : "http://" + metrics_addr + "/metrics"},
+            {"store", o.db},
+            {"data_dir", data_dir.string()},
+            {"launcher", o.launcher},
+            {"worker", o.worker_bin}});
   if (!o.ready_file.empty())
     WriteFileAtomic(
         o.ready_file,
@@ -350,15 +408,11 @@ int Run(int argc, char** argv) {
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
   while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  std::fprintf(stderr,
-               "psd: shutting down (running workers keep going; a restarted psd "
-               "re-attaches)\n");
+  LogEvent(spdlog::level::info, "psd.stopping",
+           {{"note", "running workers keep going; a restarted psd re-attaches"}});
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   coordinator.Stop();
-  if (http_thread.joinable()) {
-    http.stop();
-    http_thread.join();
-  }
+  if (http) http->Stop();
   return 0;
 }
 
@@ -369,6 +423,9 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
   try {
     return ps::Run(argc, argv);
+  } catch (const ps::UsageError& e) {
+    std::fprintf(stderr, "psd: %s\n", e.what());
+    return ps::kUsageExit;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "psd: %s\n", e.what());
     return 1;

@@ -99,7 +99,8 @@ TEST(JobStore, PersistsJobsAndNeverReusesIds) {
   TempDir d("store");
   fs::path db = d.path() / "sub" / "psd.db";
   {
-    JobStore s(db);
+    auto store = OpenSqliteJobStore(db);
+    JobStore& s = *store;
     EXPECT_EQ(s.NextId(), "j000001");
     std::string id = s.NextId();
     EXPECT_EQ(id, "j000002");
@@ -111,8 +112,9 @@ TEST(JobStore, PersistsJobsAndNeverReusesIds) {
     j.set_message("updated");
     s.Put(j);
   }
-  JobStore s(db);
-  auto all = s.LoadAll();
+  auto store = OpenSqliteJobStore(db);
+  JobStore& s = *store;
+  auto all = s.LoadAll().jobs;
   ASSERT_EQ(all.size(), 1u);
   EXPECT_EQ(all[0].id(), "j000002");
   EXPECT_EQ(all[0].message(), "updated");
@@ -125,7 +127,7 @@ TEST(JobStore, PersistsJobsAndNeverReusesIds) {
 }
 
 TEST(JobStore, ReportsAnUnusablePath) {
-  EXPECT_THROW(JobStore("/proc/no/such/dir/psd.db"), std::exception);
+  EXPECT_THROW(OpenSqliteJobStore("/proc/no/such/dir/psd.db"), StoreError);
 }
 
 TEST(Artifacts, ListsPublishedFilesAndNothingOutside) {

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -18,7 +19,11 @@ namespace ps::test {
 
 namespace fs = std::filesystem;
 
-std::string BinaryPath(const std::string& rel) { return std::string(PS_BINARY_DIR) + "/" + rel; }
+std::string BinaryPath(const std::string& rel) {
+  // PS_TEST_BINARY_DIR runs the same tests against another build (e.g. an older release).
+  const char* other = std::getenv("PS_TEST_BINARY_DIR");
+  return std::string(other && *other ? other : PS_BINARY_DIR) + "/" + rel;
+}
 
 static std::string Slurp(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);

@@ -29,7 +29,8 @@ bool Alive(pid_t pid);
 int FreePort();
 bool WaitFor(const std::function<bool()>& cond, double timeout_s, double poll_s = 0.05);
 
-std::string BinaryPath(const std::string& rel);  // under the build tree
+// Under the build tree, or under $PS_TEST_BINARY_DIR when set (to test another build).
+std::string BinaryPath(const std::string& rel);
 
 class Psd {
  public:

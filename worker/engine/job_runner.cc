@@ -188,6 +188,9 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
   }
 
   if (comm.rank() == 0) {
+    // A job cancelled while it evaluated publishes nothing (psd also serves only what was there
+    // when the cancel was recorded).
+    if (progress.CancelRequested()) throw Error("cancelled before publishing; nothing published");
     progress.Log("publishing masks and the pruned model to " + out.string());
     const std::string base_hash = data["model"]["sha256"].get<std::string>();
     WriteMasks(out / "masks.safetensors", masks, spec, base_hash);

@@ -1,0 +1,62 @@
+#include <cstdio>
+
+#include "server/job_store.h"
+
+namespace ps {
+
+namespace pb = proxsparse::v1;
+
+void MemoryJobStore::Check() const {
+  if (!fail_.empty()) throw StoreError(fail_);
+}
+
+std::string MemoryJobStore::NextId() {
+  std::lock_guard lock(mu_);
+  Check();
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "j%06lld", static_cast<long long>(++next_));
+  return buf;
+}
+
+void MemoryJobStore::Put(const pb::Job& job) {
+  std::lock_guard lock(mu_);
+  Check();
+  ++writes_;
+  corrupt_.erase(job.id());
+  jobs_[job.id()] = job;
+}
+
+void MemoryJobStore::Delete(const std::string& id) {
+  std::lock_guard lock(mu_);
+  Check();
+  ++writes_;
+  jobs_.erase(id);
+  corrupt_.erase(id);
+}
+
+StoredJobs MemoryJobStore::LoadAll() {
+  std::lock_guard lock(mu_);
+  Check();
+  StoredJobs out;
+  for (const auto& [id, j] : jobs_) out.jobs.push_back(j);  // ids sort by age
+  for (const auto& [id, why] : corrupt_) out.corrupt.push_back({id, why});
+  return out;
+}
+
+void MemoryJobStore::FailWith(const std::string& why) {
+  std::lock_guard lock(mu_);
+  fail_ = why;
+}
+
+void MemoryJobStore::PutCorrupt(const std::string& id, const std::string& reason) {
+  std::lock_guard lock(mu_);
+  jobs_.erase(id);
+  corrupt_[id] = reason;
+}
+
+int MemoryJobStore::writes() const {
+  std::lock_guard lock(mu_);
+  return writes_;
+}
+
+}  // namespace ps
