@@ -8,6 +8,7 @@
 #include "common/error.h"
 #include "common/file_util.h"
 #include "tests/testing/error_of.h"
+#include "tests/testing/job_inputs.h"
 #include "tests/testing/temp_dir.h"
 
 namespace ps {
@@ -259,12 +260,7 @@ TEST(JobSpec, HashIgnoresSpellingButNotContent) {
 class JobInputsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    fs::create_directories(dir_ / "model");
-    WriteFileAtomic(dir_ / "model/config.json",
-                    R"({"hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4,
-                        "head_dim": 16})");
-    WriteFileAtomic(dir_ / "model/model.safetensors", "x");
-    WriteFileAtomic(dir_ / "calib.txt", "hello");
+    testing::WriteCheckableInputs(dir_);
     WriteFileAtomic(dir_ / "eval.txt", "world");
     WriteFileAtomic(dir_ / "job.yaml",
                     "model: model\nmethod: {name: wanda}\ncalibration: {path: calib.txt}\n"
