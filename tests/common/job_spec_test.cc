@@ -8,6 +8,8 @@
 #include "common/error.h"
 #include "common/file_util.h"
 #include "tests/testing/error_of.h"
+#include "tests/testing/job_inputs.h"
+#include "tests/testing/temp_dir.h"
 
 namespace ps {
 namespace {
@@ -316,23 +318,17 @@ TEST(JobSpec, HashIgnoresSpellingButNotContent) {
 class JobInputsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("ps_jobspec_" + std::to_string(::getpid()));
-    fs::create_directories(dir_ / "model");
-    WriteFileAtomic(dir_ / "model/config.json",
-                    R"({"hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4,
-                        "head_dim": 16})");
-    WriteFileAtomic(dir_ / "model/model.safetensors", "x");
-    WriteFileAtomic(dir_ / "calib.txt", "hello");
+    testing::WriteCheckableInputs(dir_);
     WriteFileAtomic(dir_ / "eval.txt", "world");
     WriteFileAtomic(dir_ / "job.yaml",
                     "model: model\nmethod: {name: wanda}\ncalibration: {path: calib.txt}\n"
                     "evaluation: {ppl: [eval.txt]}\n");
   }
-  void TearDown() override { fs::remove_all(dir_); }
   std::string ErrorOfInputs(const JobSpec& s) {
     return testing::ErrorOf([&] { CheckJobInputs(s); });
   }
-  fs::path dir_;
+  testing::TempDir tmp_{"jobspec"};
+  const fs::path& dir_ = tmp_.path();
 };
 
 TEST_F(JobInputsTest, AcceptsAGoodJob) {

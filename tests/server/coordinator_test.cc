@@ -17,6 +17,7 @@
 #include "server/clock.h"
 #include "server/job_store.h"
 #include "server/policy.h"
+#include "tests/testing/job_inputs.h"
 
 namespace ps {
 namespace {
@@ -68,12 +69,7 @@ class CoordinatorTest : public ::testing::Test {
             std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "_" +
             std::to_string(::getpid()));
     fs::remove_all(dir_);
-    fs::create_directories(dir_ / "model");
-    WriteFileAtomic(dir_ / "model/config.json",
-                    R"({"hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4,
-                        "head_dim": 16})");
-    WriteFileAtomic(dir_ / "model/model.safetensors", "x");
-    WriteFileAtomic(dir_ / "calib.txt", "text\n");
+    testing::WriteCheckableInputs(dir_);
     cfg_.data_dir = dir_ / "data";
     cfg_.max_jobs = 1;
     cfg_.heartbeat_timeout_s = 30;

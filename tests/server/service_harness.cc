@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "common/file_util.h"
+#include "tests/testing/job_inputs.h"
 
 namespace ps::test {
 
@@ -246,12 +247,7 @@ fs::path MakeTempDir(const std::string& tag) {
 }
 
 fs::path WriteJob(const fs::path& dir, const std::string& name, const std::string& body) {
-  fs::create_directories(dir / "model");
-  WriteFileAtomic(dir / "model/config.json",
-                  R"({"hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4,
-                      "head_dim": 16})");
-  WriteFileAtomic(dir / "model/model.safetensors", "not used by the fake worker");
-  WriteFileAtomic(dir / "calib.txt", "some calibration text\n");
+  testing::WriteCheckableInputs(dir);
   fs::path job = dir / (name + ".yaml");
   WriteFileAtomic(job, "model: model\ncalibration:\n  path: calib.txt\n" + body);
   return job;
