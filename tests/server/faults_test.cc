@@ -103,11 +103,11 @@ TEST_F(FaultsTest, LockedStoreRefusesSubmitAndCancelWithoutChangingAnything) {
   EXPECT_EQ(psd.GetJob(id)["state"], "JOB_STATE_CANCELLED");
 }
 
-// #1: the data directory on a full filesystem (a 2 MB tmpfs).
+// #1: the data directory on a full filesystem (a small tmpfs, filled up).
 TEST_F(FaultsTest, FullFilesystemRefusesSubmitsAndRecoversWhenSpaceReturns) {
   fs::path mnt = dir_ / "tmpfs";
   fs::create_directories(mnt);
-  if (::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=2m") != 0)
+  if (::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=16m") != 0)
     GTEST_SKIP() << "cannot mount a tmpfs here (" << std::strerror(errno)
                  << "); the store double covers this in coordinator_test";
   struct Unmount {
@@ -129,7 +129,8 @@ TEST_F(FaultsTest, FullFilesystemRefusesSubmitsAndRecoversWhenSpaceReturns) {
   EXPECT_EQ(json::parse(psd.Ctl({"-o", "json", "list"}).out)["jobs"].size(), 1u);
   fs::remove(mnt / "filler");
   std::string second = Submit(QuickJob());
-  EXPECT_EQ(psd.WaitState(second, "JOB_STATE_SUCCEEDED", 30)["state"], "JOB_STATE_SUCCEEDED");
+  json j = psd.WaitState(second, "JOB_STATE_SUCCEEDED", 30);
+  EXPECT_EQ(j["state"], "JOB_STATE_SUCCEEDED") << j.dump() << Slurp(psd.log());
   psd_.reset();
 }
 
