@@ -34,8 +34,8 @@
 #include "common/error.h"
 #include "common/progress.h"
 #include "worker/distributed/communicator_factory.h"
-#include "worker/engine/proxsparse_hooks.h"
 #include "worker/engine/train_loop.h"
+#include "worker/methods/proxsparse.h"
 #include "worker/models/llama_checkpoint.h"
 #include "worker/models/llama_model.h"
 
@@ -171,7 +171,7 @@ int Main(int argc, char** argv) {
     is_target.push_back(t);
     n_trained += np.value().numel();
   }
-  ps::ProxSparseSettings s{ps::NMPattern{2, 4}, a.lambda1, 0.0, 0.1, "none"};
+  ps::ProxSparseSettings s{ps::NMPattern{2, 4}, a.lambda1, 0.0, 0.1, ps::HardMode::kNone};
   ps::ProxSparseHooks hooks(s, is_target, [](const std::string& n) -> torch::Tensor {
     throw ps::Error("the bench has no W0 for " + n + " (lambda2 is 0)");
   });

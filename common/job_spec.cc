@@ -11,6 +11,7 @@
 
 #include "common/error.h"
 #include "common/file_util.h"
+#include "common/method_registry.h"
 
 namespace ps {
 namespace {
@@ -65,6 +66,10 @@ class MapReader {
   }
   std::string Choice(std::string_view k, const std::string& def,
                      std::initializer_list<std::string_view> allowed) {
+    return Choice(k, def, std::vector<std::string_view>(allowed));
+  }
+  std::string Choice(std::string_view k, const std::string& def,
+                     const std::vector<std::string_view>& allowed) {
     std::string v = Str(k, def);
     if (std::find(allowed.begin(), allowed.end(), v) == allowed.end()) {
       std::vector<std::string> names(allowed.begin(), allowed.end());
@@ -72,6 +77,15 @@ class MapReader {
       ctx_.Fail(Key(k), "'" + v + "' is not one of " + Join(names, " | "), &n);
     }
     return v;
+  }
+  // One of the enum's spellings (job_choices.h); `only` narrows the accepted values.
+  template <class E>
+  E Enum(std::string_view k, E def, std::vector<E> only = {}) {
+    std::vector<std::string_view> names;
+    for (const auto& [v, name] : ChoiceTable<E>::kEntries)
+      if (only.empty() || std::find(only.begin(), only.end(), v) != only.end())
+        names.push_back(name);
+    return *ParseChoice<E>(Choice(k, std::string(ChoiceName(def)), names));
   }
   int64_t Int(std::string_view k, int64_t def, int64_t min,
               int64_t max = std::numeric_limits<int64_t>::max()) {
@@ -172,33 +186,29 @@ class MapReader {
   std::set<std::string> seen_;
 };
 
-// The method keys and which methods take them (docs/job-file.md, docs/methods/).
+// The method keys and which methods take them (common/method_registry.h).
 const std::map<std::string, std::set<std::string>>& MethodKeys() {
   static const std::map<std::string, std::set<std::string>> keys = [] {
-    std::set<std::string> train = {"lr",         "warmup_ratio", "epochs",       "max_steps",
-                                   "batch_size", "grad_accum",   "master_dtype", "overlap_update"};
-    std::set<std::string> prox = train;
-    prox.insert({"lambda1", "lambda2", "epsilon", "trainable", "hard"});
-    std::set<std::string> maskllm = train;
-    maskllm.insert({"tau", "kappa", "prior", "prior_alpha", "sparse_reg"});
-    return std::map<std::string, std::set<std::string>>{{"proxsparse", prox},
-                                                        {"magnitude", {}},
-                                                        {"wanda", {}},
-                                                        {"sparsegpt", {"blocksize", "percdamp"}},
-                                                        {"maskllm", maskllm}};
+    std::map<std::string, std::set<std::string>> out;
+    for (const auto& m : Methods()) out[std::string(m.name)] = {m.keys.begin(), m.keys.end()};
+    return out;
   }();
   return keys;
 }
 
+std::vector<std::string_view> MethodNameList() {
+  std::vector<std::string_view> names;
+  for (const auto& m : Methods()) names.push_back(m.name);
+  return names;
+}
+
 MethodSpec ParseMethod(const YAML::Node& node, const ParseContext& ctx) {
   if (!node || node.IsNull())
-    ctx.Fail("method",
-             "missing (method.name is one of proxsparse | "
-             "magnitude | wanda | sparsegpt | maskllm)");
+    ctx.Fail("method", "missing (method.name is one of " + MethodNames() + ")");
   MapReader r(node, "method", ctx);
   MethodSpec m;
   if (!r.Has("name")) ctx.Fail("method.name", "missing", &node);
-  m.name = r.Choice("name", "", {"proxsparse", "magnitude", "wanda", "sparsegpt", "maskllm"});
+  m.name = r.Choice("name", "", MethodNameList());
   const std::set<std::string>& allowed = MethodKeys().at(m.name);
   // Keys valid for some other method are reported as such rather than as typos.
   for (const auto& kv : node) {
@@ -226,15 +236,16 @@ MethodSpec ParseMethod(const YAML::Node& node, const ParseContext& ctx) {
     m.max_steps = r.Int("max_steps", m.max_steps, 0);
     m.batch_size = static_cast<int>(r.Int("batch_size", m.batch_size, 1, 1 << 20));
     m.grad_accum = static_cast<int>(r.Int("grad_accum", m.grad_accum, 1, 1 << 20));
-    m.master_dtype = r.Choice("master_dtype", m.master_dtype, {"fp32", "bf16"});
+    m.master_dtype =
+        r.Enum("master_dtype", m.master_dtype, {ComputeDType::kFp32, ComputeDType::kBf16});
     m.overlap_update = r.Bool("overlap_update", m.overlap_update);
   }
   if (m.name == "proxsparse") {
     m.lambda1 = r.Num("lambda1", m.lambda1, 0);
     m.lambda2 = r.Num("lambda2", m.lambda2, 0);
     m.epsilon = r.Num("epsilon", m.epsilon, 0, true);
-    m.trainable = r.Choice("trainable", m.trainable, {"targets", "all"});
-    m.hard = r.Choice("hard", m.hard, {"none", "project", "snap"});
+    m.trainable = r.Enum("trainable", m.trainable);
+    m.hard = r.Enum("hard", m.hard);
   }
   if (m.name == "sparsegpt") {
     m.blocksize = static_cast<int>(r.Int("blocksize", m.blocksize, 1, 1 << 20));
@@ -270,8 +281,8 @@ JobSpec ParseRoot(const YAML::Node& root, const ParseContext& ctx) {
     }
   }
   s.seed = static_cast<uint64_t>(r.Int("seed", 0, 0));
-  s.device = r.Choice("device", s.device, {"cpu", "cuda"});
-  s.dtype = r.Choice("dtype", s.dtype, {"fp32", "bf16", "fp16"});
+  s.device = r.Enum("device", s.device);
+  s.dtype = r.Enum("dtype", s.dtype);
   s.method = ParseMethod(r.Node("method"), ctx);
 
   {
@@ -290,7 +301,7 @@ JobSpec ParseRoot(const YAML::Node& root, const ParseContext& ctx) {
     s.calibration.seqlen = static_cast<int>(c.Int("seqlen", 512, 1, 1 << 24));
     s.calibration.sampling = c.Choice("sampling", "document", {"document", "window"});
     c.Finish();
-    bool needs_data = s.method.name != "magnitude" || s.masked_update.steps > 0;
+    bool needs_data = GetMethod(s.method.name).needs_calibration || s.masked_update.steps > 0;
     if (needs_data && s.calibration.path.empty())
       ctx.Fail("calibration.path",
                "missing (method " + s.method.name +
@@ -323,9 +334,9 @@ JobSpec ParseRoot(const YAML::Node& root, const ParseContext& ctx) {
     s.resources.time_limit_minutes =
         static_cast<int>(res.Int("time_limit_minutes", 60, 1, 60 * 24 * 365));
     res.Finish();
-    if (s.device == "cuda" && s.resources.gpus_per_rank < 1)
+    if (s.device == Device::kCuda && s.resources.gpus_per_rank < 1)
       ctx.Fail("resources.gpus_per_rank", "must be >= 1 when device is cuda", rn ? &rn : &root);
-    if (s.device == "cpu" && s.resources.gpus_per_rank > 0)
+    if (s.device == Device::kCpu && s.resources.gpus_per_rank > 0)
       ctx.Fail("resources.gpus_per_rank", "must be 0 when device is cpu (or set device: cuda)",
                rn ? &rn : &root);
   }
@@ -365,6 +376,13 @@ JobSpec LoadJobSpec(const fs::path& file) {
   return ParseJobSpec(ReadFile(abs), abs.parent_path(), file.string());
 }
 
+namespace {
+template <class E>
+std::string Spelling(E value) {
+  return std::string(ChoiceName(value));
+}
+}  // namespace
+
 std::string JobSpecToYaml(const JobSpec& s) {
   const auto& allowed = MethodKeys().at(s.method.name);
   auto uses = [&](const char* k) { return allowed.count(k) > 0; };
@@ -375,8 +393,8 @@ std::string JobSpecToYaml(const JobSpec& s) {
   e << YAML::Key << "model" << YAML::Value << s.model.string();
   e << YAML::Key << "pattern" << YAML::Value << YAML::DoubleQuoted << s.pattern.ToString();
   e << YAML::Key << "seed" << YAML::Value << s.seed;
-  e << YAML::Key << "device" << YAML::Value << s.device;
-  e << YAML::Key << "dtype" << YAML::Value << s.dtype;
+  e << YAML::Key << "device" << YAML::Value << Spelling(s.device);
+  e << YAML::Key << "dtype" << YAML::Value << Spelling(s.dtype);
   const MethodSpec& m = s.method;
   e << YAML::Key << "method" << YAML::Value << YAML::BeginMap;
   e << YAML::Key << "name" << YAML::Value << m.name;
@@ -396,9 +414,10 @@ std::string JobSpecToYaml(const JobSpec& s) {
     // existed keep their canonical form (and hash).
     if (m.overlap_update) e << YAML::Key << "overlap_update" << YAML::Value << true;
   }
-  if (uses("trainable")) e << YAML::Key << "trainable" << YAML::Value << m.trainable;
-  if (uses("master_dtype")) e << YAML::Key << "master_dtype" << YAML::Value << m.master_dtype;
-  if (uses("hard")) e << YAML::Key << "hard" << YAML::Value << m.hard;
+  if (uses("trainable")) e << YAML::Key << "trainable" << YAML::Value << Spelling(m.trainable);
+  if (uses("master_dtype"))
+    e << YAML::Key << "master_dtype" << YAML::Value << Spelling(m.master_dtype);
+  if (uses("hard")) e << YAML::Key << "hard" << YAML::Value << Spelling(m.hard);
   if (uses("blocksize")) {
     e << YAML::Key << "blocksize" << YAML::Value << m.blocksize;
     e << YAML::Key << "percdamp" << YAML::Value << m.percdamp;
@@ -512,6 +531,11 @@ void CheckJobInputs(const JobSpec& s) {
     CheckReadable(s.evaluation.ppl[i], "evaluation.ppl[" + std::to_string(i) + "]", false);
   for (size_t i = 0; i < s.evaluation.tasks.size(); ++i)
     CheckReadable(s.evaluation.tasks[i], "evaluation.tasks[" + std::to_string(i) + "]", false);
+}
+
+bool MethodSpec::Trains() const {
+  const MethodInfo* m = FindMethod(name);
+  return m && m->trains;
 }
 
 bool operator==(const MethodSpec& a, const MethodSpec& b) {

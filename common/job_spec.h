@@ -11,13 +11,10 @@
 #include <string_view>
 #include <vector>
 
+#include "common/job_choices.h"
 #include "common/nm_pattern.h"
 
 namespace ps {
-
-// Method names accepted in method.name.
-inline constexpr std::array<std::string_view, 5> kMethodNames = {"proxsparse", "magnitude", "wanda",
-                                                                 "sparsegpt", "maskllm"};
 
 struct MethodSpec {
   std::string name = "proxsparse";
@@ -28,7 +25,7 @@ struct MethodSpec {
   int64_t max_steps = 0;  // 0 = as many as epochs give
   int batch_size = 1;     // sequences per optimizer step, global over all ranks
   int grad_accum = 1;
-  std::string master_dtype = "fp32";  // fp32 | bf16
+  ComputeDType master_dtype = ComputeDType::kFp32;  // fp32 | bf16
   // Run each owned tensor's AdamW and the method's owner-side work during the last backward pass
   // (TrainOptions::overlap_update; same results, docs/distributed.md).
   bool overlap_update = false;
@@ -36,8 +33,8 @@ struct MethodSpec {
   double lambda1 = 1.0;
   double lambda2 = 0.0;
   double epsilon = 0.1;
-  std::string trainable = "targets";  // targets | all
-  std::string hard = "none";          // none | project | snap (Table 3 ablations)
+  Trainable trainable = Trainable::kTargets;
+  HardMode hard = HardMode::kNone;
   // sparsegpt.
   int blocksize = 128;
   double percdamp = 0.01;
@@ -48,7 +45,8 @@ struct MethodSpec {
   double prior_alpha = 3.0;
   double sparse_reg = 1.0e-5;
 
-  bool Trains() const { return name == "proxsparse" || name == "maskllm"; }
+  // Whether the method runs the training loop (common/method_registry.h).
+  bool Trains() const;
 };
 
 // Optional fine-tuning of the kept weights with the mask fixed (steps == 0: off).
@@ -91,8 +89,8 @@ struct JobSpec {
   std::filesystem::path model;  // Hugging Face directory (config.json + safetensors)
   NMPattern pattern;
   uint64_t seed = 0;
-  std::string device = "cpu";  // cpu | cuda
-  std::string dtype = "fp32";  // fp32 | bf16 | fp16
+  Device device = Device::kCpu;
+  ComputeDType dtype = ComputeDType::kFp32;
   MethodSpec method;
   MaskedUpdateSpec masked_update;
   CalibrationSpec calibration;

@@ -6,6 +6,7 @@
 #include <cctype>
 
 #include "common/error.h"
+#include "common/method_registry.h"
 
 namespace ps {
 
@@ -17,8 +18,8 @@ pb::JobSpec JobSpecToProto(const JobSpec& s) {
   p.set_model(s.model.string());
   p.set_pattern(s.pattern.ToString());
   p.set_seed(s.seed);
-  p.set_device(s.device);
-  p.set_dtype(s.dtype);
+  p.set_device(std::string(ChoiceName(s.device)));
+  p.set_dtype(std::string(ChoiceName(s.dtype)));
   auto* m = p.mutable_method();
   m->set_name(s.method.name);
   m->set_lr(s.method.lr);
@@ -27,13 +28,13 @@ pb::JobSpec JobSpecToProto(const JobSpec& s) {
   m->set_max_steps(s.method.max_steps);
   m->set_batch_size(s.method.batch_size);
   m->set_grad_accum(s.method.grad_accum);
-  m->set_master_dtype(s.method.master_dtype);
+  m->set_master_dtype(std::string(ChoiceName(s.method.master_dtype)));
   m->set_overlap_update(s.method.overlap_update);
   m->set_lambda1(s.method.lambda1);
   m->set_lambda2(s.method.lambda2);
   m->set_epsilon(s.method.epsilon);
-  m->set_trainable(s.method.trainable);
-  m->set_hard(s.method.hard);
+  m->set_trainable(std::string(ChoiceName(s.method.trainable)));
+  m->set_hard(std::string(ChoiceName(s.method.hard)));
   m->set_blocksize(s.method.blocksize);
   m->set_percdamp(s.method.percdamp);
   for (double v : s.method.tau) m->add_tau(v);
@@ -87,35 +88,32 @@ JobSpec JobSpecFromProto(const pb::JobSpec& p) {
     YAML::Node y;
     str(y, "name", m.name());
     // Keys that do not apply to the method are dropped; a structured caller cannot "misspell".
-    bool trains = m.name() == "proxsparse" || m.name() == "maskllm";
-    if (trains) {
-      num(y, "lr", m.lr());
-      num(y, "warmup_ratio", m.warmup_ratio());
-      num(y, "epochs", m.epochs());
-      num(y, "max_steps", m.max_steps());
-      num(y, "batch_size", m.batch_size());
-      num(y, "grad_accum", m.grad_accum());
-      str(y, "master_dtype", m.master_dtype());
-      if (m.overlap_update()) y["overlap_update"] = true;
-    }
-    if (m.name() == "proxsparse") {
-      num(y, "lambda1", m.lambda1());
-      num(y, "lambda2", m.lambda2());
-      num(y, "epsilon", m.epsilon());
-      str(y, "trainable", m.trainable());
-      str(y, "hard", m.hard());
-    }
-    if (m.name() == "sparsegpt") {
-      num(y, "blocksize", m.blocksize());
-      num(y, "percdamp", m.percdamp());
-    }
-    if (m.name() == "maskllm") {
-      if (m.tau_size()) y["tau"] = std::vector<double>(m.tau().begin(), m.tau().end());
-      if (m.kappa_size()) y["kappa"] = std::vector<double>(m.kappa().begin(), m.kappa().end());
-      str(y, "prior", m.prior());
-      num(y, "prior_alpha", m.prior_alpha());
-      num(y, "sparse_reg", m.sparse_reg());
-    }
+    const MethodInfo* info = FindMethod(m.name());
+    auto takes = [info](std::string_view key) {
+      return info && std::find(info->keys.begin(), info->keys.end(), key) != info->keys.end();
+    };
+    if (takes("lr")) num(y, "lr", m.lr());
+    if (takes("warmup_ratio")) num(y, "warmup_ratio", m.warmup_ratio());
+    if (takes("epochs")) num(y, "epochs", m.epochs());
+    if (takes("max_steps")) num(y, "max_steps", m.max_steps());
+    if (takes("batch_size")) num(y, "batch_size", m.batch_size());
+    if (takes("grad_accum")) num(y, "grad_accum", m.grad_accum());
+    if (takes("master_dtype")) str(y, "master_dtype", m.master_dtype());
+    if (takes("overlap_update") && m.overlap_update()) y["overlap_update"] = true;
+    if (takes("lambda1")) num(y, "lambda1", m.lambda1());
+    if (takes("lambda2")) num(y, "lambda2", m.lambda2());
+    if (takes("epsilon")) num(y, "epsilon", m.epsilon());
+    if (takes("trainable")) str(y, "trainable", m.trainable());
+    if (takes("hard")) str(y, "hard", m.hard());
+    if (takes("blocksize")) num(y, "blocksize", m.blocksize());
+    if (takes("percdamp")) num(y, "percdamp", m.percdamp());
+    if (takes("tau") && m.tau_size())
+      y["tau"] = std::vector<double>(m.tau().begin(), m.tau().end());
+    if (takes("kappa") && m.kappa_size())
+      y["kappa"] = std::vector<double>(m.kappa().begin(), m.kappa().end());
+    if (takes("prior")) str(y, "prior", m.prior());
+    if (takes("prior_alpha")) num(y, "prior_alpha", m.prior_alpha());
+    if (takes("sparse_reg")) num(y, "sparse_reg", m.sparse_reg());
     root["method"] = y;
   }
   if (p.has_masked_update()) {

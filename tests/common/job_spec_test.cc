@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "common/file_util.h"
+#include "tests/testing/error_of.h"
 
 namespace ps {
 namespace {
@@ -61,12 +62,7 @@ resources:
 
 // Parses `text` and returns the error message (empty when it parsed).
 std::string ErrorOf(const std::string& text) {
-  try {
-    ParseJobSpec(text, "/jobs/a", "job.yaml");
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
+  return testing::ErrorOf([&] { ParseJobSpec(text, "/jobs/a", "job.yaml"); });
 }
 
 std::string Minimal(const std::string& extra_method = "", const std::string& extra_top = "") {
@@ -95,7 +91,7 @@ TEST(JobSpec, DefaultsFillMissingKeys) {
   JobSpec s = ParseJobSpec(Minimal(), "/jobs", "job.yaml");
   EXPECT_EQ(s.model, fs::path("/jobs/m"));
   EXPECT_EQ(s.pattern.ToString(), "2:4");
-  EXPECT_EQ(s.device, "cpu");
+  EXPECT_EQ(s.device, Device::kCpu);
   EXPECT_EQ(s.calibration.samples, 64);
   EXPECT_EQ(s.evaluation.max_windows, 40);
   EXPECT_TRUE(s.output.empty());
@@ -276,12 +272,7 @@ class JobInputsTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
   std::string ErrorOfInputs(const JobSpec& s) {
-    try {
-      CheckJobInputs(s);
-    } catch (const Error& e) {
-      return e.what();
-    }
-    return "";
+    return testing::ErrorOf([&] { CheckJobInputs(s); });
   }
   fs::path dir_;
 };

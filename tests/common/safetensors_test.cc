@@ -9,6 +9,7 @@
 
 #include "common/error.h"
 #include "common/file_util.h"
+#include "tests/testing/temp_dir.h"
 
 namespace ps {
 namespace {
@@ -17,14 +18,6 @@ namespace fs = std::filesystem;
 
 class SafetensorsTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("ps_st_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
   // Writes a raw file: 8-byte length + header text + data bytes.
   fs::path Raw(const std::string& header, const std::string& data, int64_t len_override = -1) {
     fs::path p = dir_ / "raw.safetensors";
@@ -45,7 +38,8 @@ class SafetensorsTest : public ::testing::Test {
     }
   }
 
-  fs::path dir_;
+  testing::TempDir tmp_{"st_test"};
+  const fs::path& dir_ = tmp_.path();
 };
 
 TEST_F(SafetensorsTest, RoundTripAllDTypes) {

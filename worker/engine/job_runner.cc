@@ -12,15 +12,14 @@
 
 #include "common/error.h"
 #include "common/file_util.h"
+#include "common/method_registry.h"
 #include "common/safetensors.h"
 #include "worker/data/calibration.h"
 #include "worker/data/documents.h"
 #include "worker/engine/calibration_data.h"
 #include "worker/engine/history.h"
 #include "worker/engine/method_runners.h"
-#include "worker/engine/proxsparse_hooks.h"
 #include "worker/engine/pruned_model.h"
-#include "worker/engine/train_loop.h"
 #include "worker/eval/perplexity.h"
 #include "worker/io/tensor_io.h"
 #include "worker/methods/nm_mask.h"
@@ -44,7 +43,7 @@ double PeakRssBytes() {
 }
 
 torch::Device PickDevice(const JobSpec& spec, const Communicator& comm) {
-  if (spec.device == "cpu") return torch::kCPU;
+  if (spec.device == Device::kCpu) return torch::kCPU;
   if (!torch::cuda::is_available())
     throw Error("device: cuda was asked for but this worker sees no CUDA device");
   int n = static_cast<int>(torch::cuda::device_count());
@@ -74,65 +73,6 @@ json EvaluateAll(LlamaForCausalLM& model, const std::vector<EvalText>& texts, co
                                        {"seconds", r.seconds}};
   }
   return out;
-}
-
-// Parameter name ("model.layers.0.self_attn.q_proj.weight") of every target, in model order.
-std::vector<std::string> TargetWeightNames(LlamaForCausalLM& model) {
-  std::vector<std::string> names;
-  for (const auto& l : model.TargetLinears()) names.push_back(l->path() + ".weight");
-  return names;
-}
-
-// ProxSparse training; fills `masks` (bool, CPU) on every rank.
-json RunProxSparse(LlamaForCausalLM& model, const JobSpec& spec,
-                   const std::vector<std::vector<int32_t>>& samples, const RunOptions& options,
-                   const std::filesystem::path& out, Communicator& comm, ProgressSink& progress,
-                   std::map<std::string, torch::Tensor>& masks) {
-  const MethodSpec& m = spec.method;
-  auto targets = TargetWeightNames(model);
-  std::set<std::string> target_set(targets.begin(), targets.end());
-  std::vector<TrainableTensor> params;
-  std::vector<bool> is_target;
-  for (auto& np : model.named_parameters()) {
-    bool target = target_set.count(np.key()) > 0;
-    bool train = target || m.trainable == "all";
-    np.value().set_requires_grad(train);
-    if (!train) continue;
-    params.push_back({np.key(), np.value()});
-    is_target.push_back(target);
-  }
-  auto ckpt = std::make_shared<Checkpoint>(Checkpoint::Open(spec.model));
-  ProxSparseSettings s{spec.pattern, m.lambda1, m.lambda2, m.epsilon, m.hard};
-  ProxSparseHooks hooks(s, is_target,
-                        [ckpt](const std::string& name) { return TensorView(*ckpt, name); });
-
-  TrainOptions t = BaseTrainOptions(spec, static_cast<int64_t>(samples.size()));
-  t.checkpoint_dir = out / "checkpoints";
-  t.resume = options.resume;
-  t.history_csv = out / "history.csv";
-  t.stage = "proxsparse";
-  std::unique_ptr<ShardedAdamW> opt;
-  TrainResult r = TrainLoop(model, std::move(params), EpochOrderedSamples(samples, t, spec.seed),
-                            hooks, comm, progress, t, &opt);
-  if (r.interrupted)
-    throw Error("interrupted at step " + std::to_string(r.steps_done) +
-                " (checkpoint written; run again with --resume)");
-  // Owners take the top-N mask of their learned weights; everyone gets every mask.
-  for (size_t i = 0; i < opt->size(); ++i) {
-    if (!is_target[i]) continue;
-    torch::Tensor mask = opt->Owns(i) ? hooks.FinalMask(*opt, i).to(torch::kUInt8)
-                                      : torch::zeros(opt->param(i).sizes(),
-                                                     opt->param(i).options().dtype(torch::kUInt8));
-    comm.Broadcast(mask, opt->plan().owner[i]);
-    masks[opt->name(i)] = mask.cpu().to(torch::kBool);
-  }
-  if (comm.rank() == 0)
-    PlotOrWarn(out, "history.csv", "history.png", spec,
-               "ProxSparse " + spec.pattern.ToString() + ", lambda1 = " + std::to_string(m.lambda1),
-               progress);
-  json summary = TrainSummary(r, comm.size());
-  summary["ownership_imbalance"] = opt->plan().Imbalance();
-  return summary;
 }
 
 void WriteMasks(const std::filesystem::path& file,
@@ -175,7 +115,7 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
   comm.Barrier();
   torch::manual_seed(spec.seed);
   const torch::Device device = PickDevice(spec, comm);
-  const torch::ScalarType dtype = ParseComputeDType(spec.dtype);
+  const torch::ScalarType dtype = ToScalarType(spec.dtype);
   CheckJobInputs(spec);
 
   progress.Log("loading " + spec.model.string());
@@ -187,8 +127,8 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
                  {"method", spec.method.name},
                  {"pattern", spec.pattern.ToString()},
                  {"seed", spec.seed},
-                 {"device", spec.device},
-                 {"dtype", spec.dtype},
+                 {"device", std::string(ChoiceName(spec.device))},
+                 {"dtype", std::string(ChoiceName(spec.dtype))},
                  {"ranks", comm.size()},
                  {"backend", comm.backend()},
                  {"job_hash", JobSpecHash(spec)},
@@ -225,21 +165,14 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
   report["data"] = data;
 
   const auto t_method = Clock::now();
-  bool weights_changed = false;  // SparseGPT and the masked update change kept weights
-  if (method == "proxsparse") {
-    report["training"] = RunProxSparse(*model, spec, samples, options, out, comm, progress, masks);
-  } else if (method == "maskllm") {
-    report["maskllm"] =
-        RunMaskLlm(*model, spec, samples, out, options.resume, comm, progress, masks);
-  } else {
-    json summary = json::object();
-    masks = RunOneShot(*model, method, spec, samples, comm, progress, false, &summary);
-    report["one_shot"] = summary;
-    weights_changed = method == "sparsegpt";
-  }
+  const MethodInfo& info = GetMethod(method);
+  bool weights_changed = info.changes_weights;  // and the masked update below
+  const MethodOutcome run =
+      RunMethod({*model, spec, samples, out, options.resume, comm, progress}, masks);
+  report[run.report_key] = run.summary;
   report["method_seconds"] = Since(t_method);
 
-  if (method == "proxsparse" || method == "maskllm") {
+  if (info.trains) {
     // Everything learned is thrown away but the masks: back to W0, then W0 ⊙ mask.
     model = LoadLlama(spec.model, {dtype, device});
     torch::NoGradGuard no_grad;

@@ -2,17 +2,23 @@
 
 #include <torch/autograd.h>
 
+#include <functional>
+#include <map>
+#include <set>
 #include <string_view>
 
 #include "common/error.h"
 #include "worker/data/calibration.h"
 #include "worker/data/sharding.h"
 #include "worker/engine/history.h"
+#include "worker/engine/owned_tensors.h"
 #include "worker/engine/train_loop.h"
+#include "worker/io/tensor_io.h"
 #include "worker/methods/layerwise.h"
 #include "worker/methods/masked_update.h"
 #include "worker/methods/maskllm.h"
 #include "worker/methods/nm_mask.h"
+#include "worker/methods/proxsparse.h"
 #include "worker/models/llama_checkpoint.h"
 
 namespace ps {
@@ -32,54 +38,60 @@ std::map<std::string, torch::Tensor> ByModule(const MaskMap& masks) {
   return out;
 }
 
-class MaskLlmHooks : public TrainHooks {
- public:
-  explicit MaskLlmHooks(MaskLlm& m, NMPattern p) : m_(m), p_(p) {}
-  void BeforeStep(int64_t step, int64_t total) override { m_.SetProgress(step, total); }
-  torch::Tensor ExtraLoss() override { return m_.Regularizer(); }
-  // No owner-side work (the regulariser's gradient comes through backward).
-  bool SupportsTensorUpdates() const override { return true; }
-  MaskCounts Counts(ShardedAdamW& opt) override {
-    MaskCounts c;
-    // Logits are tiny next to weights: the owner of the first one counts them all, once (the
-    // loop sums over ranks).
-    if (!opt.Owns(0)) return c;
-    for (size_t i = 0; i < m_.size(); ++i) {
-      torch::Tensor mask = m_.HardMask(i);
-      c.groups += mask.numel() / p_.m;
-      c.nm += mask.numel() / p_.m;
-      if (last_.size() > i) c.flips += CountMaskFlips(mask, last_[i]) / 2;
-      if (last_.size() <= i)
-        last_.push_back(mask);
-      else
-        last_[i] = mask;
-    }
-    return c;
-  }
+// Parameter name ("model.layers.0.self_attn.q_proj.weight") of every target, in model order.
+std::set<std::string> TargetWeightNames(LlamaForCausalLM& model) {
+  std::set<std::string> names;
+  for (const auto& l : model.TargetLinears()) names.insert(ParamName(l->path()));
+  return names;
+}
 
- private:
-  MaskLlm& m_;
-  NMPattern p_;
-  std::vector<torch::Tensor> last_;
-};
-
-class MaskedUpdateHooks : public TrainHooks {
- public:
-  explicit MaskedUpdateHooks(MaskedUpdate& mu) : mu_(mu) {}
-  void OwnerAfterUpdate(ShardedAdamW& opt) override {
-    for (size_t i = 0; i < opt.size(); ++i)
-      if (opt.Owns(i)) OwnerAfterUpdateTensor(opt, i);
-  }
-  bool SupportsTensorUpdates() const override { return true; }
-  void OwnerAfterUpdateTensor(ShardedAdamW& opt, size_t i) override {
-    mu_.ApplyMaskTo(opt.name(i), opt.master(i));
-  }
-
- private:
-  MaskedUpdate& mu_;
-};
+void ThrowIfInterrupted(const TrainResult& r) {
+  if (r.interrupted)
+    throw Error("interrupted at step " + std::to_string(r.steps_done) +
+                " (checkpoint written; run again with --resume)");
+}
 
 }  // namespace
+
+namespace {
+
+using Runner = std::function<MethodOutcome(const MethodInputs&, MaskMap&)>;
+
+MethodOutcome OneShot(const MethodInputs& in, MaskMap& masks) {
+  json summary = json::object();
+  masks = RunOneShot(in.model, in.spec.method.name, in.spec, in.samples, in.comm, in.progress,
+                     false, &summary);
+  return {"one_shot", summary};
+}
+
+const std::map<std::string_view, Runner>& Runners() {
+  static const std::map<std::string_view, Runner> runners = {
+      {"proxsparse",
+       [](const MethodInputs& in, MaskMap& masks) -> MethodOutcome {
+         return {"training", RunProxSparse(in.model, in.spec, in.samples, in.out, in.resume,
+                                           in.comm, in.progress, masks)};
+       }},
+      {"maskllm",
+       [](const MethodInputs& in, MaskMap& masks) -> MethodOutcome {
+         return {"maskllm", RunMaskLlm(in.model, in.spec, in.samples, in.out, in.resume, in.comm,
+                                       in.progress, masks)};
+       }},
+      {"magnitude", OneShot},
+      {"wanda", OneShot},
+      {"sparsegpt", OneShot},
+  };
+  return runners;
+}
+
+}  // namespace
+
+MethodOutcome RunMethod(const MethodInputs& in, MaskMap& masks) {
+  auto it = Runners().find(in.spec.method.name);
+  if (it == Runners().end()) throw Error("method '" + in.spec.method.name + "' has no runner");
+  return it->second(in, masks);
+}
+
+bool HasRunner(std::string_view name) { return Runners().count(name) > 0; }
 
 void PlotOrWarn(const std::filesystem::path& out, const std::string& csv, const std::string& png,
                 const JobSpec& spec, const std::string& title, ProgressSink& progress) {
@@ -102,7 +114,7 @@ TrainOptions BaseTrainOptions(const JobSpec& spec, int64_t num_samples) {
   t.warmup_ratio = m.warmup_ratio;
   t.log_every = spec.log_every;
   t.checkpoint_every = spec.checkpoint.every_steps;
-  t.master_dtype = ParseComputeDType(m.master_dtype);
+  t.master_dtype = ToScalarType(m.master_dtype);
   return t;
 }
 
@@ -204,9 +216,7 @@ json RunMaskLlm(LlamaForCausalLM& model, const JobSpec& spec,
   t.stage = "maskllm";
   TrainResult r = TrainLoop(model, std::move(params), EpochOrderedSamples(samples, t, spec.seed),
                             hooks, comm, progress, t);
-  if (r.interrupted)
-    throw Error("interrupted at step " + std::to_string(r.steps_done) +
-                " (checkpoint written; run again with --resume)");
+  ThrowIfInterrupted(r);
   for (auto& [module, mask] : mask_llm.FinalMasks()) masks[ParamName(module)] = mask.cpu();
   mask_llm.Uninstall();
   if (comm.rank() == 0)
@@ -235,6 +245,51 @@ json RunMaskedUpdate(LlamaForCausalLM& model, const JobSpec& spec, const MaskMap
   if (r.interrupted) throw Error("interrupted during the masked update");
   mu.ApplyMasks();
   return TrainSummary(r, comm.size());
+}
+
+json RunProxSparse(LlamaForCausalLM& model, const JobSpec& spec,
+                   const std::vector<std::vector<int32_t>>& samples,
+                   const std::filesystem::path& out, bool resume, Communicator& comm,
+                   ProgressSink& progress, MaskMap& masks) {
+  const MethodSpec& m = spec.method;
+  const std::set<std::string> targets = TargetWeightNames(model);
+  std::vector<TrainableTensor> params;
+  std::vector<bool> is_target;
+  for (auto& np : model.named_parameters()) {
+    const bool target = targets.count(np.key()) > 0;
+    const bool train = target || m.trainable == Trainable::kAll;
+    np.value().set_requires_grad(train);
+    if (!train) continue;
+    params.push_back({np.key(), np.value()});
+    is_target.push_back(target);
+  }
+  auto ckpt = std::make_shared<Checkpoint>(Checkpoint::Open(spec.model));
+  const ProxSparseSettings s{spec.pattern, m.lambda1, m.lambda2, m.epsilon, m.hard};
+  ProxSparseHooks hooks(s, is_target,
+                        [ckpt](const std::string& name) { return TensorView(*ckpt, name); });
+  TrainOptions t = BaseTrainOptions(spec, static_cast<int64_t>(samples.size()));
+  t.checkpoint_dir = out / "checkpoints";
+  t.resume = resume;
+  t.history_csv = out / "history.csv";
+  t.stage = "proxsparse";
+  std::unique_ptr<ShardedAdamW> opt;
+  TrainResult r = TrainLoop(model, std::move(params), EpochOrderedSamples(samples, t, spec.seed),
+                            hooks, comm, progress, t, &opt);
+  ThrowIfInterrupted(r);
+  // The top-N mask of the learned weights, from their owners to every rank.
+  for (size_t i = 0; i < opt->size(); ++i) {
+    if (!hooks.is_target(i)) continue;
+    torch::Tensor mask = GatherFromOwners(*opt, comm, i, torch::kUInt8,
+                                          [&](const OwnedTensor& v) { return hooks.FinalMask(v); });
+    masks[opt->name(i)] = mask.cpu().to(torch::kBool);
+  }
+  if (comm.rank() == 0)
+    PlotOrWarn(out, "history.csv", "history.png", spec,
+               "ProxSparse " + spec.pattern.ToString() + ", lambda1 = " + std::to_string(m.lambda1),
+               progress);
+  json summary = TrainSummary(r, comm.size());
+  summary["ownership_imbalance"] = opt->plan().Imbalance();
+  return summary;
 }
 
 }  // namespace ps

@@ -1,6 +1,6 @@
-// The methods besides ProxSparse, driven for the job runner: the layer-wise one-shot methods
-// (magnitude, Wanda, SparseGPT), MaskLLM's training (through the shared loop), and the optional
-// masked gradient update after any method. Masks are bool [out, in] on the CPU, keyed by
+// The methods, driven for the job runner: ProxSparse's and MaskLLM's training (through the shared
+// loop), the layer-wise one-shot methods (magnitude, Wanda, SparseGPT), and the optional masked
+// gradient update after any method. Masks are bool [out, in] on the CPU, keyed by
 // parameter name ("model.layers.0.self_attn.q_proj.weight").
 #pragma once
 
@@ -22,6 +22,29 @@ namespace ps {
 
 using MaskMap = std::map<std::string, torch::Tensor>;
 
+// What every method runner works with.
+struct MethodInputs {
+  LlamaForCausalLM& model;
+  const JobSpec& spec;
+  const std::vector<std::vector<int32_t>>& samples;  // calibration sequences (empty: none needed)
+  const std::filesystem::path& out;                  // the job's output directory
+  bool resume;                                       // continue from the newest checkpoint
+  Communicator& comm;
+  ProgressSink& progress;
+};
+
+// What a method run leaves besides its masks: its summary, filed under report_key in report.json.
+struct MethodOutcome {
+  std::string report_key;
+  nlohmann::json summary;
+};
+
+// Runs spec.method.name (one of common/method_registry.h's Methods()) on every rank; fills
+// `masks` on every rank.
+MethodOutcome RunMethod(const MethodInputs& in, MaskMap& masks);
+// Whether RunMethod knows `name` (every registered method must have a runner).
+bool HasRunner(std::string_view name);
+
 // This rank's share of the calibration samples (contiguous, data/sharding.h rules).
 std::vector<std::vector<int32_t>> RankSamples(const std::vector<std::vector<int32_t>>& samples,
                                               const Communicator& comm);
@@ -31,6 +54,13 @@ std::vector<std::vector<int32_t>> RankSamples(const std::vector<std::vector<int3
 MaskMap RunOneShot(LlamaForCausalLM& model, const std::string& method, const JobSpec& spec,
                    const std::vector<std::vector<int32_t>>& samples, Communicator& comm,
                    ProgressSink& progress, bool restore_dense, nlohmann::json* summary);
+
+// ProxSparse training of the targets (and, with trainable = all, every parameter); fills `masks`
+// on every rank and returns the training summary.
+nlohmann::json RunProxSparse(LlamaForCausalLM& model, const JobSpec& spec,
+                             const std::vector<std::vector<int32_t>>& samples,
+                             const std::filesystem::path& out, bool resume, Communicator& comm,
+                             ProgressSink& progress, MaskMap& masks);
 
 // MaskLLM over the frozen model, prior from spec.method.prior; returns the final masks.
 nlohmann::json RunMaskLlm(LlamaForCausalLM& model, const JobSpec& spec,

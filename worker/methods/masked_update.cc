@@ -59,17 +59,21 @@ bool MaskedUpdate::Has(const std::string& param_name) const {
   return false;
 }
 
-void MaskedUpdate::ApplyMaskTo(const std::string& param_name, torch::Tensor& t) const {
+void MaskedUpdate::ApplyMaskTo(const std::string& param_name, torch::Tensor& t,
+                               RowRange rows) const {
   for (const auto& e : entries_) {
     if (e.linear->path() + ".weight" != param_name) continue;
-    if (t.sizes() != e.keep.sizes()) {
+    const torch::Tensor keep = rows.whole() ? e.keep : e.keep.narrow(0, rows.begin, rows.count);
+    if (t.sizes() != keep.sizes()) {
       throw Error("masked update: " + param_name + " copy has shape " + c10::str(t.sizes()));
     }
     torch::NoGradGuard no_grad;
-    t.masked_fill_(e.keep.to(t.device()).logical_not(), 0);
+    t.masked_fill_(keep.to(t.device()).logical_not(), 0);
     return;
   }
   throw Error("masked update: no mask for parameter '" + param_name + "'");
 }
+
+void MaskedUpdateHooks::AfterUpdate(OwnedTensor& t) { mu_.ApplyMaskTo(t.name, t.master, t.rows); }
 
 }  // namespace ps

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "worker/methods/train_hooks.h"
 #include "worker/models/llama_model.h"
 
 namespace ps {
@@ -33,8 +34,9 @@ class MaskedUpdate {
 
   // Re-zeros every pruned weight in place (no autograd record).
   void ApplyMasks();
-  // Zeros the pruned entries of another copy of weight `param_name` (e.g. an fp32 master weight).
-  void ApplyMaskTo(const std::string& param_name, torch::Tensor& t) const;
+  // Zeros the pruned entries of another copy of weight `param_name` (e.g. an fp32 master weight),
+  // or of a copy of some of its rows.
+  void ApplyMaskTo(const std::string& param_name, torch::Tensor& t, RowRange rows = {}) const;
   // Whether a parameter name ("<module>.weight") is masked here.
   bool Has(const std::string& param_name) const;
 
@@ -45,6 +47,17 @@ class MaskedUpdate {
     unsigned hook = 0;
   };
   std::vector<Entry> entries_;
+};
+
+// The masked update as hooks of the engine's training step, over MaskedUpdate::Parameters():
+// after AdamW, the pruned entries of each updated master are zeroed again.
+class MaskedUpdateHooks : public TrainHooks {
+ public:
+  explicit MaskedUpdateHooks(MaskedUpdate& mu) : mu_(mu) {}
+  void AfterUpdate(OwnedTensor& t) override;
+
+ private:
+  MaskedUpdate& mu_;
 };
 
 }  // namespace ps

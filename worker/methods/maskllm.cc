@@ -186,6 +186,11 @@ torch::Tensor MaskLlm::HardMask(size_t i) const {
   return ArgmaxMask(slots_.at(i).logits, candidates_).view(slots_[i].linear->weight.sizes());
 }
 
+torch::Tensor MaskLlm::HardMaskOf(const torch::Tensor& logits) const {
+  torch::NoGradGuard no_grad;
+  return ArgmaxMask(logits, candidates_);
+}
+
 std::map<std::string, torch::Tensor> MaskLlm::FinalMasks() const {
   std::map<std::string, torch::Tensor> out;
   for (size_t i = 0; i < slots_.size(); ++i) out[name(i)] = HardMask(i);
@@ -201,6 +206,17 @@ double MaskLlm::MeanMaxProbability() const {
     groups += s.logits.size(0);
   }
   return groups ? sum / double(groups) : 0.0;
+}
+
+void MaskLlmHooks::Count(const OwnedTensor& t, MaskCounts& c) {
+  torch::Tensor mask = m_.HardMaskOf(t.master);
+  c.groups += mask.numel() / p_.m;
+  c.nm += mask.numel() / p_.m;
+  auto [it, first] = last_.try_emplace(t.index, mask);
+  if (!first) {
+    c.flips += CountMaskFlips(mask, it->second) / 2;
+    it->second = mask;
+  }
 }
 
 }  // namespace ps

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "common/nm_pattern.h"
+#include "worker/methods/train_hooks.h"
 #include "worker/models/llama_model.h"
 
 namespace ps {
@@ -102,6 +103,8 @@ class MaskLlm {
   std::map<std::string, torch::Tensor> FinalMasks() const;
   // The current hard mask of one target (for flip counting).
   torch::Tensor HardMask(size_t i) const;
+  // Hard masks [groups, M] of some rows of a target's logits (a part of Parameters()[i]).
+  torch::Tensor HardMaskOf(const torch::Tensor& logits) const;
   size_t size() const { return slots_.size(); }
   const std::string& name(size_t i) const { return slots_[i].linear->path(); }
   // Mean over groups of the largest candidate probability softmax(κπ) (the paper's Fig. 5b
@@ -124,6 +127,23 @@ class MaskLlm {
   bool installed_ = false;
   int64_t step_ = 0;
   double tau_, kappa_, reg_coef_;
+};
+
+// MaskLLM as hooks of the engine's training step, over MaskLlm::Parameters() in that order: the
+// schedules before each step, the regulariser as the extra loss, mask statistics of the logits
+// this rank updates. No per-tensor update work (the regulariser's gradient comes through
+// backward).
+class MaskLlmHooks : public TrainHooks {
+ public:
+  MaskLlmHooks(MaskLlm& m, NMPattern p) : m_(m), p_(p) {}
+  void BeforeStep(int64_t step, int64_t total) override { m_.SetProgress(step, total); }
+  torch::Tensor ExtraLoss() override { return m_.Regularizer(); }
+  void Count(const OwnedTensor& t, MaskCounts& c) override;
+
+ private:
+  MaskLlm& m_;
+  NMPattern p_;
+  std::map<size_t, torch::Tensor> last_;  // per logits tensor, for mask flips
 };
 
 }  // namespace ps

@@ -68,6 +68,10 @@ torch::ScalarType ParseComputeDType(const std::string& name) {
   throw Error("unknown dtype '" + name + "' (fp32, bf16, fp16)");
 }
 
+torch::ScalarType ToScalarType(ComputeDType dtype) {
+  return ParseComputeDType(std::string(ChoiceName(dtype)));
+}
+
 std::string HfDTypeName(torch::ScalarType t) {
   switch (t) {
     case torch::kFloat32:

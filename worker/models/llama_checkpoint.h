@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 
+#include "common/job_choices.h"
 #include "common/safetensors.h"
 #include "worker/models/llama_model.h"
 
@@ -34,6 +35,8 @@ void LoadLlamaWeights(LlamaForCausalLM& model, const Checkpoint& ckpt);
 
 // Parses a compute dtype name: fp32|float32, bf16|bfloat16, fp16|float16.
 torch::ScalarType ParseComputeDType(const std::string& name);
+// The job file's compute dtype as a torch dtype.
+torch::ScalarType ToScalarType(ComputeDType dtype);
 // transformers' name for a dtype ("float32", "bfloat16", "float16").
 std::string HfDTypeName(torch::ScalarType t);
 

@@ -559,9 +559,9 @@ PS_HD void TryCandidates(const float (&v)[M], float lam, float tol, const float 
 // Replaces y (one group, as floats) by prox_{lambda Reg_{N:M}}(y). lambda must be finite and
 // >= 0 (the callers check). A group with a NaN/Inf is left unchanged and reported. budget > 0
 // caps the iterations of the whole group: a group that would need more is left unchanged and
-// marked deferred (the CUDA kernel's two-pass mode runs those again without a budget, in warps of
-// their own, so that a few slow groups do not hold every warp); the result of a group that is not
-// deferred is the same as without a budget.
+// marked deferred; the result of a group that is not deferred is the same as without a budget.
+// No kernel uses a budget: prox_bench --defer-budgets uses it to model a two-pass schedule
+// (deferred groups rerun without a budget in warps of their own) before anyone builds one.
 template <int N, int M>
 PS_HD GroupOutcome ProxGroup(float (&y)[M], float lambda, float rel_tol,
                              ProxAlgo algo = kDefaultProxAlgo, int budget = 0) {

@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
     out_dir = output.empty() ? spec.output : std::filesystem::path(output);
     if (out_dir.empty())
       throw ps::Error("output: no output directory (set output: or pass --output)");
-    comm = ps::MakeCommunicatorFromEnvironment(spec.device == "cuda");
+    comm = ps::MakeCommunicatorFromEnvironment(spec.device == ps::Device::kCuda);
     // A rank that hangs (or waits on one that does) ends the job instead of waiting forever.
     ps::StartRankWatchdog(rank_timeout_s > 0 ? rank_timeout_s : ps::RankTimeoutSeconds(3600),
                           *comm);

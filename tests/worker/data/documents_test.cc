@@ -5,12 +5,14 @@
 
 #include "common/error.h"
 #include "common/file_util.h"
-#include "tests/worker/data/temp_dir.h"
+#include "tests/testing/error_of.h"
+#include "tests/testing/temp_dir.h"
 #include "worker/data/line_reader.h"
 
 namespace ps {
 namespace {
 
+using testing::ErrorOf;
 using testing::TempDir;
 
 void WriteGzip(const std::filesystem::path& path, const std::string& data) {
@@ -19,15 +21,6 @@ void WriteGzip(const std::filesystem::path& path, const std::string& data) {
   ASSERT_EQ(gzwrite(f, data.data(), static_cast<unsigned>(data.size())),
             static_cast<int>(data.size()));
   ASSERT_EQ(gzclose(f), Z_OK);
-}
-
-std::string ErrorOf(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 const std::string kJsonl =

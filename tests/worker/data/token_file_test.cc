@@ -6,21 +6,14 @@
 
 #include "common/error.h"
 #include "common/file_util.h"
-#include "tests/worker/data/temp_dir.h"
+#include "tests/testing/error_of.h"
+#include "tests/testing/temp_dir.h"
 
 namespace ps {
 namespace {
 
+using testing::ErrorOf;
 using testing::TempDir;
-
-std::string ErrorOf(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 TEST(TokenFile, RawRoundTripBothWidths) {
   TempDir dir;

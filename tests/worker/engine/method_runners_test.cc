@@ -7,6 +7,7 @@
 
 #include <set>
 
+#include "common/method_registry.h"
 #include "tests/worker/engine/engine_fixtures.h"
 #include "worker/data/calibration.h"
 #include "worker/distributed/communicator.h"
@@ -140,6 +141,12 @@ TEST(BaseTrainOptions, CarriesGradAccumAndOverlapUpdate) {
   EXPECT_TRUE(t.overlap_update);
   EXPECT_EQ(t.grad_accum, 2);
   EXPECT_EQ(t.total_steps, 2);
+}
+
+// The worker runs every method the job-file parser accepts.
+TEST(MethodRunners, EveryRegisteredMethodHasARunner) {
+  for (const auto& m : Methods()) EXPECT_TRUE(HasRunner(m.name)) << m.name;
+  EXPECT_FALSE(HasRunner("prune-everything"));
 }
 
 }  // namespace

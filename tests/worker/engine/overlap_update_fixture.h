@@ -13,9 +13,9 @@
 #include "common/progress.h"
 #include "tests/worker/models/tiny_models.h"
 #include "worker/distributed/communicator.h"
-#include "worker/engine/proxsparse_hooks.h"
 #include "worker/engine/train_loop.h"
 #include "worker/methods/nm_mask.h"
+#include "worker/methods/proxsparse.h"
 
 namespace ps::testing {
 
@@ -24,7 +24,7 @@ struct OverlapCase {
   int grad_accum = 1;
   int64_t seqs_per_step = 4;
   double lambda2 = 0.0;
-  std::string hard = "none";
+  HardMode hard = HardMode::kNone;
   torch::ScalarType dtype = torch::kFloat32;  // the model's; the master is fp32
   bool per_tensor_hooks = true;  // false: hooks that do not support the overlapped update
 };

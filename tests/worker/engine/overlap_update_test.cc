@@ -56,7 +56,7 @@ TEST(OverlapUpdate, Bf16ModelWithFp32MasterAndHardProjection) {
   auto comm = MakeLocalCommunicator();
   OverlapCase c;
   c.dtype = torch::kBFloat16;
-  c.hard = "project";
+  c.hard = HardMode::kProject;
   c.grad_accum = 2;
   const OverlapRun serial = RunOverlapCase(*comm, c);
   c.overlap_update = true;
@@ -96,8 +96,8 @@ TEST(OverlapUpdate, NonFiniteLossStopsBeforeAnyWeightChanges) {
   }
   std::vector<torch::Tensor> before;
   for (auto& t : params) before.push_back(t.param.detach().clone());
-  ProxSparseHooks hooks(ProxSparseSettings{NMPattern{2, 4}, 0.05, 0.0, 0.1, "none"}, is_target,
-                        [](const std::string&) { return torch::Tensor(); });
+  ProxSparseHooks hooks(ProxSparseSettings{NMPattern{2, 4}, 0.05, 0.0, 0.1, HardMode::kNone},
+                        is_target, [](const std::string&) { return torch::Tensor(); });
   TrainOptions o;
   o.total_steps = 2;
   o.seqs_per_step = 2;

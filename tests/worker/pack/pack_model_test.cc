@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "common/file_util.h"
+#include "tests/testing/error_of.h"
 #include "tests/worker/pack/pack_test_util.h"
 #include "worker/pack/codec24.h"
 #include "worker/pack/pack_io.h"
@@ -16,6 +17,7 @@
 namespace ps::pack {
 namespace {
 
+using ps::testing::ErrorOf;
 using testing::ExpectSameCheckpoint;
 using testing::TempDir;
 using testing::WriteModel;
@@ -34,15 +36,6 @@ PackReport Pack(const fs::path& model, const fs::path& out, Format f, const fs::
 
 UnpackReport Unpack(const fs::path& in, const fs::path& out, const fs::path& base = {}) {
   return UnpackModel(UnpackOptions{in, out, base});
-}
-
-std::string ErrorOf(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 struct Case {

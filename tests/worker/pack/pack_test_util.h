@@ -15,32 +15,14 @@
 
 #include "common/file_util.h"
 #include "common/safetensors.h"
+#include "tests/testing/temp_dir.h"
 #include "worker/pack/targets.h"
 
 namespace ps::pack::testing {
 
 namespace fs = std::filesystem;
 
-// A fresh temporary directory removed at scope exit.
-class TempDir {
- public:
-  explicit TempDir(const std::string& tag) {
-    static int n = 0;
-    path_ = fs::temp_directory_path() /
-            ("ps_pack_" + tag + "_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-  fs::path operator/(const std::string& s) const { return path_ / s; }
-
- private:
-  fs::path path_;
-};
+using ps::testing::TempDir;
 
 // Magnitude of a finite float as an integer (sign bit cleared): orders like |x|.
 inline uint64_t Magnitude(const std::byte* p, size_t es) {

@@ -249,8 +249,8 @@ TEST(ProxCpu, ThreadCountDoesNotChangeTheResult) {
 namespace ps::prox {
 namespace {
 
-// An iteration budget (ProxGroup's two-pass mode, measured by prox_bench --work-proxy
-// --defer-budgets) leaves deferred groups unchanged, and every group, run within the budget or
+// An iteration budget (the two-pass schedule prox_bench --work-proxy --defer-budgets models)
+// leaves deferred groups unchanged, and every group, run within the budget or
 // again without it, ends bit-identical to a run without a budget.
 TEST(ProxGroupBudget, DeferredGroupsAreUnchangedAndRerunsMatch) {
   std::mt19937 rng(8);

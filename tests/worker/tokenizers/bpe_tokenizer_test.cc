@@ -9,7 +9,7 @@
 
 #include "common/error.h"
 #include "common/file_util.h"
-#include "tests/worker/data/temp_dir.h"
+#include "tests/testing/temp_dir.h"
 #include "tests/worker/tokenizers/test_tokenizer_json.h"
 #include "worker/tokenizers/normalizer.h"
 #include "worker/tokenizers/tokenizer.h"
