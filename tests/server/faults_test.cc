@@ -18,7 +18,7 @@
 #include <thread>
 
 #include "common/file_util.h"
-#include "tests/server/service_harness.h"
+#include "tests/server/service_fixture.h"
 
 namespace ps::test {
 namespace {
@@ -41,27 +41,8 @@ double TimeOf(const json& t) {  // protobuf JSON timestamp "2026-01-01T00:00:00.
   return static_cast<double>(timegm(&tm)) + frac;
 }
 
-class FaultsTest : public ::testing::Test {
+class FaultsTest : public ServiceFixture {
  protected:
-  void SetUp() override {
-    dir_ = MakeTempDir(std::string("faults_") +
-                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
-  }
-  void TearDown() override {
-    psd_.reset();
-    if (!HasFailure()) fs::remove_all(dir_);
-  }
-  Psd& StartPsd(std::vector<std::string> extra = {}, fs::path data = {}) {
-    psd_ = std::make_unique<Psd>(data.empty() ? dir_ / "psd" : data, std::move(extra));
-    return *psd_;
-  }
-  std::string Submit(const fs::path& job, std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"submit", job.string()};
-    args.insert(args.end(), extra.begin(), extra.end());
-    CmdResult r = psd_->Ctl(args);
-    EXPECT_EQ(r.rc, 0) << r.err;
-    return r.out.substr(0, r.out.find('\n'));
-  }
   fs::path LongJob() {
     return WriteJob(dir_, "long",
                     "name: step_s=0.2\nmethod: {name: proxsparse, max_steps: 2000}\n");
@@ -76,8 +57,6 @@ class FaultsTest : public ::testing::Test {
     argv.insert(argv.end(), flags.begin(), flags.end());
     return ps::test::Run(argv, {}, timeout_s);
   }
-  fs::path dir_;
-  std::unique_ptr<Psd> psd_;
 };
 
 // #1: with the database locked, a submit is UNAVAILABLE (not "invalid") and creates nothing; a
@@ -114,7 +93,7 @@ TEST_F(FaultsTest, FullFilesystemRefusesSubmitsAndRecoversWhenSpaceReturns) {
     fs::path p;
     ~Unmount() { ::umount2(p.c_str(), MNT_DETACH); }
   } unmount{mnt};
-  Psd& psd = StartPsd({}, mnt / "psd");
+  Psd& psd = StartPsd({}, 0, mnt / "psd");
   std::string first = Submit(QuickJob());
   psd.WaitState(first, "JOB_STATE_SUCCEEDED", 30);
   {

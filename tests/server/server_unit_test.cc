@@ -14,25 +14,14 @@
 #include "server/job_store.h"
 #include "server/launcher.h"
 #include "server/metrics.h"
+#include "tests/testing/temp_dir.h"
 
 namespace ps {
 namespace {
 
 namespace fs = std::filesystem;
 
-class TempDir {
- public:
-  explicit TempDir(const std::string& tag)
-      : path_(fs::temp_directory_path() / ("ps_unit_" + tag + "_" + std::to_string(::getpid()))) {
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using ps::testing::TempDir;
 
 std::string SampleText() {
   MetricsRegistry m;

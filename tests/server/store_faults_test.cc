@@ -16,6 +16,7 @@
 #include "server/http_endpoints.h"
 #include "server/job_store.h"
 #include "server/log.h"
+#include "tests/testing/temp_dir.h"
 
 namespace ps {
 namespace {
@@ -23,19 +24,7 @@ namespace {
 namespace fs = std::filesystem;
 namespace pb = proxsparse::v1;
 
-class TempDir {
- public:
-  explicit TempDir(const std::string& tag)
-      : path_(fs::temp_directory_path() / ("ps_faults_" + tag + "_" + std::to_string(::getpid()))) {
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using ps::testing::TempDir;
 
 void Sql(const fs::path& db, const std::string& sql, const std::string& blob = "") {
   sqlite3* h = nullptr;
