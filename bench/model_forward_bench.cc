@@ -2,16 +2,18 @@
 // to see where perplexity time goes. Usage: model_forward_bench [MODEL_DIR] [BATCH] [CTX] [REPS]
 #include <ATen/Parallel.h>
 
-#include <chrono>
 #include <cstdio>
 #include <string>
 
+#include "bench/bench_timer.h"
 #include "worker/models/attention.h"
 #include "worker/models/llama_checkpoint.h"
 
 namespace {
+// Seconds since the program started.
 double Now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  static const ps::bench::Stopwatch clock;
+  return clock.Seconds();
 }
 }  // namespace
 

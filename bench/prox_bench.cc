@@ -13,30 +13,38 @@
 // proxy computed on the CPU (no timing): the mean iterations and estimated lane instructions per
 // group, and the same with every lane of a 32-lane warp waiting for the slowest (lanes hold the
 // CUDA kernel's items: two bf16 groups or one fp32 group), which is what a warp pays.
+// On CUDA each solver runs once per --cuda-budgets value (CudaLaunchOptions::defer_budget: groups
+// past that many iterations go to the block's second pass; 0: one pass), and --first-release adds
+// the first release's kernel (ALM without 2:4's closed forms, every candidate stopped at 100
+// iterations, one pass; the rounding-noise stop rule is the current one) on the
+// same lines, for a before/after in one run. "capped" counts groups that stopped at the cap.
 // --cpu-paths (default: best) times the CPU prox on each listed path (scalar: the code the CUDA
 // kernel shares; avx2: 8 groups in lock step; best: what the product uses here). --official-reps 0
 // skips the official-style composition. --dtypes / --lambdas narrow the grid (e.g. for a
 // profiler).
 //   prox_bench [--devices cpu,cuda] [--cpu-reps N] [--cuda-reps N] [--official-reps N]
 //              [--cpu-rows R] [--algos alm,newton,newton+bounds] [--cpu-paths best,scalar,avx2]
+//              [--cuda-budgets 0,16] [--first-release]
 //              [--dtypes bf16,fp32] [--lambdas 0.25,25]
-//              [--work-proxy]
+//              [--work-proxy [--defer-budgets 0,16] [--first-release]]
 #include <torch/torch.h>
 
-#include <chrono>
 #include <cstdio>
 #include <functional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "bench/bench_timer.h"
+#include "bench/prox_work_model.h"
 #include "worker/prox/official_prox_ops.h"
 #include "worker/prox/prox.h"
 #include "worker/prox/prox_cpu.h"
+#include "worker/prox/prox_cuda.h"
 #include "worker/prox/prox_group.h"
 
 #ifdef PS_WITH_CUDA
-#include <cuda_runtime_api.h>
+#include <c10/cuda/CUDAStream.h>
 #endif
 
 namespace {
@@ -49,36 +57,9 @@ struct Shape {
 };
 const std::vector<Shape> kShapes = {{4096, 4096, 4}, {11008, 4096, 2}, {4096, 11008, 1}};
 
-// Times fn() `reps` times, `prepare()` before each (untimed); returns the mean ms.
 double TimeMs(const torch::Device& dev, int reps, const std::function<void()>& prepare,
               const std::function<void()>& fn) {
-  double total = 0;
-  for (int r = 0; r < reps; ++r) {
-    prepare();
-#ifdef PS_WITH_CUDA
-    if (dev.is_cuda()) {
-      cudaEvent_t a, b;
-      cudaEventCreate(&a);
-      cudaEventCreate(&b);
-      cudaDeviceSynchronize();
-      cudaEventRecord(a, 0);
-      fn();
-      cudaEventRecord(b, 0);
-      cudaEventSynchronize(b);
-      float ms = 0;
-      cudaEventElapsedTime(&ms, a, b);
-      total += ms;
-      cudaEventDestroy(a);
-      cudaEventDestroy(b);
-      continue;
-    }
-#endif
-    const auto t0 = std::chrono::steady_clock::now();
-    fn();
-    total +=
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  }
-  return total / reps;
+  return ps::bench::TimeMs(dev.is_cuda(), reps, prepare, fn);
 }
 
 // Copy bandwidth (GB/s, bytes read + written) of dst.copy_(src) on 1 GiB (GPU) / 256 MiB (CPU).
@@ -94,71 +75,89 @@ double CopyBandwidth(const torch::Device& dev) {
 
 // The GPU-time proxy of one layer's groups (see the header comment).
 void WorkProxy(const torch::Tensor& w, torch::ScalarType dt, float lambda, const Shape& s,
-               const std::vector<ps::prox::ProxAlgo>& algos, const std::vector<int>& budgets) {
+               const std::vector<ps::prox::ProxAlgo>& algos, const std::vector<int>& budgets,
+               bool first_release) {
   const torch::Tensor f = w.to(torch::kFloat32).contiguous();
   const float* data = f.data_ptr<float>();
   const int64_t groups = f.numel() / 4;
   const int per_lane = dt == torch::kBFloat16 ? 2 : 1;  // groups per 16-byte item
   const float tol = ps::prox::AlmRelTolFor(
       ps::prox::MantissaBits(dt == torch::kBFloat16 ? ps::DType::kBF16 : ps::DType::kF32));
+  struct Run {
+    ps::prox::GroupOutcome o;
+    int work;
+  };
+  // budget < 0: the first release's algorithm (no 2:4 closed forms, 100 iterations).
   auto run = [&](int64_t group, ps::prox::ProxAlgo algo, int budget) {
     float y[4];
     for (int i = 0; i < 4; ++i) y[i] = data[4 * group + i];
-    return ps::prox::ProxGroup<2, 4>(y, lambda, tol, algo, budget);
-  };
-  for (auto algo : algos)
-    for (int budget : budgets) {
-      double iters = 0, work = 0, warp_iters = 0, warp_work = 0;
-      int64_t unconverged = 0;
-      std::vector<int64_t> deferred;
-      const int64_t lanes = groups / per_lane;
-      for (int64_t w0 = 0; w0 < lanes; w0 += 32) {
-        double max_it = 0, max_work = 0;
-        for (int64_t lane = w0; lane < std::min(lanes, w0 + 32); ++lane) {
-          double lane_it = 0, lane_work = 0;
-          for (int k = 0; k < per_lane; ++k) {
-            const auto o = run(lane * per_lane + k, algo, budget);
-            lane_it += o.sweeps;
-            lane_work += o.work;
-            if (o.deferred)
-              deferred.push_back(lane * per_lane + k);
-            else
-              unconverged += o.converged ? 0 : 1;
-          }
-          iters += lane_it;
-          work += lane_work;
-          max_it = std::max(max_it, lane_it);
-          max_work = std::max(max_work, lane_work);
-        }
-        warp_iters += 32 * max_it;
-        warp_work += 32 * max_work;
-      }
-      // The second pass: the deferred groups again without a budget, one per lane.
-      for (size_t w0 = 0; w0 < deferred.size(); w0 += 32) {
-        double max_it = 0, max_work = 0;
-        for (size_t k = w0; k < std::min(deferred.size(), w0 + 32); ++k) {
-          const auto o = run(deferred[k], algo, 0);
-          iters += o.sweeps;
-          work += o.work;
-          unconverged += o.converged ? 0 : 1;
-          max_it = std::max<double>(max_it, o.sweeps);
-          max_work = std::max<double>(max_work, o.work);
-        }
-        warp_iters += 32 * max_it;
-        warp_work += 32 * max_work;
-      }
-      const double g = static_cast<double>(lanes * per_lane);
-      const std::string name = std::string(ps::prox::ProxAlgoName(algo)) +
-                               (budget > 0 ? "/defer" + std::to_string(budget) : "");
-      std::printf(
-          "proxy %s lambda=%-5g %5ldx%-5ld %-20s iters/group %6.2f (warp %6.2f) work/group %6.0f "
-          "(warp %6.0f, efficiency %3.0f%%) deferred %.4f unconverged %ld [%ld groups]\n",
-          dt == torch::kBFloat16 ? "bf16" : "fp32", lambda, static_cast<long>(s.out),
-          static_cast<long>(s.in), name.c_str(), iters / g, warp_iters / g, work / g, warp_work / g,
-          100.0 * work / warp_work, deferred.size() / g, static_cast<long>(unconverged),
-          static_cast<long>(g));
-      std::fflush(stdout);
+    ps::prox::bench::CostTrace trace;
+    ps::prox::GroupLimits limits;
+    limits.budget = budget > 0 ? budget : 0;
+    if (budget < 0) {
+      limits.max_iterations = ps::prox::kFirstReleaseMaxIterations;
+      limits.closed_forms = false;
     }
+    const auto o = ps::prox::ProxGroupTraced<2, 4>(y, lambda, tol, algo, limits, trace);
+    return Run{o, trace.work};
+  };
+  std::vector<std::pair<ps::prox::ProxAlgo, int>> variants;
+  if (first_release) variants.emplace_back(ps::prox::ProxAlgo::kAlm, -1);
+  for (auto algo : algos)
+    for (int budget : budgets) variants.emplace_back(algo, budget);
+  for (const auto& [algo, budget] : variants) {
+    double iters = 0, work = 0, warp_iters = 0, warp_work = 0;
+    int64_t unconverged = 0;
+    std::vector<int64_t> deferred;
+    const int64_t lanes = groups / per_lane;
+    for (int64_t w0 = 0; w0 < lanes; w0 += 32) {
+      double max_it = 0, max_work = 0;
+      for (int64_t lane = w0; lane < std::min(lanes, w0 + 32); ++lane) {
+        double lane_it = 0, lane_work = 0;
+        for (int k = 0; k < per_lane; ++k) {
+          const auto [o, o_work] = run(lane * per_lane + k, algo, budget);
+          lane_it += o.sweeps;
+          lane_work += o_work;
+          if (o.deferred)
+            deferred.push_back(lane * per_lane + k);
+          else
+            unconverged += o.converged ? 0 : 1;
+        }
+        iters += lane_it;
+        work += lane_work;
+        max_it = std::max(max_it, lane_it);
+        max_work = std::max(max_work, lane_work);
+      }
+      warp_iters += 32 * max_it;
+      warp_work += 32 * max_work;
+    }
+    // The second pass: the deferred groups again without a budget, one per lane.
+    for (size_t w0 = 0; w0 < deferred.size(); w0 += 32) {
+      double max_it = 0, max_work = 0;
+      for (size_t k = w0; k < std::min(deferred.size(), w0 + 32); ++k) {
+        const auto [o, o_work] = run(deferred[k], algo, 0);
+        iters += o.sweeps;
+        work += o_work;
+        unconverged += o.converged ? 0 : 1;
+        max_it = std::max<double>(max_it, o.sweeps);
+        max_work = std::max<double>(max_work, o_work);
+      }
+      warp_iters += 32 * max_it;
+      warp_work += 32 * max_work;
+    }
+    const double g = static_cast<double>(lanes * per_lane);
+    const std::string name = budget < 0 ? std::string("first-release")
+                                        : std::string(ps::prox::ProxAlgoName(algo)) +
+                                              (budget > 0 ? "/defer" + std::to_string(budget) : "");
+    std::printf(
+        "proxy %s lambda=%-5g %5ldx%-5ld %-20s iters/group %6.2f (warp %6.2f) work/group %6.0f "
+        "(warp %6.0f, efficiency %3.0f%%) deferred %.4f unconverged %ld [%ld groups]\n",
+        dt == torch::kBFloat16 ? "bf16" : "fp32", lambda, static_cast<long>(s.out),
+        static_cast<long>(s.in), name.c_str(), iters / g, warp_iters / g, work / g, warp_work / g,
+        100.0 * work / warp_work, deferred.size() / g, static_cast<long>(unconverged),
+        static_cast<long>(g));
+    std::fflush(stdout);
+  }
 }
 
 int Run(int argc, char** argv) {
@@ -167,6 +166,8 @@ int Run(int argc, char** argv) {
   int64_t cpu_rows = 512;
   bool work_proxy = false;
   std::vector<int> budgets = {0};
+  std::vector<int> cuda_budgets = {ps::prox::kDefaultCudaDeferBudget};
+  bool first_release = false;
   std::vector<std::pair<ps::prox::CpuPath, std::string>> cpu_paths = {
       {ps::prox::CpuPath::kBest, "best"}};
   std::vector<float> lambdas = {0.25f, 25.0f};
@@ -185,8 +186,8 @@ int Run(int argc, char** argv) {
     algos.push_back(static_cast<ps::prox::ProxAlgo>(i));
   for (int i = 1; i < argc; i += 2) {
     const std::string a = argv[i];
-    if (a == "--work-proxy") {
-      work_proxy = true;
+    if (a == "--work-proxy" || a == "--first-release") {
+      (a == "--work-proxy" ? work_proxy : first_release) = true;
       --i;
       continue;
     }
@@ -208,6 +209,9 @@ int Run(int argc, char** argv) {
     } else if (a == "--defer-budgets") {
       budgets.clear();
       for (const auto& b : split(argv[i + 1])) budgets.push_back(std::stoi(b));
+    } else if (a == "--cuda-budgets") {
+      cuda_budgets.clear();
+      for (const auto& b : split(argv[i + 1])) cuda_budgets.push_back(std::stoi(b));
     } else if (a == "--cpu-paths") {
       cpu_paths.clear();
       for (const auto& name : split(argv[i + 1])) {
@@ -255,7 +259,8 @@ int Run(int argc, char** argv) {
         for (const auto& s : kShapes) {
           torch::manual_seed(42);
           const int64_t rows = std::min(s.out, cpu_rows);
-          WorkProxy((torch::randn({rows, s.in}) * 0.02).to(dt), dt, lambda, s, algos, budgets);
+          WorkProxy((torch::randn({rows, s.in}) * 0.02).to(dt), dt, lambda, s, algos, budgets,
+                    first_release);
         }
     return 0;
   }
@@ -279,11 +284,21 @@ int Run(int argc, char** argv) {
       ps::prox::ProxAlgo algo;
       ps::prox::CpuPath path;
       std::string name;
+      int defer_budget = 0;  // CUDA: CudaLaunchOptions::defer_budget
+      int max_iterations = ps::prox::kMaxIterations;
+      bool closed_forms = true;
     };
     std::vector<Variant> variants;
+    // The first release's kernel: ALM without the 2:4 closed forms, 100 iterations, one pass.
+    if (cuda && first_release)
+      variants.push_back({ps::prox::ProxAlgo::kAlm, ps::prox::CpuPath::kBest, "first-release", 0,
+                          ps::prox::kFirstReleaseMaxIterations, false});
     for (auto algo : algos) {
       if (cuda) {
-        variants.push_back({algo, ps::prox::CpuPath::kBest, ps::prox::ProxAlgoName(algo)});
+        for (int b : cuda_budgets)
+          variants.push_back(
+              {algo, ps::prox::CpuPath::kBest,
+               std::string(ps::prox::ProxAlgoName(algo)) + "/defer" + std::to_string(b), b});
         continue;
       }
       for (const auto& [path, path_name] : cpu_paths) {
@@ -333,9 +348,24 @@ int Run(int argc, char** argv) {
               st.Add(ps::prox::ProxCpu(w.data_ptr(), dtype, w.numel() / 4, lambda, ps::k2of4, 0,
                                        algo, path));
             };
+            // One launch of this variant on t (CUDA, asynchronous, statistics into `stats`).
+            auto launch = [&](torch::Tensor& t) {
+#ifdef PS_WITH_CUDA
+              ps::prox::CudaLaunchOptions opt;
+              opt.algo = algo;
+              opt.defer_budget = variants[a].defer_budget;
+              opt.max_iterations = variants[a].max_iterations;
+              opt.closed_forms = variants[a].closed_forms;
+              ps::prox::ProxCudaLaunch(
+                  t.data_ptr(), dtype, t.numel() / 4, lambda, ps::k2of4,
+                  reinterpret_cast<ps::prox::DeviceStats*>(stats.data_ptr<int64_t>()),
+                  c10::cuda::getCurrentCUDAStream(t.device().index()).stream(), opt);
+#else
+              (void)t;
+#endif
+            };
             prepare();
-            if (cuda)
-              ps::prox::ProxInPlaceAccumulate(w, lambda, ps::k2of4, stats, algo);  // warm up
+            if (cuda) launch(w);  // warm up
             stats.zero_();
             double ms = 0;
             if (cuda) {
@@ -345,8 +375,7 @@ int Run(int argc, char** argv) {
               ms = TimeMs(
                        dev, 1, [&] { flush.zero_(); },
                        [&] {
-                         for (auto& c : copies)
-                           ps::prox::ProxInPlaceAccumulate(c, lambda, ps::k2of4, stats, algo);
+                         for (auto& c : copies) launch(c);
                        }) /
                    cuda_reps;
               st = ps::prox::ReadStats(stats);
@@ -359,7 +388,7 @@ int Run(int argc, char** argv) {
             const double g = static_cast<double>(st.groups);
             std::printf(
                 "%s %s lambda=%-5g %5ldx%-5ld %-20s %9.3f ms/layer %8.2f GB/s %5.1f%% of copy | "
-                "2:4 %.3f 3-sparse %.3f dense %.3f iters/group %.2f unconverged %ld",
+                "2:4 %.3f 3-sparse %.3f dense %.3f iters/group %.2f capped %ld",
                 cuda ? "cuda" : "cpu ", dt == torch::kBFloat16 ? "bf16" : "fp32", lambda,
                 static_cast<long>(s.out), static_cast<long>(s.in), variants[a].name.c_str(), ms,
                 gbs, 100.0 * gbs / copy_bw, st.groups_nsparse / g, st.groups_mid / g,

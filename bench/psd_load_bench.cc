@@ -15,13 +15,13 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_timer.h"
 #include "client/channel.h"
 #include "common/file_util.h"
 #include "proxsparse/v1/job_service.grpc.pb.h"
 
 namespace pb = proxsparse::v1;
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
 
 namespace {
 
@@ -97,7 +97,7 @@ int main(int argc, char** argv) {
   std::printf("psd RSS at start: %.1f MiB\n", RssMiB(pid));
 
   // 1. Fill: `fill` jobs run to the end.
-  auto t0 = Clock::now();
+  const ps::bench::Stopwatch fill_clock;
   pb::SubmitJobRequest sreq = SubmitRequest(job);
   std::vector<std::string> ids;
   for (int i = 0; i < fill; ++i) {
@@ -116,18 +116,18 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%d jobs unfinished\n", left);
     std::this_thread::sleep_for(std::chrono::seconds(5));
   }
-  double fill_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  double fill_s = fill_clock.Seconds();
   std::printf("%d jobs finished in %.0f s; psd RSS %.1f MiB\n", fill, fill_s, RssMiB(pid));
 
   // 2. Load: readers and writers at once.
   Stats reads, writes;
   std::atomic<int> calls{0};
   std::vector<std::thread> threads;
-  auto t1 = Clock::now();
+  const ps::bench::Stopwatch load_clock;
   for (int r = 0; r < readers; ++r) {
     threads.emplace_back([&, r] {
       for (int k = 0; k < rounds; ++k) {
-        auto s = Clock::now();
+        const ps::bench::Stopwatch s;
         auto ctx = Ctx();
         grpc::Status st;
         const std::string& id = ids[static_cast<size_t>(r * 7 + k) % ids.size()];
@@ -158,13 +158,13 @@ int main(int argc, char** argv) {
         }
         ++calls;
         if (!st.ok()) reads.Error(st, "read");
-        reads.Add(std::chrono::duration<double, std::milli>(Clock::now() - s).count());
+        reads.Add(s.Ms());
       }
     });
   }
   for (int w = 0; w < writers; ++w) {
     threads.emplace_back([&] {
-      auto s = Clock::now();
+      const ps::bench::Stopwatch s;
       pb::Job job_out, cancelled;
       auto ctx = Ctx();
       grpc::Status st = stub->SubmitJob(ctx.get(), sreq, &job_out);
@@ -180,11 +180,11 @@ int main(int argc, char** argv) {
       }
       calls += 2;
       if (!st.ok()) writes.Error(st, "submit+cancel");
-      writes.Add(std::chrono::duration<double, std::milli>(Clock::now() - s).count());
+      writes.Add(s.Ms());
     });
   }
   for (auto& t : threads) t.join();
-  double load_s = std::chrono::duration<double>(Clock::now() - t1).count();
+  double load_s = load_clock.Seconds();
   auto pct = [](std::vector<double> v, double p) {
     if (v.empty()) return 0.0;
     std::sort(v.begin(), v.end());

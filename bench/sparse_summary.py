@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Summarises the JSON-line logs of bench/device_sparse.sh (sparse_bench, pstool bench-sparse,
+"""Summarises the JSON-line logs of bench/gpu/sparse.sh (sparse_bench, pstool bench-sparse,
 sparse_check, sparse_model_check) as short tables. Usage: sparse_summary.py LOG_DIR"""
 import json
 import os
@@ -41,7 +41,7 @@ def searches(rows):
 
 
 def steps(d):
-    """Exit status and time of every step (steps.log of bench/device_sparse.sh)."""
+    """Exit status and time of every step (steps.log of bench/gpu/sparse.sh)."""
     p = os.path.join(d, "steps.log")
     if os.path.exists(p):
         with open(p, errors="replace") as f:

@@ -14,6 +14,7 @@ pkgs="nlohmann-json3-dev libyaml-cpp-dev libyaml-cpp0.7 libsentencepiece-dev lib
       libcli11-dev libcpp-httplib-dev libgtest-dev libgmock-dev googletest libsqlite3-dev
       libssl-dev zlib1g-dev"
 pkgs="$pkgs libutf8proc-dev libutf8proc2"  # NFC for Qwen2-style tokenizer.json
+pkgs="$pkgs libcpp-httplib0.11 libbrotli-dev libbrotli1"  # psserve links the compiled cpp-httplib
 list=$(mktemp)
 for p in $pkgs; do dpkg -L "$p"; done | while read -r f; do if [ -f "$f" ] || [ -L "$f" ]; then echo "$f"; fi; done |
   grep -v -E '/doc/|/man/|/usr/src/' | sort -u > "$list"

@@ -55,7 +55,7 @@ int main(int argc, char** argv) {
       {72, 48, false},    {264, 80, false},  // cuSPARSELt 0.8.1: not supported
       {100, 272, false},                     // tensor-core kernel: partial blocks
       {4104, 720, false}};
-  const std::vector<int64_t> decode_ms = {1, 2, 3, 5, 8, 13, 16, 17, 64};
+  const std::vector<int64_t> decode_ms = {1, 2, 3, 5, 8, 13, 16, 17, 24, 32, 33, 64};
   std::vector<int64_t> cslt_ms = {1, 5, 16, 128, 1024, 4096, 16384};
   if (quick) cslt_ms = {1, 16, 128};
   int failures = 0, cases = 0;
@@ -99,8 +99,9 @@ int main(int argc, char** argv) {
         const bool decode = in(decode_ms, m);
         const bool cslt = with_cslt && in(cslt_ms, m);
         using P = Sparse24Linear::Path;
-        for (P path : {P::kDecode, P::kDecodeMma, P::kCusparselt, P::kUnpackDense}) {
-          const bool native_path = path == P::kDecode || path == P::kDecodeMma;
+        // kAuto as well: above 16 rows it times the tensor-core kernel against the prefill path.
+        for (P path : {P::kDecode, P::kDecodeMma, P::kCusparselt, P::kUnpackDense, P::kAuto}) {
+          const bool native_path = path == P::kDecode || path == P::kDecodeMma || path == P::kAuto;
           if ((native_path && !decode) || (path == P::kCusparselt && !cslt) ||
               (path == P::kUnpackDense && !decode && !cslt))
             continue;

@@ -28,6 +28,26 @@ U Load(const std::byte* p, int64_t i) {
   return v;
 }
 
+// +0.0 or -0.0: every bit but the sign clear. `W * mask` in torch leaves -0.0 where a negative
+// weight was masked, so -0.0 must count as a zero for pruned checkpoints to pack.
+template <typename U>
+bool IsZero(U v) {
+  return (v & static_cast<U>(~(U{1} << (8 * sizeof(U) - 1)))) == 0;
+}
+
+// Copies n elements from `src` to `dst` (which may be the same), writing +0.0 for either zero,
+// so packed forms and unpacked weights only ever hold +0.0.
+void CopyCanonical(DType t, std::byte* dst, const std::byte* src, size_t n) {
+  WithElem(t, [&](auto u) {
+    using U = decltype(u);
+    for (size_t i = 0; i < n; ++i) {
+      U v = Load<U>(src, static_cast<int64_t>(i));
+      if (IsZero(v)) v = 0;
+      std::memcpy(dst + i * sizeof(U), &v, sizeof(U));
+    }
+  });
+}
+
 std::string GroupWhere(int64_t row, int64_t group) {
   return "row " + std::to_string(row) + " columns " + std::to_string(group * 4) + ".." +
          std::to_string(group * 4 + 3);
@@ -76,7 +96,7 @@ std::vector<uint8_t> SelectChoices(const DenseRef& w) {
       for (int64_t g = 0; g < groups; ++g) {
         const int64_t base = r * w.cols + g * 4;
         unsigned nz = 0;
-        for (unsigned k = 0; k < 4; ++k) nz |= (Load<U>(p, base + k) != 0) << k;
+        for (unsigned k = 0; k < 4; ++k) nz |= !IsZero(Load<U>(p, base + k)) << k;
         if (__builtin_popcount(nz) > 2)
           throw Error(Where(w.name, r, g) + " hold " + std::to_string(__builtin_popcount(nz)) +
                       " nonzero values: the weight is not 2:4 sparse (prune it first)");
@@ -102,9 +122,9 @@ std::vector<uint8_t> SelectChoicesAgainstBase(const DenseRef& pruned, const Dens
         const int64_t i0 = r * pruned.cols + g * 4;
         unsigned must = 0, can = 0;  // must keep (nonzero), may keep (equals the base)
         for (unsigned k = 0; k < 4; ++k) {
-          const U pv = Load<U>(p, i0 + k);
-          must |= (pv != 0) << k;
-          can |= (pv == Load<U>(b, i0 + k)) << k;
+          const U pv = Load<U>(p, i0 + k), bv = Load<U>(b, i0 + k);
+          must |= !IsZero(pv) << k;
+          can |= (pv == bv || (IsZero(pv) && IsZero(bv))) << k;
         }
         if (must & ~can)
           throw Error(Where(pruned.name, r, g) +
@@ -140,6 +160,7 @@ std::vector<std::byte> GatherKept(const DenseRef& w, std::span<const uint8_t> ch
     std::memcpy(o + es, p + (i * 4 + kChoicePos[c][1]) * es, es);
     o += 2 * es;
   }
+  CopyCanonical(w.dtype, out.data(), out.data(), out.size() / es);
   return out;
 }
 
@@ -159,6 +180,8 @@ std::vector<std::byte> ScatterKept(DType dtype, int64_t rows, int64_t cols,
     std::memcpy(o + (i * 4 + kChoicePos[c][1]) * es, v + es, es);
     v += 2 * es;
   }
+  // Artifacts written elsewhere may store -0.0 among the kept values; unpacked zeros are +0.0.
+  CopyCanonical(dtype, out.data(), out.data(), out.size() / es);
   return out;
 }
 

@@ -3,9 +3,10 @@
 // A 2:4 weight [rows, cols] keeps at most two of every four consecutive elements along a row
 // (the input dimension, the layout sparse tensor cores use for y = x Wᵀ). Every group gets
 // exactly two *kept positions*: its nonzero elements, padded with its lowest-index zero elements
-// when it has fewer than two nonzeros. "Zero" means the bit pattern of +0.0, so -0.0, NaN and
-// infinities are kept as they are and unpacking restores every bit (dropped positions come back
-// as +0.0, which is what they were).
+// when it has fewer than two nonzeros. "Zero" means +0.0 or -0.0 (`W * mask` in torch leaves
+// -0.0 where a negative weight was masked); packed values and unpacked weights store every zero
+// as +0.0. NaN and infinities are values, kept as they are, and unpacking restores every bit of
+// every nonzero (all zeros come back as +0.0).
 //
 // A group's kept pair is one of six choices, numbered in this order:
 //   0:{0,1} 1:{0,2} 2:{0,3} 3:{1,2} 4:{1,3} 5:{2,3}
@@ -51,14 +52,17 @@ void CheckPackable(const DenseRef& w);
 std::vector<uint8_t> SelectChoices(const DenseRef& w);
 
 // Choices for a weight that must equal `base` ⊙ mask exactly (the masks-only artifact): each kept
-// position must hold the base's element bit for bit, each dropped one must be +0.0. Throws
+// position must hold the base's element bit for bit (zeros of either sign match), each dropped
+// one must be a zero. Throws
 // ps::Error when no such 2-of-4 mask exists for some group (the pruned weight differs from the
 // base, or a group keeps fewer than two of the base's values).
 std::vector<uint8_t> SelectChoicesAgainstBase(const DenseRef& pruned, const DenseRef& base);
 
-// Kept values [rows, cols/2] in the original dtype, in position order within each group.
+// Kept values [rows, cols/2] in the original dtype, in position order within each group; -0.0
+// is stored as +0.0.
 std::vector<std::byte> GatherKept(const DenseRef& w, std::span<const uint8_t> choices);
-// Dense bytes [rows, cols]: kept values scattered to their positions, +0.0 elsewhere.
+// Dense bytes [rows, cols]: kept values scattered to their positions, +0.0 elsewhere (a kept
+// -0.0 becomes +0.0 too).
 std::vector<std::byte> ScatterKept(DType dtype, int64_t rows, int64_t cols,
                                    std::span<const std::byte> values,
                                    std::span<const uint8_t> choices);

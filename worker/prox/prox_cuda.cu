@@ -1,6 +1,7 @@
 // CUDA kernels for the EnumALM prox. The per-group arithmetic is prox_group.h, shared with the CPU
 // fast path; this file only moves bytes (16-byte vector loads/stores, a one-item prefetch so a
-// load is in flight while the previous item computes) and reduces the statistics.
+// load is in flight while the previous item computes), sets slow groups aside for the block's
+// second pass, and reduces the statistics.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -87,15 +88,30 @@ struct Item {
     }
   }
 
-  // Runs the prox on the G groups held in w.
-  __device__ static void Process(uint32_t (&w)[W], float lambda, float tol, ProxAlgo algo,
+  // Runs the prox on the G groups held in w (item number `item`). A group deferred by the budget
+  // keeps its values in w and goes to `defer`, which returns false when its queue is full: then
+  // the group is solved here without the budget.
+  template <typename Defer>
+  __device__ static void Process(uint32_t (&w)[W], int64_t item, float lambda, float tol,
+                                 ProxAlgo algo, const GroupLimits& limits, Defer&& defer,
                                  LocalStats& st) {
 #pragma unroll
     for (int g = 0; g < G; ++g) {
       float y[M];
 #pragma unroll
       for (int i = 0; i < M; ++i) y[i] = S::FromBits(Get(w, g * M + i));
-      const GroupOutcome o = ProxGroup<N, M>(y, lambda, tol, algo);
+      // One call site in a loop (a second one would inline the whole solver twice).
+      GroupLimits lim = limits;
+      GroupOutcome o;
+      bool queued = false;
+      while (true) {
+        o = ProxGroup<N, M>(y, lambda, tol, algo, lim);
+        if (!o.deferred) break;
+        queued = defer(item * G + g);
+        if (queued) break;
+        lim.budget = 0;
+      }
+      if (queued) continue;
       ++st.groups;
       if (!o.finite) {
         ++st.nonfinite;
@@ -152,12 +168,61 @@ __device__ void ReduceStats(const LocalStats& st, DeviceStats* out) {
   }
 }
 
+// Solves one group in place at p (element loads and stores) and counts it.
+template <typename S, int N, int M>
+__device__ void ProxOneGroup(typename S::T* p, float lambda, float tol, ProxAlgo algo,
+                             const GroupLimits& limits, LocalStats& st) {
+  float y[M];
+#pragma unroll
+  for (int i = 0; i < M; ++i) {
+    if constexpr (S::kBytes == 4) {
+      y[i] = p[i];
+    } else {
+      y[i] = S::FromBits(p[i]);
+    }
+  }
+  const GroupOutcome o = ProxGroup<N, M>(y, lambda, tol, algo, limits);
+  ++st.groups;
+  if (!o.finite) {
+    ++st.nonfinite;
+    return;
+  }
+  int nnz = 0;
+#pragma unroll
+  for (int i = 0; i < M; ++i) {
+    const uint32_t b = S::ToBits(y[i]);
+    if constexpr (S::kBytes == 4) {
+      p[i] = __uint_as_float(b);
+    } else {
+      p[i] = static_cast<typename S::T>(b);
+    }
+    nnz += S::NonZero(b) ? 1 : 0;
+  }
+  st.AddFinite<N, M>(o, nnz);
+}
+
+// Groups the vector kernel's first pass set aside, per block (8 KiB of shared memory).
+inline constexpr int kDeferQueue = 1024;
+
 // Vectorised path: `items` whole items at a 16-byte aligned pointer, grid-stride, with the next
-// item's load issued before the current one is processed.
+// item's load issued before the current one is processed. A group that needs more than
+// limits.budget iterations is left as it was and queued; after the loop the block's threads solve
+// the queued groups together, one per thread, so that the slow groups fill whole warps instead of
+// each holding a warp of finished lanes.
 template <typename S, int N, int M>
 __global__ void ProxVecKernel(uint4* data, int64_t items, float lambda, float tol, ProxAlgo algo,
-                              DeviceStats* stats) {
+                              GroupLimits limits, DeviceStats* stats) {
   using I = Item<S, N, M>;
+  __shared__ int64_t queue[kDeferQueue];
+  __shared__ int queued;
+  if (threadIdx.x == 0) queued = 0;
+  __syncthreads();
+  auto defer = [&](int64_t group) {
+    const int slot = atomicAdd(&queued, 1);
+    if (slot >= kDeferQueue) return false;
+    queue[slot] = group;
+    return true;
+  };
   LocalStats st;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -177,7 +242,7 @@ __global__ void ProxVecKernel(uint4* data, int64_t items, float lambda, float to
     const int64_t nx = i + stride;
     uint32_t nxt[I::W];
     if (nx < items) load(nx, nxt);
-    I::Process(cur, lambda, tol, algo, st);
+    I::Process(cur, i, lambda, tol, algo, limits, defer, st);
 #pragma unroll
     for (int v = 0; v < I::kVec; ++v)
       data[i * I::kVec + v] =
@@ -186,48 +251,27 @@ __global__ void ProxVecKernel(uint4* data, int64_t items, float lambda, float to
     for (int k = 0; k < I::W; ++k) cur[k] = nxt[k];
     i = nx;
   }
+  // The second pass: the queued groups, one per thread, without the budget. The first pass's
+  // stores of their items are visible to the whole block after the barrier.
+  __syncthreads();
+  const int n = queued < kDeferQueue ? queued : kDeferQueue;
+  GroupLimits unbudgeted = limits;
+  unbudgeted.budget = 0;
+  for (int k = threadIdx.x; k < n; k += blockDim.x)
+    ProxOneGroup<S, N, M>(reinterpret_cast<typename S::T*>(data) + queue[k] * M, lambda, tol, algo,
+                          unbudgeted, st);
   ReduceStats(st, stats);
 }
 
 // Scalar path: one group per thread, element loads (unaligned pointers and the tail).
 template <typename S, int N, int M>
 __global__ void ProxScalarKernel(typename S::T* data, int64_t groups, float lambda, float tol,
-                                 ProxAlgo algo, DeviceStats* stats) {
+                                 ProxAlgo algo, GroupLimits limits, DeviceStats* stats) {
   LocalStats st;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t g = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; g < groups;
-       g += stride) {
-    typename S::T* p = data + g * M;
-    float y[M];
-    uint32_t bits[M];
-#pragma unroll
-    for (int i = 0; i < M; ++i) {
-      if constexpr (S::kBytes == 4) {
-        bits[i] = __float_as_uint(p[i]);
-      } else {
-        bits[i] = p[i];
-      }
-      y[i] = S::FromBits(bits[i]);
-    }
-    const GroupOutcome o = ProxGroup<N, M>(y, lambda, tol, algo);
-    ++st.groups;
-    if (!o.finite) {
-      ++st.nonfinite;
-      continue;
-    }
-    int nnz = 0;
-#pragma unroll
-    for (int i = 0; i < M; ++i) {
-      const uint32_t b = S::ToBits(y[i]);
-      if constexpr (S::kBytes == 4) {
-        p[i] = __uint_as_float(b);
-      } else {
-        p[i] = static_cast<typename S::T>(b);
-      }
-      nnz += S::NonZero(b) ? 1 : 0;
-    }
-    st.AddFinite<N, M>(o, nnz);
-  }
+       g += stride)
+    ProxOneGroup<S, N, M>(data + g * M, lambda, tol, algo, limits, st);
   ReduceStats(st, stats);
 }
 
@@ -269,6 +313,12 @@ void Launch(void* data, int64_t groups, float lambda, DeviceStats* stats, cudaSt
                                               : std::is_same_v<S, Bf16> ? DType::kBF16
                                                                         : DType::kF16));
   auto* base = static_cast<typename S::T*>(data);
+  GroupLimits limits;
+  limits.budget = opt.defer_budget;
+  limits.max_iterations = opt.max_iterations;
+  limits.closed_forms = opt.closed_forms;
+  GroupLimits scalar_limits = limits;
+  scalar_limits.budget = 0;
   int64_t done = 0;
   if (reinterpret_cast<uintptr_t>(data) % 16 == 0) {
     const int64_t items = groups / I::G;
@@ -276,7 +326,7 @@ void Launch(void* data, int64_t groups, float lambda, DeviceStats* stats, cudaSt
       static GridCache cache;
       auto k = ProxVecKernel<S, N, M>;
       ProxVecKernel<S, N, M><<<GridFor(k, cache, items, opt), opt.block, 0, stream>>>(
-          static_cast<uint4*>(data), items, lambda, tol, opt.algo, stats);
+          static_cast<uint4*>(data), items, lambda, tol, opt.algo, limits, stats);
       Check(cudaGetLastError(), "vector kernel launch");
     }
     done = items * I::G;
@@ -285,7 +335,7 @@ void Launch(void* data, int64_t groups, float lambda, DeviceStats* stats, cudaSt
     static GridCache cache;
     auto k = ProxScalarKernel<S, N, M>;
     ProxScalarKernel<S, N, M><<<GridFor(k, cache, groups - done, opt), opt.block, 0, stream>>>(
-        base + done * M, groups - done, lambda, tol, opt.algo, stats);
+        base + done * M, groups - done, lambda, tol, opt.algo, scalar_limits, stats);
     Check(cudaGetLastError(), "scalar kernel launch");
   }
 }
@@ -315,6 +365,8 @@ void ProxCudaLaunch(void* data, DType dtype, int64_t groups, float lambda, NMPat
     throw Error("prox CUDA: block size must be a multiple of 32 in [32, 1024]");
   if (static_cast<int>(opt.algo) < 0 || static_cast<int>(opt.algo) >= kProxAlgoCount)
     throw Error("prox CUDA: unknown algorithm " + std::to_string(static_cast<int>(opt.algo)));
+  if (opt.defer_budget < 0 || opt.max_iterations < 1)
+    throw Error("prox CUDA: defer_budget must be >= 0 and max_iterations >= 1");
   if (groups == 0) return;
   auto s = static_cast<cudaStream_t>(stream);
   if (p == NMPattern{2, 4}) return DispatchDType<2, 4>(data, dtype, groups, lambda, stats, s, opt);

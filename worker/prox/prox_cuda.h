@@ -2,7 +2,10 @@
 // so the LibTorch adapter (prox.cc) and the bench can call it; the stream is a cudaStream_t passed
 // as void*. One thread per item of 16 bytes (two bf16/fp16 groups of 4, one fp32 group of 4),
 // loaded and stored with 16-byte vector accesses when the pointer is aligned; per-group ALM
-// convergence; statistics reduced per block, then added atomically into `stats`.
+// convergence; statistics reduced per block, then added atomically into `stats`. Groups that need
+// more than CudaLaunchOptions::defer_budget iterations are set aside in a per-block queue and
+// solved at the end of the block by all its threads together, so that the few slow groups of a
+// large lambda do not hold whole warps of finished lanes.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +13,7 @@
 #include "common/dtype.h"
 #include "common/nm_pattern.h"
 #include "worker/prox/prox_algo.h"
+#include "worker/prox/prox_group.h"
 #include "worker/prox/prox_stats.h"
 
 namespace ps::prox {
@@ -35,10 +39,19 @@ inline ProxStats ToProxStats(const DeviceStats& d) {
   return s;
 }
 
+// Iterations (all candidates of a group) after which the vector kernel defers a group to the
+// block's second pass; chosen with prox_bench (docs/prox.md).
+inline constexpr int kDefaultCudaDeferBudget = 16;
+
 struct CudaLaunchOptions {
   int block = 256;                       // threads per block
   int blocks_per_sm = 0;                 // 0: as many as fit (occupancy calculator)
   ProxAlgo algo = kDefaultCudaProxAlgo;  // per-group solver (prox_bench --algos compares them)
+  int defer_budget = kDefaultCudaDeferBudget;  // 0: no second pass
+  // The iteration cap (prox_group.h GroupLimits); the bench sets the first release's 100 to
+  // compare with it.
+  int max_iterations = kMaxIterations;
+  bool closed_forms = true;  // GroupLimits::closed_forms (off: the first release's algorithm)
 };
 
 // Launches prox_{lambda Reg_{N:M}} on `groups` groups at device pointer `data` (F32/F16/BF16),

@@ -47,11 +47,10 @@
 namespace ps::prox {
 
 // ALM stops when the estimated distance to its limit is at most rel_tol * z_1 (z_1 is scaled into
-// [0.5, 1)), or after kMaxAlmSweeps sweeps. AlmRelTolFor(bits) is the tolerance for a storage type
-// with that many mantissa bits (bf16 7, fp16 10, fp32 23): 2^-(bits+8), at most 2^-23, i.e. far
-// below the rounding of the stored result (the objective is stationary at the solution, so its
-// error is second order in the distance).
-inline constexpr int kMaxAlmSweeps = 100;
+// [0.5, 1)). AlmRelTolFor(bits) is the tolerance for a storage type with that many mantissa bits
+// (bf16 7, fp16 10, fp32 23): 2^-(bits+8), at most 2^-23, i.e. far below the rounding of the
+// stored result (the objective is stationary at the solution, so its error is second order in the
+// distance).
 PS_HD constexpr float AlmRelTolFor(int mantissa_bits) {
   const int k = mantissa_bits + 8 < 23 ? mantissa_bits + 8 : 23;
   float t = 1.0f;
@@ -59,13 +58,43 @@ PS_HD constexpr float AlmRelTolFor(int mantissa_bits) {
   return t;
 }
 
+// Every candidate runs until it meets the stopping rule. A candidate still running after
+// kForceNewtonAfter iterations is one whose minimum is nearly degenerate (ALM's rate near 1); from
+// then on Newton is tried whatever the ProxAlgo (ALM alone needed up to ~8,500 sweeps at lambda =
+// 25 on fp32 Llama-scale groups, ALM + Newton at most ~1,200). kMaxIterations is a safety stop that
+// no tested group reaches; a group that does is counted unconverged (ProxStats), and the tests
+// and the GPU check require that count to be 0. (The first release stopped every candidate at
+// 100 iterations; GroupLimits::max_iterations = 100 reproduces it for the bench's comparison.)
+inline constexpr int kForceNewtonAfter = 100;
+// fp32 arithmetic resolves a limit only to a few ulps (times the conditioning of the face's
+// Hessian): near a nearly singular minimum the sweeps' change or Newton's step can stall above
+// the tolerance for ever (seen on near-tied groups at lambda = 2: Newton steps of 6 tol repeating).
+// A change or step at most kNoiseFloor (64 ulps of z_1 in [0.5, 1), scaled units) that no longer
+// shrinks is that noise, and the candidate has arrived (the objective's error is second order:
+// ~1e-10 relative).
+inline constexpr float kNoiseFloor = 1.0f / 131072.0f;  // 2^-17
+inline constexpr int kMaxIterations = 100000;
+inline constexpr int kFirstReleaseMaxIterations = 100;
+
+// Run-time limits of one group's solve.
+struct GroupLimits {
+  // > 0: a group that would need more iterations (all candidates together) is left unchanged and
+  // marked deferred, to be run again without a budget (the CUDA kernel's second pass: a few slow
+  // groups then do not hold every warp). The result of a group that is not deferred is the same as
+  // without a budget.
+  int budget = 0;
+  int max_iterations = kMaxIterations;
+  // 2:4's closed forms (NoInteriorMinimum24, SolveLine24). Off only to rerun the first release's
+  // algorithm in the bench (with max_iterations = kFirstReleaseMaxIterations).
+  bool closed_forms = true;
+};
+
 // Which candidate won (index 0: the N-sparse top-N; k - N: the k-sparse candidate).
 struct GroupOutcome {
   bool finite = true;     // false: the group had a NaN/Inf and was left unchanged
-  bool converged = true;  // false: some candidate hit kMaxAlmSweeps iterations
+  bool converged = true;  // false: some candidate hit GroupLimits::max_iterations
   int winner = 0;         // 0: top-N, else k - N for the k-sparse candidate
   int sweeps = 0;         // iterations run in total (ALM sweeps + Newton steps, all candidates)
-  int work = 0;           // estimated lane instructions (a GPU-time proxy for prox_bench)
   bool deferred = false;  // the iteration budget ran out: y is unchanged, run it again without
   double objective = 0;   // 1/2 ||w - y||^2 + lambda * Reg(w) in the input's units
 };
@@ -124,24 +153,22 @@ PS_HD T ElemSym(const T (&w)[M], int skip, int skip2 = -1) {
   }
 }
 
-// Estimated lane instructions of the pieces below (fp32 ops; a divide or square root ~ 10), for the
-// bench's work proxy only: e_D over k values costs k * D multiply-adds.
-template <int N, int K>
-inline constexpr int kCostSweep = K*((K - 1) * N + 4) + 4;
-template <int N, int K>
-inline constexpr int kCostNewton =
-    K*((K - 1) * N + 2) + K*(K - 1) / 2 * ((K - 2) * (N - 1) + 1) + K* K* K / 3 + 10 * K + 2 * K* K
-    + 4 * K;
-template <int N, int K>
-inline constexpr int kCostRay = 2 * K + K*(N + 1) + 30 + 8;
-template <int N, int K>
-inline constexpr int kCostBound = 2 * K*((K - 1) * N + 2) + K*(N + 1) + 3 * K;
-template <int N, int K>
-inline constexpr int kCostSkip = K*((K - 1) * N + 2) + (K - 1) * N + 2;
-inline constexpr int kCostChord3 = 35;  // one PairMin (a divide) and a ChordMin (a divide)
-inline constexpr int kCostChord4 = 95;
-template <int N, int K>
-inline constexpr int kCostObjective = K*(N + 1) + 3 * K + 4;
+// What the solver did, for a cost model (bench/prox_work_model.h): each call names the piece and
+// its compile-time N and K. The product passes NoTrace, whose calls compile to nothing.
+struct NoTrace {
+  PS_HD void Base(int /*m*/) {}
+  PS_HD void Skip(int /*n*/, int /*k*/) {}
+  PS_HD void Ray(int /*n*/, int /*k*/) {}
+  PS_HD void Sweep(int /*n*/, int /*k*/) {}
+  PS_HD void Newton(int /*n*/, int /*k*/) {}
+  PS_HD void Objective(int /*n*/, int /*k*/) {}
+  PS_HD void Bound(int /*n*/, int /*k*/) {}
+  PS_HD void Chord(int /*k*/) {}
+  PS_HD void LineStep() {}       // one step of SolveLine24 (counted as an iteration)
+  PS_HD void LineStart() {}      // SolveLine24's start (two square roots, a divide)
+  PS_HD void NoMinimumTest() {}  // NoInteriorMinimum24's square root
+};
+
 // Sorting networks of compare-exchanges (Lo(c), Hi(c)), Lo < Hi: 5 for M = 4, Batcher's 19 for
 // M = 8. With the exchange "swap when Hi's value is larger, or equal with a lower original index"
 // the result is the stable descending order (ties: lower index first), checked exhaustively on
@@ -192,9 +219,6 @@ PS_HD void Unsort(float (&x)[M], const bool (&swapped)[SortNetSize<M>()]) {
   }
 }
 
-template <int M>  // check, sort (8 per exchange), unsort (2 per exchange), scale, signs
-inline constexpr int kCostBase = 10 * SortNetSize<M>() + 10 * M + 20;
-
 // Interval bounds on every fixed point of ALM on the first K coordinates (a fixed point has
 // w_i = max(v_i - lam e_N(w_others), 0); e_N is increasing in each argument, so 0 <= w <= v gives
 // w_i >= l_i := max(v_i - lam e_N(v_others), 0), which gives w_i <= u_i := max(v_i - lam
@@ -214,6 +238,28 @@ PS_HD bool SkipCandidate(const float (&v)[M], float lam) {
   float l[M];
   FixedPointLowerBounds<N, K, M>(v, lam, l);
   return v[K - 1] - lam * ElemSym<N, K, M>(l, K - 1) <= 0.0f;
+}
+
+// 2:4 only: true when the K-sparse face (K = 3, 4) provably has no interior local minimum, so its
+// candidate can only repeat a sparser one. Why: fix every coordinate of the face but the pair
+// (1, K) at x; eliminating the pair in closed form leaves a function of x whose second derivative
+// along the pair's stationary curve is
+//     1 - lam^2/2 (S^2 / (1 + lam x)^3 + D^2 / (1 - lam x)^3),  S = v_1 + v_K, D = v_1 - v_K,
+// (the Schur complement of the face's Hessian; it must be >= 0 at a local minimum). Its maximum
+// over x, at (1 - lam x)^2 S = (1 + lam x)^2 D, is 1 - lam^2 (sqrt S + sqrt D)^4 / 16; for the
+// 3-sparse face the third coordinate is x itself, and for the dense face the fixed fourth
+// coordinate t only adds t + lam t^2 to the data of the remaining three (substitute w_i = x_i - t),
+// which raises S. So a local minimum needs lam (sqrt S + sqrt D)^2 < 4, i.e.
+// lam (v_1 + sqrt(v_1^2 - v_K^2)) < 2. The margin covers the rounding of this test (a few ulps;
+// the difference of squares is formed as (v_1 - v_K)(v_1 + v_K), exact to one rounding). At
+// lambda = 25 on Llama-scale weights it rules out both candidates for about half of the groups.
+inline constexpr float kNoMinimumCoupling = 2.0001f;
+template <int K>
+PS_HD bool NoInteriorMinimum24(const float (&v)[4], float lam) {
+  // lam (v_1 + r) >= 2 needs lam v_1 >= 1 (r <= v_1): at small lambda no square root is taken.
+  if (lam * v[0] < 1.0f) return false;
+  const float r = sqrtf(Max((v[0] - v[K - 1]) * (v[0] + v[K - 1]), 0.0f));
+  return lam * (v[0] + r) >= kNoMinimumCoupling;
 }
 
 // A lower bound on the objective (with `tail`) of every fixed point of the K-sparse candidate:
@@ -392,6 +438,24 @@ PS_HD bool NewtonStep(const float (&v)[M], float lam, float (&w)[M], float& step
 inline constexpr int kSweepsBeforeNewton = 2;
 inline constexpr int kNewtonRetry = 4;
 
+// The candidate's objective at w (scaled units, with tail), or the ray point's and w set to it if
+// that is lower (rounding in flat minima): a candidate never ends above its ray point.
+template <int N, int K, int M, typename Trace>
+PS_HD float CandidateObjective(const float (&v)[M], float lam, float c, float ray_obj, float tail,
+                               float (&w)[M], Trace& trace) {
+  float sq = 0.0f;
+  PS_UNROLL
+  for (int i = 0; i < K; ++i) sq += (w[i] - v[i]) * (w[i] - v[i]);
+  float obj = 0.5f * sq + tail + lam * ElemSym<N + 1, K, M>(w, -1);
+  trace.Objective(N, K);
+  if (!(obj <= ray_obj + tail)) {
+    PS_UNROLL
+    for (int i = 0; i < M; ++i) w[i] = i < K ? c * v[i] : 0.0f;
+    obj = ray_obj + tail;
+  }
+  return obj;
+}
+
 // Solves the K-sparse candidate from the ray point c * v: ALM (Algorithm 2) sweeping i = 1..K and,
 // with `newton`, Newton polishing (above). Starting on the ray rather than at v itself: from v, the
 // first sweep sees every other coordinate at full size and, when the coupling lam * v is strong,
@@ -399,9 +463,10 @@ inline constexpr int kNewtonRetry = 4;
 // interior minimum (e.g. near-tied groups; the brute-force test finds these). Returns the
 // candidate's objective (scaled units, with tail; never above the ray point's: ALM only descends,
 // and should Newton ever end higher the ray point is returned); w receives the point.
-template <int N, int K, int M>
+template <int N, int K, int M, typename Trace>
 PS_HD float SolveCandidate(const float (&v)[M], float lam, float tol, float c, float ray_obj,
-                           float tail, bool newton, int cap, float (&w)[M], int& iters, int& work) {
+                           float tail, bool newton, int cap, float (&w)[M], int& iters,
+                           Trace& trace) {
   PS_UNROLL
   for (int i = 0; i < M; ++i) w[i] = i < K ? c * v[i] : 0.0f;
   int s = 0, next_newton = kSweepsBeforeNewton;
@@ -415,11 +480,13 @@ PS_HD float SolveCandidate(const float (&v)[M], float lam, float tol, float c, f
       w[i] = nw;
     }
     ++s;
-    work += kCostSweep<N, K>;
+    trace.Sweep(N, K);
     // Stop when the change is below tol, or when the remaining distance predicted from linear
     // convergence (ratio r = delta / prev: delta * r / (1 - r)) is.
     if (delta <= tol || delta * delta <= tol * (prev - delta) || s >= cap) break;
-    if (newton && s >= next_newton) {
+    if (delta <= kNoiseFloor && prev > 0.0f && delta >= prev) break;  // stalled in rounding noise
+    // Past kForceNewtonAfter sweeps Newton is tried whatever the algorithm (see there).
+    if ((newton || s >= kForceNewtonAfter) && s >= next_newton) {
       const float r = delta / prev;
       if (delta * (r * r) * (r * r) > tol) {
         // Newton until its step is below tol or the next one is predicted to be (quadratic
@@ -429,11 +496,13 @@ PS_HD float SolveCandidate(const float (&v)[M], float lam, float tol, float c, f
         float step = 0.0f;
         while (s < cap) {
           const bool ok = NewtonStep<N, K, M>(v, lam, w, step);
-          work += kCostNewton<N, K>;
+          trace.Newton(N, K);
           if (!ok) break;
           ++s;
-          if (step <= tol || (step <= 0.5f * prev_step &&
-                              4.0f * step * step * step <= tol * prev_step * prev_step)) {
+          if (step <= tol ||
+              (step <= 0.5f * prev_step &&
+               4.0f * step * step * step <= tol * prev_step * prev_step) ||
+              (step <= kNoiseFloor && step > 0.5f * prev_step)) {  // stalled in rounding noise
             done = true;
             break;
           }
@@ -447,17 +516,78 @@ PS_HD float SolveCandidate(const float (&v)[M], float lam, float tol, float c, f
     prev = delta;
   }
   iters += s;
-  float sq = 0.0f;
-  PS_UNROLL
-  for (int i = 0; i < K; ++i) sq += (w[i] - v[i]) * (w[i] - v[i]);
-  float obj = 0.5f * sq + tail + lam * ElemSym<N + 1, K, M>(w, -1);
-  work += kCostObjective<N, K>;
-  if (!(obj <= ray_obj + tail)) {
-    PS_UNROLL
-    for (int i = 0; i < M; ++i) w[i] = i < K ? c * v[i] : 0.0f;
-    obj = ray_obj + tail;
+  return CandidateObjective<N, K, M>(v, lam, c, ray_obj, tail, w, trace);
+}
+
+// 2:4, the 3-sparse face, solved on one variable (see NoInteriorMinimum24): fixing t = w_3, the
+// pair's stationary point is w_1 +- w_2 = (v_1 +- v_2) / (1 +- lam t), and the face's interior
+// local minimum is the root of
+//     phi(t) = t - v_3 + lam/4 (S^2 / (1 + lam t)^2 - D^2 / (1 - lam t)^2),  S, D = v_1 +- v_2,
+// at which phi' > 0 (the Schur complement) and w_2 > 0. phi' rises up to t_p = (sqrt S - sqrt D) /
+// (lam (sqrt S + sqrt D)) and falls after it, so phi is convex left of t_p, concave right of it,
+// and increasing wherever phi' > 0: the root is unique, and Newton from min(t_p, v_3) converges to
+// it monotonically (from the right on the convex side, from the left on the concave side). A step
+// leaving (0, v_3], or phi' <= 0 where the search stands, proves there is no interior minimum
+// (phi' is largest at min(t_p, v_3) on the feasible range). Two to four steps where ALM takes six
+// to hundreds of sweeps at lambda = 25, and a quick "none" for most groups whose top-2 wins.
+// The start stays left of the pair's singularity 1 / lam: with a tie (D = 0) the peak t_p is 1 /
+// lam itself (phi is then convex on the whole range), where D / (1 - lam t) is 0 / 0; for D > 0, 1
+// - lam t_p = 2 sqrt D / (sqrt S + sqrt D) is at least ~3e-4 (D >= one ulp of v_1), far above the
+// margin, so the clamp never moves t_p.
+inline constexpr int kLineSteps = 40;  // monotone Newton; past this ALM takes over
+// Below this coupling (lam v_1, scaled units) ALM converges in about two sweeps, which cost less
+// than the line search's start and steps; the line search takes the strongly coupled groups.
+inline constexpr float kLineCoupling = 0.25f;
+inline constexpr float kLineEdge = 1.0f - 1.0f / 1048576.0f;  // 1 - 2^-20
+enum LineResult : int { kLineFound = 0, kLineNone = 1, kLineCapped = 2 };
+
+// phi, phi' and the pair's u = w_1 + w_2, q = w_1 - w_2 at t. T is float here and a vector of
+// lanes in prox_group_simd.h (same operations in the same order).
+template <typename T>
+PS_HD void LinePhi24(T v3, T s, T d, T lam, T t, T& phi, T& dphi, T& u, T& q) {
+  const T p = 1.0f / (1.0f + lam * t), m = 1.0f / (1.0f - lam * t);
+  u = s * p;
+  q = d * m;
+  phi = t - v3 + 0.25f * lam * (u * u - q * q);
+  dphi = 1.0f - 0.5f * lam * lam * (u * u * p + q * q * m);
+}
+
+template <typename Trace>
+PS_HD int SolveLine24(const float (&v)[4], float lam, float tol, int cap, float (&w)[4], int& iters,
+                      Trace& trace) {
+  trace.LineStart();
+  const float s = v[0] + v[1], d = v[0] - v[1];
+  const float rs = sqrtf(s), rd = sqrtf(d);
+  float t = Min(Min((rs - rd) / (lam * (rs + rd)), v[2]), kLineEdge / lam);
+  float phi, dphi, u, q;
+  LinePhi24(v[2], s, d, lam, t, phi, dphi, u, q);
+  int k = 0, result = kLineCapped;
+  while (true) {
+    if (!(dphi > 0.0f)) {
+      result = kLineNone;
+      break;
+    }
+    if (k >= cap) break;
+    const float step = phi / dphi;
+    t -= step;
+    ++k;
+    trace.LineStep();
+    if (!(t > 0.0f && t <= v[2] && lam * t < 1.0f)) {
+      result = kLineNone;
+      break;
+    }
+    LinePhi24(v[2], s, d, lam, t, phi, dphi, u, q);
+    if (Abs(step) <= tol) {
+      result = dphi > 0.0f && u - q > 0.0f ? kLineFound : kLineNone;
+      break;
+    }
   }
-  return obj;
+  iters += k;
+  w[0] = 0.5f * (u + q);
+  w[1] = 0.5f * (u - q);
+  w[2] = t;
+  w[3] = 0.0f;
+  return result;
 }
 
 // Per-candidate data gathered before any candidate is solved (arrays indexed by K, compile-time).
@@ -469,20 +599,25 @@ struct CandidatePlan {
   float later[M + 1];  // min of ray[] over the candidates after K that run (+inf if none)
 };
 
-template <int N, int K, int M>
+template <int N, int K, int M, typename Trace>
 PS_HD void PlanCandidates(const float (&v)[M], float lam, const float (&tail)[M + 1],
-                          CandidatePlan<M>& plan, int& work) {
+                          bool closed_forms, CandidatePlan<M>& plan, Trace& trace) {
   if constexpr (K <= M) {
     // v is sorted: v_K == 0 means every candidate from K on equals a sparser one.
-    plan.run[K] = v[K - 1] > 0.0f && !SkipCandidate<N, K, M>(v, lam);
-    work += kCostSkip<N, K>;
+    bool none = false;
+    if constexpr (N == 2 && M == 4) {
+      none = closed_forms && NoInteriorMinimum24<K>(v, lam);
+      if (closed_forms && lam * v[0] >= 1.0f) trace.NoMinimumTest();
+    }
+    plan.run[K] = v[K - 1] > 0.0f && !none && !SkipCandidate<N, K, M>(v, lam);
+    trace.Skip(N, K);
     if (plan.run[K]) {
       float ray_obj = 0.0f;
       plan.c[K] = RayScale<N, K, M>(v, lam, ray_obj);
       plan.ray[K] = ray_obj + tail[K];
-      work += kCostRay<N, K>;
+      trace.Ray(N, K);
     }
-    PlanCandidates<N, K + 1, M>(v, lam, tail, plan, work);
+    PlanCandidates<N, K + 1, M>(v, lam, tail, closed_forms, plan, trace);
     float later = 3.0e38f;
     if constexpr (K < M) {
       later = plan.run[K + 1] ? Min(plan.ray[K + 1], plan.later[K + 1]) : plan.later[K + 1];
@@ -494,14 +629,14 @@ PS_HD void PlanCandidates(const float (&v)[M], float lam, const float (&tail)[M 
 // True when the K-sparse candidate provably cannot end below `bound`, an upper bound on the final
 // best objective. Only tried when another candidate (or the best so far) already looks better
 // than K's ray point, so the likely winner pays for no bound.
-template <int N, int K, int M>
+template <int N, int K, int M, typename Trace>
 PS_HD bool CannotWin(const float (&v)[M], float lam, const float (&tail)[M + 1],
-                     const CandidatePlan<M>& plan, float bound, int& work) {
+                     const CandidatePlan<M>& plan, float bound, Trace& trace) {
   if (!(plan.ray[K] > bound)) return false;
-  work += kCostBound<N, K>;
+  trace.Bound(N, K);
   if (IntervalBound<N, K, M>(v, lam, tail[K]) >= bound) return true;
   if constexpr (N == 2 && M == 4) {
-    work += K == 3 ? kCostChord3 : kCostChord4;
+    trace.Chord(K);
     return ChordBound24<K>(v, lam, tail[K]) >= bound;
   }
   return false;
@@ -512,10 +647,11 @@ PS_HD bool CannotWin(const float (&v)[M], float lam, const float (&tail)[M + 1],
 // objective of a later candidate that runs (the final best is at most either: a later candidate is
 // either solved, ending no higher than its ray point, or skipped because the best then was already
 // at most its lower bound, itself at most its ray objective).
-template <int N, int K, int M>
+template <int N, int K, int M, typename Trace>
 PS_HD void TryCandidates(const float (&v)[M], float lam, float tol, const float (&tail)[M + 1],
-                         const CandidatePlan<M>& plan, bool newton, bool bounds, int budget,
-                         float (&best)[M], float& best_obj, GroupOutcome& out) {
+                         const CandidatePlan<M>& plan, bool newton, bool bounds,
+                         const GroupLimits& limits, float (&best)[M], float& best_obj,
+                         GroupOutcome& out, Trace& trace) {
   if constexpr (K <= M) {
     // Every point of the K-sparse face has objective >= tail[K] (its zeroed coordinates alone),
     // and the final best is at most min(best so far, a later candidate's ray objective), so when
@@ -524,24 +660,51 @@ PS_HD void TryCandidates(const float (&v)[M], float lam, float tol, const float 
     // lambda it skips most 3-sparse candidates of 2:4.
     const float bound = Min(best_obj, plan.later[K]);
     if (plan.run[K] && !(bound < tail[K]) &&
-        !(bounds && CannotWin<N, K, M>(v, lam, tail, plan, bound, out.work))) {
+        !(bounds && CannotWin<N, K, M>(v, lam, tail, plan, bound, trace))) {
       // With a budget, a candidate may run only what is left of it; running out defers the group.
-      const int left = budget - out.sweeps;
-      const int cap = budget > 0 && left < kMaxAlmSweeps ? left : kMaxAlmSweeps;
+      const int left = limits.budget - out.sweeps;
+      const int cap =
+          limits.budget > 0 && left < limits.max_iterations ? left : limits.max_iterations;
       if (cap <= 0) {
         out.deferred = true;
         return;
       }
       float w[M];
       int iters = 0;
-      const float obj = SolveCandidate<N, K, M>(v, lam, tol, plan.c[K], plan.ray[K] - tail[K],
-                                                tail[K], newton, cap, w, iters, out.work);
-      out.sweeps += iters;
-      if (iters >= cap && cap < kMaxAlmSweeps) {
-        out.deferred = true;
-        return;
+      float obj = 3.0e38f;
+      int line = kLineCapped;  // the ALM path runs unless the line search settles the candidate
+      if constexpr (N == 2 && M == 4 && K == 3)
+        if (limits.closed_forms && lam * v[0] >= kLineCoupling) {
+          const int line_cap = cap < kLineSteps ? cap : kLineSteps;
+          line = SolveLine24(v, lam, tol, line_cap, w, iters, trace);
+          if (line == kLineCapped && line_cap < kLineSteps) {  // the budget ran out
+            out.sweeps += iters;
+            out.deferred = true;
+            return;
+          }
+          if (line == kLineFound)
+            obj = CandidateObjective<N, K, M>(v, lam, plan.c[K], plan.ray[K] - tail[K], tail[K], w,
+                                              trace);
+        }
+      if (line == kLineCapped) {
+        const int alm_cap = cap - iters;
+        if (alm_cap <= 0) {
+          out.sweeps += iters;
+          out.deferred = true;
+          return;
+        }
+        int alm_iters = 0;
+        obj = SolveCandidate<N, K, M>(v, lam, tol, plan.c[K], plan.ray[K] - tail[K], tail[K],
+                                      newton, alm_cap, w, alm_iters, trace);
+        iters += alm_iters;
+        if (alm_iters >= alm_cap && cap < limits.max_iterations) {
+          out.sweeps += iters;
+          out.deferred = true;
+          return;
+        }
       }
-      if (iters >= kMaxAlmSweeps) out.converged = false;
+      out.sweeps += iters;
+      if (iters >= limits.max_iterations) out.converged = false;
       if (obj < best_obj) {
         best_obj = obj;
         out.winner = K - N;
@@ -549,22 +712,19 @@ PS_HD void TryCandidates(const float (&v)[M], float lam, float tol, const float 
         for (int i = 0; i < M; ++i) best[i] = w[i];
       }
     }
-    TryCandidates<N, K + 1, M>(v, lam, tol, tail, plan, newton, bounds, budget, best, best_obj,
-                               out);
+    TryCandidates<N, K + 1, M>(v, lam, tol, tail, plan, newton, bounds, limits, best, best_obj, out,
+                               trace);
   }
 }
 
 }  // namespace detail
 
 // Replaces y (one group, as floats) by prox_{lambda Reg_{N:M}}(y). lambda must be finite and
-// >= 0 (the callers check). A group with a NaN/Inf is left unchanged and reported. budget > 0
-// caps the iterations of the whole group: a group that would need more is left unchanged and
-// marked deferred; the result of a group that is not deferred is the same as without a budget.
-// No kernel uses a budget: prox_bench --defer-budgets uses it to model a two-pass schedule
-// (deferred groups rerun without a budget in warps of their own) before anyone builds one.
-template <int N, int M>
-PS_HD GroupOutcome ProxGroup(float (&y)[M], float lambda, float rel_tol,
-                             ProxAlgo algo = kDefaultProxAlgo, int budget = 0) {
+// >= 0 (the callers check). A group with a NaN/Inf is left unchanged and reported. limits: see
+// GroupLimits (a deferred group is left unchanged). trace sees every piece of work (NoTrace: none).
+template <int N, int M, typename Trace>
+PS_HD GroupOutcome ProxGroupTraced(float (&y)[M], float lambda, float rel_tol, ProxAlgo algo,
+                                   const GroupLimits& limits, Trace& trace) {
   static_assert(1 <= N && N < M && M <= 8, "N:M needs 1 <= N < M <= 8");
   using namespace detail;
   GroupOutcome out;
@@ -611,12 +771,12 @@ PS_HD GroupOutcome ProxGroup(float (&y)[M], float lambda, float rel_tol,
   PS_UNROLL
   for (int i = 0; i < M; ++i) best[i] = i < N ? v[i] : 0.0f;
   float best_obj = tail[N];
-  out.work = kCostBase<M>;
+  trace.Base(M);
   if (best_obj > 0.0f) {
     CandidatePlan<M> plan{};
-    PlanCandidates<N, N + 1, M>(v, lam, tail, plan, out.work);
+    PlanCandidates<N, N + 1, M>(v, lam, tail, limits.closed_forms, plan, trace);
     TryCandidates<N, N + 1, M>(v, lam, rel_tol * v[0], tail, plan, algo != ProxAlgo::kAlm,
-                               algo == ProxAlgo::kNewtonBounds, budget, best, best_obj, out);
+                               algo == ProxAlgo::kNewtonBounds, limits, best, best_obj, out, trace);
     if (out.deferred) return out;
   }
   // Unsort (the exchanges replayed in reverse), unscale, restore signs; pruned weights become +0.
@@ -629,6 +789,13 @@ PS_HD GroupOutcome ProxGroup(float (&y)[M], float lambda, float rel_tol,
   const double s = static_cast<double>(up);
   out.objective = static_cast<double>(best_obj) * s * s;
   return out;
+}
+
+template <int N, int M>
+PS_HD GroupOutcome ProxGroup(float (&y)[M], float lambda, float rel_tol,
+                             ProxAlgo algo = kDefaultProxAlgo, const GroupLimits& limits = {}) {
+  detail::NoTrace trace;
+  return ProxGroupTraced<N, M>(y, lambda, rel_tol, algo, limits, trace);
 }
 
 }  // namespace ps::prox

@@ -88,6 +88,15 @@ PS_SIMD I<V> SkipCandidate(const F<V> (&v)[M], F<V> lam) {
   return v[K - 1] - lam * detail::ElemSym<N, K, M>(l, K - 1) <= 0.0f;
 }
 
+// See prox_group.h NoInteriorMinimum24 (mask: -1 where the face has no interior local minimum).
+template <typename V, int K>
+PS_SIMD I<V> NoInteriorMinimum24(const F<V> (&v)[4], F<V> lam) {
+  const F<V> d = Max<V>((v[0] - v[K - 1]) * (v[0] + v[K - 1]), Splat<V>(0.0f));
+  F<V> r = Splat<V>(0.0f);
+  for (int i = 0; i < V::kLanes; ++i) r[i] = sqrtf(d[i]);
+  return lam * (v[0] + r) >= detail::kNoMinimumCoupling;
+}
+
 // See prox_group.h RayScale.
 template <typename V, int N, int K, int M>
 PS_SIMD F<V> RayScale(const F<V> (&v)[M], F<V> lam, F<V>& ray_obj) {
@@ -166,10 +175,71 @@ PS_SIMD I<V> NewtonStep(const F<V> (&v)[M], F<V> lam, const F<V> (&w)[M], F<V> (
   return ok;
 }
 
-// See prox_group.h SolveCandidate; lanes outside `go` are left alone (their w is garbage).
+// See prox_group.h CandidateObjective.
+template <typename V, int N, int K, int M>
+PS_SIMD F<V> CandidateObjective(const F<V> (&v)[M], F<V> lam, F<V> c, F<V> ray_obj, F<V> tail,
+                                F<V> (&w)[M]) {
+  F<V> sq = Splat<V>(0.0f);
+  PS_UNROLL
+  for (int i = 0; i < K; ++i) sq += (w[i] - v[i]) * (w[i] - v[i]);
+  F<V> obj = 0.5f * sq + tail + lam * detail::ElemSym<N + 1, K, M>(w, -1);
+  const I<V> worse = ~(obj <= ray_obj + tail);
+  PS_UNROLL
+  for (int i = 0; i < M; ++i) w[i] = Sel<V>(worse, i < K ? c * v[i] : Splat<V>(0.0f), w[i]);
+  return Sel<V>(worse, ray_obj + tail, obj);
+}
+
+// See prox_group.h SolveLine24 (no budget: the line search's cap is kLineSteps); returns each
+// lane's LineResult, for the lanes in `go`.
+template <typename V>
+PS_SIMD I<V> SolveLine24(const F<V> (&v)[4], F<V> lam, F<V> tol, I<V> go, F<V> (&w)[4],
+                         I<V>& iters) {
+  const F<V> s = v[0] + v[1], d = v[0] - v[1];
+  F<V> rs = Splat<V>(0.0f), rd = Splat<V>(0.0f);
+  for (int i = 0; i < V::kLanes; ++i) {
+    rs[i] = sqrtf(s[i]);
+    rd[i] = sqrtf(d[i]);
+  }
+  F<V> t = Min<V>(Min<V>((rs - rd) / (lam * (rs + rd)), v[2]), detail::kLineEdge / lam);
+  F<V> phi, dphi, u, q;
+  detail::LinePhi24<F<V>>(v[2], s, d, lam, t, phi, dphi, u, q);
+  I<V> k = SplatI<V>(0), result = SplatI<V>(detail::kLineCapped), active = go;
+  while (Any<V>(active)) {
+    const I<V> none = active & ~(dphi > 0.0f);
+    result = SelI<V>(none, SplatI<V>(detail::kLineNone), result);
+    active &= ~none & ~(k >= detail::kLineSteps);  // capped lanes keep kLineCapped
+    if (!Any<V>(active)) break;
+    const F<V> step = phi / dphi;
+    t = Sel<V>(active, t - step, t);
+    k -= active;
+    const I<V> leave = active & ~((t > 0.0f) & (t <= v[2]) & (lam * t < 1.0f));
+    result = SelI<V>(leave, SplatI<V>(detail::kLineNone), result);
+    active &= ~leave;
+    F<V> nphi, ndphi, nu, nq;
+    detail::LinePhi24<F<V>>(v[2], s, d, lam, t, nphi, ndphi, nu, nq);
+    phi = Sel<V>(active, nphi, phi);
+    dphi = Sel<V>(active, ndphi, dphi);
+    u = Sel<V>(active, nu, u);
+    q = Sel<V>(active, nq, q);
+    const I<V> conv = active & (Abs<V>(step) <= tol);
+    const I<V> found = (dphi > 0.0f) & (u - q > 0.0f);
+    result = SelI<V>(
+        conv, SelI<V>(found, SplatI<V>(detail::kLineFound), SplatI<V>(detail::kLineNone)), result);
+    active &= ~conv;
+  }
+  iters = k;
+  w[0] = 0.5f * (u + q);
+  w[1] = 0.5f * (u - q);
+  w[2] = t;
+  w[3] = Splat<V>(0.0f);
+  return result;
+}
+
+// See prox_group.h SolveCandidate; lanes outside `go` are left alone (their w is garbage). cap:
+// each lane's iteration cap (kMaxIterations less what a line search already ran).
 template <typename V, int N, int K, int M>
 PS_SIMD F<V> SolveCandidate(const F<V> (&v)[M], F<V> lam, F<V> tol, F<V> c, F<V> ray_obj, F<V> tail,
-                            bool newton, I<V> go, F<V> (&w)[M], I<V>& iters) {
+                            bool newton, I<V> go, I<V> cap, F<V> (&w)[M], I<V>& iters) {
   PS_UNROLL
   for (int i = 0; i < M; ++i) w[i] = i < K ? c * v[i] : Splat<V>(0.0f);
   I<V> s = SplatI<V>(0), next_newton = SplatI<V>(detail::kSweepsBeforeNewton);
@@ -184,30 +254,33 @@ PS_SIMD F<V> SolveCandidate(const F<V> (&v)[M], F<V> lam, F<V> tol, F<V> c, F<V>
       w[i] = Sel<V>(active, nw, w[i]);
     }
     s -= active;  // += 1 where active (masks are -1)
-    const I<V> stop =
-        (delta <= tol) | (delta * delta <= tol * (prev - delta)) | (s >= kMaxAlmSweeps);
+    const I<V> stop = (delta <= tol) | (delta * delta <= tol * (prev - delta)) | (s >= cap) |
+                      ((delta <= kNoiseFloor) & (prev > 0.0f) & (delta >= prev));
     I<V> cont = active & ~stop;
-    if (newton && Any<V>(cont)) {
+    // Newton lanes: all with `newton`, else those past kForceNewtonAfter sweeps (prox_group.h).
+    const I<V> may_newton = newton ? cont : cont & (s >= kForceNewtonAfter);
+    if (Any<V>(may_newton)) {
       const F<V> r = delta / prev;
-      const I<V> nt = cont & (s >= next_newton) & (delta * (r * r) * (r * r) > tol);
+      const I<V> nt = may_newton & (s >= next_newton) & (delta * (r * r) * (r * r) > tol);
       if (Any<V>(nt)) {
         F<V> prev_step = delta;
         I<V> done = SplatI<V>(0);
-        I<V> inner = nt & (s < kMaxAlmSweeps);
+        I<V> inner = nt & (s < cap);
         while (Any<V>(inner)) {
           F<V> nw[M], step;
           const I<V> ok = inner & NewtonStep<V, N, K, M>(v, lam, w, nw, step);
           PS_UNROLL
           for (int i = 0; i < K; ++i) w[i] = Sel<V>(ok, nw[i], w[i]);
           s -= ok;
-          const I<V> conv =
-              ok & ((step <= tol) | ((step <= 0.5f * prev_step) &
-                                     (4.0f * step * step * step <= tol * prev_step * prev_step)));
+          const I<V> conv = ok & ((step <= tol) |
+                                  ((step <= 0.5f * prev_step) &
+                                   (4.0f * step * step * step <= tol * prev_step * prev_step)) |
+                                  ((step <= kNoiseFloor) & (step > 0.5f * prev_step)));
           done |= conv;
           prev_step = Sel<V>(ok, step, prev_step);
-          inner = ok & ~conv & (s < kMaxAlmSweeps);
+          inner = ok & ~conv & (s < cap);
         }
-        const I<V> finish = nt & (done | (s >= kMaxAlmSweeps));
+        const I<V> finish = nt & (done | (s >= cap));
         const I<V> refused = nt & ~finish;
         next_newton = SelI<V>(refused, s + detail::kNewtonRetry, next_newton);
         delta = Sel<V>(refused, Splat<V>(0.0f), delta);
@@ -218,14 +291,7 @@ PS_SIMD F<V> SolveCandidate(const F<V> (&v)[M], F<V> lam, F<V> tol, F<V> c, F<V>
     active = cont;
   }
   iters = s;
-  F<V> sq = Splat<V>(0.0f);
-  PS_UNROLL
-  for (int i = 0; i < K; ++i) sq += (w[i] - v[i]) * (w[i] - v[i]);
-  F<V> obj = 0.5f * sq + tail + lam * detail::ElemSym<N + 1, K, M>(w, -1);
-  const I<V> worse = ~(obj <= ray_obj + tail);
-  PS_UNROLL
-  for (int i = 0; i < M; ++i) w[i] = Sel<V>(worse, i < K ? c * v[i] : Splat<V>(0.0f), w[i]);
-  return Sel<V>(worse, ray_obj + tail, obj);
+  return CandidateObjective<V, N, K, M>(v, lam, c, ray_obj, tail, w);
 }
 
 template <typename V, int M>
@@ -239,7 +305,9 @@ template <typename V, int N, int K, int M>
 PS_SIMD void PlanCandidates(const F<V> (&v)[M], F<V> lam, const F<V> (&tail)[M + 1], I<V> positive,
                             Plan<V, M>& plan) {
   if constexpr (K <= M) {
-    plan.run[K] = positive & (v[K - 1] > 0.0f) & ~SkipCandidate<V, N, K, M>(v, lam);
+    I<V> none = SplatI<V>(0);
+    if constexpr (N == 2 && M == 4) none = NoInteriorMinimum24<V, K>(v, lam);
+    plan.run[K] = positive & (v[K - 1] > 0.0f) & ~none & ~SkipCandidate<V, N, K, M>(v, lam);
     plan.ray[K] = Splat<V>(3.0e38f);
     if (Any<V>(plan.run[K])) {
       F<V> ray_obj;
@@ -271,12 +339,40 @@ PS_SIMD void TryCandidates(const F<V> (&v)[M], F<V> lam, F<V> tol, const F<V> (&
     // skip the candidate (same lanes as the scalar path, so the statistics stay identical).
     const I<V> go = plan.run[K] & ~(Min<V>(best_obj, plan.later[K]) < tail[K]);
     if (Any<V>(go)) {
-      F<V> w[M];
-      I<V> iters;
-      const F<V> obj = SolveCandidate<V, N, K, M>(v, lam, tol, plan.c[K], plan.ray[K] - tail[K],
-                                                  tail[K], newton, go, w, iters);
+      // As prox_group.h's TryCandidates: the 3-sparse candidate of 2:4 by the line search, ALM
+      // where it is capped.
+      F<V> w[M] = {};
+      I<V> iters = SplatI<V>(0);
+      F<V> obj = Splat<V>(3.0e38f);
+      I<V> alm = go;
+      I<V> alm_cap = SplatI<V>(kMaxIterations);
+      if constexpr (N == 2 && M == 4 && K == 3) {
+        F<V> wl[M];
+        const I<V> line = go & (lam * v[0] >= detail::kLineCoupling);
+        const I<V> res = SolveLine24<V>(v, lam, tol, line, wl, iters);
+        const I<V> found = line & (res == static_cast<int>(detail::kLineFound));
+        alm = (go & ~line) | (line & (res == static_cast<int>(detail::kLineCapped)));
+        alm_cap -= iters;  // a lane whose line search was capped ran kLineSteps of the cap
+        if (Any<V>(found)) {
+          const F<V> o =
+              CandidateObjective<V, N, K, M>(v, lam, plan.c[K], plan.ray[K] - tail[K], tail[K], wl);
+          obj = Sel<V>(found, o, obj);
+          PS_UNROLL
+          for (int i = 0; i < M; ++i) w[i] = Sel<V>(found, wl[i], Splat<V>(0.0f));
+        }
+      }
+      if (Any<V>(alm)) {
+        F<V> wa[M];
+        I<V> ia;
+        const F<V> o = SolveCandidate<V, N, K, M>(v, lam, tol, plan.c[K], plan.ray[K] - tail[K],
+                                                  tail[K], newton, alm, alm_cap, wa, ia);
+        obj = Sel<V>(alm, o, obj);
+        PS_UNROLL
+        for (int i = 0; i < M; ++i) w[i] = Sel<V>(alm, wa[i], w[i]);
+        iters += alm & ia;
+      }
       out.sweeps += go & iters;
-      out.converged &= ~(go & (iters >= kMaxAlmSweeps));
+      out.converged &= ~(go & (iters >= kMaxIterations));
       const I<V> better = go & (obj < best_obj);
       best_obj = Sel<V>(better, obj, best_obj);
       out.winner = SelI<V>(better, SplatI<V>(K - N), out.winner);

@@ -12,7 +12,7 @@ struct ProxStats {
   int64_t groups_mid = 0;          // N+1 .. M-1 non-zeros ("3-sparse" for 2:4)
   int64_t groups_dense = 0;        // all M non-zero
   int64_t groups_nonfinite = 0;    // had a NaN/Inf: left unchanged (ProxInPlace throws)
-  int64_t groups_unconverged = 0;  // an ALM candidate stopped at kMaxAlmSweeps
+  int64_t groups_unconverged = 0;  // a candidate stopped at the iteration cap (must stay 0)
   int64_t alm_sweeps = 0;          // ALM sweeps run in total
   double objective = 0;            // sum over groups of 1/2 ||w - y||^2 + lambda * Reg(w)
 

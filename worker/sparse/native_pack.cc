@@ -46,11 +46,10 @@ NativePacked PackNativeOnDevice(const torch::Tensor& w) {
   if (w.size(1) % 4 != 0 || w.size(1) == 0)
     throw Error("PackNativeOnDevice: in_features " + std::to_string(w.size(1)) +
                 " is not a positive multiple of 4");
-  const auto esize = w.element_size();
-  const auto bits_type = esize == 2 ? torch::kInt16 : esize == 4 ? torch::kInt32 : torch::kInt64;
   const int64_t n = w.size(0), groups = w.size(1) / 4;
+  // Floating comparison: -0.0 is a zero, NaN a value (as the codec's bit test).
   const torch::Tensor g = w.contiguous().view({n, groups, 4});
-  const torch::Tensor nz = g.view(bits_type).ne(0);  // [n, groups, 4]
+  const torch::Tensor nz = g.ne(0);  // [n, groups, 4]
   const torch::Tensor count = nz.sum(-1);
   const torch::Tensor bad = count.gt(2);
   if (bad.any().item<bool>()) {
@@ -69,6 +68,7 @@ NativePacked PackNativeOnDevice(const torch::Tensor& w) {
       std::get<0>(std::get<1>(score.topk(2, -1)).sort(-1));  // [n, groups, 2]
   NativePacked p;
   p.values = g.gather(-1, kept).reshape({n, groups * 2});
+  p.values.masked_fill_(p.values.eq(0), 0);  // a kept -0.0 is stored as +0.0
   torch::Tensor nib = (kept.select(-1, 0) + kept.select(-1, 1) * 4).to(torch::kUInt8);
   if (groups % 2) nib = torch::cat({nib, torch::zeros({n, 1}, nib.options())}, 1);
   const torch::Tensor pairs = nib.view({n, -1, 2});

@@ -20,9 +20,9 @@ struct NativePacked {
 NativePacked PackNative(const torch::Tensor& w);
 // The same layout computed with tensor ops on w's device (no copy to the host: packing a 7B model
 // on the GPU takes seconds), bit for bit equal to PackNative. K % 4 == 0; ps::Error naming the
-// first group with more than two nonzero values (nonzero = any bit set, so -0.0 counts).
+// first group with more than two nonzero values (-0.0 is a zero; kept zeros are stored as +0.0).
 NativePacked PackNativeOnDevice(const torch::Tensor& w);
-// The dense weight again (CPU), bit for bit.
+// The dense weight again (CPU), bit for bit except that every zero is +0.0.
 torch::Tensor UnpackNative(const NativePacked& p);
 // Top-2 |w| of every group of 4 along the last dimension, the rest zeroed (ties: lower index).
 torch::Tensor PruneTwoFour(const torch::Tensor& w);

@@ -15,14 +15,17 @@ namespace ps::sparse {
 enum class Elem { kBF16, kF16 };
 
 inline constexpr int kDecodeMaxM = 16;
+// The tensor-core kernel takes up to 32 rows per launch (four n = 8 tiles of tokens), so batched
+// decode of up to 32 requests reads the weights once.
+inline constexpr int kMmaMaxM = 32;
 // (Up to 2 rows this kernel beats dense cuBLAS on the H100: 1.1-1.5x at M <= 2, 0.76x at M = 4;
 // Sparse24Linear's kAutoGemvMaxM.)
 
 // The shape and alignment rules below, shared by both decode kernels: true when they hold.
 inline bool DecodeArgsValid(const void* x, const void* values, const uint8_t* meta, const void* y,
-                            int M, int N, int K) {
+                            int M, int N, int K, int max_m = kDecodeMaxM) {
   auto aligned = [](const void* p, uintptr_t a) { return reinterpret_cast<uintptr_t>(p) % a == 0; };
-  return M >= 1 && M <= kDecodeMaxM && N >= 1 && K >= 16 && K % 16 == 0 && aligned(x, 16) &&
+  return M >= 1 && M <= max_m && N >= 1 && K >= 16 && K % 16 == 0 && aligned(x, 16) &&
          aligned(values, 16) && aligned(meta, 2) && aligned(y, 2);
 }
 
@@ -33,9 +36,9 @@ cudaError_t Sparse24Gemv(Elem elem, const void* x, const void* values, const uin
                          int M, int N, int K, cudaStream_t stream);
 
 // The same product on tensor cores (sparse24_mma.cu): each weight group is decompressed once in
-// registers into a dense mma.m16n8k16 fragment, so the weights are read once for all M <= 16
+// registers into a dense mma.m16n8k16 fragment, so the weights are read once for all M <= 32
 // tokens and the per-token cost is tensor-core math, not a select and an FMA per kept value.
-// Same shapes and alignment rules as Sparse24Gemv.
+// Same shapes and alignment rules as Sparse24Gemv, with M in 1..kMmaMaxM.
 cudaError_t Sparse24GemmSmallM(Elem elem, const void* x, const void* values, const uint8_t* meta,
                                void* y, int M, int N, int K, cudaStream_t stream);
 

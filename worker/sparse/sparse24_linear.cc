@@ -4,6 +4,7 @@
 #include <c10/cuda/CUDAStream.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <string>
 
 #include "common/error.h"
@@ -44,7 +45,9 @@ Sparse24Linear::Sparse24Linear(const torch::Tensor& w, bool keep_native, bool ke
   n_ = w.size(0);
   k_ = w.size(1);
   const auto dev = torch::Device(torch::kCUDA, c10::cuda::current_device());
-  const torch::Tensor wd = w.to(dev).contiguous();
+  // Every zero as +0.0 (`W * mask` leaves -0.0), so both forms see the same kept positions.
+  torch::Tensor wd = w.to(dev).contiguous();
+  wd = wd.masked_fill(wd.eq(0), 0);
   // Packing checks 2:4 sparsity (ps::Error naming the group otherwise) for both forms.
   NativePacked packed = PackNativeOnDevice(wd);
   if (keep_cusparselt) {
@@ -116,9 +119,10 @@ torch::Tensor Sparse24Linear::Decode(const torch::Tensor& x, bool mma) {
   auto y = torch::empty({m, n_}, xc.options());
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
   const Elem elem = dtype_ == torch::kBFloat16 ? Elem::kBF16 : Elem::kF16;
-  // The kernels take up to kDecodeMaxM rows at a time.
-  for (int64_t r = 0; r < m; r += kDecodeMaxM) {
-    const int rows = static_cast<int>(std::min<int64_t>(kDecodeMaxM, m - r));
+  // The CUDA-core kernel takes up to kDecodeMaxM rows at a time, the tensor-core one kMmaMaxM.
+  const int64_t chunk = mma ? kMmaMaxM : kDecodeMaxM;
+  for (int64_t r = 0; r < m; r += chunk) {
+    const int rows = static_cast<int>(std::min<int64_t>(chunk, m - r));
     const auto kernel = mma ? Sparse24GemmSmallM : Sparse24Gemv;
     const cudaError_t err =
         kernel(elem, xc[r].data_ptr(), native_.values.data_ptr(), native_.meta.data_ptr<uint8_t>(),
@@ -146,8 +150,55 @@ Sparse24Linear::Path Sparse24Linear::AutoPath(int64_t m) const {
   const bool native = native_.values.defined();
   if (native && m <= kAutoGemvMaxM) return Path::kDecode;
   if (native && m <= kAutoMmaMaxM) return Path::kDecodeMma;
+  if (native && m <= kMmaMaxM) {
+    const auto it = TimedChoices().find(ChoiceKey(m));
+    if (it != TimedChoices().end()) return it->second;
+  }
   if (cslt_ && (cslt_refusal_.empty() || !native)) return Path::kCusparselt;
   return Path::kUnpackDense;
+}
+
+std::map<std::tuple<int, int64_t, int64_t, int64_t>, Sparse24Linear::Path>&
+Sparse24Linear::TimedChoices() {
+  static std::map<std::tuple<int, int64_t, int64_t, int64_t>, Path> choices;
+  return choices;
+}
+
+std::tuple<int, int64_t, int64_t, int64_t> Sparse24Linear::ChoiceKey(int64_t m) const {
+  return {static_cast<int>(dtype_), n_, k_, m};
+}
+
+Sparse24Linear::Path Sparse24Linear::TimeSmallM(const torch::Tensor& x) {
+  // Between kAutoMmaMaxM and kMmaMaxM rows neither the tensor-core kernel nor the prefill path
+  // (cuSPARSELt, or unpack + cuBLAS) wins on every shape: the first call of each (dtype, shape,
+  // M) times both on its input, 3 untimed then 5 timed calls each, and the process keeps the
+  // faster for every layer of that shape. Printed as one JSON line on stderr.
+  const Path other = cslt_ && cslt_refusal_.empty() ? Path::kCusparselt : Path::kUnpackDense;
+  const auto stream = c10::cuda::getCurrentCUDAStream();
+  auto time = [&](Path p) {
+    for (int i = 0; i < 3; ++i) (void)Forward(x, p);
+    cudaEvent_t a, b;
+    cudaEventCreate(&a);
+    cudaEventCreate(&b);
+    cudaEventRecord(a, stream.stream());
+    for (int i = 0; i < 5; ++i) (void)Forward(x, p);
+    cudaEventRecord(b, stream.stream());
+    cudaEventSynchronize(b);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, a, b);
+    cudaEventDestroy(a);
+    cudaEventDestroy(b);
+    return ms * 200.0;  // µs per call
+  };
+  const double mma_us = time(Path::kDecodeMma), other_us = time(other);
+  const Path chosen = mma_us <= other_us ? Path::kDecodeMma : other;
+  TimedChoices()[ChoiceKey(x.size(0))] = chosen;
+  std::fprintf(stderr,
+               "{\"sparse24_small_m_choice\":\"%s\",\"n\":%lld,\"k\":%lld,\"m\":%lld,"
+               "\"decode_mma_us\":%.2f,\"%s_us\":%.2f}\n",
+               PathName(chosen), static_cast<long long>(n_), static_cast<long long>(k_),
+               static_cast<long long>(x.size(0)), mma_us, PathName(other), other_us);
+  return chosen;
 }
 
 torch::Tensor Sparse24Linear::Forward(const torch::Tensor& x, Path path) {
@@ -155,7 +206,12 @@ torch::Tensor Sparse24Linear::Forward(const torch::Tensor& x, Path path) {
     throw Error("Sparse24Linear: input must be CUDA [M, " + std::to_string(k_) +
                 "] of the weight's dtype");
   const bool automatic = path == Path::kAuto;
-  if (automatic) path = AutoPath(x.size(0));
+  if (automatic) {
+    const int64_t m = x.size(0);
+    const bool timed = native_.values.defined() && m > kAutoMmaMaxM && m <= kMmaMaxM &&
+                       !TimedChoices().count(ChoiceKey(m));
+    path = timed ? TimeSmallM(x) : AutoPath(m);
+  }
   if (path != Path::kCusparselt) {
     if (!native_.values.defined())
       throw Error(std::string("Sparse24Linear: path ") + PathName(path) +

@@ -7,8 +7,10 @@
 
 #include <torch/types.h>
 
+#include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 
 #include "worker/sparse/native_pack.h"
 
@@ -21,7 +23,7 @@ class Sparse24Linear {
   enum class Path {
     kAuto,        // the fastest kept path for M (kAutoGemvMaxM, kAutoMmaMaxM, then cuSPARSELt)
     kDecode,      // CUDA-core decode kernel (native form), M split into launches of 16
-    kDecodeMma,   // tensor-core decode kernel (native form), M split into launches of 16
+    kDecodeMma,   // tensor-core decode kernel (native form), M split into launches of 32
     kCusparselt,  // cuSPARSELt
     kUnpackDense  // native form unpacked into a dense scratch weight, then dense cuBLAS
   };
@@ -58,6 +60,10 @@ class Sparse24Linear {
  private:
   torch::Tensor Decode(const torch::Tensor& x, bool mma);
   torch::Tensor UnpackDense(const torch::Tensor& x);
+  // The timed choice for kAutoMmaMaxM < M <= kMmaMaxM (kept per process and shape).
+  Path TimeSmallM(const torch::Tensor& x);
+  std::tuple<int, int64_t, int64_t, int64_t> ChoiceKey(int64_t m) const;
+  static std::map<std::tuple<int, int64_t, int64_t, int64_t>, Path>& TimedChoices();
   int64_t n_ = 0, k_ = 0;
   torch::ScalarType dtype_ = torch::kBFloat16;
   bool shared_values_ = false;
@@ -70,6 +76,8 @@ class Sparse24Linear {
 // kernel up to kAutoGemvMaxM rows, the tensor-core kernel up to kAutoMmaMaxM, cuSPARSELt above
 // (or the unpacked dense path when only the native form is kept). At M = 2 the tensor-core
 // kernel was already faster (1.18-1.23x over dense vs 0.96-1.14x for the CUDA-core one).
+// Above kAutoMmaMaxM and up to kMmaMaxM (32) rows the tensor-core kernel and the prefill path
+// are timed against each other on the first call of each shape and M (TimeSmallM).
 inline constexpr int64_t kAutoGemvMaxM = 1;
 inline constexpr int64_t kAutoMmaMaxM = 16;
 

@@ -1,11 +1,12 @@
 // Tensor-core decode kernel (see sparse24_gemv.h, Sparse24GemmSmallM) and the native -> dense
 // unpacking kernel.
 //
-// Sparse24GemmSmallM: y[M, N] = x[M, K] · Wᵀ for M <= 16 with W in the native layout. The
+// Sparse24GemmSmallM: y[M, N] = x[M, K] · Wᵀ for M <= 32 with W in the native layout. The
 // CUDA-core kernel (sparse24_gemv.cu) pays a select and an FMA per kept value per token, so it is
 // compute-bound from M ≈ 3. Here each weight is decompressed once, in registers, into the A
 // fragment of a dense mma.sync.m16n8k16 (bf16/fp16 in, fp32 accumulate), and the x rows are the B
-// fragment: the weights are read once for all M <= 16 tokens and the math runs on tensor cores.
+// fragment (NT = 1..4 tiles of 8 tokens): the weights are read once for all M <= 32 tokens and
+// the math runs on tensor cores.
 //
 // Work split: a block of kWarps warps owns 16 output rows; its warps split K in blocks of 64
 // columns (warp w takes blocks w, w + kWarps, ...) and are summed through shared memory at the
@@ -67,7 +68,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     Sparse24MmaKernel(const uint16_t* __restrict__ x, const uint16_t* __restrict__ values,
                       const uint8_t* __restrict__ meta, uint16_t* __restrict__ y, int M, int N,
                       int K) {
-  __shared__ float partial[kWarps][16][16];  // [warp][row][token]
+  __shared__ float partial[kWarps][16][8 * NT];  // [warp][row][token]
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
   const int g = lane >> 2, t = lane & 3;
@@ -137,7 +138,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     partial[warp][g + 8][n * 8 + 2 * t + 1] = acc[n][3];
   }
   __syncthreads();
-  // 256 threads: thread i sums row i % 16 of token i / 16 over the warps (coalesced y stores).
+  // 256 threads: entry i is row i % 16 of token i / 16, summed over the warps (coalesced stores).
   for (int i = threadIdx.x; i < 16 * 8 * NT; i += kWarps * 32) {
     const int r = i & 15, m = i >> 4;
     if (m >= M || tile + r >= N) continue;
@@ -161,8 +162,12 @@ cudaError_t LaunchMma(const void* x, const void* values, const uint8_t* meta, vo
   auto* yp = static_cast<uint16_t*>(y);
   if (M <= 8) {
     Sparse24MmaKernel<E, 1><<<grid, kWarps * 32, 0, stream>>>(xp, vp, meta, yp, M, N, K);
-  } else {
+  } else if (M <= 16) {
     Sparse24MmaKernel<E, 2><<<grid, kWarps * 32, 0, stream>>>(xp, vp, meta, yp, M, N, K);
+  } else if (M <= 24) {
+    Sparse24MmaKernel<E, 3><<<grid, kWarps * 32, 0, stream>>>(xp, vp, meta, yp, M, N, K);
+  } else {
+    Sparse24MmaKernel<E, 4><<<grid, kWarps * 32, 0, stream>>>(xp, vp, meta, yp, M, N, K);
   }
   return cudaGetLastError();
 }
@@ -185,7 +190,7 @@ __global__ void Sparse24UnpackKernel(const uint32_t* __restrict__ pairs,
 
 cudaError_t Sparse24GemmSmallM(Elem elem, const void* x, const void* values, const uint8_t* meta,
                                void* y, int M, int N, int K, cudaStream_t stream) {
-  if (!DecodeArgsValid(x, values, meta, y, M, N, K)) return cudaErrorInvalidValue;
+  if (!DecodeArgsValid(x, values, meta, y, M, N, K, kMmaMaxM)) return cudaErrorInvalidValue;
   return elem == Elem::kBF16 ? LaunchMma<Elem::kBF16>(x, values, meta, y, M, N, K, stream)
                              : LaunchMma<Elem::kF16>(x, values, meta, y, M, N, K, stream);
 }

@@ -31,8 +31,8 @@ SparsifyReport SparsifyModel(LlamaForCausalLM& model, const SparsifyOptions& opt
     if (k % 16 != 0) why = "in_features " + std::to_string(k) + " is not a multiple of 16";
     if (cslt && n % 8 != 0) why = "out_features " + std::to_string(n) + " is not a multiple of 8";
     if (why.empty()) {
-      // Groups of 4 with more than two nonzeros (any bit set) mean the target is not 2:4.
-      const auto bits = w.view(torch::kInt16).reshape({n, k / 4, 4}).ne(0).sum(-1);
+      // Groups of 4 with more than two nonzeros (-0.0 is a zero) mean the target is not 2:4.
+      const auto bits = w.reshape({n, k / 4, 4}).ne(0).sum(-1);
       if (bits.gt(2).any().item<bool>()) why = "not 2:4 sparse";
     }
     if (!why.empty()) {

@@ -69,9 +69,29 @@ TEST(NativePack, OnDevicePackingEqualsTheCodec) {
       EXPECT_TRUE(torch::equal(got.values.view(torch::kUInt8), ref.values.view(torch::kUInt8)))
           << k;
       EXPECT_TRUE(torch::equal(got.meta, ref.meta)) << k;
-      EXPECT_TRUE(
-          torch::equal(UnpackNative(got).view(torch::kUInt8), w.contiguous().view(torch::kUInt8)));
+      // Bit exact, with every zero as +0.0 (row 1 holds -0.0).
+      const auto plus = w.masked_fill(w.eq(0), 0).contiguous();
+      EXPECT_TRUE(torch::equal(UnpackNative(got).view(torch::kUInt8), plus.view(torch::kUInt8)));
     }
+  }
+}
+
+// `W * mask` in torch leaves -0.0 where a negative weight was masked: both packers accept it,
+// agree, store +0.0, and unpack to W * mask with +0.0 zeros.
+TEST(NativePack, WTimesMaskWithNegativeZerosPacks) {
+  torch::manual_seed(2);
+  for (auto t : {torch::kBFloat16, torch::kFloat16, torch::kFloat32}) {
+    const auto w = torch::randn({16, 64}).to(t);
+    const auto mask = PruneTwoFour(w).ne(0);
+    const auto wm = w * mask;
+    ASSERT_GT(torch::signbit(wm).logical_and(wm.eq(0)).sum().item<int64_t>(), 100);
+    const auto ref = PackNative(wm);
+    const auto got = PackNativeOnDevice(wm);
+    EXPECT_TRUE(torch::equal(got.values.view(torch::kUInt8), ref.values.view(torch::kUInt8)));
+    EXPECT_TRUE(torch::equal(got.meta, ref.meta));
+    EXPECT_EQ(torch::signbit(ref.values).logical_and(ref.values.eq(0)).sum().item<int64_t>(), 0);
+    const auto plus = wm.masked_fill(wm.eq(0), 0).contiguous();
+    EXPECT_TRUE(torch::equal(UnpackNative(ref).view(torch::kUInt8), plus.view(torch::kUInt8)));
   }
 }
 

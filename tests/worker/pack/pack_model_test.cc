@@ -12,6 +12,7 @@
 #include "tests/worker/pack/pack_test_util.h"
 #include "worker/pack/codec24.h"
 #include "worker/pack/pack_io.h"
+#include "worker/pack/pack_names.h"
 #include "worker/pack/targets.h"
 
 namespace ps::pack {
@@ -59,7 +60,8 @@ TEST_P(RoundTrip, UnpackOfPackIsBitExact) {
   EXPECT_EQ(rep.artifact_bytes, DirBytes(tmp / "art"));
   const auto un = Unpack(tmp / "art", tmp / "dense", masks ? tmp / "base" : fs::path());
   EXPECT_EQ(un.restored_tensors, 14);
-  ExpectSameCheckpoint(tmp / "pruned", tmp / "dense");
+  // Bit exact, except that zeros come back as +0.0 (RandomFloats makes some -0.0).
+  ExpectSameCheckpoint(tmp / "pruned", tmp / "dense", /*plus_zeros=*/true);
   EXPECT_TRUE(fs::exists(tmp / "dense" / "tokenizer_config.json"));
   EXPECT_EQ(fs::exists(tmp / "dense" / "model.safetensors.index.json"), c.shards > 1);
   EXPECT_FALSE(ReadJsonFile(tmp / "dense" / "config.json").contains("quantization_config"));
@@ -285,6 +287,71 @@ TEST(PackModel, MaskOfWrongShapeForTheBaseIsAnError) {
   EXPECT_NE(e.find("q_proj.weight is for shape [12, 48]"), std::string::npos) << e;
 }
 
+// `W * mask` as torch computes it, on raw bits: the product of each element (bf16/fp32) with 1.0
+// or 0.0 in fp32, so a masked negative weight becomes -0.0 (what most pruned checkpoints hold).
+testing::TensorMap TimesMask(const testing::TensorMap& dense, const testing::TensorMap& pruned) {
+  testing::TensorMap out = dense;
+  for (auto& [name, t] : out) {
+    if (!IsPruneTarget(name)) continue;
+    const size_t es = DTypeSize(t.dtype);
+    const auto& p = pruned.at(name).bytes;
+    for (size_t i = 0; i < t.bytes.size(); i += es) {
+      uint32_t bits = 0, pbits = 0;
+      std::memcpy(es == 2 ? reinterpret_cast<char*>(&bits) + 2 : reinterpret_cast<char*>(&bits),
+                  &t.bytes[i], es);
+      std::memcpy(&pbits, &p[i], es);
+      float w;
+      std::memcpy(&w, &bits, 4);
+      const float m = pbits != 0 ? 1.0f : 0.0f;  // the mask: where the pruned weight kept a value
+      const float y = w * m;
+      std::memcpy(&bits, &y, 4);
+      std::memcpy(&t.bytes[i],
+                  es == 2 ? reinterpret_cast<char*>(&bits) + 2 : reinterpret_cast<char*>(&bits),
+                  es);
+    }
+  }
+  return out;
+}
+
+// A checkpoint made by `W * mask` holds -0.0 in its dropped positions: it packs as
+// compressed-tensors and native (no "3 nonzero values" refusal), the packed values hold only
+// +0.0 zeros, and it unpacks bit for bit with every zero as +0.0.
+TEST(PackModel, WTimesMaskCheckpointPacksAndUnpacksWithPlusZeros) {
+  for (DType t : {DType::kBF16, DType::kF32}) {
+    TempDir tmp("wmask");
+    const auto m = TimesMask(testing::RandomLlama(11, t, false), testing::RandomLlama(11, t, true));
+    int64_t negative_zeros = 0;
+    const size_t es = DTypeSize(t);
+    const uint64_t sign = uint64_t{1} << (8 * es - 1);
+    for (const auto& [name, tensor] : m)
+      for (size_t i = 0; IsPruneTarget(name) && i < tensor.bytes.size(); i += es) {
+        uint64_t v = 0;
+        std::memcpy(&v, &tensor.bytes[i], es);
+        negative_zeros += v == sign;
+      }
+    ASSERT_GT(negative_zeros, 100) << "the W * mask checkpoint should hold many -0.0";
+    WriteModel(tmp / "wmask", m, 2);
+    for (Format f : {Format::kCompressedTensors, Format::kNative}) {
+      const std::string dir = FormatName(f);
+      Pack(tmp / "wmask", tmp / dir, f);
+      for (const auto& file : fs::directory_iterator(tmp / dir)) {
+        if (file.path().extension() != ".safetensors") continue;
+        const auto st = SafetensorsFile::Open(file.path());
+        for (const auto& info : st->tensors()) {
+          const auto d = st->Data(info);
+          const bool packed =
+              info.name.ends_with(kCtCompressed) || info.name.ends_with(kNativeValues);
+          if (!packed) continue;
+          EXPECT_EQ(testing::PlusZeros(info.dtype, d), std::vector<std::byte>(d.begin(), d.end()))
+              << info.name << " stores a -0.0";
+        }
+      }
+      Unpack(tmp / dir, tmp / (dir + "_dense"));
+      ExpectSameCheckpoint(tmp / "wmask", tmp / (dir + "_dense"), /*plus_zeros=*/true);
+    }
+  }
+}
+
 // The real model: 2:4-magnitude-prune codelm-19m, pack every kind, unpack, compare.
 TEST(PackModel, CodelmRoundTripsAndShrinks) {
   const fs::path data = fs::path(PS_SHARED_DATA) / "codelm-19m";
@@ -317,7 +384,8 @@ TEST(PackModel, CodelmRoundTripsAndShrinks) {
     EXPECT_EQ(rep.dense_bytes, SafetensorsBytes(data));
     const bool masks = k.f == Format::kMasks;
     Unpack(tmp / k.dir, tmp / (std::string(k.dir) + "_dense"), masks ? data : fs::path());
-    ExpectSameCheckpoint(tmp / "pruned", tmp / (std::string(k.dir) + "_dense"));
+    ExpectSameCheckpoint(tmp / "pruned", tmp / (std::string(k.dir) + "_dense"),
+                         /*plus_zeros=*/true);
     if (!masks) {
       EXPECT_LT(rep.artifact_bytes, rep.dense_bytes * 3 / 4);
     } else if (k.e == MaskEncoding::kBase6) {

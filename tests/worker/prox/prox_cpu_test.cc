@@ -249,8 +249,8 @@ TEST(ProxCpu, ThreadCountDoesNotChangeTheResult) {
 namespace ps::prox {
 namespace {
 
-// An iteration budget (the two-pass schedule prox_bench --work-proxy --defer-budgets models)
-// leaves deferred groups unchanged, and every group, run within the budget or
+// An iteration budget (GroupLimits::budget: the CUDA kernel's second pass) leaves deferred groups
+// unchanged, and every group, run within the budget or
 // again without it, ends bit-identical to a run without a budget.
 TEST(ProxGroupBudget, DeferredGroupsAreUnchangedAndRerunsMatch) {
   std::mt19937 rng(8);
@@ -266,7 +266,8 @@ TEST(ProxGroupBudget, DeferredGroupsAreUnchangedAndRerunsMatch) {
           float a[4], b[4], orig[4];
           for (int i = 0; i < 4; ++i) a[i] = b[i] = orig[i] = y[g * 4 + i];
           const GroupOutcome full = ProxGroup<2, 4>(a, lambda, AlmRelTolFor(23), algo);
-          GroupOutcome part = ProxGroup<2, 4>(b, lambda, AlmRelTolFor(23), algo, budget);
+          GroupOutcome part =
+              ProxGroup<2, 4>(b, lambda, AlmRelTolFor(23), algo, GroupLimits{budget});
           if (part.deferred) {
             ++deferred;
             ASSERT_EQ(0, std::memcmp(b, orig, sizeof b)) << "group " << g;

@@ -1,8 +1,6 @@
 #!/usr/bin/env bash
-# 2:4 inference on the GPU machine (docs/sparse-inference.md), run by the device tool from the
-# repository root with the dependency bundles as .carry/deps (tools/make-device-deps.sh) and the
-# data as .carry/data (codelm-19m, code-calib.jsonl.gz, code-eval.txt). Builds only what it needs
-# into build-gpu (kept between calls), then runs, each step logged to $OUT/<step>.log:
+# 2:4 inference on a GPU machine (docs/sparse-inference.md): builds only what the chosen steps
+# need into build-gpu/ (kept between runs), then runs them, each step logged to OUT_DIR/<step>.log:
 #   check      tests/gpu/sparse_check (bf16 all paths; fp16 without cuSPARSELt) and
 #              sparse_model_check (a random GQA model: logits dense vs 2:4, weights released)
 #   linear     bench/sparse_bench: dense cuBLAS vs the decode kernels / cuSPARSELt / unpack, bf16
@@ -12,33 +10,32 @@
 #              both forms (cuSPARSELt prefill + decode kernels), then the native form only
 #   fp16       cuSPARSELt fp16: the library's search forced (PS_CUSPARSELT_SEARCH=library) in a
 #              process of its own (it has crashed the CUDA context in cuSPARSELt 0.8.1), then
-#              the default for fp16 (our per-algorithm search), bench and check
-#   robust     the cuSPARSELt algorithm choice in one call (~6 min on a fresh H100 with the
-#              build; builds only sparse_check and sparse_bench): sparse_check bf16 and fp16 (all
-#              paths, cuSPARSELt fp16 with its default search), then sparse_bench bf16 and fp16 at
-#              M = 1,16,128,1024,4096,16384 on the three Llama-2-7B shapes; every search's choice
-#              is a "cusparselt_search" JSON line in the logs (robust_*.log)
-# STEPS="check linear prune e2e7b fp16" (default: those, in that order) picks steps; STEPS=build
-# only builds. Only the targets the chosen steps need are built (-j 16). At the end
-# bench/sparse_summary.py writes $OUT/summary.txt (short tables of every log) and prints it.
-# Usage (device tool, carry .carry/deps and .carry/data; each call must fit 10 minutes, and
-# build-gpu stays on the warm machine between calls):
-#   STEPS=robust bash bench/device_sparse.sh         (one call: build + checks + benches)
-#   STEPS=build bash bench/device_sparse.sh          (~5 min the first time)
-#   STEPS="check linear" bash bench/device_sparse.sh
-#   STEPS="prune e2e7b" bash bench/device_sparse.sh
-#   STEPS=fp16 bash bench/device_sparse.sh
+#              the default for fp16 (the measured algorithm id), bench and check
+#   robust     the cuSPARSELt algorithm choice (~6 min on an H100 with the build of sparse_check
+#              and sparse_bench only): sparse_check bf16 and fp16 (all paths), then sparse_bench
+#              bf16 and fp16 at M = 1,16,128,1024,4096,16384 on the three Llama-2-7B shapes; every
+#              search's choice is a "cusparselt_search" JSON line in the logs (robust_*.log)
+#   build      only builds (all five programs)
+# At the end bench/sparse_summary.py writes OUT_DIR/summary.txt (short tables of every log).
+#
+# Usage: bench/gpu/sparse.sh DEPS_DIR DATA_DIR OUT_DIR [STEPS]
+#   DEPS_DIR  the bundles of tools/make-device-deps.sh (deps.tgz, grpc.tgz)
+#   DATA_DIR  holds codelm-19m, code-calib.jsonl.gz and code-eval.txt (the prune step)
+#   OUT_DIR   logs and summary.txt
+#   STEPS     "check linear prune e2e7b fp16" (default) or any of the steps above, e.g. robust
 set -uo pipefail
-root=$(pwd)
-out=${OUT:-/tmp/out}
+deps=${1:?usage: sparse.sh DEPS_DIR DATA_DIR OUT_DIR [STEPS]}
+data=${2:?usage: sparse.sh DEPS_DIR DATA_DIR OUT_DIR [STEPS]}
+out=${3:?usage: sparse.sh DEPS_DIR DATA_DIR OUT_DIR [STEPS]}
+steps=${4:-check linear prune e2e7b fp16}
+root=$(cd "$(dirname "$0")/../.." && pwd)
 mkdir -p "$out"
 log() { echo "[$(date +%T)] $*" | tee -a "$out/steps.log"; }
 b=$root/build-gpu
-data=$root/.carry/data
 
 log "setup"
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=csv,noheader | tee "$out/gpu.txt"
-tar xzf .carry/deps/grpc.tgz -C / && tar xzf .carry/deps/deps.tgz -C / --skip-old-files && ldconfig
+tar xzf "$deps/grpc.tgz" -C / && tar xzf "$deps/deps.tgz" -C / --skip-old-files && ldconfig
 python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' | tee -a "$out/gpu.txt"
 if [[ ! -f $b/build.ninja ]]; then
   tp=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
@@ -47,7 +44,6 @@ if [[ ! -f $b/build.ninja ]]; then
     >"$out/cmake.log" 2>&1 || { tail -40 "$out/cmake.log"; exit 1; }
 fi
 grep -i "cusparselt" "$out/cmake.log" 2>/dev/null | tail -2
-steps=${STEPS:-check linear prune e2e7b fp16}
 targets=()
 for step in $steps; do
   case $step in
@@ -69,7 +65,8 @@ if ((${#targets[@]})); then
   log "built"
 fi
 
-run() {  # run NAME TIMEOUT CMD...: output to $OUT/NAME.log, a summary line to steps.log
+status=0
+run() {  # run NAME TIMEOUT CMD...: output to OUT_DIR/NAME.log, a summary line to steps.log
   local name=$1 t=$2
   shift 2
   log "$name: $*"
@@ -77,6 +74,7 @@ run() {  # run NAME TIMEOUT CMD...: output to $OUT/NAME.log, a summary line to s
   local rc=$?
   log "$name: exit $rc"
   tail -3 "$out/$name.log"
+  ((rc == 0)) || status=1
   return 0
 }
 
@@ -138,3 +136,6 @@ for step in $steps; do
 done
 log "done"
 python3 "$root/bench/sparse_summary.py" "$out" | tee "$out/summary.txt"
+# A failing check line in any log fails the run too.
+grep -q '"ok":false' "$out"/*.log 2>/dev/null && status=1
+exit $status

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# psserve on one GPU: the same server on a Llama-2-7B-shaped model with random 2:4 weights, once
+# with the 2:4 kernels (--sparse on) and once dense (--sparse off, the same masked weights), in
+# bf16 and fp16; bench/serve_client.py at 1, 8 and 32 concurrent streams, prompt 512 tokens,
+# output 256 tokens (greedy, EOS ignored, streamed); then the linear-layer kernel table
+# (sparse_bench) in the same run. First, tests/gpu/sparse_check --quick per dtype checks every
+# 2:4 path (the tensor-core kernel up to 32 rows included) against fp32. Builds only psserve,
+# sparse_bench and sparse_check into build-gpu/.
+#
+# Usage: bench/gpu/serve.sh DEPS_DIR DATA_DIR OUT_DIR [DTYPES]
+#   DEPS_DIR  the bundles of tools/make-device-deps.sh
+#   DATA_DIR  holds codelm-19m (its tokenizer is the served model's tokenizer)
+#   OUT_DIR   logs, client JSON lines and summary.txt
+#   DTYPES    "bf16 fp16" (default) or one of them
+# Needs CUDA, LibTorch 2.x with CUDA (python3's torch), cuSPARSELt for the 2:4 prefill path.
+# About 8 minutes on one H100 for both dtypes including the build (a second run reuses build-gpu). Exits non-zero when a build, a server or a
+# request fails (a missed speed target is reported in summary.txt, not an error).
+set -uo pipefail
+deps=${1:?usage: serve.sh DEPS_DIR DATA_DIR OUT_DIR [DTYPES]}
+data=${2:?usage: serve.sh DEPS_DIR DATA_DIR OUT_DIR [DTYPES]}
+out=${3:?usage: serve.sh DEPS_DIR DATA_DIR OUT_DIR [DTYPES]}
+dtypes=${4:-bf16 fp16}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+mkdir -p "$out"
+b=$root/build-gpu
+status=0
+log() { echo "[$(date +%T)] $*" | tee -a "$out/steps.log"; }
+
+log "setup + build (psserve sparse_bench sparse_check)"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
+git -C "$root" rev-parse HEAD >>"$out/gpu.txt" 2>/dev/null
+BUILD_DIR=$b PS_TARGETS="psserve sparse_bench sparse_check" timeout 420 bash "$root/tools/device-setup.sh" \
+  "$deps" -DPS_BUILD_SERVICE=OFF -DPS_BUILD_TESTS=OFF >"$out/build.log" 2>&1 ||
+  { log "build FAILED"; grep -B2 -A12 -E "error" "$out/build.log" | head -60; exit 1; }
+log "built"
+
+for dt in $dtypes; do
+  log "sparse_check $dt"
+  timeout 120 "$b/tests/gpu/sparse_check" --dtype "$dt" --quick >"$out/sparse_check_$dt.log" 2>&1 ||
+    { log "sparse_check $dt: exit $?"; status=1; }
+  grep '"ok":false' "$out/sparse_check_$dt.log" | head -5
+  tail -1 "$out/sparse_check_$dt.log"
+done
+
+port=18000
+serve_run() {  # serve_run NAME DTYPE SPARSE
+  local name=$1 dt=$2 sp=$3
+  port=$((port + 1))
+  log "$name: psserve --dtype $dt --sparse $sp"
+  "$b/worker/serve/psserve" --random-shape llama2-7b --tokenizer "$data/codelm-19m" \
+    --device cuda --dtype "$dt" --sparse "$sp" --max-batch 32 --max-model-len 800 \
+    --max-waiting 64 --port $port >"$out/server_$name.log" 2>&1 &
+  local pid=$!
+  local up=0
+  for _ in $(seq 1 240); do
+    if python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$port/health', timeout=2)" 2>/dev/null; then
+      up=1
+      break
+    fi
+    kill -0 $pid 2>/dev/null || break
+    sleep 0.5
+  done
+  if ((up == 0)); then
+    log "$name: server did not come up"; tail -5 "$out/server_$name.log"; status=1
+    kill $pid 2>/dev/null; wait $pid 2>/dev/null; return
+  fi
+  head -c 600 "$out/server_$name.log"; echo
+  timeout 200 python3 "$root/bench/serve_client.py" --url "http://127.0.0.1:$port" \
+    --concurrency 1,8,32 --prompt-len 512 --output-len 256 --vocab 8192 --label "$name" \
+    >"$out/client_$name.jsonl" 2>"$out/client_$name.err" || { log "$name: client FAILED"; status=1; }
+  cat "$out/client_$name.jsonl"
+  python3 -c "import urllib.request as u; print(u.urlopen('http://127.0.0.1:$port/metrics').read().decode())" \
+    >"$out/metrics_$name.txt" 2>/dev/null
+  kill $pid 2>/dev/null
+  wait $pid 2>/dev/null
+}
+
+for dt in $dtypes; do
+  serve_run "dense_$dt" "$dt" off
+  serve_run "sparse_$dt" "$dt" on
+done
+
+for dt in $dtypes; do
+  log "kernel table $dt"
+  timeout 120 "$b/bench/sparse_bench" --dtype "$dt" --ms 1,2,4,8,16,24,32,512,2048 \
+    >"$out/sparse_bench_$dt.log" 2>&1 || { log "sparse_bench $dt: exit $?"; status=1; }
+done
+
+python3 - "$out" <<'PY' | tee "$out/summary.txt"
+import glob, json, os, sys
+out = sys.argv[1]
+rows = {}
+for f in glob.glob(os.path.join(out, "client_*.jsonl")):
+    for line in open(f):
+        if line.strip():
+            r = json.loads(line)
+            rows[(r["label"], r["concurrency"])] = r
+targets = {1: 1.3, 32: 1.2}
+print("psserve, llama2-7b shape (random 2:4 weights), prompt 512, output 256, greedy")
+print(f"{'dtype':5} {'streams':>7} {'dense decode tok/s':>18} {'2:4 decode tok/s':>16} {'speedup':>7}"
+      f" {'dense out tok/s':>15} {'2:4 out tok/s':>13} {'dense TTFT ms':>13} {'2:4 TTFT ms':>11} target")
+for dt in ("bf16", "fp16"):
+    for c in (1, 8, 32):
+        d, s = rows.get((f"dense_{dt}", c)), rows.get((f"sparse_{dt}", c))
+        if not d or not s:
+            continue
+        sp = s["decode_tok_s"] / d["decode_tok_s"] if d["decode_tok_s"] and s["decode_tok_s"] else float("nan")
+        t = targets.get(c)
+        verdict = "" if t is None else (f">= {t}x met" if sp >= t else f">= {t}x MISSED")
+        print(f"{dt:5} {c:7d} {d['decode_tok_s']:18.1f} {s['decode_tok_s']:16.1f} {sp:7.2f}"
+              f" {d['output_tok_s']:15.1f} {s['output_tok_s']:13.1f} {d['ttft_ms_mean']:13.1f}"
+              f" {s['ttft_ms_mean']:11.1f} {verdict}")
+for f in sorted(glob.glob(os.path.join(out, "sparse_bench_*.log"))):
+    print(f"\n{os.path.basename(f)} (speedups over dense cuBLAS):")
+    for line in open(f):
+        if not (line.startswith("{") and '"layer"' in line):
+            continue
+        j = json.loads(line)
+        sp = "  ".join(f"{k[:-8]} {j[k]:.2f}x" for k in
+                       ("decode_speedup", "mma_speedup", "cusparselt_speedup", "unpack_speedup")
+                       if k in j)
+        print(f"  {j['layer']:>10} M={j['m']:<5} dense {j['dense_us']:8.1f} us  {sp}")
+PY
+log "done (status $status)"
+exit $status

@@ -1,0 +1,397 @@
+// psserve end to end on the default model (codelm-19m, CPU): greedy answers equal
+// GreedyGenerate, `pstool generate` and the dense model's own argmax; streaming; 8 concurrent
+// requests decoded in shared batches; 4xx for malformed requests and 429 for a full queue;
+// Prometheus metrics; and a compressed-tensors artifact of a `W * mask` checkpoint served.
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "common/file_util.h"
+#include "tests/testing/temp_dir.h"
+#include "worker/eval/generate.h"
+#include "worker/models/llama_checkpoint.h"
+#include "worker/pack/pack_model.h"
+#include "worker/serve/http_server.h"
+#include "worker/serve/model_loader.h"
+#include "worker/sparse/native_pack.h"
+
+namespace ps::serve {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+fs::path Codelm() { return fs::path(PS_SHARED_DATA) / "codelm-19m"; }
+
+// The whole server in this process, on a free port.
+class Server {
+ public:
+  Server(const LoadSpec& spec, int64_t max_batch, int64_t max_waiting = 64)
+      : loaded_(LoadModel(spec)),
+        engine_(loaded_.model, EngineOptions{max_batch, 256, true}),
+        scheduler_(engine_, *loaded_.tokenizer, metrics_, SchedulerOptions{max_waiting}),
+        frontend_(scheduler_, metrics_,
+                  ServedModel{loaded_.name, loaded_.artifact, loaded_.tokenizer.get(),
+                              ChatTemplateOf(loaded_.tokenizer_dir), 256},
+                  HttpOptions{"127.0.0.1", 0, 32}) {
+    port_ = frontend_.Bind();
+    thread_ = std::thread([this] { frontend_.Listen(); });
+  }
+  ~Server() {
+    frontend_.Stop();
+    thread_.join();
+    scheduler_.Stop();
+  }
+  httplib::Client Client() const {
+    httplib::Client c("127.0.0.1", port_);
+    c.set_read_timeout(300, 0);
+    return c;
+  }
+  LoadedModel& loaded() { return loaded_; }
+
+ private:
+  LoadedModel loaded_;
+  Engine engine_;
+  ServeMetrics metrics_;
+  Scheduler scheduler_;
+  HttpFrontend frontend_;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+LoadSpec CpuSpec(const fs::path& dir) {
+  LoadSpec s;
+  s.model = dir;
+  return s;
+}
+
+json PostJson(httplib::Client& c, const std::string& path, const json& body, int* status) {
+  auto r = c.Post(path.c_str(), body.dump(), "application/json");
+  if (!r) {
+    *status = -1;
+    return {};
+  }
+  *status = r->status;
+  return json::parse(r->body, nullptr, false);
+}
+
+std::vector<int32_t> TokenIds(const json& response) {
+  return response["choices"][0]["token_ids"].get<std::vector<int32_t>>();
+}
+
+class ServeCodelm : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!fs::exists(Codelm() / "config.json")) return;
+    server_ = new Server(CpuSpec(Codelm()), 8);
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  void SetUp() override {
+    if (!server_) GTEST_SKIP() << "no " << Codelm();
+  }
+  static Server* server_;
+};
+Server* ServeCodelm::server_ = nullptr;
+
+const char* kPrompt = "def fibonacci(n):";
+
+// Greedy completions equal GreedyGenerate (what `pstool generate` runs), pstool generate's own
+// output, and the argmax of the dense model's forward over the whole sequence (no cache).
+TEST_F(ServeCodelm, GreedyCompletionEqualsPstoolGenerateAndTheDenseForward) {
+  auto c = server_->Client();
+  int status = 0;
+  const int n = 24;
+  json r = PostJson(c, "/v1/completions",
+                    {{"prompt", kPrompt},
+                     {"max_tokens", n},
+                     {"temperature", 0},
+                     {"return_token_ids", true},
+                     {"ignore_eos", true}},
+                    &status);
+  ASSERT_EQ(status, 200) << r.dump();
+  const auto got = TokenIds(r);
+  ASSERT_EQ(got.size(), static_cast<size_t>(n));
+  EXPECT_EQ(r["choices"][0]["finish_reason"], "length");
+  auto& tok = *server_->loaded().tokenizer;
+  const auto prompt = tok.EncodeForModel(kPrompt);
+  EXPECT_EQ(r["usage"]["prompt_tokens"], prompt.size());
+  EXPECT_EQ(r["usage"]["completion_tokens"], n);
+
+  auto model = LoadLlama(Codelm());
+  const auto ref = GreedyGenerate(*model, prompt, n);  // no EOS stop, as ignore_eos
+  EXPECT_EQ(got, ref);
+
+  // The dense forward without a cache over prompt + completion: each position's argmax is the
+  // next token.
+  std::vector<int64_t> all(prompt.begin(), prompt.end());
+  all.insert(all.end(), got.begin(), got.end() - 1);
+  torch::NoGradGuard ng;
+  const auto logits = model->forward(torch::tensor(all).unsqueeze(0));
+  const auto arg = logits[0].argmax(-1);
+  for (int i = 0; i < n; ++i)
+    EXPECT_EQ(arg[static_cast<int64_t>(prompt.size()) - 1 + i].item<int64_t>(), got[i]) << i;
+
+  // The text is the decoded continuation, and `pstool generate` prints prompt + it.
+  std::vector<int32_t> seq = prompt;
+  seq.insert(seq.end(), got.begin(), got.end());
+  const std::string text = r["choices"][0]["text"];
+  EXPECT_EQ(tok.Decode(prompt) + text, tok.Decode(seq));
+  const fs::path pstool = fs::path(PS_BINARY_DIR) / "worker" / "tools" / "pstool";
+  if (fs::exists(pstool) && !std::count(got.begin(), got.end(), *tok.eos_id())) {
+    const std::string cmd = pstool.string() + " generate --model " + Codelm().string() +
+                            " --prompt '" + kPrompt + "' --max-new " + std::to_string(n) +
+                            " 2>/dev/null";
+    std::string out;
+    if (FILE* p = popen(cmd.c_str(), "r")) {
+      char buf[4096];
+      size_t k;
+      while ((k = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, k);
+      pclose(p);
+    }
+    EXPECT_EQ(out, tok.Decode(seq) + "\n");
+  }
+}
+
+TEST_F(ServeCodelm, ChatCompletionUsesTheTemplateAndMatchesGreedy) {
+  auto c = server_->Client();
+  int status = 0;
+  const json messages = json::array({{{"role", "user"}, {"content", "Write a sort function."}}});
+  json r = PostJson(
+      c, "/v1/chat/completions",
+      {{"messages", messages}, {"max_tokens", 12}, {"temperature", 0}, {"return_token_ids", true}},
+      &status);
+  ASSERT_EQ(status, 200) << r.dump();
+  EXPECT_EQ(r["object"], "chat.completion");
+  EXPECT_EQ(r["choices"][0]["message"]["role"], "assistant");
+  const auto got = TokenIds(r);
+  auto& tok = *server_->loaded().tokenizer;
+  const auto prompt = tok.EncodeForModel("User: Write a sort function.\nAssistant:");
+  auto model = LoadLlama(Codelm());
+  const auto ref = GreedyGenerate(*model, prompt, 12, tok.eos_id());
+  // A stop sequence (the template's "\nUser:") may end the reply early: a prefix then.
+  ASSERT_LE(got.size(), ref.size());
+  EXPECT_EQ(got, std::vector<int32_t>(ref.begin(), ref.begin() + got.size()));
+}
+
+// The SSE stream carries the same text as the plain response, chunk by chunk, and ends with
+// [DONE]; chat chunks open with the assistant role.
+TEST_F(ServeCodelm, StreamingSendsTheSameTextAsEvents) {
+  auto c = server_->Client();
+  const json body = {{"prompt", kPrompt}, {"max_tokens", 16}, {"temperature", 0}};
+  int status = 0;
+  const json plain = PostJson(c, "/v1/completions", body, &status);
+  ASSERT_EQ(status, 200);
+  json sb = body;
+  sb["stream"] = true;
+  sb["stream_options"] = {{"include_usage", true}};
+  auto r = c.Post("/v1/completions", sb.dump(), "application/json");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200);
+  EXPECT_NE(r->get_header_value("Content-Type").find("text/event-stream"), std::string::npos);
+  std::string text, finish;
+  int chunks = 0;
+  bool done = false, usage = false;
+  std::istringstream in(r->body);
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    ASSERT_EQ(line.rfind("data: ", 0), 0u) << line;
+    const std::string data = line.substr(6);
+    if (data == "[DONE]") {
+      done = true;
+      continue;
+    }
+    const json j = json::parse(data);
+    if (j.contains("usage")) {
+      usage = j["usage"]["completion_tokens"] == plain["usage"]["completion_tokens"];
+      continue;
+    }
+    ++chunks;
+    text += j["choices"][0]["text"].get<std::string>();
+    if (!j["choices"][0]["finish_reason"].is_null()) finish = j["choices"][0]["finish_reason"];
+  }
+  EXPECT_TRUE(done);
+  EXPECT_TRUE(usage);
+  EXPECT_GT(chunks, 1);
+  EXPECT_EQ(text, plain["choices"][0]["text"]);
+  EXPECT_EQ(finish, plain["choices"][0]["finish_reason"]);
+
+  auto rc = c.Post("/v1/chat/completions",
+                   json{{"messages", json::array({{{"role", "user"}, {"content", "Hi"}}})},
+                        {"max_tokens", 4},
+                        {"stream", true}}
+                       .dump(),
+                   "application/json");
+  ASSERT_TRUE(rc);
+  const auto first = rc->body.substr(6, rc->body.find('\n') - 6);
+  const json j = json::parse(first);
+  EXPECT_EQ(j["object"], "chat.completion.chunk");
+  EXPECT_EQ(j["choices"][0]["delta"]["role"], "assistant");
+}
+
+// 8 requests at once: each gets exactly its greedy answer alone, and decode steps were shared.
+TEST_F(ServeCodelm, EightConcurrentRequestsAreBatched) {
+  const std::vector<std::string> prompts = {
+      "import os\n",     "class Stack:\n", "def add(a, b):\n", "for i in range(10):\n",
+      "# sort a list\n", "def main():\n",  "while True:\n",    "x = [1, 2, 3]\n"};
+  auto one = [&](const std::string& p, bool seeded) {
+    auto c = server_->Client();
+    int status = 0;
+    json body = {
+        {"prompt", p}, {"max_tokens", 20}, {"return_token_ids", true}, {"ignore_eos", true}};
+    if (seeded) {
+      body["temperature"] = 0.8;
+      body["top_p"] = 0.9;
+      body["seed"] = 1234;
+    } else {
+      body["temperature"] = 0;
+    }
+    json r = PostJson(c, "/v1/completions", body, &status);
+    EXPECT_EQ(status, 200) << r.dump();
+    return status == 200 ? TokenIds(r) : std::vector<int32_t>{};
+  };
+  for (bool seeded : {false, true}) {
+    std::vector<std::vector<int32_t>> alone, together(prompts.size());
+    for (const auto& p : prompts) alone.push_back(one(p, seeded));
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < prompts.size(); ++i)
+      threads.emplace_back([&, i] { together[i] = one(prompts[i], seeded); });
+    for (auto& t : threads) t.join();
+    for (size_t i = 0; i < prompts.size(); ++i)
+      EXPECT_EQ(together[i], alone[i]) << "prompt " << i << (seeded ? " (sampled)" : "");
+  }
+  // Some decode step ran with more than one request.
+  auto c = server_->Client();
+  auto m = c.Get("/metrics");
+  ASSERT_TRUE(m);
+  const std::string& t = m->body;
+  const auto count_of = [&](const std::string& key) {
+    const auto at = t.find(key);
+    return at == std::string::npos ? -1.0 : std::stod(t.substr(at + key.size()));
+  };
+  const double steps = count_of("psserve_batch_size_count ");
+  const double single = count_of("psserve_batch_size_bucket{le=\"1\"} ");
+  EXPECT_GT(steps, single) << t;
+  EXPECT_GT(count_of("psserve_batch_size_bucket{le=\"4\"} "), -1.0);
+}
+
+TEST_F(ServeCodelm, MalformedRequestsGet4xxWithAMessage) {
+  auto c = server_->Client();
+  struct Case {
+    std::string path, body;
+    int status;
+    std::string param;
+  };
+  const std::vector<Case> cases = {
+      {"/v1/completions", "{oops", 400, ""},
+      {"/v1/completions", R"({"max_tokens": 3})", 400, "prompt"},
+      {"/v1/completions", R"({"prompt": "x", "temperature": 9})", 400, "temperature"},
+      {"/v1/completions", R"({"prompt": "x", "max_tokens": 100000})", 400, "max_tokens"},
+      {"/v1/completions", R"({"prompt": "x", "n": 3})", 400, "n"},
+      {"/v1/chat/completions", R"({"messages": [{"role": "wizard", "content": "x"}]})", 400,
+       "messages"},
+      {"/v1/chat/completions", R"({"prompt": "x"})", 400, "messages"},
+      {"/v1/nothing", "{}", 404, ""},
+  };
+  for (const auto& k : cases) {
+    auto r = c.Post(k.path.c_str(), k.body, "application/json");
+    ASSERT_TRUE(r) << k.path;
+    EXPECT_EQ(r->status, k.status) << k.body << " -> " << r->body;
+    const json e = json::parse(r->body, nullptr, false);
+    ASSERT_TRUE(e.contains("error")) << r->body;
+    EXPECT_FALSE(e["error"]["message"].get<std::string>().empty());
+    if (!k.param.empty()) {
+      EXPECT_EQ(e["error"]["param"], k.param) << r->body;
+    }
+  }
+  auto h = c.Get("/health");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 200);
+  auto models = c.Get("/v1/models");
+  ASSERT_TRUE(models);
+  EXPECT_EQ(json::parse(models->body)["data"][0]["id"], "codelm-19m");
+}
+
+TEST_F(ServeCodelm, MetricsAreExported) {
+  auto c = server_->Client();
+  int status = 0;
+  PostJson(c, "/v1/completions", {{"prompt", "a"}, {"max_tokens", 3}}, &status);
+  ASSERT_EQ(status, 200);
+  auto m = c.Get("/metrics");
+  ASSERT_TRUE(m);
+  for (const char* name :
+       {"psserve_requests_total{endpoint=\"completions\",status=\"200\"}",
+        "psserve_prompt_tokens_total", "psserve_generation_tokens_total",
+        "psserve_time_to_first_token_seconds_bucket", "psserve_inter_token_latency_seconds_count",
+        "psserve_batch_size_bucket", "psserve_kv_cache_usage_ratio",
+        "psserve_kv_cache_capacity_tokens 2048", "psserve_requests_running",
+        "psserve_requests_waiting", "# TYPE psserve_time_to_first_token_seconds histogram"})
+    EXPECT_NE(m->body.find(name), std::string::npos) << name << "\n" << m->body;
+}
+
+// With no room to queue, a request is refused with 429 and a message.
+TEST(ServeQueue, FullQueueGets429) {
+  if (!fs::exists(Codelm() / "config.json")) GTEST_SKIP() << "no " << Codelm();
+  Server s(CpuSpec(Codelm()), 1, /*max_waiting=*/0);
+  auto c = s.Client();
+  auto r = c.Post("/v1/completions", R"({"prompt": "x", "max_tokens": 2})", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 429);
+  EXPECT_NE(r->body.find("queue is full"), std::string::npos) << r->body;
+}
+
+// A checkpoint made by `W * mask` (torch leaves -0.0 where negative weights are masked) is
+// published as compressed-tensors, loaded by the server from that artifact, and answers with
+// the greedy tokens of the dense `W * mask` model.
+TEST(ServeArtifacts, CompressedTensorsOfAWTimesMaskCheckpointServes) {
+  if (!fs::exists(Codelm() / "config.json")) GTEST_SKIP() << "no " << Codelm();
+  const ps::testing::TempDir tmp("serve_wmask");
+  auto model = LoadLlama(Codelm(), LoadOptions{torch::kBFloat16, torch::kCPU});
+  int64_t negative_zeros = 0;
+  {
+    torch::NoGradGuard ng;
+    for (const auto& l : model->TargetLinears()) {
+      const auto mask = sparse::PruneTwoFour(l->weight).ne(0);
+      l->weight.copy_(l->weight * mask);  // W * mask, as a user's pruning script does
+      negative_zeros +=
+          torch::signbit(l->weight).logical_and(l->weight.eq(0)).sum().item<int64_t>();
+    }
+  }
+  ASSERT_GT(negative_zeros, 1000);
+  SaveOptions so;
+  so.copy_files_from = Codelm();
+  SaveLlama(*model, tmp / "wmask", so);
+  pack::PackOptions po;
+  po.model = tmp / "wmask";
+  po.output = tmp / "ct";
+  pack::PackModel(po);
+  {
+    Server s(CpuSpec(tmp / "ct"), 2);
+    EXPECT_EQ(s.loaded().artifact, "compressed-tensors");
+    auto c = s.Client();
+    int status = 0;
+    json r = PostJson(c, "/v1/completions",
+                      {{"prompt", kPrompt},
+                       {"max_tokens", 12},
+                       {"temperature", 0},
+                       {"return_token_ids", true},
+                       {"ignore_eos", true}},
+                      &status);
+    ASSERT_EQ(status, 200) << r.dump();
+    auto dense = LoadLlama(tmp / "wmask");
+    const auto ref = GreedyGenerate(*dense, s.loaded().tokenizer->EncodeForModel(kPrompt), 12);
+    EXPECT_EQ(TokenIds(r), ref);
+  }
+}
+
+}  // namespace
+}  // namespace ps::serve

@@ -1,0 +1,174 @@
+// psserve's parts without a model: sampling against its reference, chat templates, request
+// validation (every malformed field named), and incremental text with stop sequences.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <map>
+
+#include "tests/worker/eval/char_tokenizer.h"
+#include "worker/serve/chat_template.h"
+#include "worker/serve/incremental_text.h"
+#include "worker/serve/request_parse.h"
+#include "worker/serve/sampler.h"
+
+namespace ps::serve {
+namespace {
+
+TEST(Sampler, GreedyIsTheFirstMaximum) {
+  std::mt19937_64 rng(0);
+  auto logits = torch::tensor({1.0f, 3.0f, -2.0f, 3.0f});
+  EXPECT_EQ(SampleToken(logits, {0.0, 1.0}, rng), 1);
+  EXPECT_EQ(SampleToken(torch::tensor({-INFINITY, -1.0f}), {0.0, 1.0}, rng), 1);
+}
+
+TEST(Sampler, NucleusMatchesTheObviousComputation) {
+  auto logits = torch::tensor({2.0f, 1.0f, 0.0f, -1.0f});
+  // Temperature 0.5: weights e^{4}, e^{2}, e^{0}, e^{-2}.
+  const double w[4] = {std::exp(4.0), std::exp(2.0), 1.0, std::exp(-2.0)};
+  const double z = w[0] + w[1] + w[2] + w[3];
+  auto p = NucleusProbabilities(logits, {0.5, 1.0});
+  for (int i = 0; i < 4; ++i) EXPECT_NEAR(p[i], w[i] / z, 1e-12);
+  // top_p 0.9: token 0 has 0.865 of the mass, so tokens 0 and 1 are kept, renormalised.
+  p = NucleusProbabilities(logits, {0.5, 0.9});
+  EXPECT_NEAR(p[0], w[0] / (w[0] + w[1]), 1e-12);
+  EXPECT_NEAR(p[1], w[1] / (w[0] + w[1]), 1e-12);
+  EXPECT_EQ(p[2], 0.0);
+  EXPECT_EQ(p[3], 0.0);
+  // A tiny top_p keeps exactly the most likely token.
+  p = NucleusProbabilities(logits, {1.0, 1e-9});
+  EXPECT_EQ(p[0], 1.0);
+}
+
+TEST(Sampler, SamplingFollowsTheDistributionAndSeedsRepeat) {
+  auto logits = torch::tensor({0.0f, std::log(3.0f), -INFINITY, std::log(6.0f)});  // 0.1 .3 0 .6
+  std::mt19937_64 rng(42);
+  std::map<int, int> counts;
+  const int n = 20000;
+  for (int i = 0; i < n; ++i) ++counts[SampleToken(logits, {1.0, 1.0}, rng)];
+  EXPECT_EQ(counts[2], 0);
+  EXPECT_NEAR(counts[0] / double(n), 0.1, 0.015);
+  EXPECT_NEAR(counts[1] / double(n), 0.3, 0.015);
+  EXPECT_NEAR(counts[3] / double(n), 0.6, 0.015);
+  std::mt19937_64 a(7), b(7);
+  for (int i = 0; i < 50; ++i)
+    EXPECT_EQ(SampleToken(logits, {0.8, 0.95}, a), SampleToken(logits, {0.8, 0.95}, b));
+}
+
+TEST(ChatTemplate, FamiliesAreRecognisedAndRendered) {
+  EXPECT_EQ(DetectChatTemplate(""), ChatTemplate::kPlain);
+  EXPECT_EQ(DetectChatTemplate("{% for m in messages %}<|im_start|>..."), ChatTemplate::kChatMl);
+  EXPECT_EQ(DetectChatTemplate("...[INST] ... [/INST]"), ChatTemplate::kLlama2);
+  EXPECT_EQ(DetectChatTemplate("<|start_header_id|>"), ChatTemplate::kLlama3);
+  const std::vector<ChatMessage> m = {{"system", "Be brief."}, {"user", "Hi"}};
+  EXPECT_EQ(RenderChat(ChatTemplate::kPlain, m), "System: Be brief.\nUser: Hi\nAssistant:");
+  EXPECT_EQ(RenderChat(ChatTemplate::kChatMl, m),
+            "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+            "<|im_start|>assistant\n");
+  EXPECT_EQ(RenderChat(ChatTemplate::kLlama2, m),
+            "[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST]");
+  EXPECT_EQ(RenderChat(ChatTemplate::kLlama2, {{"user", "a"}, {"assistant", "b"}, {"user", "c"}}),
+            "[INST] a [/INST] b </s><s>[INST] c [/INST]");
+  EXPECT_THROW(RenderChat(ChatTemplate::kPlain, {{"tool", "x"}}), Error);
+  EXPECT_THROW(RenderChat(ChatTemplate::kPlain, {}), Error);
+}
+
+std::string ParamOf(const std::string& body, bool chat = false, int64_t max_len = 64) {
+  testing::ByteTokenizer tok;
+  ParseContext ctx{&tok, ChatTemplate::kPlain, max_len};
+  try {
+    if (chat) {
+      ParseChatRequest(body, ctx);
+    } else {
+      ParseCompletionRequest(body, ctx);
+    }
+  } catch (const BadRequest& e) {
+    return e.param().empty() ? "<body>" : e.param();
+  }
+  return "(accepted)";
+}
+
+TEST(RequestParse, MalformedFieldsAreNamed) {
+  EXPECT_EQ(ParamOf("{not json"), "<body>");
+  EXPECT_EQ(ParamOf("[1, 2]"), "<body>");
+  EXPECT_EQ(ParamOf("{}"), "prompt");
+  EXPECT_EQ(ParamOf(R"({"prompt": 5})"), "prompt");
+  EXPECT_EQ(ParamOf(R"({"prompt": ["a", "b"]})"), "prompt");
+  EXPECT_EQ(ParamOf(R"({"prompt": [1, 999]})"), "prompt");  // outside the vocabulary
+  EXPECT_EQ(ParamOf(R"({"prompt": "hi", "max_tokens": 0})"), "max_tokens");
+  EXPECT_EQ(ParamOf(R"({"prompt": "hi", "max_tokens": "9"})"), "max_tokens");
+  EXPECT_EQ(ParamOf(R"({"prompt": "hi", "max_tokens": 100})"), "max_tokens");  // > context
+  EXPECT_EQ(ParamOf(R"({"prompt": "hi", "temperature": 2.5})"), "temperature");
+  EXPECT_EQ(ParamOf(R"({"prompt": "hi", "top_p": 0})"), "top_p");
+  EXPECT_EQ(ParamOf(R"({"prompt": "hi", "n": 2})"), "n");
+  EXPECT_EQ(ParamOf(R"({"prompt": "hi", "seed": 1.5})"), "seed");
+  EXPECT_EQ(ParamOf(R"({"prompt": "hi", "stop": ["a","b","c","d","e"]})"), "stop");
+  EXPECT_EQ(ParamOf(R"({"prompt": "hi", "stop": [""]})"), "stop");
+  EXPECT_EQ(ParamOf(R"({"prompt": "hi", "stream": "yes"})"), "stream");
+  EXPECT_EQ(ParamOf(R"({"prompt": ")" + std::string(80, 'x') + R"("})"), "prompt");  // too long
+  EXPECT_EQ(ParamOf(R"({"prompt": "hi", "max_tokens": 8, "stop": "x", "seed": 3})"), "(accepted)");
+  EXPECT_EQ(ParamOf(R"({"prompt": [5, 6, 7]})"), "(accepted)");
+  EXPECT_EQ(ParamOf(R"({"messages": "hi"})", true), "messages");
+  EXPECT_EQ(ParamOf(R"({"messages": []})", true), "messages");
+  EXPECT_EQ(ParamOf(R"({"messages": [{"role": "robot", "content": "x"}]})", true), "messages");
+  EXPECT_EQ(ParamOf(R"({"messages": [{"role": "user", "content": 3}]})", true), "messages");
+  EXPECT_EQ(
+      ParamOf(R"({"messages": [{"role": "user", "content": "x"}], "max_completion_tokens": -1})",
+              true),
+      "max_completion_tokens");
+  EXPECT_EQ(
+      ParamOf(R"({"messages": [{"role": "user", "content": [{"type": "text", "text": "x"}]}]})",
+              true),
+      "(accepted)");
+}
+
+TEST(RequestParse, DefaultsAndValues) {
+  testing::ByteTokenizer tok;
+  ParseContext ctx{&tok, ChatTemplate::kPlain, 64};
+  auto r = ParseCompletionRequest(R"({"prompt": "ab"})", ctx);
+  EXPECT_EQ(r.prompt_ids, (std::vector<int32_t>{1, 'a' + 3, 'b' + 3}));  // BOS first
+  EXPECT_EQ(r.max_tokens, 16);
+  EXPECT_EQ(r.sampling.temperature, 1.0);
+  EXPECT_FALSE(r.stream);
+  r = ParseCompletionRequest(
+      R"({"prompt": "ab", "temperature": 0, "top_p": 0.5, "seed": 9, "stop": "\n", "stream": true,
+          "stream_options": {"include_usage": true}})",
+      ctx);
+  EXPECT_EQ(r.sampling.temperature, 0.0);
+  EXPECT_EQ(r.sampling.top_p, 0.5);
+  EXPECT_EQ(r.seed, 9u);
+  EXPECT_EQ(r.stop, (std::vector<std::string>{"\n"}));
+  EXPECT_TRUE(r.stream && r.include_usage);
+  auto c = ParseChatRequest(R"({"messages": [{"role": "user", "content": "hi"}]})", ctx);
+  EXPECT_EQ(tok.Decode(c.prompt_ids), "User: hi\nAssistant:");
+  EXPECT_EQ(c.max_tokens, 64 - static_cast<int64_t>(c.prompt_ids.size()));
+  EXPECT_EQ(c.stop, (std::vector<std::string>{"\nUser:"}));  // the plain template's turn end
+}
+
+std::vector<int32_t> Ids(const std::string& s) { return testing::ByteTokenizer().Encode(s); }
+
+TEST(IncrementalText, StopSequencesCutAndHoldBack) {
+  testing::ByteTokenizer tok;
+  IncrementalText t(tok, Ids("P:"), {"END", "xy"});
+  std::string sent;
+  for (char c : std::string("abEN")) sent += t.Add(c + 3);
+  EXPECT_EQ(sent, "ab");  // "EN" could start "END": held back
+  sent += t.Add('x' + 3);
+  EXPECT_EQ(sent, "abEN");  // "ENx" no longer can; "x" could start "xy"
+  sent += t.Add('E' + 3);
+  sent += t.Add('N' + 3);
+  sent += t.Add('D' + 3);
+  EXPECT_TRUE(t.stopped());
+  EXPECT_EQ(sent, "abENx");
+  EXPECT_EQ(t.text(), "abENx");
+  EXPECT_EQ(t.Add('z' + 3), "");  // nothing after a stop
+
+  IncrementalText u(tok, Ids(""), {"END"});
+  std::string all;
+  for (char c : std::string("aEN")) all += u.Add(c + 3);
+  all += u.Flush();  // the end of the request releases what was held
+  EXPECT_EQ(all, "aEN");
+  EXPECT_FALSE(u.stopped());
+}
+
+}  // namespace
+}  // namespace ps::serve

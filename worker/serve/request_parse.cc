@@ -1,0 +1,169 @@
+#include "worker/serve/request_parse.h"
+
+namespace ps::serve {
+
+namespace {
+
+using nlohmann::json;
+
+json ParseBody(const std::string& body) {
+  json j;
+  try {
+    j = json::parse(body);
+  } catch (const json::exception& e) {
+    throw BadRequest("the request body is not valid JSON: " + std::string(e.what()), "");
+  }
+  if (!j.is_object()) throw BadRequest("the request body must be a JSON object", "");
+  return j;
+}
+
+double Number(const json& j, const char* key, double lo, double hi, double def) {
+  if (!j.contains(key) || j[key].is_null()) return def;
+  if (!j[key].is_number()) throw BadRequest(std::string("'") + key + "' must be a number", key);
+  const double v = j[key].get<double>();
+  if (!(v >= lo && v <= hi))
+    throw BadRequest(std::string("'") + key + "' is " + j[key].dump() + "; it must be in [" +
+                         json(lo).dump() + ", " + json(hi).dump() + "]",
+                     key);
+  return v;
+}
+
+bool Bool(const json& j, const char* key) {
+  if (!j.contains(key) || j[key].is_null()) return false;
+  if (!j[key].is_boolean())
+    throw BadRequest(std::string("'") + key + "' must be true or false", key);
+  return j[key].get<bool>();
+}
+
+// Fields shared by both endpoints. `prompt_len` is known, so max_tokens is checked against the
+// context here.
+void ParseCommon(const json& j, const ParseContext& ctx, bool chat, GenerationRequest& r) {
+  r.chat = chat;
+  if (r.prompt_ids.empty())
+    throw BadRequest("the prompt is empty (no tokens)", chat ? "messages" : "prompt");
+  const int64_t plen = static_cast<int64_t>(r.prompt_ids.size());
+  if (plen >= ctx.max_len)
+    throw BadRequest("the prompt is " + std::to_string(plen) +
+                         " tokens; this server's context is " + std::to_string(ctx.max_len) +
+                         " tokens (prompt + completion): shorten the prompt",
+                     chat ? "messages" : "prompt");
+  const char* mt_key =
+      chat && j.contains("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
+  if (j.contains(mt_key) && !j[mt_key].is_null()) {
+    if (!j[mt_key].is_number_integer() || j[mt_key].get<int64_t>() < 1)
+      throw BadRequest(std::string("'") + mt_key + "' must be an integer >= 1", mt_key);
+    r.max_tokens = j[mt_key].get<int64_t>();
+    if (plen + r.max_tokens > ctx.max_len)
+      throw BadRequest("prompt (" + std::to_string(plen) + " tokens) + " + mt_key + " (" +
+                           std::to_string(r.max_tokens) + ") exceed this server's context of " +
+                           std::to_string(ctx.max_len) + " tokens: lower " + mt_key,
+                       mt_key);
+  } else {
+    // OpenAI's defaults: 16 for completions; for chat, as much as the context allows.
+    r.max_tokens = chat ? ctx.max_len - plen : std::min<int64_t>(16, ctx.max_len - plen);
+  }
+  r.sampling.temperature = Number(j, "temperature", 0.0, 2.0, 1.0);
+  r.sampling.top_p = Number(j, "top_p", 0.0, 1.0, 1.0);
+  if (r.sampling.top_p <= 0) throw BadRequest("'top_p' must be > 0", "top_p");
+  if (j.contains("seed") && !j["seed"].is_null()) {
+    if (!j["seed"].is_number_integer()) throw BadRequest("'seed' must be an integer", "seed");
+    r.seed = static_cast<uint64_t>(j["seed"].get<int64_t>());
+  }
+  if (j.contains("n") && !j["n"].is_null() && j["n"] != 1)
+    throw BadRequest("'n' must be 1 (one choice per request)", "n");
+  if (j.contains("stop") && !j["stop"].is_null()) {
+    const json& s = j["stop"];
+    if (s.is_string()) {
+      r.stop.push_back(s.get<std::string>());
+    } else if (s.is_array() && s.size() <= 4) {
+      for (const auto& e : s) {
+        if (!e.is_string()) throw BadRequest("'stop' entries must be strings", "stop");
+        r.stop.push_back(e.get<std::string>());
+      }
+    } else {
+      throw BadRequest("'stop' must be a string or an array of at most 4 strings", "stop");
+    }
+    for (const auto& s1 : r.stop)
+      if (s1.empty()) throw BadRequest("'stop' strings must not be empty", "stop");
+  }
+  r.stream = Bool(j, "stream");
+  if (j.contains("stream_options") && !j["stream_options"].is_null()) {
+    if (!j["stream_options"].is_object())
+      throw BadRequest("'stream_options' must be an object", "stream_options");
+    r.include_usage = Bool(j["stream_options"], "include_usage");
+  }
+  r.ignore_eos = Bool(j, "ignore_eos");
+  r.return_token_ids = Bool(j, "return_token_ids");
+}
+
+}  // namespace
+
+GenerationRequest ParseCompletionRequest(const std::string& body, const ParseContext& ctx) {
+  const json j = ParseBody(body);
+  GenerationRequest r;
+  if (!j.contains("prompt")) throw BadRequest("'prompt' is required", "prompt");
+  const json& p = j["prompt"];
+  if (p.is_string()) {
+    r.prompt_ids = ctx.tokenizer->EncodeForModel(p.get<std::string>());
+  } else if (p.is_array() && !p.empty() && p[0].is_number_integer()) {
+    // Token ids, taken as they are (no BOS added).
+    const int64_t vocab = ctx.tokenizer->vocab_size();
+    for (const auto& e : p) {
+      if (!e.is_number_integer() || e.get<int64_t>() < 0 || e.get<int64_t>() >= vocab)
+        throw BadRequest(
+            "'prompt' token ids must be integers in [0, " + std::to_string(vocab) + ")", "prompt");
+      r.prompt_ids.push_back(e.get<int32_t>());
+    }
+  } else if (p.is_array() && p.size() == 1 && p[0].is_string()) {
+    r.prompt_ids = ctx.tokenizer->EncodeForModel(p[0].get<std::string>());
+  } else {
+    throw BadRequest(
+        "'prompt' must be a string, an array of token ids, or an array of one string (one "
+        "prompt per request)",
+        "prompt");
+  }
+  ParseCommon(j, ctx, false, r);
+  return r;
+}
+
+GenerationRequest ParseChatRequest(const std::string& body, const ParseContext& ctx) {
+  const json j = ParseBody(body);
+  if (!j.contains("messages") || !j["messages"].is_array())
+    throw BadRequest("'messages' is required: an array of {\"role\", \"content\"}", "messages");
+  std::vector<ChatMessage> msgs;
+  for (size_t i = 0; i < j["messages"].size(); ++i) {
+    const json& m = j["messages"][i];
+    const std::string where = "messages[" + std::to_string(i) + "]";
+    if (!m.is_object() || !m.contains("role") || !m["role"].is_string())
+      throw BadRequest(where + " must be an object with a string 'role'", "messages");
+    ChatMessage cm{m["role"].get<std::string>(), ""};
+    const json c = m.value("content", json());
+    if (c.is_string()) {
+      cm.content = c.get<std::string>();
+    } else if (c.is_array()) {  // content parts: text only
+      for (const auto& part : c) {
+        if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") ||
+            !part["text"].is_string())
+          throw BadRequest(where + ".content parts must be {\"type\": \"text\", \"text\": ...}",
+                           "messages");
+        cm.content += part["text"].get<std::string>();
+      }
+    } else {
+      throw BadRequest(where + ".content must be a string or an array of text parts", "messages");
+    }
+    msgs.push_back(std::move(cm));
+  }
+  GenerationRequest r;
+  std::string prompt;
+  try {
+    prompt = RenderChat(ctx.chat_template, msgs);
+  } catch (const Error& e) {
+    throw BadRequest(e.what(), "messages");
+  }
+  r.prompt_ids = ctx.tokenizer->EncodeForModel(prompt);
+  ParseCommon(j, ctx, true, r);
+  if (const std::string end = ChatTurnEnd(ctx.chat_template); !end.empty()) r.stop.push_back(end);
+  return r;
+}
+
+}  // namespace ps::serve

@@ -1,0 +1,51 @@
+// OpenAI request bodies (/v1/completions, /v1/chat/completions) -> what the scheduler runs.
+// Every problem is a BadRequest naming the field and what is allowed (HTTP 400).
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "worker/serve/chat_template.h"
+#include "worker/serve/sampler.h"
+#include "worker/tokenizers/tokenizer.h"
+
+namespace ps::serve {
+
+class BadRequest : public Error {
+ public:
+  BadRequest(const std::string& message, std::string param)
+      : Error(message), param_(std::move(param)) {}
+  const std::string& param() const { return param_; }
+
+ private:
+  std::string param_;
+};
+
+struct GenerationRequest {
+  bool chat = false;
+  std::vector<int32_t> prompt_ids;  // BOS included when the tokenizer asks for it
+  int64_t max_tokens = 16;
+  SamplingParams sampling;
+  std::optional<uint64_t> seed;
+  std::vector<std::string> stop;  // the request's, plus the chat template's turn end
+  bool ignore_eos = false;        // extension: keep going past EOS (benchmarks)
+  bool stream = false;
+  bool include_usage = false;     // stream_options.include_usage
+  bool return_token_ids = false;  // extension: choices[].token_ids
+};
+
+struct ParseContext {
+  const Tokenizer* tokenizer = nullptr;
+  ChatTemplate chat_template = ChatTemplate::kPlain;
+  int64_t max_len = 2048;  // context positions per request
+};
+
+// `body` is the raw HTTP body. Throws BadRequest.
+GenerationRequest ParseCompletionRequest(const std::string& body, const ParseContext& ctx);
+GenerationRequest ParseChatRequest(const std::string& body, const ParseContext& ctx);
+
+}  // namespace ps::serve

@@ -1,0 +1,186 @@
+#include "worker/serve/scheduler.h"
+
+#include <random>
+
+#include "worker/serve/incremental_text.h"
+#include "worker/serve/sampler.h"
+
+namespace ps::serve {
+
+using Clock = std::chrono::steady_clock;
+
+void RequestStream::Push(StreamEvent e) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    events_.push_back(std::move(e));
+  }
+  cv_.notify_all();
+}
+
+std::optional<StreamEvent> RequestStream::Next(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (finished_) return std::nullopt;
+  if (!cv_.wait_for(lock, timeout, [&] { return !events_.empty(); })) return std::nullopt;
+  StreamEvent e = std::move(events_.front());
+  events_.pop_front();
+  if (e.done) finished_ = true;
+  return e;
+}
+
+struct Scheduler::Sequence {
+  GenerationRequest req;
+  std::shared_ptr<RequestStream> stream;
+  std::unique_ptr<IncrementalText> text;
+  std::mt19937_64 rng;
+  int slot = -1;
+  int32_t last = 0;  // the token to feed at the next decode step
+  int64_t generated = 0;
+  Clock::time_point submitted, last_token;
+};
+
+Scheduler::Scheduler(Engine& engine, const Tokenizer& tokenizer, ServeMetrics& metrics,
+                     const SchedulerOptions& options)
+    : engine_(engine), tok_(tokenizer), metrics_(metrics), options_(options) {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+Scheduler::~Scheduler() { Stop(); }
+
+void Scheduler::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stop_ && !thread_.joinable()) return;
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  for (auto& s : running_) Finish(*s, "error", "the server is shutting down");
+  running_.clear();
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& s : waiting_) Finish(*s, "error", "the server is shutting down");
+  waiting_.clear();
+}
+
+std::shared_ptr<RequestStream> Scheduler::Submit(GenerationRequest request) {
+  auto s = std::make_unique<Sequence>();
+  s->stream = std::make_shared<RequestStream>();
+  s->stream->prompt_tokens = static_cast<int64_t>(request.prompt_ids.size());
+  s->rng.seed(request.seed ? *request.seed : std::random_device{}());
+  s->req = std::move(request);
+  s->submitted = Clock::now();
+  auto stream = s->stream;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stop_ || static_cast<int64_t>(waiting_.size()) >= options_.max_waiting) return nullptr;
+    waiting_.push_back(std::move(s));
+  }
+  cv_.notify_all();
+  return stream;
+}
+
+void Scheduler::Finish(Sequence& s, const std::string& reason, const std::string& error) {
+  StreamEvent e;
+  e.text = s.text ? s.text->Flush() : "";
+  e.done = true;
+  e.finish_reason = reason;
+  e.error = error;
+  s.stream->completion_tokens = s.generated;
+  s.stream->Push(std::move(e));
+  if (s.slot >= 0) engine_.kv().Release(s.slot);
+  s.slot = -1;
+  metrics_.RequestLatency(std::chrono::duration<double>(Clock::now() - s.submitted).count());
+}
+
+bool Scheduler::Emit(Sequence& s, const torch::Tensor& logits) {
+  const int32_t id = SampleToken(logits, s.req.sampling, s.rng);
+  const auto now = Clock::now();
+  if (s.generated == 0) {
+    metrics_.TimeToFirstToken(std::chrono::duration<double>(now - s.submitted).count());
+  } else {
+    metrics_.InterTokenLatency(std::chrono::duration<double>(now - s.last_token).count());
+  }
+  s.last_token = now;
+  ++s.generated;
+  s.last = id;
+  metrics_.GenerationTokens(1);
+  const bool eos = !s.req.ignore_eos && tok_.eos_id() && id == *tok_.eos_id();
+  StreamEvent e;
+  e.token_ids = {id};
+  if (!eos) e.text = s.text->Add(id);
+  // The token just sampled goes into the cache at the next step: no room left means done.
+  const bool full = engine_.kv().length(s.slot) >= engine_.max_len();
+  if (eos || s.text->stopped()) {
+    s.stream->Push(std::move(e));
+    Finish(s, "stop");
+    return true;
+  }
+  if (s.generated >= s.req.max_tokens || full) {
+    s.stream->Push(std::move(e));
+    Finish(s, "length");
+    return true;
+  }
+  if (!e.text.empty() || s.req.return_token_ids) s.stream->Push(std::move(e));
+  return false;
+}
+
+void Scheduler::Loop() {
+  for (;;) {
+    std::vector<std::unique_ptr<Sequence>> admitted;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stop_ || !waiting_.empty() || !running_.empty(); });
+      if (stop_) return;
+      const int64_t free_slots = engine_.kv().slots() - static_cast<int64_t>(running_.size());
+      while (!waiting_.empty() && static_cast<int64_t>(admitted.size()) < free_slots) {
+        admitted.push_back(std::move(waiting_.front()));
+        waiting_.pop_front();
+      }
+    }
+    // New requests: prefill each (its first token comes from the prompt's logits).
+    for (auto& s : admitted) {
+      if (s->stream->cancelled()) {
+        Finish(*s, "error", "cancelled");
+        continue;
+      }
+      try {
+        s->slot = *engine_.kv().Acquire();  // free: admitted only up to the free slots
+        s->text = std::make_unique<IncrementalText>(tok_, s->req.prompt_ids, s->req.stop);
+        const auto t0 = Clock::now();
+        const torch::Tensor logits = engine_.Prefill(s->slot, s->req.prompt_ids);
+        metrics_.PrefillTime(std::chrono::duration<double>(Clock::now() - t0).count());
+        metrics_.PromptTokens(static_cast<int64_t>(s->req.prompt_ids.size()));
+        if (!Emit(*s, logits)) running_.push_back(std::move(s));
+      } catch (const std::exception& e) {
+        Finish(*s, "error", e.what());
+      }
+    }
+    // Drop requests whose client went away.
+    for (auto& s : running_)
+      if (s->stream->cancelled()) Finish(*s, "error", "cancelled");
+    std::erase_if(running_, [](const auto& s) { return s->slot < 0; });
+    if (!running_.empty()) {
+      std::vector<int> slots;
+      std::vector<int32_t> tokens;
+      for (const auto& s : running_) {
+        slots.push_back(s->slot);
+        tokens.push_back(s->last);
+      }
+      try {
+        const auto t0 = Clock::now();
+        const torch::Tensor logits = engine_.Decode(slots, tokens);
+        metrics_.DecodeStepTime(std::chrono::duration<double>(Clock::now() - t0).count());
+        metrics_.BatchSize(static_cast<int64_t>(slots.size()));
+        for (size_t i = 0; i < running_.size(); ++i)
+          Emit(*running_[i], logits[static_cast<int64_t>(i)]);
+      } catch (const std::exception& e) {
+        for (auto& s : running_) Finish(*s, "error", e.what());
+      }
+      std::erase_if(running_, [](const auto& s) { return s->slot < 0; });
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    metrics_.State(static_cast<int64_t>(running_.size()), static_cast<int64_t>(waiting_.size()),
+                   engine_.kv().used_tokens(), engine_.kv().capacity_tokens());
+  }
+}
+
+}  // namespace ps::serve
