@@ -15,16 +15,16 @@ namespace {
 
 constexpr size_t kListBytes = 4 << 20;  // a page stops growing here (the client limit is 64 MiB)
 
-// What a watch event carries: the job as it is now, minus what only GetJob needs.
+// What a watch event carries: the job as it is now, minus what only GetJob needs. The texts and
+// the history are swapped out, not cleared: a cleared string or repeated field keeps its memory,
+// and up to kActiveEvents of these are retained per job.
 pb::Job EventJob(const pb::Job& job) {
   pb::Job j = job;
-  j.clear_original_yaml();
-  j.clear_spec_yaml();
-  if (j.history_size() > 1) {
-    pb::StateTransition last = j.history(j.history_size() - 1);
-    j.clear_history();
-    *j.add_history() = std::move(last);
-  }
+  std::string().swap(*j.mutable_original_yaml());
+  std::string().swap(*j.mutable_spec_yaml());
+  google::protobuf::RepeatedPtrField<pb::StateTransition> last;
+  if (job.history_size() > 0) *last.Add() = job.history(job.history_size() - 1);
+  j.mutable_history()->Swap(&last);
   return j;
 }
 

@@ -18,6 +18,8 @@
 #include "server/job_store.h"
 #include "server/policy.h"
 #include "tests/testing/job_inputs.h"
+#include "tests/server/service_harness.h"
+#include "tests/testing/temp_dir.h"
 
 namespace ps {
 namespace {
@@ -69,7 +71,7 @@ class CoordinatorTest : public ::testing::Test {
             std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "_" +
             std::to_string(::getpid()));
     fs::remove_all(dir_);
-    testing::WriteCheckableInputs(dir_);
+    test::WriteJob(dir_, "model_only", "");  // the fake model and calibration text
     cfg_.data_dir = dir_ / "data";
     cfg_.max_jobs = 1;
     cfg_.heartbeat_timeout_s = 30;
@@ -77,10 +79,7 @@ class CoordinatorTest : public ::testing::Test {
     cfg_.retry = {10, 80};
     Restart();
   }
-  void TearDown() override {
-    c_.reset();
-    fs::remove_all(dir_);
-  }
+  void TearDown() override { c_.reset(); }
   // A new coordinator over the same store and clock: what a psd restart sees.
   void Restart() {
     c_.reset();
@@ -134,6 +133,7 @@ class CoordinatorTest : public ::testing::Test {
     return grpc::StatusCode::OK;
   }
 
+  ps::testing::TempDir tmp_{"coord"};
   fs::path dir_;
   CoordinatorConfig cfg_;
   MemoryJobStore store_;

@@ -18,7 +18,7 @@
 #include <thread>
 
 #include "common/file_util.h"
-#include "tests/server/service_harness.h"
+#include "tests/server/service_fixture.h"
 
 namespace ps::test {
 namespace {
@@ -41,27 +41,8 @@ double TimeOf(const json& t) {  // protobuf JSON timestamp "2026-01-01T00:00:00.
   return static_cast<double>(timegm(&tm)) + frac;
 }
 
-class FaultsTest : public ::testing::Test {
+class FaultsTest : public ServiceFixture {
  protected:
-  void SetUp() override {
-    dir_ = MakeTempDir(std::string("faults_") +
-                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
-  }
-  void TearDown() override {
-    psd_.reset();
-    if (!HasFailure()) fs::remove_all(dir_);
-  }
-  Psd& StartPsd(std::vector<std::string> extra = {}, fs::path data = {}) {
-    psd_ = std::make_unique<Psd>(data.empty() ? dir_ / "psd" : data, std::move(extra));
-    return *psd_;
-  }
-  std::string Submit(const fs::path& job, std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"submit", job.string()};
-    args.insert(args.end(), extra.begin(), extra.end());
-    CmdResult r = psd_->Ctl(args);
-    EXPECT_EQ(r.rc, 0) << r.err;
-    return r.out.substr(0, r.out.find('\n'));
-  }
   fs::path LongJob() {
     return WriteJob(dir_, "long",
                     "name: step_s=0.2\nmethod: {name: proxsparse, max_steps: 2000}\n");
@@ -76,8 +57,6 @@ class FaultsTest : public ::testing::Test {
     argv.insert(argv.end(), flags.begin(), flags.end());
     return ps::test::Run(argv, {}, timeout_s);
   }
-  fs::path dir_;
-  std::unique_ptr<Psd> psd_;
 };
 
 // #1: with the database locked, a submit is UNAVAILABLE (not "invalid") and creates nothing; a
@@ -103,18 +82,18 @@ TEST_F(FaultsTest, LockedStoreRefusesSubmitAndCancelWithoutChangingAnything) {
   EXPECT_EQ(psd.GetJob(id)["state"], "JOB_STATE_CANCELLED");
 }
 
-// #1: the data directory on a full filesystem (a 2 MB tmpfs).
+// #1: the data directory on a full filesystem (a small tmpfs, filled up).
 TEST_F(FaultsTest, FullFilesystemRefusesSubmitsAndRecoversWhenSpaceReturns) {
   fs::path mnt = dir_ / "tmpfs";
   fs::create_directories(mnt);
-  if (::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=2m") != 0)
+  if (::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=16m") != 0)
     GTEST_SKIP() << "cannot mount a tmpfs here (" << std::strerror(errno)
                  << "); the store double covers this in coordinator_test";
   struct Unmount {
     fs::path p;
     ~Unmount() { ::umount2(p.c_str(), MNT_DETACH); }
   } unmount{mnt};
-  Psd& psd = StartPsd({}, mnt / "psd");
+  Psd& psd = StartPsd({}, 0, mnt / "psd");
   std::string first = Submit(QuickJob());
   psd.WaitState(first, "JOB_STATE_SUCCEEDED", 30);
   {
@@ -129,7 +108,8 @@ TEST_F(FaultsTest, FullFilesystemRefusesSubmitsAndRecoversWhenSpaceReturns) {
   EXPECT_EQ(json::parse(psd.Ctl({"-o", "json", "list"}).out)["jobs"].size(), 1u);
   fs::remove(mnt / "filler");
   std::string second = Submit(QuickJob());
-  EXPECT_EQ(psd.WaitState(second, "JOB_STATE_SUCCEEDED", 30)["state"], "JOB_STATE_SUCCEEDED");
+  json j = psd.WaitState(second, "JOB_STATE_SUCCEEDED", 30);
+  EXPECT_EQ(j["state"], "JOB_STATE_SUCCEEDED") << j.dump() << Slurp(psd.log());
   psd_.reset();
 }
 
@@ -202,7 +182,7 @@ TEST_F(FaultsTest, BadFlagsExitTwoNamingTheFlag) {
 
 // #8: retries back off exponentially (with jitter of at most half) instead of relaunching at once.
 TEST_F(FaultsTest, RetriesBackOffExponentially) {
-  Psd& psd = StartPsd({"--retry-backoff", "1", "--max-attempts", "3"});
+  Psd& psd = StartPsd({"--max-attempts", "3"});  // the default backoff: 1 s, doubling
   fs::path job = WriteJob(dir_, "crash",
                           "name: crash_at=2,crash_always,step_s=0.01\n"
                           "method: {name: proxsparse, max_steps: 10}\n");
@@ -288,16 +268,33 @@ TEST_F(FaultsTest, SlowHttpClientsDoNotStarveHealthz) {
   for (int fd : slow) close(fd);
 }
 
-// #8: every job event and auth rejection is logged; --log-format json gives one object a line.
+// #8: every job event and auth rejection is logged.
 TEST_F(FaultsTest, JobEventsAndAuthRejectionsAreLogged) {
   WriteFileAtomic(dir_ / "token", "s3cret\n");
-  Psd& psd = StartPsd({"--token-file", (dir_ / "token").string(), "--log-format", "json"});
+  Psd& psd = StartPsd({"--token-file", (dir_ / "token").string()});
   psd.ctl_prefix = {"--token-file", (dir_ / "token").string()};
   std::string id = Submit(QuickJob());
   psd.WaitState(id, "JOB_STATE_SUCCEEDED", 30);
   psd.ctl_prefix.clear();
   EXPECT_EQ(psd.Ctl({"get", id}).rc, 6);
   std::this_thread::sleep_for(300ms);
+  std::string log = Slurp(psd.log());
+  EXPECT_NE(log.find("job.submitted job_id=" + id + " name=\"step_s=0.01\" state=QUEUED"),
+            std::string::npos)
+      << log;
+  for (const char* s : {"LAUNCHING", "RUNNING", "SUCCEEDED"})
+    EXPECT_NE(log.find("job.state job_id=" + id + " name=\"step_s=0.01\" state=" + s),
+              std::string::npos)
+        << s << " missing from:\n"
+        << log;
+  EXPECT_NE(log.find("auth.rejected method=JobService/GetJob"), std::string::npos) << log;
+}
+
+// #8: --log-format json writes one JSON object a line.
+TEST_F(FaultsTest, JsonLogsAreOneObjectPerLine) {
+  Psd& psd = StartPsd({"--log-format", "json"});
+  std::string id = Submit(QuickJob());
+  psd.WaitState(id, "JOB_STATE_SUCCEEDED", 30);
   std::string log = Slurp(psd.log());
   std::set<std::string> events, states;
   std::istringstream lines(log);
@@ -308,7 +305,7 @@ TEST_F(FaultsTest, JobEventsAndAuthRejectionsAreLogged) {
     events.insert(j.value("event", ""));
     if (j.value("job_id", "") == id && j.contains("state")) states.insert(j["state"]);
   }
-  for (const char* e : {"psd.started", "job.submitted", "job.state", "auth.rejected"})
+  for (const char* e : {"psd.started", "job.submitted", "job.state"})
     EXPECT_TRUE(events.count(e)) << e << " missing from:\n" << log;
   for (const char* s : {"QUEUED", "LAUNCHING", "RUNNING", "SUCCEEDED"})
     EXPECT_TRUE(states.count(s)) << s << " missing from:\n" << log;

@@ -21,7 +21,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-using testing::TempDir;
+using ps::testing::TempDir;
 
 std::string SampleText() {
   MetricsRegistry m;

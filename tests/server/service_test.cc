@@ -10,7 +10,7 @@
 #include <future>
 
 #include "common/file_util.h"
-#include "tests/server/service_harness.h"
+#include "tests/server/service_fixture.h"
 
 namespace ps::test {
 namespace {
@@ -18,35 +18,12 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-class ServiceTest : public ::testing::Test {
+class ServiceTest : public ServiceFixture {
  protected:
-  void SetUp() override {
-    dir_ = MakeTempDir(::testing::UnitTest::GetInstance()->current_test_info()->name());
-  }
-  void TearDown() override {
-    psd_.reset();
-    if (!HasFailure()) fs::remove_all(dir_);
-  }
-  Psd& StartPsd(std::vector<std::string> extra = {}, int port = 0) {
-    psd_ = std::make_unique<Psd>(dir_ / "psd", std::move(extra), port);
-    return *psd_;
-  }
-  // Submits and returns the job id.
-  std::string Submit(const fs::path& job, std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"submit", job.string()};
-    args.insert(args.end(), extra.begin(), extra.end());
-    CmdResult r = psd_->Ctl(args);
-    EXPECT_EQ(r.rc, 0) << r.err;
-    std::string id = r.out.substr(0, r.out.find('\n'));
-    EXPECT_EQ(id.size(), 7u) << r.out;
-    return id;
-  }
   static int64_t Int(const json& j, const char* k, int64_t def = 0) {
     if (!j.contains(k)) return def;
     return j[k].is_string() ? std::stoll(j[k].get<std::string>()) : j[k].get<int64_t>();
   }
-  fs::path dir_;
-  std::unique_ptr<Psd> psd_;
 };
 
 TEST_F(ServiceTest, JobRunsThroughEveryStateAndPublishesArtifacts) {

@@ -24,7 +24,7 @@ namespace {
 namespace fs = std::filesystem;
 namespace pb = proxsparse::v1;
 
-using testing::TempDir;
+using ps::testing::TempDir;
 
 void Sql(const fs::path& db, const std::string& sql, const std::string& blob = "") {
   sqlite3* h = nullptr;
