@@ -17,7 +17,6 @@
 #include "server/clock.h"
 #include "server/job_store.h"
 #include "server/policy.h"
-#include "tests/testing/job_inputs.h"
 #include "tests/server/service_harness.h"
 #include "tests/testing/temp_dir.h"
 
