@@ -7,7 +7,7 @@
 #   masked gradient update after it, and the masked update on top of SparseGPT. The table's "kept
 #   weights" column says which rows keep the original weights and which change them.
 # On the GPU machine:
-#   DATA=$PWD/.carry/data MAX_WINDOWS=0 SAMPLES=128 \
+#   DATA=/path/to/data MAX_WINDOWS=0 SAMPLES=128 \
 #     bash tools/quality-table.sh build-gpu/worker/tools/psworker /tmp/q cuda
 # On a CPU: tools/quality-table.sh build/worker/tools/psworker OUT_DIR cpu   (hours: full evals)
 # Runs whose OUT_DIR/NAME/report.json exists are skipped, so the same command run again after a

@@ -3,7 +3,7 @@
 # on the whole code-eval.txt, with the method times of this device.
 #
 #   bench/gpu/quality.sh DEPS_DIR DATA_DIR OUT_DIR
-#   e.g. bash bench/gpu/quality.sh .carry/deps .carry/data "$OUT"
+#   e.g. bash bench/gpu/quality.sh deps/ data/ out/   (deps/ from tools/make-device-deps.sh)
 #
 # DEPS_DIR: bundles of tools/make-device-deps.sh; DATA_DIR: codelm-19m, code-calib.jsonl.gz,
 # code-eval.txt. Builds psworker only (build-gpu/), then runs tools/quality-table.sh twice
