@@ -39,7 +39,11 @@ inline void WriteTinyModel(const std::filesystem::path& dir, int64_t layers = 2,
 class RecordingSink : public ProgressSink {
  public:
   explicit RecordingSink(int cancel_after = 0) : cancel_after_(cancel_after) {}
-  void Progress(const ProgressEvent& e) override { events.push_back(e); }
+  // Training steps in `events` (what the tests count and cancel after); evaluation progress
+  // (unit "windows") apart, so an evaluation's reports never shift the step counts.
+  void Progress(const ProgressEvent& e) override {
+    (e.unit == "windows" ? eval_events : events).push_back(e);
+  }
   void Log(std::string_view) override {}
   void Checkpoint(int64_t step, const std::filesystem::path&) override {
     checkpoints.push_back(step);
@@ -48,7 +52,7 @@ class RecordingSink : public ProgressSink {
   bool CancelRequested() override {
     return cancel_after_ > 0 && static_cast<int>(events.size()) >= cancel_after_;
   }
-  std::vector<ProgressEvent> events;
+  std::vector<ProgressEvent> events, eval_events;
   std::vector<int64_t> checkpoints;
 
  private:
