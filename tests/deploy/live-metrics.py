@@ -68,7 +68,7 @@ def main():
     proc = subprocess.Popen(
         [psd, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
          "--data-dir", str(work / "data"), "--launcher", "local", "--worker-bin", worker,
-         "--ready-file", str(ready)],
+         "--ready-file", str(ready), "--allowed-roots", str(pathlib.Path(data).resolve())],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         for _ in range(200):

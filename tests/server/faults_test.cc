@@ -93,7 +93,8 @@ TEST_F(FaultsTest, FullFilesystemRefusesSubmitsAndRecoversWhenSpaceReturns) {
     fs::path p;
     ~Unmount() { ::umount2(p.c_str(), MNT_DETACH); }
   } unmount{mnt};
-  Psd& psd = StartPsd({}, 0, mnt / "psd");
+  // The job inputs lie outside the tmpfs: allow them where they are.
+  Psd& psd = StartPsd({"--allowed-roots", dir_.string()}, 0, mnt / "psd");
   std::string first = Submit(QuickJob());
   psd.WaitState(first, "JOB_STATE_SUCCEEDED", 30);
   {

@@ -265,7 +265,7 @@ TEST_F(PsctlCliTest, HubModelIsFetchedIntoPsdsCache) {
   fs::create_directories(root / "acme" / "tiny");
   WriteFileAtomic(root / "acme/tiny/config.json",
                   R"({"hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4,
-                      "head_dim": 16})");
+                      "head_dim": 16, "num_hidden_layers": 2, "vocab_size": 256})");
   WriteFileAtomic(root / "acme/tiny/model.safetensors", std::string(4096, 'w'));
   pid_t hub = Spawn(
       {"/usr/bin/env", "python3", std::string(PS_SOURCE_DIR) + "/tests/worker/tools/fake_hub.py",
