@@ -2,6 +2,8 @@
 
 #include <sys/socket.h>
 
+#include <chrono>
+
 #include "common/error.h"
 
 namespace ps {
@@ -58,15 +60,23 @@ std::string HttpEndpoints::Start() {
   if (port < 0)
     throw Error("cannot serve metrics on " + opts_.listen +
                 " (in use? pick another --metrics-listen, or '' to turn it off)");
-  thread_ = std::thread([this] { server_.listen_after_bind(); });
+  served_ = false;
+  thread_ = std::thread([this] {
+    server_.listen_after_bind();
+    served_ = true;
+  });
   return host + ":" + std::to_string(port);
 }
 
 void HttpEndpoints::Stop() {
-  if (thread_.joinable()) {
+  if (!thread_.joinable()) return;
+  // httplib's stop() does nothing until the listening thread has marked itself running, so a Stop
+  // right after Start could miss it and the join would wait for ever: stop until it has returned.
+  while (!served_) {
     server_.stop();
-    thread_.join();
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
+  thread_.join();
 }
 
 }  // namespace ps

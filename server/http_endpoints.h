@@ -6,6 +6,7 @@
 
 #include <httplib.h>
 
+#include <atomic>
 #include <functional>
 #include <string>
 #include <thread>
@@ -33,6 +34,7 @@ class HttpEndpoints {
   HttpOptions opts_;
   httplib::Server server_;
   std::thread thread_;
+  std::atomic<bool> served_{false};  // listen_after_bind returned
 };
 
 // "HOST:PORT" -> (host, port); throws ps::Error naming `flag` for a missing or bad port
