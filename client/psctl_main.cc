@@ -18,6 +18,7 @@
 #include "client/psctl_completion.h"
 #include "client/psctl_format.h"
 #include "common/bounded_read.h"
+#include "common/edit_distance.h"
 #include "common/error.h"
 #include "common/file_util.h"
 #include "common/job_spec.h"
@@ -233,22 +234,6 @@ int Watch(Client& c, const std::string& id) {
   return ExitForState(last.state());
 }
 
-// Edit distance, for "did you mean" on a mistyped verb.
-size_t Distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diag = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diag = up;
-    }
-  }
-  return row[b.size()];
-}
-
 // The verb of a command line, skipping global options and their values; "" when there is none.
 std::string FindVerb(const CLI::App& app, int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
@@ -274,7 +259,7 @@ bool CheckVerb(const CLI::App& app, const std::string& verb) {
   size_t best_d = std::string::npos;
   for (const CLI::App* sub : app.get_subcommands({})) {
     const std::string& name = sub->get_name();
-    size_t d = Distance(verb, name);
+    size_t d = EditDistance(verb, name);
     if (name.rfind(verb, 0) == 0) d = std::min<size_t>(d, 1);  // a prefix: "wat" -> watch
     if (d < best_d) best_d = d, best = name;
   }

@@ -202,19 +202,24 @@ JobSpec Coordinator::ValidateSubmission(const pb::SubmitJobRequest& req) const {
   return spec;
 }
 
-pb::Job Coordinator::NewJobRecord(const JobSpec& spec, const pb::SubmitJobRequest& req) {
+pb::Job Coordinator::JobFromSubmission(const JobSpec& spec, const pb::SubmitJobRequest& req) const {
   pb::Job job;
-  job.set_id(store_.NextId());
   job.set_name(spec.name);
-  job.set_state(pb::JOB_STATE_QUEUED);
   *job.mutable_spec() = JobSpecToProto(spec);
   job.set_spec_yaml(JobSpecToYaml(spec));
   job.set_original_yaml(req.yaml());
   job.set_spec_hash(JobSpecHash(spec));
   job.set_max_attempts(req.max_attempts() > 0 ? req.max_attempts() : cfg_.max_attempts);
   job.set_launcher(launcher_->Name());
-  *job.mutable_create_time() = clock_.WallNow();
   job.set_checkpoint_step(-1);
+  return job;
+}
+
+pb::Job Coordinator::NewJobRecord(const JobSpec& spec, const pb::SubmitJobRequest& req) {
+  pb::Job job = JobFromSubmission(spec, req);
+  job.set_id(store_.NextId());
+  job.set_state(pb::JOB_STATE_QUEUED);
+  *job.mutable_create_time() = clock_.WallNow();
   job.set_job_dir(JobDir(job.id()).string());
   job.set_output_dir(OutputDir(job.id()).string());
   pb::StateTransition* t = job.add_history();
@@ -228,15 +233,7 @@ pb::Job Coordinator::NewJobRecord(const JobSpec& spec, const pb::SubmitJobReques
 pb::Job Coordinator::Submit(const pb::SubmitJobRequest& req) {
   JobSpec spec = ValidateSubmission(req);
   if (req.dry_run()) {  // valid: the job as it would be queued, without an id; nothing stored
-    pb::Job job;
-    job.set_name(spec.name);
-    *job.mutable_spec() = JobSpecToProto(spec);
-    job.set_spec_yaml(JobSpecToYaml(spec));
-    job.set_original_yaml(req.yaml());
-    job.set_spec_hash(JobSpecHash(spec));
-    job.set_max_attempts(req.max_attempts() > 0 ? req.max_attempts() : cfg_.max_attempts);
-    job.set_launcher(launcher_->Name());
-    job.set_checkpoint_step(-1);
+    pb::Job job = JobFromSubmission(spec, req);
     job.set_message("dry run: valid, not submitted");
     return job;
   }

@@ -28,8 +28,8 @@
 #include "server/launcher.h"
 #include "server/metrics.h"
 #include "server/policy.h"
-#include "server/worker_supervisor.h"
 #include "server/submit_checks.h"
+#include "server/worker_supervisor.h"
 
 namespace ps {
 
@@ -54,7 +54,7 @@ struct CoordinatorConfig {
   double tick_s = 0.2;
   RetryPolicy retry;
   double retain_finished_s = 0;  // finished jobs older than this are deleted; 0: kept
-  SubmitLimits submit_limits;  // allowed input roots, ranks and memory (server/submit_checks.h)
+  SubmitLimits submit_limits;    // allowed input roots, ranks and memory (server/submit_checks.h)
 };
 
 class Coordinator {
@@ -123,6 +123,9 @@ class Coordinator {
   void FailAttemptIn(proxsparse::v1::Job& j, JobRuntime& rt, const std::string& reason, bool retry);
   void Succeed(const std::string& id, int attempt, const std::string& message);
   JobSpec ValidateSubmission(const proxsparse::v1::SubmitJobRequest& req) const;
+  // The job as submitted (spec, texts, hash, attempts, launcher); no id, time or directories.
+  proxsparse::v1::Job JobFromSubmission(const JobSpec& spec,
+                                        const proxsparse::v1::SubmitJobRequest& req) const;
   proxsparse::v1::Job NewJobRecord(const JobSpec& spec,
                                    const proxsparse::v1::SubmitJobRequest& req);
   LaunchRequest MakeLaunchRequest(const proxsparse::v1::Job& job) const;

@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "common/edit_distance.h"
 #include "common/error.h"
 #include "worker/tools/command.h"
 
@@ -13,25 +14,6 @@ std::map<std::string, Command>& Commands() {
   return commands;
 }
 }  // namespace ps
-
-namespace {
-
-size_t Distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diag = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diag = up;
-    }
-  }
-  return row[b.size()];
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"pstool: offline tools for ProxSparse models (pstool COMMAND --help for options)"};
@@ -58,7 +40,7 @@ int main(int argc, char** argv) {
     std::string best;
     size_t best_d = std::string::npos;
     for (const auto& [name, c] : ps::Commands())
-      if (size_t d = Distance(argv[1], name); d < best_d) best_d = d, best = name;
+      if (size_t d = ps::EditDistance(argv[1], name); d < best_d) best_d = d, best = name;
     std::cerr << "pstool: unknown command \"" << argv[1] << "\"";
     if (best_d <= 2) std::cerr << "; did you mean \"" << best << "\"?";
     std::cerr << "\nRun 'pstool --help' for the commands.\n";
