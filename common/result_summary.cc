@@ -36,25 +36,21 @@ ResultSummary SummarizeReport(const json& r) {
   if (!r.is_object()) return s;
   s.method = r.value("method", "");
   s.pattern = r.value("pattern", "");
-  // Texts in the order of the dense evaluation (the job file's order); nlohmann's objects are
-  // sorted by key, which is the order they are shown in.
   // report["final"] names the stage whose weights were published; older reports without it had
-  // the masked update as the only stage that changed weights.
+  // the masked update as the only stage that changed weights. Unset: the original weights.
+  const json* published_eval = nullptr;
   if (r.contains("final") && r.at("final").is_object() && r.at("final").contains("eval")) {
     const std::string stage = r.at("final").value("stage", "pruned");
     if (stage == "reconstruction") s.published_label = "reconstructed";
     if (stage == "masked_update") s.published_label = "masked update";
+    if (!s.published_label.empty()) published_eval = &r.at("final").at("eval");
   } else if (r.contains("masked_update") && r.at("masked_update").is_object() &&
              r.at("masked_update").contains("eval")) {
     s.published_label = "masked update";
-  }
-  const json* published_eval = nullptr;
-  if (s.published_label.empty()) {
-  } else if (r.contains("final") && r.at("final").contains("eval")) {
-    published_eval = &r.at("final").at("eval");
-  } else {
     published_eval = &r.at("masked_update").at("eval");
   }
+  // Texts in the order of the dense evaluation (the job file's order); nlohmann's objects are
+  // sorted by key, which is the order they are shown in.
   std::vector<std::string> names;
   for (const char* key : {"dense", "pruned"})
     if (r.contains(key) && r.at(key).is_object())
