@@ -15,10 +15,10 @@ deps=${1:?usage: bench/gpu/prox.sh DEPS_DIR DATA_DIR OUT_DIR}
 out=${3:?usage: bench/gpu/prox.sh DEPS_DIR DATA_DIR OUT_DIR}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 mkdir -p "$out"
-log() { echo "[$(date +%T)] $*" | tee -a "$out/steps.log"; }
+# shellcheck source=bench/gpu/steps.sh
+source "$(dirname "$0")/steps.sh"
 b=$root/build-gpu
 steps=${STEPS:-check bench step}
-status=0
 
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=csv,noheader \
   | tee "$out/gpu.txt"
@@ -31,16 +31,6 @@ if ! PS_TARGETS="prox_cuda_check prox_bench train_step_bench" \
   grep -B2 -A12 -E "error" "$out/build.log" | head -60
   exit 1
 fi
-
-run() {  # run NAME SECONDS CMD...
-  local name=$1 t=$2
-  shift 2
-  log "$name: $*"
-  timeout "$t" "$@" >"$out/$name.log" 2>&1
-  local rc=$?
-  log "$name: exit $rc"
-  [[ $rc -eq 0 ]] || status=1
-}
 
 for step in $steps; do
   case $step in

@@ -23,8 +23,8 @@ dtypes=${4:-bf16 fp16}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 mkdir -p "$out"
 b=$root/build-gpu
-status=0
-log() { echo "[$(date +%T)] $*" | tee -a "$out/steps.log"; }
+# shellcheck source=bench/gpu/steps.sh
+source "$(dirname "$0")/steps.sh"
 
 log "setup + build (psserve sparse_bench sparse_check)"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"

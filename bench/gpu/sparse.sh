@@ -30,7 +30,8 @@ out=${3:?usage: sparse.sh DEPS_DIR DATA_DIR OUT_DIR [STEPS]}
 steps=${4:-check linear prune e2e7b fp16}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 mkdir -p "$out"
-log() { echo "[$(date +%T)] $*" | tee -a "$out/steps.log"; }
+# shellcheck source=bench/gpu/steps.sh
+source "$(dirname "$0")/steps.sh"
 b=$root/build-gpu
 
 log "setup"
@@ -64,19 +65,6 @@ if ((${#targets[@]})); then
     { log "build FAILED (some targets)"; grep -B2 -A12 -E "error" "$out/build.log" | head -80; }
   log "built"
 fi
-
-status=0
-run() {  # run NAME TIMEOUT CMD...: output to OUT_DIR/NAME.log, a summary line to steps.log
-  local name=$1 t=$2
-  shift 2
-  log "$name: $*"
-  timeout "$t" "$@" >"$out/$name.log" 2>&1
-  local rc=$?
-  log "$name: exit $rc"
-  tail -3 "$out/$name.log"
-  ((rc == 0)) || status=1
-  return 0
-}
 
 for step in $steps; do
   case $step in
