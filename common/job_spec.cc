@@ -304,7 +304,9 @@ JobSpec ParseRoot(const YAML::Node& root, const ParseContext& ctx) {
     s.masked_update.lr = mu.Num("lr", s.masked_update.lr, 0, true);
     mu.Finish();
   }
-  s.reconstruct = r.Choice("reconstruct", s.reconstruct, {"none", "obs"});
+  s.reconstruct = r.Choice("reconstruct", s.reconstruct, {"none", "obs", "lsq"});
+  // `obs` on a method that already re-solves its kept weights would redo the same update; `lsq`
+  // re-solves them exactly on that method's mask (e.g. SparseGPT's mask, for comparing masks).
   if (s.reconstruct == "obs" && GetMethod(s.method.name).changes_weights) {
     YAML::Node n = r.Node("reconstruct");
     ctx.Fail("reconstruct",
@@ -547,7 +549,6 @@ YAML::Emitter& operator<<(YAML::Emitter& e, Shortest s) {
   }
   return e << YAML::DoublePrecision(p) << s.v;
 }
-
 
 template <class E>
 std::string Spelling(E value) {

@@ -121,7 +121,8 @@ struct JobSpec {
   MethodSpec method;
   MaskedUpdateSpec masked_update;
   // Re-solve the kept weights of the method's mask layer by layer with SparseGPT's OBS update, the
-  // mask held fixed (before any masked update): none | obs.
+  // mask held fixed (before any masked update): none | obs | lsq (the exact least-squares solve of
+  // the same layer objective on the mask, worker/methods/mask_lsq.h).
   std::string reconstruct = "none";
   CalibrationSpec calibration;
   EvaluationSpec evaluation;

@@ -283,11 +283,22 @@ TEST(JobSpec, ReconstructAndBaselinesKeys) {
   starts(
       "model: m\nmethod: {name: wanda}\ncalibration: {path: c}\n"
       "reconstruct: yes\n",
-      "reconstruct: 'yes' is not one of none | obs");
+      "reconstruct: 'yes' is not one of none | obs | lsq");
   starts(
       "model: m\nmethod: {name: sparsegpt}\ncalibration: {path: c}\n"
       "reconstruct: obs\n",
       "reconstruct: method sparsegpt already re-solves");
+  // lsq re-solves SparseGPT's mask exactly (a different update from SparseGPT's own).
+  EXPECT_EQ(ParseJobSpec("model: m\nmethod: {name: sparsegpt}\ncalibration: {path: c}\n"
+                         "reconstruct: lsq\n",
+                         "/d")
+                .reconstruct,
+            "lsq");
+  JobSpec lsq = ParseJobSpec(
+      "model: m\nmethod: {name: proxsparse}\ncalibration: {path: c}\nreconstruct: lsq\n", "/d");
+  EXPECT_EQ(lsq.reconstruct, "lsq");
+  EXPECT_TRUE(ParseJobSpec(JobSpecToYaml(lsq), "/x") == lsq);
+  EXPECT_NE(JobSpecHash(lsq), JobSpecHash(plain));
   starts("model: m\nmethod: {name: magnitude}\nreconstruct: obs\n",
          "calibration.path: missing (reconstruct: obs needs");
   starts("model: m\nmethod: {name: magnitude}\nevaluation: {baselines: [wanda]}\n",

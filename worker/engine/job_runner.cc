@@ -21,8 +21,8 @@
 #include "worker/engine/history.h"
 #include "worker/engine/method_runners.h"
 #include "worker/engine/pruned_model.h"
-#include "worker/engine/reconstruction.h"
 #include "worker/engine/publish_artifacts.h"
+#include "worker/engine/reconstruction.h"
 #include "worker/eval/perplexity.h"
 #include "worker/io/tensor_io.h"
 #include "worker/methods/nm_mask.h"
@@ -224,7 +224,9 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
     report["reconstruction"] = rec;
     weights_changed = true;
     final_stage = "reconstruction";
-    changes.push_back("OBS reconstruction on the " + method + " mask");
+    changes.clear();  // from W0: a method's own update (SparseGPT's) is replaced, not kept
+    changes.push_back(std::string(spec.reconstruct == "lsq" ? "least-squares" : "OBS") +
+                      " reconstruction on the " + method + " mask");
   }
   if (spec.masked_update.steps > 0) {
     json mu = RunMaskedUpdate(*model, spec, masks, samples, out, comm, progress);

@@ -25,6 +25,7 @@ nlohmann::json RunReconstruction(LlamaForCausalLM& model, const JobSpec& spec, c
   o.sparsegpt.blocksize = spec.method.blocksize;  // SparseGPT's defaults unless the job set them
   o.sparsegpt.percdamp = spec.method.percdamp;
   o.fixed_masks = &by_module;
+  o.fixed_masks_exact = spec.reconstruct == "lsq";
   if (comm.size() > 1) o.all_reduce_sum = [&comm](torch::Tensor& t) { comm.AllReduceSum(t); };
   o.on_layer_done = [&](int64_t layer, int64_t layers) {
     ProgressEvent e;
@@ -33,7 +34,8 @@ nlohmann::json RunReconstruction(LlamaForCausalLM& model, const JobSpec& spec, c
     e.stage = "reconstruct layer " + std::to_string(layer + 1) + "/" + std::to_string(layers);
     if (comm.rank() == 0) progress.Progress(e);
   };
-  progress.Log("reconstructing the kept weights on the fixed masks (OBS, layer by layer)");
+  progress.Log(std::string("reconstructing the kept weights on the fixed masks (") +
+               (o.fixed_masks_exact ? "exact least squares" : "OBS") + ", layer by layer)");
   torch::NoGradGuard no_grad;
   LayerwiseResult r = PruneLayerwise(model, RankSamples(samples, comm), o);
   // The driver returns the masks it was given; check anyway, the published masks rely on it.

@@ -2,7 +2,8 @@
 // has chosen its masks, SparseGPT's layer-by-layer OBS update runs with those masks held fixed
 // (PruneLayerwise with fixed_masks; docs/methods/reconstruction.md). The same calibration samples
 // and Hessians as SparseGPT would use, the same true-sequential rounds, the masks unchanged bit for
-// bit; only the kept weights are re-solved.
+// bit; only the kept weights are re-solved. `reconstruct: lsq` solves each linear's kept weights
+// exactly on its mask (MaskedLeastSquares) instead of SparseGPT's sequential OBS update.
 #pragma once
 
 #include <torch/types.h>

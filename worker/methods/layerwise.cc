@@ -5,6 +5,7 @@
 
 #include "common/error.h"
 #include "worker/methods/calib_stats.h"
+#include "worker/methods/mask_lsq.h"
 #include "worker/methods/nm_mask.h"
 #include "worker/methods/one_shot.h"
 
@@ -223,9 +224,10 @@ LayerwiseResult PruneLayerwise(LlamaForCausalLM& model,
                 auto it = options.fixed_masks->find(l->path());
                 if (it == options.fixed_masks->end())
                   throw Error("reconstruction: no mask for " + l->path());
-                r = SparseGptReconstruct(l->weight, ks.hessian->Hessian(),
-                                         it->second.to(l->weight.device()), p, options.sparsegpt,
-                                         l->path());
+                const auto solve =
+                    options.fixed_masks_exact ? MaskedLeastSquares : SparseGptReconstruct;
+                r = solve(l->weight, ks.hessian->Hessian(), it->second.to(l->weight.device()), p,
+                          options.sparsegpt, l->path());
               } else {
                 r = SparseGptPrune(l->weight, ks.hessian->Hessian(), p, options.sparsegpt,
                                    l->path());

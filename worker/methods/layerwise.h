@@ -19,8 +19,9 @@
 // Reconstruction (`fixed_masks`, SparseGPT only): the same layer-by-layer SparseGPT pass with every
 // linear's mask given instead of chosen (SparseGptReconstruct): the same Hessians from the same
 // samples, the same true-sequential rounds, the kept weights re-solved, the masks returned as
-// given. The model must hold its dense weights on entry (the update compensates each pruned
-// weight's original value).
+// given; with `fixed_masks_exact` the same pass solves each linear's kept weights exactly
+// (MaskedLeastSquares) instead. The model must hold its dense weights on entry (the update
+// compensates each pruned weight's original value).
 //
 // Ranks: each rank passes its own share of the samples; `all_reduce_sum` (when set) is called on
 // every raw statistics tensor before pruning, the same number of times in the same order on every
@@ -65,6 +66,10 @@ struct LayerwiseOptions {
   // SparseGPT only: the mask of every target linear (bool [out, in], by HF module name), used as
   // is instead of SparseGPT's own selection. Null: SparseGPT chooses.
   const std::map<std::string, torch::Tensor>* fixed_masks = nullptr;
+  // With fixed_masks: each linear's kept weights from SparseGPT's sequential OBS update
+  // (SparseGptReconstruct, false) or from the exact least-squares solve on the mask
+  // (MaskedLeastSquares, mask_lsq.h; true). Same Hessians, rounds and damping either way.
+  bool fixed_masks_exact = false;
   // Called after each layer (layer index, number of layers) for progress reporting.
   std::function<void(int64_t, int64_t)> on_layer_done;
 };

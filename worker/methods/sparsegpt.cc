@@ -7,14 +7,10 @@
 
 namespace ps {
 
-namespace {
-
-// Shared preamble of both versions: checks, dead columns, damping. Returns (W, H) as clones in
-// `dtype`.
-std::pair<torch::Tensor, torch::Tensor> Prepare(const torch::Tensor& weight,
-                                                const torch::Tensor& hessian, NMPattern p,
-                                                double percdamp, torch::ScalarType dtype,
-                                                const std::string& what) {
+std::pair<torch::Tensor, torch::Tensor> SparseGptPrepare(const torch::Tensor& weight,
+                                                         const torch::Tensor& hessian, NMPattern p,
+                                                         double percdamp, torch::ScalarType dtype,
+                                                         const std::string& what) {
   CheckNMShape(weight, p, what);
   const int64_t cols = weight.size(1);
   if (hessian.dim() != 2 || hessian.size(0) != cols || hessian.size(1) != cols) {
@@ -35,10 +31,8 @@ std::pair<torch::Tensor, torch::Tensor> Prepare(const torch::Tensor& weight,
   return {W, H};
 }
 
-// A given mask must be a bool [out, in] with at most N kept per group: what reconstruction
-// promises to leave unchanged (and to publish).
-void CheckFixedMask(const torch::Tensor& mask, const torch::Tensor& weight, NMPattern p,
-                    const std::string& what) {
+void CheckFixedNMMask(const torch::Tensor& mask, const torch::Tensor& weight, NMPattern p,
+                      const std::string& what) {
   if (mask.scalar_type() != torch::kBool || mask.sizes() != weight.sizes()) {
     throw Error(what + ": the mask must be bool " + c10::str(weight.sizes()) + ", got " +
                 std::string(c10::toString(mask.scalar_type())) + " " + c10::str(mask.sizes()));
@@ -51,6 +45,8 @@ void CheckFixedMask(const torch::Tensor& mask, const torch::Tensor& weight, NMPa
   }
 }
 
+namespace {
+
 // The blocked, lazily updated solve (SparseGptPrune); with `fixed` (bool, true = kept) the
 // selection step takes the mask from it instead of choosing.
 SparseGptResult Solve(const torch::Tensor& weight, const torch::Tensor& hessian, NMPattern p,
@@ -60,9 +56,9 @@ SparseGptResult Solve(const torch::Tensor& weight, const torch::Tensor& hessian,
     throw Error(what + ": blocksize " + std::to_string(options.blocksize) +
                 " must be a positive multiple of M=" + std::to_string(p.m));
   }
-  auto [W, H] = Prepare(weight, hessian, p, options.percdamp, options.dtype, what);
+  auto [W, H] = SparseGptPrepare(weight, hessian, p, options.percdamp, options.dtype, what);
   const int64_t rows = W.size(0), cols = W.size(1);
-  if (fixed) CheckFixedMask(*fixed, W, p, what);
+  if (fixed) CheckFixedNMMask(*fixed, W, p, what);
 
   // U = upper Cholesky factor of H⁻¹ (cholesky, cholesky_inverse, cholesky upper: the reference's
   // three steps).
@@ -118,9 +114,10 @@ SparseGptResult Solve(const torch::Tensor& weight, const torch::Tensor& hessian,
 // Column by column in double (SparseGptPruneReference); with `fixed` no selection.
 SparseGptResult ReferenceSolve(const torch::Tensor& weight, const torch::Tensor& hessian,
                                NMPattern p, double percdamp, const torch::Tensor* fixed) {
-  auto [W, H] = Prepare(weight.cpu(), hessian.cpu(), p, percdamp, torch::kFloat64, "reference");
+  auto [W, H] =
+      SparseGptPrepare(weight.cpu(), hessian.cpu(), p, percdamp, torch::kFloat64, "reference");
   const int64_t rows = W.size(0), cols = W.size(1);
-  if (fixed) CheckFixedMask(*fixed, W, p, "reference");
+  if (fixed) CheckFixedNMMask(*fixed, W, p, "reference");
   auto pruned = fixed ? fixed->cpu().logical_not() : torch::zeros({rows, cols}, torch::kBool);
   double loss = 0.0;
   for (int64_t i = 0; i < cols; ++i) {

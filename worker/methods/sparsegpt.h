@@ -22,6 +22,7 @@
 #include <torch/types.h>
 
 #include <string>
+#include <utility>
 
 #include "common/nm_pattern.h"
 
@@ -54,6 +55,20 @@ SparseGptResult SparseGptReconstruct(const torch::Tensor& weight, const torch::T
                                      const torch::Tensor& mask, NMPattern p,
                                      const SparseGptOptions& options = {},
                                      const std::string& what = "reconstruct");
+
+// SparseGPT's preamble, shared with the exact fixed-mask solve (mask_lsq.h): checks the shapes,
+// NaN and percdamp (ps::Error naming `what`), then, on clones in `dtype`: dead columns
+// (H_jj = 0) get H_jj = 1 and W[:, j] = 0, and H gets percdamp · mean(diag H) on its diagonal.
+// Returns (W, damped H).
+std::pair<torch::Tensor, torch::Tensor> SparseGptPrepare(const torch::Tensor& weight,
+                                                         const torch::Tensor& hessian, NMPattern p,
+                                                         double percdamp, torch::ScalarType dtype,
+                                                         const std::string& what);
+
+// A given mask must be bool [out, in] like `weight` with at most N kept per group (ps::Error
+// naming `what` otherwise): what reconstruction promises to leave unchanged and publish.
+void CheckFixedNMMask(const torch::Tensor& mask, const torch::Tensor& weight, NMPattern p,
+                      const std::string& what);
 
 // The slow, obvious version (tests only): column by column in double, with the inverse Hessian of
 // the not-yet-processed columns F = {i, ..., in−1} computed afresh as inverse(H[F, F]) for every

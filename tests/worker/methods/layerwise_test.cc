@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "tests/worker/models/tiny_models.h"
+#include "worker/methods/mask_lsq.h"
 #include "worker/methods/nm_mask.h"
 #include "worker/methods/one_shot.h"
 #include "worker/methods/sparsegpt.h"
@@ -34,7 +35,8 @@ std::vector<std::vector<std::string>> RefRounds(int64_t layer, bool sequential) 
 // pruning already applied) capturing the raw inputs, then prune with the brute-force kernels.
 std::map<std::string, torch::Tensor> ReferencePrune(
     LlamaForCausalLM& model, const std::vector<std::vector<int32_t>>& samples, OneShotMethod method,
-    NMPattern p, bool sequential, const std::map<std::string, torch::Tensor>* fixed = nullptr) {
+    NMPattern p, bool sequential, const std::map<std::string, torch::Tensor>* fixed = nullptr,
+    bool exact = false) {
   torch::NoGradGuard no_grad;
   std::map<std::string, torch::Tensor> masks;
   for (int64_t i = 0; i < model.num_layers(); ++i) {
@@ -55,8 +57,9 @@ std::map<std::string, torch::Tensor> ReferencePrune(
           lin.ReplaceWeight(lin.weight * mask);
           masks[name] = mask;
         } else if (fixed) {
-          auto r = SparseGptReconstructReference(lin.weight, 2.0 * x.t().mm(x) / double(x.size(0)),
-                                                 fixed->at(name), p);
+          auto H = 2.0 * x.t().mm(x) / double(x.size(0));
+          auto r = exact ? MaskedLeastSquaresReference(lin.weight, H, fixed->at(name), p)
+                         : SparseGptReconstructReference(lin.weight, H, fixed->at(name), p);
           lin.ReplaceWeight(r.weight);
           masks[name] = r.mask;
         } else {
@@ -185,6 +188,36 @@ TEST(Layerwise, ReconstructionOnWandaAndMagnitudeMasksMatchesReference) {
       // The kept weights changed (not W0 ⊙ mask).
       EXPECT_FALSE(l->weight.equal(ApplyMask(orig->linear(name).weight, chosen.at(name)))) << name;
     }
+  }
+}
+
+// The exact least-squares reconstruction (reconstruct: lsq) in the same layer-by-layer pass
+// against the whole-model double reference built on MaskedLeastSquaresReference: same inputs
+// from the already reconstructed layers, masks back bit for bit, and a result that differs from
+// the OBS update's (it solves the same objective exactly).
+TEST(Layerwise, ExactReconstructionOnWandaMasksMatchesReference) {
+  auto samples = TinySamples(6, 10, 4);
+  auto chooser = TinyModel(5);
+  LayerwiseOptions c;
+  c.method = OneShotMethod::kWanda;
+  auto chosen = PruneLayerwise(*chooser, samples, c).masks;
+  auto fast = TinyModel(5), ref = TinyModel(5), obs = TinyModel(5);
+  LayerwiseOptions o;
+  o.method = OneShotMethod::kSparseGpt;
+  o.sparsegpt.dtype = torch::kFloat64;
+  o.fixed_masks = &chosen;
+  o.fixed_masks_exact = true;
+  auto r = PruneLayerwise(*fast, samples, o);
+  auto want = ReferencePrune(*ref, samples, OneShotMethod::kSparseGpt, k2of4, true, &chosen, true);
+  ExpectValidAndMatching(*fast, *ref, r.masks, want, k2of4, 1e-8);
+  o.fixed_masks_exact = false;
+  PruneLayerwise(*obs, samples, o);
+  for (const auto& l : fast->TargetLinears()) {
+    const auto& name = l->path();
+    EXPECT_TRUE(r.masks.at(name).equal(chosen.at(name))) << name;
+    EXPECT_EQ(l->weight.masked_select(chosen.at(name).logical_not()).abs().max().item<double>(),
+              0.0);
+    EXPECT_GT((l->weight - obs->linear(name).weight).abs().max().item<double>(), 1e-6) << name;
   }
 }
 
