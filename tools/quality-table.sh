@@ -2,10 +2,12 @@
 # Runs every method on the default model with the same calibration budget and the whole
 # evaluation text, then prints the quality table (docs/quality.md). One run gives all of it:
 #   dense, magnitude, Wanda, SparseGPT, the ProxSparse sweep, MaskLLM (SparseGPT prior, and the
-#   same with a Wanda prior); then, on the masks of magnitude, Wanda, MaskLLM and the best
-#   ProxSparse setting, the OBS reconstruction of the kept weights (reconstruct: obs) and the
-#   masked gradient update after it, and the masked update on top of SparseGPT. The table's "kept
-#   weights" column says which rows keep the original weights and which change them.
+#   same with a Wanda prior); then, on the masks of magnitude, Wanda, MaskLLM, the best
+#   ProxSparse setting and SparseGPT, the reconstruction of the kept weights (reconstruct: lsq, the
+#   exact least-squares solve on the mask; RECONSTRUCT_MODE=obs for SparseGPT's sequential OBS
+#   update) and the masked gradient update after it, and the masked update on top of SparseGPT.
+#   The table's "kept weights" column says which rows keep the original weights and which change
+#   them.
 # On the GPU machine:
 #   DATA=/path/to/data MAX_WINDOWS=0 SAMPLES=128 \
 #     bash tools/quality-table.sh build-gpu/worker/tools/psworker /tmp/q cuda
@@ -28,6 +30,9 @@
 #   MASKLLM_ARGS extra --set arguments for the MaskLLM run (default: configs/maskllm.yaml as is)
 #   RECONSTRUCT  1 (default): reconstruction + masked update rows; 0: the masked update on
 #                SparseGPT and on the best ProxSparse mask only
+#   RECONSTRUCT_MODE  lsq (default) or obs: the job's `reconstruct` value for those rows; with lsq
+#                also SparseGPT's own mask re-solved the same way (run sparsegpt-mask-rec), so
+#                every mask gets the same update
 #   SWEEP_AFTER_MASK 1: every ProxSparse run of the sweep gets the reconstruction / masked update
 #                rows itself (no rerun of the best; for a sweep of one setting); default 0
 #   EXTRAS       1 (default): also SparseGPT's mask on the frozen weights and MaskLLM with a Wanda
@@ -55,7 +60,9 @@ fi
 masked_update=(--set masked_update.steps=$mu_steps --set masked_update.lr=$mu_lr)
 # The rows after a mask: reconstruction, then the masked update (one job gives all three rows).
 after_mask=()
-if [ "${RECONSTRUCT:-1}" = 1 ]; then after_mask=(--set reconstruct=obs "${masked_update[@]}"); fi
+rec_mode=${RECONSTRUCT_MODE:-lsq}
+case $rec_mode in lsq | obs) ;; *) echo "RECONSTRUCT_MODE must be lsq or obs, not '$rec_mode'" >&2; exit 2 ;; esac
+if [ "${RECONSTRUCT:-1}" = 1 ]; then after_mask=(--set reconstruct=$rec_mode "${masked_update[@]}"); fi
 # The sweep's runs: the frozen-weight mask only (the best is rerun with after_mask below), or,
 # with SWEEP_AFTER_MASK=1 (for a sweep of one setting), every run with after_mask and no rerun.
 sweep_after=(--set reconstruct=none --set masked_update.steps=0 --set 'evaluation.baselines=[]')
@@ -77,6 +84,11 @@ run() {  # name config extra-args...  (the extra args are kept in NAME.args for 
 run magnitude magnitude.yaml "${after_mask[@]}"
 run wanda wanda.yaml "${after_mask[@]}"
 run sparsegpt sparsegpt.yaml "${masked_update[@]}"  # rows: SparseGPT, and + masked update
+if [ "${RECONSTRUCT:-1}" = 1 ] && [ "$rec_mode" = lsq ]; then
+  # SparseGPT's mask with its kept weights re-solved from W0 by the same least-squares update as
+  # the other masks (its own sequential update replaced): the masks compare on equal terms.
+  run sparsegpt-mask-rec sparsegpt.yaml --set reconstruct=lsq
+fi
 for epochs in ${EPOCHS:-1}; do
   for trainable in ${TRAINABLE:-targets}; do
     for l2 in ${LAMBDA2S:-0}; do

@@ -7,7 +7,8 @@
   quality_table.py --check OUT_DIR         exits 1 unless every report passed the on-disk check
 
 One job gives up to three rows, each on the same evaluation windows: the method's mask (report
-"pruned"), then, when the job ran them, "+ OBS reconstruction" (reconstruct: obs) and
+"pruned"), then, when the job ran them, "+ OBS reconstruction" (reconstruct: obs) or
+"+ least-squares reconstruction" (reconstruct: lsq) and
 "+ masked update" (masked_update.steps > 0; after the reconstruction when both ran). The "kept
 weights" column says which rows keep the original weights (W0 ⊙ mask, bit for bit) and which
 change them (SparseGPT's own update, the reconstruction, the masked update). A run named "*-rec"
@@ -105,7 +106,11 @@ def load(root):
                              r.get("baseline_method_seconds", {}).get(base, 0.0), "baseline"))
         rec = r.get("reconstruction")
         if rec:
-            label += " + OBS reconstruction"
+            how = {"lsq": "least-squares reconstruction"}.get(rec.get("method"),
+                                                              "OBS reconstruction")
+            if r["method"] == "sparsegpt":  # its mask, re-solved from W0 (its update replaced)
+                label = "SparseGPT's mask"
+            label += " + " + how
             rows.append((name + " + rec" if not rerun else name, label, ppl_of(rec.get("eval")),
                          "changed (reconstruction)", checked["reconstruction"],
                          rec.get("seconds", 0.0),

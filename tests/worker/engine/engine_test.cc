@@ -180,6 +180,31 @@ TEST_F(EngineTest, ReconstructionKeepsTheMethodsMaskAndChangesKeptWeights) {
   }
 }
 
+// reconstruct: lsq (the exact solve on the fixed mask) keeps the mask bit for bit as obs does, on
+// a frozen-weight method's mask and on SparseGPT's own (whose update it replaces, from W0).
+TEST_F(EngineTest, LeastSquaresReconstructionKeepsTheMaskAlsoOnSparseGpt) {
+  auto comm = MakeLocalCommunicator();
+  for (const std::string method : {"wanda", "sparsegpt"}) {
+    const std::string yaml = "  name: " + method + "\n";
+    RecordingSink a, b;
+    auto plain = RunJob(Spec(yaml, method + "_plain"), {}, *comm, a);
+    auto rec = RunJob(Spec(yaml + "reconstruct: lsq\n", method + "_lsq"), {}, *comm, b);
+    EXPECT_TRUE(rec["validity"]["valid"].get<bool>()) << method << rec["validity"].dump();
+    EXPECT_TRUE(rec["validity"]["masks_file_matches_method"].get<bool>());
+    EXPECT_EQ(rec["validity"]["nonzero_outside_mask"].get<int64_t>(), 0);
+    EXPECT_EQ(rec["final"]["stage"], "reconstruction");
+    EXPECT_EQ(rec["final"]["weights"],
+              "changed: least-squares reconstruction on the " + method + " mask");
+    EXPECT_EQ(rec["reconstruction"]["method"], "lsq");
+    EXPECT_EQ(rec["pruned"]["eval.txt"]["perplexity"], plain["pruned"]["eval.txt"]["perplexity"]);
+    EXPECT_NE(rec["final"]["eval"]["eval.txt"]["perplexity"],
+              plain["pruned"]["eval.txt"]["perplexity"]);
+    auto mp = Masks(dir_ / (method + "_plain")), m = Masks(dir_ / (method + "_lsq"));
+    ASSERT_EQ(m.size(), mp.size());
+    for (const auto& [name, t] : mp) EXPECT_TRUE(torch::equal(t, m.at(name))) << method << name;
+  }
+}
+
 // evaluation.baselines: each baseline's perplexity is the one its own job gives on the same
 // windows, and running them does not change the job's own result.
 TEST_F(EngineTest, BaselinesMatchTheirOwnJobsAndLeaveTheMethodAlone) {
