@@ -9,8 +9,11 @@
 # code-eval.txt. Builds psworker only (build-gpu/), then runs tools/quality-table.sh twice
 # (SAMPLES=128, then 400), each under `timeout`: magnitude, Wanda, SparseGPT (+ masked update),
 # ProxSparse λ1 0.3 / lr 3e-3 (the best setting of the λ1/lr sweep in docs/quality.md), MaskLLM
-# (SparseGPT prior); then reconstruction and reconstruction + masked update on the masks of
-# magnitude, Wanda, MaskLLM and ProxSparse. OUT_DIR gets build.log, q128/ and q400/ (one directory
+# (SparseGPT prior); then the least-squares reconstruction (reconstruct: lsq, as
+# configs/default.yaml) and reconstruction + masked update on the masks of magnitude, Wanda,
+# MaskLLM and ProxSparse, and SparseGPT's own mask with the same reconstruction
+# (sparsegpt-mask-rec). RECONSTRUCT_MODE=obs gives SparseGPT's sequential update instead. OUT_DIR
+# gets build.log, q128/ and q400/ (one directory
 # and log per run), table-128.md, table-400.md and summary.txt. Runs already finished in OUT_DIR
 # are skipped, so the same command after a time limit carries on.
 # Exit status: non-zero if the build fails, a run fails or times out, or a published model fails
