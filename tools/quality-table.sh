@@ -62,7 +62,7 @@ masked_update=(--set masked_update.steps=$mu_steps --set masked_update.lr=$mu_lr
 after_mask=()
 rec_mode=${RECONSTRUCT_MODE:-lsq}
 case $rec_mode in lsq | obs) ;; *) echo "RECONSTRUCT_MODE must be lsq or obs, not '$rec_mode'" >&2; exit 2 ;; esac
-if [ "${RECONSTRUCT:-1}" = 1 ]; then after_mask=(--set reconstruct=$rec_mode "${masked_update[@]}"); fi
+if [ "${RECONSTRUCT:-1}" = 1 ]; then after_mask=(--set "reconstruct=$rec_mode" "${masked_update[@]}"); fi
 # The sweep's runs: the frozen-weight mask only (the best is rerun with after_mask below), or,
 # with SWEEP_AFTER_MASK=1 (for a sweep of one setting), every run with after_mask and no rerun.
 sweep_after=(--set reconstruct=none --set masked_update.steps=0 --set 'evaluation.baselines=[]')
