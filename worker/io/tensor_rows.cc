@@ -50,6 +50,10 @@ void CopyRowsReleasing(torch::Tensor& dst, const Checkpoint& ckpt, const std::st
   }
   // A fault maps more than the page it touches (fault-around, large page-cache folios), so pages
   // of the other rows of this tensor may be resident too: drop the whole tensor's.
+  ReleaseCheckpointPages(ckpt, name);
+}
+
+void ReleaseCheckpointPages(const Checkpoint& ckpt, const std::string& name) {
   ReleasePages(ckpt.Data(name), /*outward=*/true);
 }
 

@@ -20,6 +20,10 @@ namespace ps {
 void CopyRowsReleasing(torch::Tensor& dst, const Checkpoint& ckpt, const std::string& name,
                        int64_t first_row);
 
+// Drops the resident mapped pages of checkpoint tensor `name` (after reading it through a view):
+// they are clean file pages, reloaded from the file if touched again.
+void ReleaseCheckpointPages(const Checkpoint& ckpt, const std::string& name);
+
 // Rows [begin, begin + len) of `name` as a new tensor with `options`' dtype and device.
 torch::Tensor ReadRows(const Checkpoint& ckpt, const std::string& name, int64_t begin, int64_t len,
                        const torch::TensorOptions& options);
