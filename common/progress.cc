@@ -68,6 +68,7 @@ std::string FormatProgressLine(const ProgressEvent& e, int width, std::string_vi
   if (Known(e.loss)) out += " loss " + Fixed(e.loss, 4);
   if (Known(e.nm_ratio)) out += " " + std::string(pattern) + " " + Fixed(e.nm_ratio * 100, 1) + "%";
   if (e.mask_flips >= 0) out += " flips " + std::to_string(e.mask_flips);
+  if (e.prox_capped_groups > 0) out += " prox-capped " + std::to_string(e.prox_capped_groups);
   if (Known(e.tokens_per_s)) out += " tok/s " + Compact(e.tokens_per_s);
   if (Known(e.eta_s)) out += " ETA " + FormatDuration(e.eta_s);
   return out;
@@ -88,6 +89,7 @@ std::string ProgressEventToJson(const ProgressEvent& e) {
   put("mid_ratio", e.mid_ratio);
   put("dense_ratio", e.dense_ratio);
   if (e.mask_flips >= 0) j["mask_flips"] = e.mask_flips;
+  if (e.prox_capped_groups >= 0) j["prox_capped_groups"] = e.prox_capped_groups;
   put("lr", e.lr);
   put("tokens_per_s", e.tokens_per_s);
   put("eta_s", e.eta_s);
@@ -114,6 +116,7 @@ ProgressEvent ProgressEventFromJson(std::string_view text) {
     get("mid_ratio", e.mid_ratio);
     get("dense_ratio", e.dense_ratio);
     e.mask_flips = j.value("mask_flips", int64_t{-1});
+    e.prox_capped_groups = j.value("prox_capped_groups", int64_t{-1});
     get("lr", e.lr);
     get("tokens_per_s", e.tokens_per_s);
     get("eta_s", e.eta_s);

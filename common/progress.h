@@ -25,10 +25,11 @@ struct ProgressEvent {
   std::string stage;        // e.g. "train", "calibrate", "evaluate", "layer 3/12"
   std::string unit;         // what step counts ("windows" while evaluating); empty: "step"
   double loss = kUnknown;
-  double nm_ratio = kUnknown;     // fraction of target groups already N:M sparse
-  double mid_ratio = kUnknown;    // fraction with N+1 non-zeros (3 of 4 for 2:4)
-  double dense_ratio = kUnknown;  // fraction with more non-zeros than that
-  int64_t mask_flips = -1;        // top-N mask changes since the previous report
+  double nm_ratio = kUnknown;       // fraction of target groups already N:M sparse
+  double mid_ratio = kUnknown;      // fraction with N+1 non-zeros (3 of 4 for 2:4)
+  double dense_ratio = kUnknown;    // fraction with more non-zeros than that
+  int64_t mask_flips = -1;          // top-N mask changes since the previous report
+  int64_t prox_capped_groups = -1;  // prox groups stopped at the iteration cap so far (-1: no prox)
   double lr = kUnknown;
   double tokens_per_s = kUnknown;  // all ranks together
   double eta_s = kUnknown;

@@ -180,6 +180,7 @@ pb::ProgressEvent ProgressToProto(const ProgressEvent& e) {
   if (known(e.mid_ratio)) p.set_mid_ratio(e.mid_ratio);
   if (known(e.dense_ratio)) p.set_dense_ratio(e.dense_ratio);
   if (e.mask_flips >= 0) p.set_mask_flips(e.mask_flips);
+  if (e.prox_capped_groups >= 0) p.set_prox_capped_groups(e.prox_capped_groups);
   if (known(e.lr)) p.set_lr(e.lr);
   if (known(e.tokens_per_s)) p.set_tokens_per_s(e.tokens_per_s);
   if (known(e.eta_s)) p.set_eta_s(e.eta_s);
@@ -201,6 +202,7 @@ ProgressEvent ProgressFromProto(const pb::ProgressEvent& p) {
   if (p.has_mid_ratio()) e.mid_ratio = p.mid_ratio();
   if (p.has_dense_ratio()) e.dense_ratio = p.dense_ratio();
   if (p.has_mask_flips()) e.mask_flips = p.mask_flips();
+  if (p.has_prox_capped_groups()) e.prox_capped_groups = p.prox_capped_groups();
   if (p.has_lr()) e.lr = p.lr();
   if (p.has_tokens_per_s()) e.tokens_per_s = p.tokens_per_s();
   if (p.has_eta_s()) e.eta_s = p.eta_s();

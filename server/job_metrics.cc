@@ -23,6 +23,8 @@ void FillProgress(const std::string& id, const pb::Job& j, MetricsRegistry& m) {
   if (p.has_dense_ratio()) m.Set("proxsparse_job_dense_ratio", jm, p.dense_ratio());
   if (p.has_mask_flips())
     m.Set("proxsparse_job_mask_flips", jm, static_cast<double>(p.mask_flips()));
+  if (p.has_prox_capped_groups())
+    m.Set("proxsparse_job_prox_capped_groups", jm, static_cast<double>(p.prox_capped_groups()));
   if (p.has_lr()) m.Set("proxsparse_job_learning_rate", jm, p.lr());
   if (p.has_tokens_per_s()) m.Set("proxsparse_job_tokens_per_second", jm, p.tokens_per_s());
   if (p.has_eta_s()) m.Set("proxsparse_job_eta_seconds", jm, p.eta_s());
@@ -47,6 +49,7 @@ void FillJobMetrics(const JobManager& jobs, double now, double finished_metrics_
                                   "proxsparse_job_three_sparse_ratio",
                                   "proxsparse_job_dense_ratio",
                                   "proxsparse_job_mask_flips",
+                                  "proxsparse_job_prox_capped_groups",
                                   "proxsparse_job_learning_rate",
                                   "proxsparse_job_tokens_per_second",
                                   "proxsparse_job_eta_seconds",

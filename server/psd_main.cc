@@ -163,6 +163,8 @@ void DeclareMetrics(MetricsRegistry& m) {
             "fraction of groups with 3 non-zeros (2:4)");
   m.Declare("proxsparse_job_dense_ratio", T::kGauge, "fraction of dense groups");
   m.Declare("proxsparse_job_mask_flips", T::kGauge, "top-N mask changes since the previous report");
+  m.Declare("proxsparse_job_prox_capped_groups", T::kGauge,
+            "prox groups stopped at the iteration cap so far (0 when every prox is exact)");
   m.Declare("proxsparse_job_learning_rate", T::kGauge, "current learning rate");
   m.Declare("proxsparse_job_tokens_per_second", T::kGauge, "training throughput, all ranks");
   m.Declare("proxsparse_job_eta_seconds", T::kGauge, "estimated time to completion");

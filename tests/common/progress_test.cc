@@ -25,6 +25,7 @@ ProgressEvent Sample() {
   e.mid_ratio = 0.2;
   e.dense_ratio = 0.188;
   e.mask_flips = 17;
+  e.prox_capped_groups = 0;
   e.lr = 5e-5;
   e.tokens_per_s = 1834;
   e.eta_s = 192;
@@ -38,6 +39,9 @@ TEST(Progress, LineShowsWhatIsKnown) {
   std::string line = FormatProgressLine(Sample(), 10, "2:4");
   EXPECT_EQ(line,
             "step 120/400 [===>      ] 30% loss 2.3141 2:4 61.2% flips 17 tok/s 1.8k ETA 3m12s");
+  ProgressEvent capped = Sample();
+  capped.prox_capped_groups = 5;  // only a non-zero count is worth a user's attention
+  EXPECT_NE(FormatProgressLine(capped, 10, "2:4").find(" prox-capped 5 "), std::string::npos);
   ProgressEvent bare;
   bare.step = 3;
   EXPECT_EQ(FormatProgressLine(bare), "step 3");
@@ -55,12 +59,14 @@ TEST(Progress, JsonRoundTripKeepsUnknownsUnknown) {
   EXPECT_EQ(b.step, a.step);
   EXPECT_DOUBLE_EQ(b.loss, a.loss);
   EXPECT_EQ(b.mask_flips, 17);
+  EXPECT_EQ(b.prox_capped_groups, 0);
   EXPECT_EQ(b.phase_seconds, a.phase_seconds);
   EXPECT_EQ(b.gpu_mem_bytes, a.gpu_mem_bytes);
   ProgressEvent bare;
   ProgressEvent c = ProgressEventFromJson(ProgressEventToJson(bare));
   EXPECT_TRUE(std::isnan(c.loss));
   EXPECT_EQ(c.mask_flips, -1);
+  EXPECT_EQ(c.prox_capped_groups, -1);
   EXPECT_EQ(nlohmann::json::parse(ProgressEventToJson(bare)).count("loss"), 0u);
   EXPECT_THROW(ProgressEventFromJson("{bad"), Error);
 }

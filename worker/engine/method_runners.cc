@@ -140,13 +140,17 @@ std::vector<std::vector<int32_t>> EpochOrderedSamples(
 }
 
 json TrainSummary(const TrainResult& r, int ranks) {
-  return {{"steps", r.steps_done},
-          {"resumed_from", r.resumed_from},
-          {"final_loss", r.final_loss},
-          {"seconds", r.seconds},
-          {"tokens", r.tokens},
-          {"phase_seconds", r.phase_seconds},
-          {"ranks", ranks}};
+  json j = {{"steps", r.steps_done},
+            {"resumed_from", r.resumed_from},
+            {"final_loss", r.final_loss},
+            {"seconds", r.seconds},
+            {"tokens", r.tokens},
+            {"phase_seconds", r.phase_seconds},
+            {"ranks", ranks}};
+  // Since the run or its resume began; capped_groups is 0 when every prox was exact.
+  if (r.prox_capped_groups >= 0)
+    j["prox"] = {{"groups", r.prox_groups}, {"capped_groups", r.prox_capped_groups}};
+  return j;
 }
 
 std::vector<std::vector<int32_t>> RankSamples(const std::vector<std::vector<int32_t>>& samples,

@@ -33,9 +33,15 @@ void StepLogger::Record(int64_t step, const StepStats& s,
 }
 
 void StepLogger::Report(int64_t step, const StepStats& s, const MaskCounts& c) {
-  torch::Tensor counts = torch::tensor({c.groups, c.nm, c.mid, c.dense, c.flips}, torch::kInt64)
-                             .to(torch::kFloat64)
-                             .to(device_);
+  // The prox counters are -1 on a rank without prox (no owned target): counted as 0 there, and
+  // known when any rank has them.
+  const bool prox = c.prox_capped >= 0;
+  torch::Tensor counts =
+      torch::tensor({c.groups, c.nm, c.mid, c.dense, c.flips, std::max<int64_t>(c.prox_groups, 0),
+                     std::max<int64_t>(c.prox_capped, 0), int64_t{prox}},
+                    torch::kInt64)
+          .to(torch::kFloat64)
+          .to(device_);
   comm_.AllReduceSum(counts);
   counts = counts.cpu();
   auto at = [&](int i) { return counts[i].item<double>(); };
@@ -53,12 +59,23 @@ void StepLogger::Report(int64_t step, const StepStats& s, const MaskCounts& c) {
     e.dense_ratio = at(3) / at(0);
     e.mask_flips = static_cast<int64_t>(at(4));
   }
+  if (at(7) > 0) {
+    e.prox_capped_groups = static_cast<int64_t>(at(6));
+    result_.prox_groups = static_cast<int64_t>(at(5));
+    result_.prox_capped_groups = e.prox_capped_groups;
+  }
   e.tokens_per_s = static_cast<double>(result_.tokens) / std::max(elapsed, 1e-9);
   e.eta_s =
       elapsed / static_cast<double>(done) * static_cast<double>(options_.total_steps - step - 1);
   e.phase_seconds = s.phases;
   e.rank = comm_.rank();
   if (comm_.rank() != 0) return;
+  if (e.prox_capped_groups > reported_capped_) {
+    progress_.Log("warning: " + std::to_string(e.prox_capped_groups) +
+                  " prox groups stopped at the iteration cap so far (their weights are not the "
+                  "exact prox); please report this with the job file");
+    reported_capped_ = e.prox_capped_groups;
+  }
   progress_.Progress(e);
   if (history_)
     history_->Add({e.step, e.loss, e.lr, at(0) > 0 ? e.nm_ratio : 0, at(0) > 0 ? e.mid_ratio : 0,

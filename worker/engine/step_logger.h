@@ -50,6 +50,7 @@ class StepLogger {
   std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();
   std::unique_ptr<HistoryWriter> history_;
   TrainResult result_;
+  int64_t reported_capped_ = 0;  // capped prox groups already warned about
 };
 
 }  // namespace ps

@@ -113,6 +113,7 @@ TrainResult TrainLoop(LlamaForCausalLM& model, std::vector<TrainableTensor> para
   auto count_owned = [&] {
     MaskCounts c;
     ForEachOwned(*opt, [&](OwnedTensor& t) { hooks.Count(t, c); });
+    hooks.CountRun(c);
     return c;
   };
   double loss = 0;

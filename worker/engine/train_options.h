@@ -53,6 +53,8 @@ struct TrainResult {
   int64_t tokens = 0;
   bool interrupted = false;  // stopped by SIGTERM or cancellation after checkpointing
   std::map<std::string, double> phase_seconds;  // totals
+  int64_t prox_groups = -1;         // groups the prox solved, all ranks and steps (-1: no prox)
+  int64_t prox_capped_groups = -1;  // of those, stopped at the iteration cap (must be 0)
 };
 
 }  // namespace ps

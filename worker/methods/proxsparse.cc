@@ -56,6 +56,8 @@ void ProxSparseHooks::EndUpdates() {
   if (!prox_stats_.defined()) return;
   const prox::ProxStats st = prox::ReadStats(prox_stats_);
   prox_stats_ = torch::Tensor();
+  prox_groups_ += st.groups;
+  prox_capped_ += st.groups_unconverged;
   if (st.groups_nonfinite > 0)
     throw Error("prox: " + std::to_string(st.groups_nonfinite) + " of " +
                 std::to_string(st.groups) + " groups contain NaN or Inf (left unchanged)");
@@ -74,6 +76,11 @@ void ProxSparseHooks::Count(const OwnedTensor& t, MaskCounts& c) {
   torch::Tensor& last = last_mask_[t.index];
   if (last.defined()) c.flips += CountMaskFlips(mask, last) / 2;
   last = mask;
+}
+
+void ProxSparseHooks::CountRun(MaskCounts& c) const {
+  c.prox_groups = prox_groups_;
+  c.prox_capped = prox_capped_;
 }
 
 torch::Tensor ProxSparseHooks::FinalMask(const OwnedTensor& t) const {

@@ -49,6 +49,7 @@ class ProxSparseHooks : public TrainHooks {
   // tensor, so that the prox can run inside backward without stalling it).
   void EndUpdates() override;
   void Count(const OwnedTensor& t, MaskCounts& c) override;
+  void CountRun(MaskCounts& c) const override;
 
   bool is_target(size_t i) const { return is_target_[i]; }
   // The top-N mask of a target's learned weights (this rank's part of it).
@@ -62,6 +63,8 @@ class ProxSparseHooks : public TrainHooks {
   std::vector<torch::Tensor> last_mask_;  // per tensor, for mask flips
   std::optional<torch::Device> device_;   // where the owned tensors live (none owned: unset)
   torch::Tensor prox_stats_;  // this step's prox statistics (prox::NewStatsBuffer), on the device
+  int64_t prox_groups_ = 0;   // summed over this run's steps on this rank (EndUpdates)
+  int64_t prox_capped_ = 0;
 };
 
 }  // namespace ps

@@ -48,6 +48,10 @@ struct MaskCounts {
   int64_t mid = 0;    // N+1 .. M-1 non-zeros
   int64_t dense = 0;  // M non-zeros
   int64_t flips = 0;  // top-N mask changes since the previous log step
+  // The prox since the run (or its resume) began, summed over steps: groups solved, and those
+  // that stopped at the iteration cap (a point that is not the prox; must stay 0). -1: no prox.
+  int64_t prox_groups = -1;
+  int64_t prox_capped = -1;
 };
 
 // A training method's part of each step. Everything but BeforeStep, ExtraLoss and the checkpoint
@@ -76,6 +80,8 @@ class TrainHooks {
   virtual bool SupportsTensorUpdates() const { return true; }
   // Adds this tensor's mask statistics to `c` (log steps only).
   virtual void Count(const OwnedTensor& t, MaskCounts& c) {}
+  // Once per log step on every rank, after Count: run-wide counters of this rank.
+  virtual void CountRun(MaskCounts& c) const {}
   // Extra tensors this rank's checkpoint shard must carry (and get back on resume).
   virtual std::vector<std::pair<std::string, torch::Tensor>> CheckpointState() { return {}; }
   virtual void LoadCheckpointState(const std::map<std::string, torch::Tensor>& state) {}

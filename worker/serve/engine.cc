@@ -8,6 +8,7 @@
 #include "common/error.h"
 #include "worker/models/attention.h"
 #include "worker/models/rope.h"
+#include "worker/serve/decode_graphs.h"
 
 namespace ps::serve {
 
@@ -15,17 +16,74 @@ namespace {
 torch::TensorOptions OptionsOf(const LlamaForCausalLM& m) {
   return torch::dtype(m.dtype()).device(m.device());
 }
+
+EngineOptions Checked(EngineOptions o, const LlamaForCausalLM& m) {
+  if (o.cuda_graphs) {
+    if (!m.device().is_cuda())
+      throw Error("CUDA graphs need the model on a CUDA device (it is on " + m.device().str() +
+                  "); turn them off (--cuda-graphs off) or serve on cuda");
+    o.fixed_shapes = true;
+  }
+  if (o.fixed_shapes && o.exact_attention)
+    throw Error("fixed-shape decode (CUDA graphs) needs batched attention (--attention batched)");
+  return o;
+}
+
+// softmax(q kᵀ/√d + mask) v with `allowed` [n, 1, 1, len] (broadcast over heads).
+torch::Tensor MaskedAttention(const torch::Tensor& q, const torch::Tensor& k,
+                              const torch::Tensor& v, const torch::Tensor& allowed) {
+#if TORCH_VERSION_MAJOR >= 2
+  return at::scaled_dot_product_attention(q, k, v, allowed);
+#else
+  const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(3)));
+  auto scores =
+      torch::matmul(q.to(torch::kFloat32), k.to(torch::kFloat32).transpose(-2, -1)) * scale;
+  scores = scores.masked_fill(allowed.logical_not(), -std::numeric_limits<float>::infinity());
+  return torch::matmul(torch::softmax(scores, -1).to(q.scalar_type()), v);
+#endif
+}
+
+// Grouped-query attention: each key/value head serves q-heads / kv-heads query heads.
+void RepeatKv(torch::Tensor& k, torch::Tensor& v, int64_t q_heads) {
+  const int64_t groups = q_heads / k.size(1);
+  if (groups > 1) {
+    k = k.repeat_interleave(groups, 1);
+    v = v.repeat_interleave(groups, 1);
+  }
+}
 }  // namespace
 
 Engine::Engine(std::shared_ptr<LlamaForCausalLM> model, const EngineOptions& options)
     : model_(std::move(model)),
-      options_(options),
-      kv_(model_->config(), options.max_batch, options.max_len, OptionsOf(*model_)) {
-  if (!options_.exact_attention) {
-    const auto& c = model_->config();
+      options_(Checked(options, *model_)),
+      kv_(model_->config(), options_.max_batch, options_.max_len, OptionsOf(*model_),
+          /*scratch=*/options_.fixed_shapes) {
+  const auto& c = model_->config();
+  if (!options_.exact_attention)
     rope_all_ = ComputeRope(RopeInvFreq(c.rope, c.head_dim), 0, max_len(), OptionsOf(*model_));
+  if (options_.fixed_shapes) {
+    const auto i64 = torch::dtype(torch::kInt64).device(model_->device());
+    ids_ = torch::zeros({kv_.slots(), 1}, i64);
+    pos_ = torch::zeros({kv_.slots()}, i64);
+    rows_ = torch::zeros({kv_.slots()}, i64);
+    kpos_ = torch::arange(max_len(), i64).view({1, 1, 1, -1});
   }
+  if (options_.cuda_graphs) graphs_ = std::make_unique<DecodeGraphs>();
 }
+
+Engine::~Engine() = default;
+
+int64_t Engine::RowBucket(int64_t top) const {
+  int64_t b = 1;
+  while (b < top + 1) b *= 2;
+  return std::min(b, kv_.slots());
+}
+
+int64_t Engine::LengthBucket(int64_t longest) const {
+  return std::min((longest + kLengthBucket - 1) / kLengthBucket * kLengthBucket, max_len());
+}
+
+int64_t Engine::graphs() const { return graphs_ ? graphs_->size() : 0; }
 
 torch::Tensor Engine::Prefill(int slot, const std::vector<int32_t>& ids) {
   if (ids.empty() || static_cast<int64_t>(ids.size()) >= max_len())
@@ -77,37 +135,29 @@ torch::Tensor Engine::Attend(int64_t layer, const torch::Tensor& q, const std::v
     k = k.index_select(0, slot_t);
     v = v.index_select(0, slot_t);
   }
-  const int64_t groups = q.size(1) / k.size(1);
-  if (groups > 1) {
-    k = k.repeat_interleave(groups, 1);
-    v = v.repeat_interleave(groups, 1);
-  }
+  RepeatKv(k, v, q.size(1));
   auto kpos = torch::arange(longest, torch::dtype(torch::kInt64).device(dev)).view({1, 1, 1, -1});
   auto allowed = kpos.le(pos_t);
   if (window) allowed = allowed.logical_and(kpos.gt(pos_t - *window));
-#if TORCH_VERSION_MAJOR >= 2
-  return at::scaled_dot_product_attention(q, k, v, allowed);
-#else
-  const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(3)));
-  auto scores =
-      torch::matmul(q.to(torch::kFloat32), k.to(torch::kFloat32).transpose(-2, -1)) * scale;
-  scores = scores.masked_fill(allowed.logical_not(), -std::numeric_limits<float>::infinity());
-  return torch::matmul(torch::softmax(scores, -1).to(q.scalar_type()), v);
-#endif
+  return MaskedAttention(q, k, v, allowed);
 }
 
 torch::Tensor Engine::Decode(const std::vector<int>& slots, const std::vector<int32_t>& tokens) {
   const int64_t n = static_cast<int64_t>(slots.size());
   if (n == 0 || tokens.size() != slots.size()) throw Error("decode: one token per slot");
   torch::NoGradGuard no_grad;
-  const auto& c = model_->config();
-  const int64_t hq = c.num_attention_heads, hkv = c.num_key_value_heads, d = c.head_dim;
+  const int64_t d = model_->config().head_dim;
   std::vector<int64_t> positions;
+  std::vector<bool> seen(static_cast<size_t>(kv_.slots()), false);
   for (int s : slots) {
+    if (s < 0 || s >= kv_.slots() || seen[static_cast<size_t>(s)])
+      throw Error("decode: slot " + std::to_string(s) + " is out of range or repeated");
+    seen[static_cast<size_t>(s)] = true;
     const int64_t p = kv_.length(s);
     if (p >= max_len()) throw Error("decode: slot " + std::to_string(s) + " is full");
     positions.push_back(p);
   }
+  if (options_.fixed_shapes) return DecodeFixed(slots, tokens);
   const auto dev = model_->device();
   auto slot_t = torch::tensor(std::vector<int64_t>(slots.begin(), slots.end())).to(dev);
   auto pos_t = torch::tensor(positions).to(dev);
@@ -126,6 +176,20 @@ torch::Tensor Engine::Decode(const std::vector<int>& slots, const std::vector<in
             rope_all_.sin.index_select(0, pos_t).view({n, 1, 1, d})};
   }
   auto ids = torch::tensor(std::vector<int64_t>(tokens.begin(), tokens.end())).view({n, 1});
+  const torch::Tensor logits =
+      Layers(ids, rope, slot_t, pos_t,
+             [&](int64_t l, const torch::Tensor& q) { return Attend(l, q, slots, positions); });
+  for (size_t i = 0; i < slots.size(); ++i) kv_.set_length(slots[i], positions[i] + 1);
+  return logits.to(torch::kCPU, torch::kFloat32);
+}
+
+torch::Tensor Engine::Layers(
+    const torch::Tensor& ids, const RopeTables& rope, const torch::Tensor& rows,
+    const torch::Tensor& pos,
+    const std::function<torch::Tensor(int64_t, const torch::Tensor&)>& attend) {
+  const auto& c = model_->config();
+  const int64_t n = ids.size(0), hq = c.num_attention_heads, hkv = c.num_key_value_heads,
+                d = c.head_dim;
   torch::Tensor h = model_->Embed(ids);  // [n, 1, hidden]
   for (int64_t l = 0; l < model_->num_layers(); ++l) {
     DecoderLayer& layer = model_->layer(l);
@@ -137,15 +201,61 @@ torch::Tensor Engine::Decode(const std::vector<int>& slots, const std::vector<in
     q = ApplyRope(q, rope);
     k = ApplyRope(k, rope);
     using torch::indexing::Slice;
-    kv_.k(l).index_put_({slot_t, Slice(), pos_t}, k.squeeze(2));
-    kv_.v(l).index_put_({slot_t, Slice(), pos_t}, v.squeeze(2));
-    const torch::Tensor a = Attend(l, q, slots, positions);  // [n, hq, 1, d]
+    kv_.k(l).index_put_({rows, Slice(), pos}, k.squeeze(2));
+    kv_.v(l).index_put_({rows, Slice(), pos}, v.squeeze(2));
+    const torch::Tensor a = attend(l, q);  // [n, hq, 1, d]
     h = h + at.o_proj->forward(a.transpose(1, 2).reshape({n, 1, hq * d}));
     h = h + layer.mlp->forward(layer.post_attention_layernorm->forward(h));
   }
-  for (size_t i = 0; i < slots.size(); ++i) kv_.set_length(slots[i], positions[i] + 1);
-  const torch::Tensor logits = model_->Logits(model_->FinalNorm(h));  // [n, 1, vocab]
-  return logits.select(1, 0).to(torch::kCPU, torch::kFloat32);
+  return model_->Logits(model_->FinalNorm(h)).select(1, 0);  // [n, vocab]
+}
+
+torch::Tensor Engine::DecodeFixed(const std::vector<int>& slots,
+                                  const std::vector<int32_t>& tokens) {
+  const int64_t scratch = kv_.slots();  // the pool's scratch slot
+  int64_t top = 0, longest = 1;
+  for (int s : slots) top = std::max<int64_t>(top, s);
+  const int64_t b = RowBucket(top);
+  // Padding rows: token 0 at position 0 of the scratch slot (their logits are dropped).
+  std::vector<int64_t> ids(static_cast<size_t>(b), 0), pos(static_cast<size_t>(b), 0),
+      rows(static_cast<size_t>(b), scratch);
+  for (size_t i = 0; i < slots.size(); ++i) {
+    const auto s = static_cast<size_t>(slots[i]);
+    ids[s] = tokens[i];
+    pos[s] = kv_.length(slots[i]);
+    rows[s] = slots[i];
+    longest = std::max(longest, pos[s] + 1);
+  }
+  const int64_t len = LengthBucket(longest);
+  torch::NoGradGuard no_grad;
+  ids_.narrow(0, 0, b).copy_(torch::tensor(ids).view({b, 1}));
+  pos_.narrow(0, 0, b).copy_(torch::tensor(pos));
+  rows_.narrow(0, 0, b).copy_(torch::tensor(rows));
+  auto step = [this, b, len] { return FixedStep(b, len); };
+  const torch::Tensor logits = graphs_ ? graphs_->Run(b, len, step) : step();
+  for (int s : slots) kv_.set_length(s, kv_.length(s) + 1);
+  const auto picked =
+      torch::tensor(std::vector<int64_t>(slots.begin(), slots.end())).to(logits.device());
+  return logits.index_select(0, picked).to(torch::kCPU, torch::kFloat32);
+}
+
+torch::Tensor Engine::FixedStep(int64_t b, int64_t len) {
+  const int64_t d = model_->config().head_dim;
+  const auto window = model_->config().sliding_window;
+  const torch::Tensor pos = pos_.narrow(0, 0, b);
+  const RopeTables rope{rope_all_.cos.index_select(0, pos).view({b, 1, 1, d}),
+                        rope_all_.sin.index_select(0, pos).view({b, 1, 1, d})};
+  const torch::Tensor pos4 = pos.view({b, 1, 1, 1}), kpos = kpos_.narrow(3, 0, len);
+  torch::Tensor allowed = kpos.le(pos4);
+  if (window) allowed = allowed.logical_and(kpos.gt(pos4 - *window));
+  return Layers(ids_.narrow(0, 0, b), rope, rows_.narrow(0, 0, b), pos,
+                [&](int64_t l, const torch::Tensor& q) {
+                  // Row i reads slot i's keys: views of the pool, no copy.
+                  torch::Tensor k = kv_.k(l).narrow(0, 0, b).narrow(2, 0, len);
+                  torch::Tensor v = kv_.v(l).narrow(0, 0, b).narrow(2, 0, len);
+                  RepeatKv(k, v, q.size(1));
+                  return MaskedAttention(q, k, v, allowed);
+                });
 }
 
 }  // namespace ps::serve

@@ -8,11 +8,20 @@
 // request decoded alone gives bit for bit the tokens of `GreedyGenerate` (`pstool generate`).
 // Without it (the GPU default) attention runs once for the whole batch over the longest
 // sequence's keys with a mask.
+//
+// Fixed shapes (`fixed_shapes`, needed for CUDA graphs): a decode step computes one row per slot
+// 0..B-1 (B = the smallest bucket above the highest slot decoded) over the first L key positions
+// (L rounded up to kLengthBucket), so the step's shapes, and its tensors' addresses, repeat
+// across steps. Rows of slots that are not decoded are padding: they write their keys to the
+// pool's scratch slot and their logits are dropped. With `cuda_graphs`, each (B, L) step is
+// captured once as a CUDA graph and replayed from then on (decode_graphs.h): one launch per
+// token instead of hundreds.
 #pragma once
 
 #include <torch/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -26,11 +35,24 @@ struct EngineOptions {
   int64_t max_batch = 8;   // KV slots: requests decoded together at most
   int64_t max_len = 2048;  // positions per request (prompt + generated)
   bool exact_attention = true;
+  bool fixed_shapes = false;  // implied by cuda_graphs
+  bool cuda_graphs = false;   // CUDA only
 };
+
+class DecodeGraphs;
 
 class Engine {
  public:
   Engine(std::shared_ptr<LlamaForCausalLM> model, const EngineOptions& options);
+  ~Engine();
+
+  static constexpr int64_t kLengthBucket = 128;
+  // The fixed-shape step's row count for a highest decoded slot `top`: 1, 2, 4, 8, ... (at most
+  // the pool's slots), and its key length for a longest position `longest` (1-based).
+  int64_t RowBucket(int64_t top) const;
+  int64_t LengthBucket(int64_t longest) const;
+  // Graphs captured so far (0 without CUDA graphs).
+  int64_t graphs() const;
 
   LlamaForCausalLM& model() { return *model_; }
   KvCachePool& kv() { return kv_; }
@@ -44,6 +66,15 @@ class Engine {
   torch::Tensor Decode(const std::vector<int>& slots, const std::vector<int32_t>& tokens);
 
  private:
+  torch::Tensor DecodeFixed(const std::vector<int>& slots, const std::vector<int32_t>& tokens);
+  // The fixed-shape step on the static inputs (ids_, pos_, rows_ of the first `b` rows) over `l`
+  // key positions: logits [b, vocab] in the model's dtype, on the device.
+  torch::Tensor FixedStep(int64_t b, int64_t l);
+  // The decoder layers, final norm and head for one new token per row: keys written at
+  // (rows[i], pos[i]) of the pool, attention by `attend(layer, q)`; logits [n, vocab].
+  torch::Tensor Layers(const torch::Tensor& ids, const RopeTables& rope, const torch::Tensor& rows,
+                       const torch::Tensor& pos,
+                       const std::function<torch::Tensor(int64_t, const torch::Tensor&)>& attend);
   torch::Tensor Attend(int64_t layer, const torch::Tensor& q, const std::vector<int>& slots,
                        const std::vector<int64_t>& positions);
 
@@ -53,6 +84,9 @@ class Engine {
   // Batched mode: RoPE tables of every position, on the model's device, gathered per step
   // (exact mode computes each position's tables as the model does).
   RopeTables rope_all_;
+  // Fixed-shape decode: static inputs per row (token, position, slot written), on the device.
+  torch::Tensor ids_, pos_, rows_, kpos_;
+  std::unique_ptr<DecodeGraphs> graphs_;
 };
 
 }  // namespace ps::serve

@@ -5,7 +5,7 @@
 namespace ps::serve {
 
 KvCachePool::KvCachePool(const LlamaConfig& c, int64_t slots, int64_t max_len,
-                         const torch::TensorOptions& options)
+                         const torch::TensorOptions& options, bool scratch)
     : slots_(slots),
       max_len_(max_len),
       lengths_(static_cast<size_t>(slots), 0),
@@ -13,9 +13,10 @@ KvCachePool::KvCachePool(const LlamaConfig& c, int64_t slots, int64_t max_len,
   if (slots <= 0 || max_len <= 0)
     throw Error("KV cache: slots and max length must be positive (got " + std::to_string(slots) +
                 ", " + std::to_string(max_len) + ")");
+  const int64_t all = slots + (scratch ? 1 : 0);
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    k_.push_back(torch::zeros({slots, c.num_key_value_heads, max_len, c.head_dim}, options));
-    v_.push_back(torch::zeros({slots, c.num_key_value_heads, max_len, c.head_dim}, options));
+    k_.push_back(torch::zeros({all, c.num_key_value_heads, max_len, c.head_dim}, options));
+    v_.push_back(torch::zeros({all, c.num_key_value_heads, max_len, c.head_dim}, options));
   }
 }
 

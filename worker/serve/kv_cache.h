@@ -16,8 +16,10 @@ namespace ps::serve {
 
 class KvCachePool {
  public:
+  // `scratch`: one more slot after the `slots` requests can own (index slots()), never handed out:
+  // where the fixed-shape decode step writes the keys of its padding rows.
   KvCachePool(const LlamaConfig& config, int64_t slots, int64_t max_len,
-              const torch::TensorOptions& options);
+              const torch::TensorOptions& options, bool scratch = false);
 
   int64_t slots() const { return slots_; }
   int64_t max_len() const { return max_len_; }

@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   ps::serve::SchedulerOptions sched;
   int threads = 0;
   std::string attention = "auto";
+  std::string cuda_graphs = "auto";
   app.add_option("--model", spec.model,
                  "model directory: Hugging Face, compressed-tensors sparse-24-bitmask, native "
                  "packed, or masks (with --base-model)");
@@ -55,6 +56,10 @@ int main(int argc, char** argv) {
                  "auto | exact | batched: per-request attention (exact, CPU default) or one "
                  "masked call per layer (GPU default)")
       ->capture_default_str();
+  app.add_option("--cuda-graphs", cuda_graphs,
+                 "auto | on | off: replay each decode step shape as a CUDA graph (auto: on cuda "
+                 "with batched attention)")
+      ->capture_default_str();
   app.add_option("--threads", threads, "CPU threads for LibTorch (default: one per core)");
   CLI11_PARSE(app, argc, argv);
   try {
@@ -62,6 +67,10 @@ int main(int argc, char** argv) {
     if (attention != "auto" && attention != "exact" && attention != "batched")
       throw ps::Error("--attention must be auto, exact or batched, got '" + attention + "'");
     eng.exact_attention = attention == "exact" || (attention == "auto" && spec.device == "cpu");
+    if (cuda_graphs != "auto" && cuda_graphs != "on" && cuda_graphs != "off")
+      throw ps::Error("--cuda-graphs must be auto, on or off, got '" + cuda_graphs + "'");
+    eng.cuda_graphs = cuda_graphs == "on" ||
+                      (cuda_graphs == "auto" && spec.device == "cuda" && !eng.exact_attention);
     auto loaded = ps::serve::LoadModel(spec);
     eng.max_len = std::min<int64_t>(eng.max_len, loaded.model->config().max_position_embeddings);
     ps::serve::Engine engine(loaded.model, eng);
@@ -82,6 +91,7 @@ int main(int argc, char** argv) {
                             {"max_model_len", eng.max_len},
                             {"kv_cache_bytes", engine.kv().bytes()},
                             {"attention", eng.exact_attention ? "exact" : "batched"},
+                            {"cuda_graphs", eng.cuda_graphs},
                             {"chat_template", ps::serve::ChatTemplateName(served.chat_template)}};
     if (!loaded.sparse.is_null()) ready["sparse"] = loaded.sparse;
     std::cout << ready.dump() << std::endl;

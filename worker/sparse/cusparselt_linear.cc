@@ -47,6 +47,22 @@ torch::Tensor Bytes(size_t n, const torch::Tensor& like) {
                       torch::dtype(torch::kUInt8).device(like.device()));
 }
 
+// One matmul workspace per device for every plan of every layer: the calls run one after another
+// on a stream, and a workspace per plan (one plan per layer and row count) added up to gigabytes
+// with split-K algorithms (fp16's measured id), growing with every new prompt length. A larger
+// need allocates a larger buffer; the smaller ones stay alive, since plans captured in CUDA
+// graphs keep their pointers.
+torch::Tensor SharedWorkspace(size_t n, const torch::Tensor& like) {
+  static std::mutex mu;
+  static std::map<int, std::vector<torch::Tensor>> buffers;  // per device, the largest last
+  std::lock_guard<std::mutex> lock(mu);
+  auto& list = buffers[like.device().index()];
+  if (list.empty() || static_cast<size_t>(list.back().numel()) < n)
+    list.push_back(
+        Bytes(list.empty() ? n : std::max(n, 2 * static_cast<size_t>(list.back().numel())), like));
+  return list.back();
+}
+
 // How the algorithm for a shape is chosen (PS_CUSPARSELT_SEARCH; docs/sparse-inference.md):
 //   kLibrary      cusparseLtMatmulSearch, then its pick and every algorithm id with split-K 1 are
 //                 timed alike and the fastest is kept (the library's pick alone varied between
@@ -411,7 +427,7 @@ struct CusparseLtLinear::State {
     // Size the workspace for the plan that will run.
     size_t ws = 0;
     PS_CSLT(cusparseLtMatmulGetWorkspace(h, &p->plan, &ws));
-    p->workspace = Bytes(ws, xb);
+    p->workspace = SharedWorkspace(ws, xb);
     return *plans.emplace(mp, std::move(p)).first->second;
   }
 };

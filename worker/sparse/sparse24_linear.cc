@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "common/error.h"
 #include "worker/sparse/sparse24_gemv.h"
@@ -149,10 +150,10 @@ torch::Tensor Sparse24Linear::UnpackDense(const torch::Tensor& x) {
 Sparse24Linear::Path Sparse24Linear::AutoPath(int64_t m) const {
   const bool native = native_.values.defined();
   if (native && m <= kAutoGemvMaxM) return Path::kDecode;
-  if (native && m <= kAutoMmaMaxM) return Path::kDecodeMma;
   if (native && m <= kMmaMaxM) {
     const auto it = TimedChoices().find(ChoiceKey(m));
     if (it != TimedChoices().end()) return it->second;
+    if (m <= kAutoMmaMaxM) return Path::kDecodeMma;  // before the first timed call
   }
   if (cslt_ && (cslt_refusal_.empty() || !native)) return Path::kCusparselt;
   return Path::kUnpackDense;
@@ -169,11 +170,14 @@ std::tuple<int, int64_t, int64_t, int64_t> Sparse24Linear::ChoiceKey(int64_t m) 
 }
 
 Sparse24Linear::Path Sparse24Linear::TimeSmallM(const torch::Tensor& x) {
-  // Between kAutoMmaMaxM and kMmaMaxM rows neither the tensor-core kernel nor the prefill path
-  // (cuSPARSELt, or unpack + cuBLAS) wins on every shape: the first call of each (dtype, shape,
-  // M) times both on its input, 3 untimed then 5 timed calls each, and the process keeps the
-  // faster for every layer of that shape. Printed as one JSON line on stderr.
+  // Between kAutoGemvMaxM and kMmaMaxM rows no path wins on every shape and GPU (the CUDA-core
+  // kernel, the tensor-core kernel, the prefill path: cuSPARSELt or unpack + cuBLAS): the first
+  // call of each (dtype, shape, M) times each on its input, 3 untimed then 5 timed calls each,
+  // and the process keeps the fastest for every layer of that shape. Printed as one JSON line on
+  // stderr.
   const Path other = cslt_ && cslt_refusal_.empty() ? Path::kCusparselt : Path::kUnpackDense;
+  std::vector<Path> candidates = {Path::kDecodeMma, other};
+  if (x.size(0) <= kDecodeMaxM) candidates.insert(candidates.begin(), Path::kDecode);
   const auto stream = c10::cuda::getCurrentCUDAStream();
   auto time = [&](Path p) {
     for (int i = 0; i < 3; ++i) (void)Forward(x, p);
@@ -190,14 +194,21 @@ Sparse24Linear::Path Sparse24Linear::TimeSmallM(const torch::Tensor& x) {
     cudaEventDestroy(b);
     return ms * 200.0;  // µs per call
   };
-  const double mma_us = time(Path::kDecodeMma), other_us = time(other);
-  const Path chosen = mma_us <= other_us ? Path::kDecodeMma : other;
+  Path chosen = candidates.front();
+  double best = 0;
+  std::string times;
+  for (const Path p : candidates) {
+    const double us = time(p);
+    if (times.empty() || us < best) {
+      best = us;
+      chosen = p;
+    }
+    times += ",\"" + std::string(PathName(p)) + "_us\":" + std::to_string(us);
+  }
   TimedChoices()[ChoiceKey(x.size(0))] = chosen;
-  std::fprintf(stderr,
-               "{\"sparse24_small_m_choice\":\"%s\",\"n\":%lld,\"k\":%lld,\"m\":%lld,"
-               "\"decode_mma_us\":%.2f,\"%s_us\":%.2f}\n",
+  std::fprintf(stderr, "{\"sparse24_small_m_choice\":\"%s\",\"n\":%lld,\"k\":%lld,\"m\":%lld%s}\n",
                PathName(chosen), static_cast<long long>(n_), static_cast<long long>(k_),
-               static_cast<long long>(x.size(0)), mma_us, PathName(other), other_us);
+               static_cast<long long>(x.size(0)), times.c_str());
   return chosen;
 }
 
@@ -208,7 +219,7 @@ torch::Tensor Sparse24Linear::Forward(const torch::Tensor& x, Path path) {
   const bool automatic = path == Path::kAuto;
   if (automatic) {
     const int64_t m = x.size(0);
-    const bool timed = native_.values.defined() && m > kAutoMmaMaxM && m <= kMmaMaxM &&
+    const bool timed = native_.values.defined() && m > kAutoGemvMaxM && m <= kMmaMaxM &&
                        !TimedChoices().count(ChoiceKey(m));
     path = timed ? TimeSmallM(x) : AutoPath(m);
   }

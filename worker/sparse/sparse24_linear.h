@@ -60,7 +60,7 @@ class Sparse24Linear {
  private:
   torch::Tensor Decode(const torch::Tensor& x, bool mma);
   torch::Tensor UnpackDense(const torch::Tensor& x);
-  // The timed choice for kAutoMmaMaxM < M <= kMmaMaxM (kept per process and shape).
+  // The timed choice for kAutoGemvMaxM < M <= kMmaMaxM (kept per process and shape).
   Path TimeSmallM(const torch::Tensor& x);
   std::tuple<int, int64_t, int64_t, int64_t> ChoiceKey(int64_t m) const;
   static std::map<std::tuple<int, int64_t, int64_t, int64_t>, Path>& TimedChoices();
@@ -76,8 +76,9 @@ class Sparse24Linear {
 // kernel up to kAutoGemvMaxM rows, the tensor-core kernel up to kAutoMmaMaxM, cuSPARSELt above
 // (or the unpacked dense path when only the native form is kept). At M = 2 the tensor-core
 // kernel was already faster (1.18-1.23x over dense vs 0.96-1.14x for the CUDA-core one).
-// Above kAutoMmaMaxM and up to kMmaMaxM (32) rows the tensor-core kernel and the prefill path
-// are timed against each other on the first call of each shape and M (TimeSmallM).
+// From 2 up to kMmaMaxM (32) rows the CUDA-core kernel (up to kDecodeMaxM), the tensor-core
+// kernel and the prefill path are timed against each other on the first call of each shape and
+// M (TimeSmallM): end to end, the tensor-core kernel alone was no faster than dense at M 4-16.
 inline constexpr int64_t kAutoGemvMaxM = 1;
 inline constexpr int64_t kAutoMmaMaxM = 16;
 

@@ -85,6 +85,11 @@ TEST_F(EngineTest, ProxSparseTrainsAndIsDeterministic) {
   EXPECT_TRUE(report["validity"]["valid"].get<bool>());
   ASSERT_EQ(sink.events.size(), 6u);
   EXPECT_GT(sink.events.back().nm_ratio, 0.5);  // a large λ1 makes most groups 2:4 quickly
+  // The prox statistics: every group of every step solved exactly, none at the iteration cap.
+  EXPECT_EQ(sink.events.back().prox_capped_groups, 0);
+  const auto& prox = report["training"]["prox"];
+  EXPECT_EQ(prox["capped_groups"].get<int64_t>(), 0) << report["training"].dump();
+  EXPECT_GT(prox["groups"].get<int64_t>(), 0);
   EXPECT_TRUE(fs::exists(dir_ / "a/history.csv"));
   EXPECT_FALSE(fs::exists(dir_ / "a/checkpoints"));  // removed after success
   RecordingSink sink2;
