@@ -186,26 +186,26 @@ std::vector<TensorInfo> ReadSafetensorsHeader(const std::filesystem::path& path,
   return ParseHeader(path, text, size - 8 - header_len, metadata);
 }
 
-void WriteSafetensors(const std::filesystem::path& path, const std::vector<TensorToWrite>& tensors,
-                      const std::map<std::string, std::string>& metadata) {
+void WriteSafetensorsStreamed(const std::filesystem::path& path,
+                              const std::vector<TensorHeader>& headers, const TensorBytes& bytes_of,
+                              const std::map<std::string, std::string>& metadata) {
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t offset = 0;
-  for (const auto& t : tensors) {
+  std::vector<uint64_t> sizes;
+  for (const auto& t : headers) {
     uint64_t numel = 1;
     for (int64_t d : t.shape) {
       if (d < 0) throw Error("WriteSafetensors: tensor '" + t.name + "' has a negative dimension");
       numel *= static_cast<uint64_t>(d);
     }
-    if (numel * DTypeSize(t.dtype) != t.bytes.size())
-      throw Error("WriteSafetensors: tensor '" + t.name + "' has " +
-                  std::to_string(t.bytes.size()) + " bytes, shape x dtype needs " +
-                  std::to_string(numel * DTypeSize(t.dtype)));
+    const uint64_t size = numel * DTypeSize(t.dtype);
     if (header.contains(t.name)) throw Error("WriteSafetensors: duplicate tensor '" + t.name + "'");
     header[t.name] = {{"dtype", std::string(DTypeName(t.dtype))},
                       {"shape", t.shape},
-                      {"data_offsets", {offset, offset + t.bytes.size()}}};
-    offset += t.bytes.size();
+                      {"data_offsets", {offset, offset + size}}};
+    offset += size;
+    sizes.push_back(size);
   }
   std::string text = header.dump();
   while ((text.size() + 8) % 8 != 0) text.push_back(' ');
@@ -215,8 +215,23 @@ void WriteSafetensors(const std::filesystem::path& path, const std::vector<Tenso
   for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(n >> (8 * i));
   out.Write(len, 8);
   out.Write(text.data(), text.size());
-  for (const auto& t : tensors) out.Write(t.bytes.data(), t.bytes.size());
+  for (size_t i = 0; i < headers.size(); ++i) {
+    const std::span<const std::byte> bytes = bytes_of(i);
+    if (bytes.size() != sizes[i])
+      throw Error("WriteSafetensors: tensor '" + headers[i].name + "' has " +
+                  std::to_string(bytes.size()) + " bytes, shape x dtype needs " +
+                  std::to_string(sizes[i]));
+    out.Write(bytes.data(), bytes.size());
+  }
   out.Commit();
+}
+
+void WriteSafetensors(const std::filesystem::path& path, const std::vector<TensorToWrite>& tensors,
+                      const std::map<std::string, std::string>& metadata) {
+  std::vector<TensorHeader> headers;
+  for (const auto& t : tensors) headers.push_back({t.name, t.dtype, t.shape});
+  WriteSafetensorsStreamed(
+      path, headers, [&](size_t i) { return tensors[i].bytes; }, metadata);
 }
 
 Checkpoint Checkpoint::Open(const std::filesystem::path& dir) {

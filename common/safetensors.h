@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <span>
@@ -77,6 +78,23 @@ struct TensorToWrite {
 // half-written file under `path`. Tensors are laid out in the given order; header padded to 8.
 void WriteSafetensors(const std::filesystem::path& path, const std::vector<TensorToWrite>& tensors,
                       const std::map<std::string, std::string>& metadata = {});
+
+// What the header says of a tensor whose bytes come later.
+struct TensorHeader {
+  std::string name;
+  DType dtype = DType::kF32;
+  std::vector<int64_t> shape;
+};
+// Tensor i's bytes (Numel × DTypeSize of headers[i]); they must stay valid until the next call.
+using TensorBytes = std::function<std::span<const std::byte>(size_t i)>;
+
+// The same, streamed: the header from `headers`, then bytes_of(0), bytes_of(1), ... each called
+// once, right before its bytes are written, so only one tensor need exist at a time (a file
+// larger than memory can be written). ps::Error naming the tensor when its bytes have the wrong
+// size; nothing is left under `path` then.
+void WriteSafetensorsStreamed(const std::filesystem::path& path,
+                              const std::vector<TensorHeader>& headers, const TensorBytes& bytes_of,
+                              const std::map<std::string, std::string>& metadata = {});
 
 // A Hugging Face checkpoint directory: `model.safetensors`, or shards listed by
 // `model.safetensors.index.json` (weight_map: tensor name -> shard file).

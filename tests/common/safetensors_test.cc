@@ -93,6 +93,36 @@ TEST_F(SafetensorsTest, WriterRejectsWrongByteCount) {
   EXPECT_FALSE(fs::exists(dir_ / "x.safetensors"));
 }
 
+// The streamed writer asks for each tensor's bytes once, in order, only when it writes them, and
+// gives the file WriteSafetensors gives; a wrong size names the tensor and leaves no file.
+TEST_F(SafetensorsTest, StreamedWriterAsksForEachTensorInTurn) {
+  std::vector<std::vector<float>> data = {{1, 2, 3, 4}, {}, {-0.0f, 5}};
+  const std::vector<TensorHeader> headers = {
+      {"a", DType::kF32, {2, 2}}, {"e", DType::kF32, {0}}, {"b", DType::kF32, {2}}};
+  std::vector<size_t> asked;
+  auto bytes_of = [&](size_t i) {
+    asked.push_back(i);
+    return std::span<const std::byte>(reinterpret_cast<const std::byte*>(data[i].data()),
+                                      data[i].size() * sizeof(float));
+  };
+  WriteSafetensorsStreamed(dir_ / "s.safetensors", headers, bytes_of, {{"format", "pt"}});
+  EXPECT_EQ(asked, (std::vector<size_t>{0, 1, 2}));
+  std::vector<TensorToWrite> whole;
+  for (size_t i = 0; i < headers.size(); ++i)
+    whole.push_back({headers[i].name, headers[i].dtype, headers[i].shape, bytes_of(i)});
+  WriteSafetensors(dir_ / "w.safetensors", whole, {{"format", "pt"}});
+  EXPECT_EQ(ReadFile(dir_ / "s.safetensors"), ReadFile(dir_ / "w.safetensors"));
+
+  data[2].push_back(7);  // 12 bytes where [2] f32 needs 8
+  try {
+    WriteSafetensorsStreamed(dir_ / "bad.safetensors", headers, bytes_of);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("tensor 'b' has 12 bytes"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "bad.safetensors"));
+}
+
 TEST_F(SafetensorsTest, TruncatedFile) {
   fs::path p = dir_ / "short.safetensors";
   std::ofstream(p) << "abc";

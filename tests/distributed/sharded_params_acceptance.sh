@@ -3,6 +3,8 @@
 # acceptance job:
 #   equivalence  1, 2 and 4 ranks with sharded parameters give the masks of today's 1-rank run
 #                (optimizer sharding); compare_runs prints how many groups differ (0 expected);
+#                and the same dense and pruned perplexities (with sharded parameters every rank
+#                evaluates together on its rows, the weights all-gathered per layer);
 #   kill -9      rank 1 of a 2-rank sharded run killed after its first checkpoint ends the job;
 #   resume       from that checkpoint on 4 ranks and on 1 rank (other rank counts: the row shards
 #                are cut anew) gives the uninterrupted run's masks.
@@ -17,6 +19,17 @@ fail=0
 check() { if ! "$@"; then echo "FAIL: $*"; fail=1; fi; }
 
 source "$(dirname "$0")/acceptance_job.sh"
+same_ppl() {  # same_ppl RUN_A RUN_B: the reports' dense and pruned perplexities are equal
+  python3 - "$1/report.json" "$2/report.json" <<'PY'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+bad = [(stage, f) for stage in ("dense", "pruned") for f in a[stage]
+       if a[stage][f]["perplexity"] != b[stage].get(f, {}).get("perplexity")]
+for stage, f in bad:
+    print(f"{stage} {f}: {a[stage][f]['perplexity']} vs {b[stage].get(f, {}).get('perplexity')}")
+sys.exit(1 if bad else 0)
+PY
+}
 run() {  # run NP JOB OUT [args...]: 1 rank runs without mpirun
   local np=$1 job=$2 out=$3; shift 3
   if [[ $np == 1 ]]; then "$psworker" --local "$job" --output "$out" "$@"
@@ -34,6 +47,7 @@ for np in 1 2 4; do
   run $np "$work/sharded.yaml" "$work/s$np" >"$work/s$np.log" 2>&1 || { echo "FAIL: sharded, $np ranks"; tail -20 "$work/s$np.log"; fail=1; }
   check grep -q "parallel.shard: params" "$work/s$np.log"
   check "$compare" "$work/r1" "$work/s$np"
+  check same_ppl "$work/r1" "$work/s$np"
 done
 
 echo "== kill -9 a rank of a 2-rank sharded run, resume on 4 and on 1 rank"

@@ -89,6 +89,7 @@ int main(int argc, char** argv) {
       e.mid_ratio = (1 - e.nm_ratio) / 2;
       e.dense_ratio = (1 - e.nm_ratio) / 2;
       e.mask_flips = total - step;
+      e.prox_capped_groups = 0;  // what psworker reports when every prox is exact
       e.lr = 1e-4;
       double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       e.tokens_per_s = 512.0 * static_cast<double>(step) / std::max(el, 1e-3);

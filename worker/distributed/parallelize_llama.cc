@@ -120,18 +120,50 @@ ShardedLinearWeights::ShardedLinearWeights(const std::vector<std::shared_ptr<Lin
     }
     s.local = l->weight.detach().narrow(0, mine.begin, mine.len).clone().set_requires_grad(true);
     // The full weight is no longer a trained leaf; free its storage (the parameter object stays,
-    // so module traversal works; the transform below supplies the matmul's weight).
+    // so module traversal works; the transform supplies the matmul's weight).
     l->weight.set_requires_grad(false);
     l->weight.set_data(torch::empty({0}, l->weight.options()));
-    auto call = c10::make_intrusive<GatherCall>();
-    call->comm = &comm_;
-    call->ranges = s.ranges;
-    call->rows = s.rows;
-    torch::Tensor local = s.local;
-    l->set_weight_transform(
-        [local, call](const torch::Tensor&) { return AllGatherRows::apply(local, call); });
+    InstallGather(s);
     shards_.push_back(std::move(s));
   }
+}
+
+ShardedLinearWeights::ShardedLinearWeights(const std::vector<std::shared_ptr<Linear>>& linears,
+                                           Communicator& comm,
+                                           std::map<std::string, torch::Tensor> rows)
+    : comm_(comm) {
+  if (comm.size() == 1)
+    throw Error("ShardedLinearWeights from rows: one rank holds whole weights (load them whole)");
+  torch::NoGradGuard no_grad;
+  for (const auto& l : linears) {
+    Shard s;
+    s.name = l->path() + ".weight";
+    s.linear = l;
+    s.rows = l->out_features();
+    for (int r = 0; r < comm.size(); ++r) s.ranges.push_back(RowShard(s.rows, r, comm.size()));
+    const RowBlock mine = s.ranges[static_cast<size_t>(comm.rank())];
+    auto it = rows.find(s.name);
+    if (it == rows.end()) throw Error("ShardedLinearWeights: no rows read for " + s.name);
+    if (it->second.dim() != 2 || it->second.size(0) != mine.len ||
+        it->second.size(1) != l->in_features())
+      throw Error("ShardedLinearWeights: " + s.name + " rows have shape " +
+                  c10::str(it->second.sizes()) + ", expected [" + std::to_string(mine.len) + ", " +
+                  std::to_string(l->in_features()) + "]");
+    s.local = it->second.set_requires_grad(true);
+    l->weight.set_requires_grad(false);
+    InstallGather(s);
+    shards_.push_back(std::move(s));
+  }
+}
+
+void ShardedLinearWeights::InstallGather(Shard& s) {
+  auto call = c10::make_intrusive<GatherCall>();
+  call->comm = &comm_;
+  call->ranges = s.ranges;
+  call->rows = s.rows;
+  torch::Tensor local = s.local;
+  s.linear->set_weight_transform(
+      [local, call](const torch::Tensor&) { return AllGatherRows::apply(local, call); });
 }
 
 ShardedLinearWeights::~ShardedLinearWeights() {

@@ -50,6 +50,11 @@ class ShardedLinearWeights {
   // requires grad; the linears' full weights are released (they stop requiring grad). On one rank
   // the shards are the weights themselves.
   ShardedLinearWeights(const std::vector<std::shared_ptr<Linear>>& linears, Communicator& comm);
+  // The same from rows read straight from the checkpoint (sharded_load.h): `rows` holds this
+  // rank's RowShard block of every listed linear's weight, by weight name; the linears' weights
+  // are left as they are (0-element: never loaded). On one rank use the constructor above.
+  ShardedLinearWeights(const std::vector<std::shared_ptr<Linear>>& linears, Communicator& comm,
+                       std::map<std::string, torch::Tensor> rows);
   ~ShardedLinearWeights();
   ShardedLinearWeights(const ShardedLinearWeights&) = delete;
   ShardedLinearWeights& operator=(const ShardedLinearWeights&) = delete;
@@ -62,6 +67,9 @@ class ShardedLinearWeights {
   torch::Tensor Gather(size_t i, const torch::Tensor& part);
   // The weight name of shard i ("model.layers.0.self_attn.q_proj.weight").
   const std::string& weight_name(size_t i) const { return shards_[i].name; }
+  // Shard i's rows on this rank: which, and the trained tensor holding them.
+  RowBlock rows(size_t i) const { return shards_[i].ranges[static_cast<size_t>(comm_.rank())]; }
+  const torch::Tensor& local(size_t i) const { return shards_[i].local; }
 
  private:
   struct Shard {
@@ -71,6 +79,9 @@ class ShardedLinearWeights {
     std::vector<RowBlock> ranges;  // per rank
     torch::Tensor local;           // this rank's rows, a leaf
   };
+  // Routes the linear's forward through the all-gather of s.local (more than one rank).
+  void InstallGather(Shard& s);
+
   Communicator& comm_;
   std::vector<Shard> shards_;
 };

@@ -16,6 +16,7 @@
 #include "common/safetensors.h"
 #include "worker/data/calibration.h"
 #include "worker/data/documents.h"
+#include "worker/distributed/sharded_load.h"
 #include "worker/engine/baselines.h"
 #include "worker/engine/calibration_data.h"
 #include "worker/engine/history.h"
@@ -133,7 +134,37 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
   CheckJobInputs(spec);
 
   progress.Log("loading " + spec.model.string());
-  auto model = LoadLlama(spec.model, {dtype, device});
+  // parallel.shard: params on more than one rank: no rank ever holds the whole model. Each reads
+  // its rows of the targets (worker/distributed/sharded_load.h); every rank runs the evaluations
+  // together (each forward all-gathers the layer it runs) and rank 0 reports them. The
+  // reconstruction and masked-update stages work on the whole model, as without sharding.
+  const bool shard_params = spec.parallel.shard == "params";
+  RowShardedLlama shards;
+  std::shared_ptr<LlamaForCausalLM> model;
+  auto load_sharded = [&] {
+    model = nullptr;
+    shards = RowShardedLlama{};
+    shards = LoadLlamaRowSharded(spec.model, {dtype, device}, comm);
+    model = shards.model;
+  };
+  auto load_whole = [&] {
+    model = nullptr;
+    shards = RowShardedLlama{};
+    model = LoadLlama(spec.model, {dtype, device});
+  };
+  if (shard_params) {
+    load_sharded();
+  } else {
+    load_whole();
+  }
+  TeeProgressSink quiet({});
+  // Every rank evaluates when the model is row-sharded over ranks; rank 0 alone otherwise. The
+  // result is rank 0's (null elsewhere).
+  auto evaluate = [&](const std::vector<EvalText>& texts, const std::string& label) -> json {
+    const bool together = shards.targets && comm.size() > 1;
+    if (comm.rank() != 0 && !together) return nullptr;
+    return EvaluateAll(*model, texts, spec, comm.rank() == 0 ? progress : quiet, label);
+  };
   auto tokenizer = LoadTokenizer(spec.model);
   const int64_t vocab = model->config().vocab_size;
 
@@ -151,17 +182,19 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
   data["model"] = {{"path", spec.model.string()}, {"sha256", ModelHash(spec.model)}};
 
   std::vector<EvalText> evals;
-  if (comm.rank() == 0) {
+  if (comm.rank() == 0 || (shard_params && comm.size() > 1)) {
     for (const auto& p : spec.evaluation.ppl)
       evals.push_back({p, LoadEvaluationTokens(p, *tokenizer, vocab)});
+  }
+  if (comm.rank() == 0) {
     json ev = json::array();
     for (const auto& p : spec.evaluation.ppl) {
       DataFileInfo d = DescribeDataFile(p);
       ev.push_back({{"path", d.path.string()}, {"bytes", d.bytes}, {"sha256", d.sha256}});
     }
     data["evaluation"] = ev;
-    report["dense"] = EvaluateAll(*model, evals, spec, progress, "dense");
   }
+  if (json dense = evaluate(evals, "dense"); comm.rank() == 0) report["dense"] = dense;
 
   MaskMap masks;
   const std::string& method = spec.method.name;
@@ -184,6 +217,7 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
   if (!spec.evaluation.baselines.empty()) {
     // One model in memory at a time: the job's own is loaded again afterwards.
     model = nullptr;
+    shards = RowShardedLlama{};
     BaselineHooks hooks;
     hooks.load = [&] { return LoadLlama(spec.model, {dtype, device}); };
     hooks.evaluate = [&](LlamaForCausalLM& m, const std::string& label) {
@@ -192,33 +226,49 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
     json b = RunBaselines(spec, samples, hooks, comm, progress);
     report["baselines"] = b["eval"];
     report["baseline_method_seconds"] = b["seconds"];
-    model = LoadLlama(spec.model, {dtype, device});
+    if (shard_params) {
+      load_sharded();
+    } else {
+      load_whole();
+    }
     torch::manual_seed(spec.seed);  // the method sees the same random state as without baselines
   }
 
   const auto t_method = Clock::now();
   const MethodInfo& info = GetMethod(method);
   bool weights_changed = info.changes_weights;  // and the masked update below
-  const MethodOutcome run =
-      RunMethod({*model, spec, samples, out, options.resume, comm, progress}, masks);
+  const MethodOutcome run = RunMethod(
+      {*model, spec, samples, out, options.resume, comm, progress, shards.targets.get()}, masks);
   report[run.report_key] = run.summary;
   report["method_seconds"] = Since(t_method);
 
   if (info.trains) {
     // Everything learned is thrown away but the masks: back to W0, then W0 ⊙ mask.
-    model = LoadLlama(spec.model, {dtype, device});
-    torch::NoGradGuard no_grad;
-    for (const auto& l : model->TargetLinears())
-      l->ReplaceWeight(ApplyMask(l->weight, masks.at(l->path() + ".weight").to(device)));
+    const bool whole_later = spec.reconstruct != "none" || spec.masked_update.steps > 0;
+    if (shard_params && !whole_later) {
+      load_sharded();
+      torch::NoGradGuard no_grad;
+      for (size_t i = 0; i < shards.targets->size(); ++i) {
+        const RowBlock r = shards.targets->rows(i);
+        torch::Tensor w = shards.targets->local(i);
+        w.copy_(ApplyMask(
+            w, masks.at(shards.targets->weight_name(i)).narrow(0, r.begin, r.len).to(device)));
+      }
+    } else {
+      load_whole();
+      torch::NoGradGuard no_grad;
+      for (const auto& l : model->TargetLinears())
+        l->ReplaceWeight(ApplyMask(l->weight, masks.at(l->path() + ".weight").to(device)));
+    }
   }
-  if (comm.rank() == 0) report["pruned"] = EvaluateAll(*model, evals, spec, progress, "pruned");
+  if (json pruned = evaluate(evals, "pruned"); comm.rank() == 0) report["pruned"] = pruned;
   // What the published model is and whether its kept weights are the original ones.
   std::string final_stage = "pruned";
   std::vector<std::string> changes;
   if (info.changes_weights) changes.push_back("the " + method + " update");
   if (spec.reconstruct != "none") {
     // From the dense weights: the update compensates each pruned weight's original value.
-    model = LoadLlama(spec.model, {dtype, device});
+    load_whole();
     json rec = RunReconstruction(*model, spec, masks, samples, comm, progress);
     if (comm.rank() == 0) rec["eval"] = EvaluateAll(*model, evals, spec, progress, "reconstructed");
     report["reconstruction"] = rec;

@@ -71,7 +71,7 @@ const std::map<std::string_view, Runner>& Runners() {
       {"proxsparse",
        [](const MethodInputs& in, MaskMap& masks) -> MethodOutcome {
          return {"training", RunProxSparse(in.model, in.spec, in.samples, in.out, in.resume,
-                                           in.comm, in.progress, masks)};
+                                           in.comm, in.progress, masks, in.sharded)};
        }},
       {"maskllm",
        [](const MethodInputs& in, MaskMap& masks) -> MethodOutcome {
@@ -257,7 +257,7 @@ json RunMaskedUpdate(LlamaForCausalLM& model, const JobSpec& spec, const MaskMap
 json RunProxSparse(LlamaForCausalLM& model, const JobSpec& spec,
                    const std::vector<std::vector<int32_t>>& samples,
                    const std::filesystem::path& out, bool resume, Communicator& comm,
-                   ProgressSink& progress, MaskMap& masks) {
+                   ProgressSink& progress, MaskMap& masks, ShardedLinearWeights* preloaded) {
   const MethodSpec& m = spec.method;
   const std::set<std::string> targets = TargetWeightNames(model);
   std::vector<TrainableTensor> params;
@@ -278,14 +278,24 @@ json RunProxSparse(LlamaForCausalLM& model, const JobSpec& spec,
   t.offload_optimizer = spec.parallel.offload == "optimizer";
   // Sharded parameters (parallel.shard: params): each rank trains its rows of every target
   // (worker/distributed/parallelize_llama.h).
-  std::unique_ptr<ShardedLinearWeights> sharded;
+  std::unique_ptr<ShardedLinearWeights> owned;
+  ShardedLinearWeights* sharded = nullptr;
   std::unique_ptr<Communicator> one_rank;
   if (spec.parallel.shard == "params") {
     if (m.batch_size % comm.size() != 0)
       throw Error("parallel.shard: params needs method.batch_size (" +
                   std::to_string(m.batch_size) + ") to be a multiple of the rank count (" +
                   std::to_string(comm.size()) + "): every rank must run the same passes");
-    sharded = std::make_unique<ShardedLinearWeights>(model.TargetLinears(), comm);
+    if (preloaded) {
+      sharded = preloaded;
+      // The loop above marked the targets' full weights trained; with more than one rank they
+      // are empty placeholders (the rows are the trained tensors).
+      if (comm.size() > 1)
+        for (const auto& l : model.TargetLinears()) l->weight.set_requires_grad(false);
+    } else {
+      owned = std::make_unique<ShardedLinearWeights>(model.TargetLinears(), comm);
+      sharded = owned.get();
+    }
     params = sharded->Trainables();
     is_target.assign(params.size(), true);
     one_rank = MakeLocalCommunicator();

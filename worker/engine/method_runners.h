@@ -20,6 +20,8 @@
 
 namespace ps {
 
+class ShardedLinearWeights;  // worker/distributed/parallelize_llama.h
+
 using MaskMap = std::map<std::string, torch::Tensor>;
 
 // What every method runner works with.
@@ -31,6 +33,9 @@ struct MethodInputs {
   bool resume;                                       // continue from the newest checkpoint
   Communicator& comm;
   ProgressSink& progress;
+  // parallel.shard: params: the target rows the model was loaded with (sharded_load.h); null:
+  // the method shards the whole weights itself.
+  ShardedLinearWeights* sharded = nullptr;
 };
 
 // What a method run leaves besides its masks: its summary, filed under report_key in report.json.
@@ -56,11 +61,13 @@ MaskMap RunOneShot(LlamaForCausalLM& model, const std::string& method, const Job
                    ProgressSink& progress, bool restore_dense, nlohmann::json* summary);
 
 // ProxSparse training of the targets (and, with trainable = all, every parameter); fills `masks`
-// on every rank and returns the training summary.
+// on every rank and returns the training summary. With parallel.shard: params the targets are
+// trained as row shards: `sharded` when the model was loaded so, else sharded here.
 nlohmann::json RunProxSparse(LlamaForCausalLM& model, const JobSpec& spec,
                              const std::vector<std::vector<int32_t>>& samples,
                              const std::filesystem::path& out, bool resume, Communicator& comm,
-                             ProgressSink& progress, MaskMap& masks);
+                             ProgressSink& progress, MaskMap& masks,
+                             ShardedLinearWeights* sharded = nullptr);
 
 // MaskLLM over the frozen model, prior from spec.method.prior; returns the final masks.
 nlohmann::json RunMaskLlm(LlamaForCausalLM& model, const JobSpec& spec,

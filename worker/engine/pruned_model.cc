@@ -6,6 +6,7 @@
 #include "common/file_util.h"
 #include "common/safetensors.h"
 #include "worker/io/tensor_io.h"
+#include "worker/io/tensor_rows.h"
 
 namespace ps {
 
@@ -44,22 +45,40 @@ PublishStats WritePrunedModel(const std::filesystem::path& original_dir,
                                  std::to_string(s + 1) + "-of-" +
                                  std::string(5 - std::to_string(shards.size()).size(), '0') +
                                  std::to_string(shards.size()) + ".safetensors";
-    std::vector<std::pair<std::string, torch::Tensor>> tensors;
+    // Tensor by tensor: each replacement exists only while its bytes are written, and the
+    // original's mapped pages are dropped once it has been read.
+    std::vector<TensorHeader> headers;
     for (const auto& name : shards[s]) {
-      torch::Tensor original = TensorView(ckpt, name);
-      torch::Tensor out = original;
+      const TensorInfo& info = ckpt.Info(name);
+      headers.push_back({name, info.dtype, info.shape});
+      weight_map[name] = file;
+    }
+    torch::Tensor current;
+    std::string previous;
+    auto bytes_of = [&](size_t i) -> std::span<const std::byte> {
+      current = torch::Tensor();
+      if (!previous.empty()) ReleaseCheckpointPages(ckpt, previous);
+      const std::string& name = shards[s][i];
+      previous = name;
+      const torch::Tensor original = TensorView(ckpt, name);
       if (auto r = replace(name, original)) {
         if (r->sizes() != original.sizes() || r->scalar_type() != original.scalar_type())
           throw Error("publishing " + name + ": the replacement changes shape or dtype");
-        out = *r;
+        current = r->to(torch::kCPU).contiguous();
         ++stats.replaced;
+        stats.bytes += static_cast<uint64_t>(current.numel() * current.element_size());
+        ++stats.tensors;
+        return {static_cast<const std::byte*>(current.data_ptr()),
+                static_cast<size_t>(current.numel() * current.element_size())};
       }
-      tensors.emplace_back(name, out);
-      weight_map[name] = file;
-      stats.bytes += static_cast<uint64_t>(out.numel() * out.element_size());
       ++stats.tensors;
-    }
-    SaveTensors(out_dir / file, tensors, {{"format", "pt"}});
+      stats.bytes += ckpt.Info(name).Bytes();
+      return ckpt.Data(name);
+    };
+    WriteSafetensorsStreamed(out_dir / file, headers, bytes_of, {{"format", "pt"}});
+    current = torch::Tensor();
+    if (!previous.empty()) ReleaseCheckpointPages(ckpt, previous);
+    previous.clear();
   }
   if (shards.size() > 1) {
     nlohmann::ordered_json index = {{"metadata", {{"total_size", stats.bytes}}},

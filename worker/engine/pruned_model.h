@@ -2,7 +2,9 @@
 // tensor of the original checkpoint is copied bit for bit except the ones a method replaces (the
 // targets: W0 ⊙ mask for frozen-weight methods, updated weights for SparseGPT/masked update).
 // config.json and the tokenizer files are copied. Shards of at most `max_shard_bytes` are written
-// one at a time, so memory stays at about one shard.
+// one at a time and each tensor by itself: a replacement exists only while its bytes are written
+// and each original's mapped pages are dropped after it is read, so publishing holds about one
+// tensor whatever the model's size (`model.safetensors.index.json` when there are several shards).
 #pragma once
 
 #include <torch/types.h>
@@ -16,7 +18,8 @@
 namespace ps {
 
 // Given a tensor name and the original tensor (a read-only view of the mapped file), returns the
-// tensor to publish, or nullopt to keep the original bytes.
+// tensor to publish, or nullopt to keep the original bytes. Called once per tensor, in the order
+// they are written; the result is released before the next call.
 using TensorReplacer = std::function<std::optional<torch::Tensor>(const std::string& name,
                                                                   const torch::Tensor& original)>;
 

@@ -1,43 +1,14 @@
 #include "worker/models/llama_checkpoint.h"
 
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include <set>
 
 #include "common/error.h"
 #include "common/file_util.h"
 #include "worker/io/tensor_io.h"
+#include "worker/io/tensor_rows.h"
 
 namespace ps {
 namespace {
-
-// Drops the resident pages of a mapped range we have finished reading (they are clean file pages
-// of a read-only mapping, so the kernel reloads them from the file if they are touched again).
-void ReleasePages(std::span<const std::byte> bytes) {
-  static const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-  auto begin = reinterpret_cast<uintptr_t>(bytes.data());
-  uintptr_t first = (begin + page - 1) / page * page;
-  uintptr_t last = (begin + bytes.size()) / page * page;
-  if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
-}
-
-// Copies a checkpoint tensor into `dst` (converting dtype) in slices of ~16 MB, releasing each
-// slice's mapped pages once copied: peak memory stays at the model plus one slice, whatever the
-// size of the largest tensor.
-void CopyReleasing(torch::Tensor& dst, const Checkpoint& ckpt, const std::string& name) {
-  torch::Tensor src = TensorView(ckpt, name).reshape({-1});
-  torch::Tensor flat = dst.view({-1});
-  auto bytes = ckpt.Data(name);
-  const int64_t n = src.numel();
-  const int64_t elem = static_cast<int64_t>(src.element_size());
-  const int64_t step = std::max<int64_t>(1, (int64_t{16} << 20) / elem);
-  for (int64_t start = 0; start < n; start += step) {
-    int64_t len = std::min(step, n - start);
-    flat.narrow(0, start, len).copy_(src.narrow(0, start, len));
-    ReleasePages(bytes.subspan(static_cast<size_t>(start * elem), static_cast<size_t>(len * elem)));
-  }
-}
 
 bool Ignorable(const std::string& name, const LlamaConfig& c) {
   // Older exports carry RoPE buffers; tied models sometimes still store lm_head.
@@ -85,11 +56,17 @@ std::string HfDTypeName(torch::ScalarType t) {
   }
 }
 
-void LoadLlamaWeights(LlamaForCausalLM& model, const Checkpoint& ckpt) {
+void LoadLlamaWeights(LlamaForCausalLM& model, const Checkpoint& ckpt,
+                      const LeaveEmpty& leave_empty) {
   const std::string where = ckpt.dir().string();
   std::vector<std::string> missing, unexpected;
   std::set<std::string> expected;
   torch::NoGradGuard no_grad;
+  // The shapes the config implies, from a storage-less twin (the model's own parameters may be
+  // deferred: 0-element until filled here).
+  LlamaForCausalLM shapes(model.config(),
+                          torch::TensorOptions().dtype(model.dtype()).device(torch::kMeta));
+  auto twin = shapes.named_parameters(/*recurse=*/true);
   auto params = model.named_parameters(/*recurse=*/true);
   for (const auto& item : params) {
     const std::string& name = item.key();
@@ -100,7 +77,9 @@ void LoadLlamaWeights(LlamaForCausalLM& model, const Checkpoint& ckpt) {
     }
     const TensorInfo& info = ckpt.Info(name);
     torch::Tensor p = item.value();
-    std::vector<int64_t> want(p.sizes().begin(), p.sizes().end());
+    const torch::Tensor* shaped = twin.find(name);
+    if (!shaped) throw Error(where + ": the model has no parameter " + name);
+    std::vector<int64_t> want = shaped->sizes().vec();
     if (info.shape != want) {
       throw Error(where + ": tensor '" + name + "' has shape " + ShapeString(info.shape) +
                   " but the config implies " + ShapeString(want) + " (in " +
@@ -110,7 +89,9 @@ void LoadLlamaWeights(LlamaForCausalLM& model, const Checkpoint& ckpt) {
       throw Error(where + ": tensor '" + name + "' has non-floating dtype " +
                   std::string(DTypeName(info.dtype)));
     }
-    CopyReleasing(p, ckpt, name);
+    if (leave_empty && leave_empty(name)) continue;
+    if (p.sizes().vec() != want) p.set_data(torch::empty(want, p.options()));
+    CopyRowsReleasing(p, ckpt, name, 0);
   }
   if (!missing.empty()) {
     throw Error(where + ": checkpoint lacks " + std::to_string(missing.size()) +
@@ -126,13 +107,20 @@ void LoadLlamaWeights(LlamaForCausalLM& model, const Checkpoint& ckpt) {
 }
 
 std::shared_ptr<LlamaForCausalLM> LoadLlama(const std::filesystem::path& dir,
-                                            const LoadOptions& options) {
+                                            const LoadOptions& options,
+                                            const LeaveEmpty& leave_empty) {
   if (!std::filesystem::is_directory(dir)) throw Error(dir.string() + ": not a directory");
   LlamaConfig config = LoadLlamaConfig(dir);
   Checkpoint ckpt = Checkpoint::Open(dir);
-  auto model = std::make_shared<LlamaForCausalLM>(
-      config, torch::dtype(options.dtype).device(options.device));
-  LoadLlamaWeights(*model, ckpt);
+  std::shared_ptr<LlamaForCausalLM> model;
+  {
+    // Each parameter gets its storage as it is read (LoadLlamaWeights), so tensors left empty
+    // are never allocated at all.
+    DeferParameterAllocation defer;
+    model = std::make_shared<LlamaForCausalLM>(config,
+                                               torch::dtype(options.dtype).device(options.device));
+  }
+  LoadLlamaWeights(*model, ckpt, leave_empty);
   model->eval();
   return model;
 }

@@ -4,14 +4,29 @@
 #include "worker/models/attention.h"
 
 namespace ps {
+namespace {
+
+thread_local bool defer_allocation = false;
+
+// A parameter of `shape`: uninitialised storage, or none under DeferParameterAllocation.
+torch::Tensor NewParameter(at::IntArrayRef shape, const torch::TensorOptions& options) {
+  return defer_allocation ? torch::empty({0}, options) : torch::empty(shape, options);
+}
+
+}  // namespace
+
+DeferParameterAllocation::DeferParameterAllocation() : previous_(defer_allocation) {
+  defer_allocation = true;
+}
+DeferParameterAllocation::~DeferParameterAllocation() { defer_allocation = previous_; }
 
 // ---- Linear ------------------------------------------------------------------------------------
 
 Linear::Linear(std::string path, int64_t in_features, int64_t out_features, bool bias,
                const torch::TensorOptions& options)
     : path_(std::move(path)), in_features_(in_features), out_features_(out_features) {
-  weight = register_parameter("weight", torch::empty({out_features, in_features}, options));
-  if (bias) this->bias = register_parameter("bias", torch::empty({out_features}, options));
+  weight = register_parameter("weight", NewParameter({out_features, in_features}, options));
+  if (bias) this->bias = register_parameter("bias", NewParameter({out_features}, options));
 }
 
 torch::Tensor Linear::forward(const torch::Tensor& x) {
@@ -47,7 +62,7 @@ void Linear::ReplaceWeight(const torch::Tensor& w) {
 // ---- RMSNorm, Embedding ------------------------------------------------------------------------
 
 RMSNorm::RMSNorm(int64_t dim, double eps, const torch::TensorOptions& options) : eps_(eps) {
-  weight = register_parameter("weight", torch::empty({dim}, options));
+  weight = register_parameter("weight", NewParameter({dim}, options));
 }
 
 torch::Tensor RMSNorm::forward(const torch::Tensor& x) {
@@ -57,7 +72,7 @@ torch::Tensor RMSNorm::forward(const torch::Tensor& x) {
 }
 
 Embedding::Embedding(int64_t vocab, int64_t dim, const torch::TensorOptions& options) {
-  weight = register_parameter("weight", torch::empty({vocab, dim}, options));
+  weight = register_parameter("weight", NewParameter({vocab, dim}, options));
 }
 
 torch::Tensor Embedding::forward(const torch::Tensor& ids) { return torch::embedding(weight, ids); }

@@ -186,6 +186,22 @@ class LlamaForCausalLM : public torch::nn::Module {
   torch::Tensor inv_freq_;
 };
 
+// While one of these is alive on the calling thread, the model's constructors register every
+// parameter as a 0-element tensor of the right dtype and device instead of allocating it, for
+// loaders that give each parameter its storage (set_data) only when they fill it, or only part of
+// it: no full-size model ever exists. A module whose parameters were never filled fails in
+// forward (shape mismatch), never computes on garbage.
+class DeferParameterAllocation {
+ public:
+  DeferParameterAllocation();
+  ~DeferParameterAllocation();
+  DeferParameterAllocation(const DeferParameterAllocation&) = delete;
+  DeferParameterAllocation& operator=(const DeferParameterAllocation&) = delete;
+
+ private:
+  bool previous_;
+};
+
 // The HF names of the q,k,v,o,gate,up,down linears of layer i.
 std::vector<std::string> TargetLinearNames(int64_t layer);
 
