@@ -27,6 +27,7 @@
 
 #include "common/error.h"
 #include "common/memory_plan.h"
+#include "common/process_memory.h"
 #include "common/progress.h"
 #include "worker/distributed/communicator_factory.h"
 #include "worker/distributed/sharded_adamw.h"
@@ -76,15 +77,8 @@ class QuietSink : public ps::ProgressSink {
 };
 
 double ProcStatusBytes(const std::string& key) {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  while (std::getline(f, line)) {
-    if (line.rfind(key + ":", 0) == 0) return std::stod(line.substr(key.size() + 1)) * 1024.0;
-  }
-  return 0;
+  return static_cast<double>(std::max<int64_t>(ps::ProcStatusKb(key), 0)) * 1024.0;
 }
-
-void ResetPeakRss() { std::ofstream("/proc/self/clear_refs") << "5"; }
 
 double Bytes(const torch::Tensor& t) {
   return t.defined() ? static_cast<double>(t.numel()) * static_cast<double>(t.element_size()) : 0;
@@ -99,7 +93,7 @@ int Main(int argc, char** argv) {
   const Args a = Parse(argc, argv);
   auto comm = ps::MakeCommunicatorFromEnvironment(false);
   const torch::ScalarType dtype = ps::ParseComputeDType(a.dtype);
-  ResetPeakRss();
+  ps::ResetPeakRss();
   const double rss_start = ProcStatusBytes("VmRSS");
   ps::RowShardedLlama m = ps::LoadLlamaRowSharded(a.model, {dtype, torch::kCPU}, *comm);
   const double load_peak = ProcStatusBytes("VmHWM") - rss_start;

@@ -43,6 +43,7 @@
 
 #include "common/error.h"
 #include "common/memory_plan.h"
+#include "common/process_memory.h"
 #include "common/progress.h"
 #include "worker/distributed/communicator_factory.h"
 #include "worker/distributed/parallelize_llama.h"
@@ -150,18 +151,7 @@ class QuietSink : public ps::ProgressSink {
 
 // A field of /proc/self/status in bytes ("VmRSS", "VmHWM"); 0 where there is none.
 double ProcStatusBytes(const std::string& key) {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  while (std::getline(f, line)) {
-    if (line.rfind(key + ":", 0) == 0) return std::stod(line.substr(key.size() + 1)) * 1024.0;
-  }
-  return 0;
-}
-
-// Starts a new peak-RSS window (VmHWM restarts from the current RSS).
-void ResetPeakRss() {
-  std::ofstream f("/proc/self/clear_refs");
-  f << "5";
+  return static_cast<double>(std::max<int64_t>(ps::ProcStatusKb(key), 0)) * 1024.0;
 }
 
 double PeakGpuBytes([[maybe_unused]] const torch::Device& d) {
@@ -270,7 +260,7 @@ int Main(int argc, char** argv) {
 #ifdef PS_WITH_CUDA
   if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.index());
 #endif
-  ResetPeakRss();
+  ps::ResetPeakRss();
   o.total_steps = a.steps;
   ps::TrainResult r = ps::TrainLoop(*model, params, samples, hooks, *comm, quiet, o);
 

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <set>
 
+#include "common/process_memory.h"
 #include "tests/testing/error_of.h"
 #include "tests/worker/models/tiny_models.h"
 #include "worker/io/tensor_rows.h"
@@ -134,15 +135,6 @@ TEST(ShardedLoadErrors, RowsOutOfRangeAreNamed) {
   std::filesystem::remove_all(dir);
 }
 
-int64_t StatusKb(const std::string& key) {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(key + ":", 0) == 0) return std::stoll(line.substr(key.size() + 1));
-  }
-  return -1;
-}
-
 // A rank of 4 loads its share: the rise of its peak RSS stays near the whole tensors plus a
 // quarter of the targets (a full load: models_test's LoadMemory, about the checkpoint's size).
 TEST(ShardedLoadMemory, PeakRssIsTheRanksShare) {
@@ -196,10 +188,10 @@ TEST(ShardedLoadMemoryChild, Measure) {
   const char* out = std::getenv("PS_SHARDED_LOAD_OUT");
   if (!dir || !out) GTEST_SKIP() << "started by ShardedLoadMemory.PeakRssIsTheRanksShare";
   FixedRankCommunicator comm(1, 4);
-  std::ofstream("/proc/self/clear_refs") << "5";  // resets VmHWM to the current RSS
-  int64_t before = StatusKb("VmRSS");
+  ResetPeakRss();
+  int64_t before = ProcStatusKb("VmRSS");
   RowShardedLlama sharded = LoadLlamaRowSharded(dir, {torch::kBFloat16, torch::kCPU}, comm);
-  int64_t peak = StatusKb("VmHWM");
+  int64_t peak = ProcStatusKb("VmHWM");
   std::ofstream(out) << before << " " << peak << "\n";
 }
 

@@ -8,21 +8,13 @@
 #include <fstream>
 
 #include "common/file_util.h"
+#include "common/process_memory.h"
 #include "tests/worker/models/tiny_models.h"
 #include "worker/io/tensor_io.h"
 #include "worker/models/llama_checkpoint.h"
 
 namespace ps {
 namespace {
-
-int64_t StatusKb(const std::string& key) {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(key + ":", 0) == 0) return std::stoll(line.substr(key.size() + 1));
-  }
-  return -1;
-}
 
 TEST(LoadMemory, PeakRssStaysNearCheckpointSize) {
   // Llama-shaped, mid-size: 8 layers of hidden 1024 / MLP 2816, small vocab (~111M params).
@@ -74,10 +66,10 @@ TEST(LoadMemoryChild, Measure) {
   const char* dir = std::getenv("PS_LOAD_MEMORY_DIR");
   const char* out = std::getenv("PS_LOAD_MEMORY_OUT");
   if (!dir || !out) GTEST_SKIP() << "started by LoadMemory.PeakRssStaysNearCheckpointSize";
-  std::ofstream("/proc/self/clear_refs") << "5";  // resets VmHWM to the current RSS
-  int64_t before = StatusKb("VmRSS");
+  ResetPeakRss();
+  int64_t before = ProcStatusKb("VmRSS");
   auto model = LoadLlama(dir, {torch::kBFloat16, torch::kCPU});
-  int64_t peak = StatusKb("VmHWM");
+  int64_t peak = ProcStatusKb("VmHWM");
   std::ofstream(out) << before << " " << peak << "\n";
 }
 
