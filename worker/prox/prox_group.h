@@ -478,24 +478,88 @@ PS_HD float CandidateObjective(const float (&v)[M], float lam, float c, float ra
 // weight ~10^4 times the three others at small lambda the objective is ~1e-8 z_1^2, made by the
 // small coordinates alone, and ALM stopped them ~1% from their limit (3 of the GPU check's 100,000
 // random groups ended above the reference's objective by more than fp32's rounding allowance, up
-// to 2e-5 relative). So when ALM stops, its predicted remaining distance r (from the observed
-// rate; the last change when there is none) must also meet K r^2 <= kPolishObjectiveRel * obj,
-// unless K r^2 is below the storage's half ulp of z_1 squared (bf16, fp16: a tighter point gains
-// nothing there; at fp32's cap that floor is 0). A candidate that misses it runs one more pass with
-// Newton allowed and the tolerance sqrt(kPolishObjectiveRel * obj / K) (at least kMinPolishTol
-// times tol). Normal groups do not take that pass (their objective is ~1e-2 z_1^2).
+// to 2e-5 relative). So at fp32's cap, when ALM stops, its predicted remaining distance r (from
+// the last two changes) must also meet K r^2 <= kPolishObjectiveRel * obj; a candidate that misses
+// it runs a second pass with Newton allowed and the tolerance sqrt(kPolishObjectiveRel * obj / K)
+// (at least kMinPolishTol times tol). Llama-scale groups almost never take it (0-3 in 100,000).
 inline constexpr float kPolishObjectiveRel = 1.0f / 134217728.0f;  // 2^-27
 inline constexpr float kFp32RelTol = 1.0f / 8388608.0f;            // AlmRelTolFor(23) = 2^-23
-inline constexpr float kHalfUlpPerTol = 64.0f;  // bf16/fp16: half an ulp of z_1 >= 64 tol
-inline constexpr float kMinPolishTol = 1.0f / 16777216.0f;  // 2^-24
+inline constexpr float kMinPolishTol = 1.0f / 16777216.0f;         // 2^-24
+
+// One pass of SolveCandidate from w: ALM sweeps with Newton where allowed (`newton`, or past
+// kForceNewtonAfter sweeps), until the tolerance t is met, the change stalls in rounding noise or s
+// reaches cap. last receives the final sweep's change when ALM ended the pass (prev then holds the
+// change before it), 0 when Newton did.
+template <int N, int K, int M, typename Trace>
+PS_HD void AlmPass(const float (&v)[M], float lam, float t, bool newton, int cap, float (&w)[M],
+                   int& s, int& next_newton, float& prev, float& last, Trace& trace) {
+  last = 0.0f;
+  while (true) {
+    float delta = 0.0f;
+    PS_UNROLL
+    for (int i = 0; i < K; ++i) {
+      const float nw = Max(v[i] - lam * ElemSym<N, K, M>(w, i), 0.0f);
+      delta = Max(delta, Abs(nw - w[i]));
+      w[i] = nw;
+    }
+    ++s;
+    trace.Sweep(N, K);
+    // Stop when the change is below t, or when the remaining distance predicted from linear
+    // convergence (ratio r = delta / prev: delta * r / (1 - r)) is.
+    if (delta <= t || delta * delta <= t * (prev - delta) || s >= cap ||
+        (delta <= kNoiseFloor && prev > 0.0f && delta >= prev)) {  // or stalled in rounding noise
+      last = delta;
+      return;
+    }
+    // Past kForceNewtonAfter sweeps Newton is tried whatever the algorithm (see there).
+    if ((newton || s >= kForceNewtonAfter) && s >= next_newton) {
+      const float r = delta / prev;
+      if (delta * (r * r) * (r * r) > t) {
+        // Newton until its step is below t or the next one is predicted to be (quadratic
+        // convergence: next ~ step^3 / prev_step^2, with a factor 4 of margin).
+        bool done = false;
+        float prev_step = delta;
+        float step = 0.0f;
+        while (s < cap) {
+          const bool ok = NewtonStep<N, K, M>(v, lam, w, step);
+          trace.Newton(N, K);
+          if (!ok) break;
+          ++s;
+          if (step <= t ||
+              (step <= 0.5f * prev_step &&
+               4.0f * step * step * step <= t * prev_step * prev_step) ||
+              (step <= kNoiseFloor && step > 0.5f * prev_step)) {  // stalled in rounding noise
+            done = true;
+            break;
+          }
+          prev_step = step;
+        }
+        if (done || s >= cap) return;
+        next_newton = s + kNewtonRetry;
+        delta = 0.0f;  // the next sweep's rate estimate must not use a pre-Newton delta
+      }
+    }
+    prev = delta;
+  }
+}
+
+// True when the candidate must take the second pass (see kPolishObjectiveRel): K r^2 exceeds
+// kPolishObjectiveRel * obj, r = last^2 / den the remaining distance predicted from the last two
+// changes (last itself when they show no contraction). A pass that Newton ended has last = 0: its
+// remaining distance is second order in its last step.
+PS_HD bool NeedsPolish(float last, float prev, float k, float obj) {
+  const float num = last * last, den = prev > last ? prev - last : last;
+  return k * num * num > kPolishObjectiveRel * obj * (den * den);  // K r^2 den^2 > ...
+}
 
 // Solves the K-sparse candidate from the ray point c * v: ALM (Algorithm 2) sweeping i = 1..K and,
-// with `newton`, Newton polishing (above). Starting on the ray rather than at v itself: from v, the
-// first sweep sees every other coordinate at full size and, when the coupling lam * v is strong,
-// thresholds the largest coordinates to 0, landing on a boundary fixed point and missing the
-// interior minimum (e.g. near-tied groups; the brute-force test finds these). Returns the
-// candidate's objective (scaled units, with tail; never above the ray point's: ALM only descends,
-// and should Newton ever end higher the ray point is returned); w receives the point.
+// with `newton`, Newton polishing (above), then the second pass where the objective needs it.
+// Starting on the ray rather than at v itself: from v, the first sweep sees every other coordinate
+// at full size and, when the coupling lam * v is strong, thresholds the largest coordinates to 0,
+// landing on a boundary fixed point and missing the interior minimum (e.g. near-tied groups; the
+// brute-force test finds these). Returns the candidate's objective (scaled units, with tail; never
+// above the ray point's: ALM only descends, and should Newton ever end higher the ray point is
+// returned); w receives the point.
 template <int N, int K, int M, typename Trace>
 PS_HD float SolveCandidate(const float (&v)[M], float lam, float tol, float c, float ray_obj,
                            float tail, bool newton, int cap, float (&w)[M], int& iters,
@@ -503,72 +567,16 @@ PS_HD float SolveCandidate(const float (&v)[M], float lam, float tol, float c, f
   PS_UNROLL
   for (int i = 0; i < M; ++i) w[i] = i < K ? c * v[i] : 0.0f;
   int s = 0, next_newton = kSweepsBeforeNewton;
-  float prev = 0.0f, t = tol, obj = 0.0f;
-  bool polish = false;  // the second pass (see kPolishObjectiveRel)
-  while (true) {
-    // When ALM ends the pass: the predicted remaining distance num / den, and the last change.
-    float num = 0.0f, den = 1.0f, last = 0.0f;
-    while (true) {
-      float delta = 0.0f;
-      PS_UNROLL
-      for (int i = 0; i < K; ++i) {
-        const float nw = Max(v[i] - lam * ElemSym<N, K, M>(w, i), 0.0f);
-        delta = Max(delta, Abs(nw - w[i]));
-        w[i] = nw;
-      }
-      ++s;
-      trace.Sweep(N, K);
-      // Stop when the change is below t, or when the remaining distance predicted from linear
-      // convergence (ratio r = delta / prev: delta * r / (1 - r)) is, or when the change stalled
-      // in rounding noise.
-      if (delta <= t || delta * delta <= t * (prev - delta) || s >= cap ||
-          (delta <= kNoiseFloor && prev > 0.0f && delta >= prev)) {
-        num = delta * delta;
-        den = prev > delta ? prev - delta : delta;
-        last = delta;
-        break;
-      }
-      // Past kForceNewtonAfter sweeps Newton is tried whatever the algorithm (see there).
-      if ((newton || polish || s >= kForceNewtonAfter) && s >= next_newton) {
-        const float r = delta / prev;
-        if (delta * (r * r) * (r * r) > t) {
-          // Newton until its step is below t or the next one is predicted to be (quadratic
-          // convergence: next ~ step^3 / prev_step^2, with a factor 4 of margin). Its end leaves
-          // num = 0: the remaining distance is second order in its last step.
-          bool done = false;
-          float prev_step = delta;
-          float step = 0.0f;
-          while (s < cap) {
-            const bool ok = NewtonStep<N, K, M>(v, lam, w, step);
-            trace.Newton(N, K);
-            if (!ok) break;
-            ++s;
-            if (step <= t ||
-                (step <= 0.5f * prev_step &&
-                 4.0f * step * step * step <= t * prev_step * prev_step) ||
-                (step <= kNoiseFloor && step > 0.5f * prev_step)) {  // stalled in rounding noise
-              done = true;
-              break;
-            }
-            prev_step = step;
-          }
-          if (done || s >= cap) break;
-          next_newton = s + kNewtonRetry;
-          delta = 0.0f;  // the next sweep's rate estimate must not use a pre-Newton delta
-        }
-      }
-      prev = delta;
-    }
-    obj = FaceObjective<N, K, M>(v, lam, tail, w, trace);
-    const float half_ulp = tol <= kFp32RelTol * v[0] ? 0.0f : kHalfUlpPerTol * tol;
-    const float err = static_cast<float>(K) * num * num;  // K r^2 times den^2
-    if (polish || s >= cap || !(err > kPolishObjectiveRel * obj * (den * den)) ||
-        !(err > half_ulp * half_ulp * (den * den)))
-      break;
-    polish = true;
-    t = Max(sqrtf(kPolishObjectiveRel * obj / static_cast<float>(K)), kMinPolishTol * tol);
-    prev = last;
+  float prev = 0.0f, last = 0.0f;
+  AlmPass<N, K, M>(v, lam, tol, newton, cap, w, s, next_newton, prev, last, trace);
+  float obj = FaceObjective<N, K, M>(v, lam, tail, w, trace);
+  if (s < cap && tol <= kFp32RelTol * v[0] && NeedsPolish(last, prev, static_cast<float>(K), obj)) {
+    const float t =
+        Max(sqrtf(kPolishObjectiveRel * obj / static_cast<float>(K)), kMinPolishTol * tol);
     next_newton = s + (last > 0.0f ? 1 : kSweepsBeforeNewton);
+    prev = last;
+    AlmPass<N, K, M>(v, lam, t, true, cap, w, s, next_newton, prev, last, trace);
+    obj = FaceObjective<N, K, M>(v, lam, tail, w, trace);
   }
   iters += s;
   return NoWorseThanRay<K, M>(v, c, ray_obj, tail, obj, w);

@@ -248,90 +248,94 @@ PS_SIMD I<V> SolveLine24(const F<V> (&v)[4], F<V> lam, F<V> tol, I<V> go, F<V> (
   return result;
 }
 
-// See prox_group.h SolveCandidate (both passes); lanes outside `go` are left alone (their w is
-// garbage). cap: each lane's iteration cap (kMaxIterations less what a line search already ran).
+// See prox_group.h AlmPass: the lanes in `active` run (newton_all: every lane may take Newton
+// steps, else those past kForceNewtonAfter sweeps); the others are left alone.
+template <typename V, int N, int K, int M>
+PS_SIMD void AlmPass(const F<V> (&v)[M], F<V> lam, F<V> t, bool newton_all, I<V> active, I<V> cap,
+                     F<V> (&w)[M], I<V>& s, I<V>& next_newton, F<V>& prev, F<V>& last) {
+  last = Splat<V>(0.0f);
+  while (Any<V>(active)) {
+    F<V> delta = Splat<V>(0.0f);
+    PS_UNROLL
+    for (int i = 0; i < K; ++i) {
+      const F<V> nw = Max<V>(v[i] - lam * detail::ElemSym<N, K, M>(w, i), Splat<V>(0.0f));
+      delta = Max<V>(delta, Abs<V>(nw - w[i]));
+      w[i] = Sel<V>(active, nw, w[i]);
+    }
+    s -= active;  // += 1 where active (masks are -1)
+    const I<V> stop = (delta <= t) | (delta * delta <= t * (prev - delta)) | (s >= cap) |
+                      ((delta <= kNoiseFloor) & (prev > 0.0f) & (delta >= prev));
+    last = Sel<V>(active & stop, delta, last);
+    I<V> cont = active & ~stop;
+    // Newton lanes: all with newton_all, else those past kForceNewtonAfter sweeps (prox_group.h).
+    const I<V> may_newton = newton_all ? cont : cont & (s >= kForceNewtonAfter);
+    if (Any<V>(may_newton)) {
+      const F<V> r = delta / prev;
+      const I<V> nt = may_newton & (s >= next_newton) & (delta * (r * r) * (r * r) > t);
+      if (Any<V>(nt)) {
+        F<V> prev_step = delta;
+        I<V> done = SplatI<V>(0);
+        I<V> inner = nt & (s < cap);
+        while (Any<V>(inner)) {
+          F<V> nw[M], step;
+          const I<V> ok = inner & NewtonStep<V, N, K, M>(v, lam, w, nw, step);
+          PS_UNROLL
+          for (int i = 0; i < K; ++i) w[i] = Sel<V>(ok, nw[i], w[i]);
+          s -= ok;
+          const I<V> conv = ok & ((step <= t) |
+                                  ((step <= 0.5f * prev_step) &
+                                   (4.0f * step * step * step <= t * prev_step * prev_step)) |
+                                  ((step <= kNoiseFloor) & (step > 0.5f * prev_step)));
+          done |= conv;
+          prev_step = Sel<V>(ok, step, prev_step);
+          inner = ok & ~conv & (s < cap);
+        }
+        const I<V> finish = nt & (done | (s >= cap));  // last stays 0 (prox_group.h)
+        const I<V> refused = nt & ~finish;
+        next_newton = SelI<V>(refused, s + detail::kNewtonRetry, next_newton);
+        delta = Sel<V>(refused, Splat<V>(0.0f), delta);
+        cont &= ~finish;
+      }
+    }
+    prev = Sel<V>(cont, delta, prev);
+    active = cont;
+  }
+}
+
+// See prox_group.h NeedsPolish (mask).
+template <typename V>
+PS_SIMD I<V> NeedsPolish(F<V> last, F<V> prev, float k, F<V> obj) {
+  const F<V> num = last * last, den = Sel<V>(prev > last, prev - last, last);
+  return k * num * num > detail::kPolishObjectiveRel * obj * (den * den);
+}
+
+// See prox_group.h SolveCandidate; lanes outside `go` are left alone (their w is garbage). cap:
+// each lane's iteration cap (kMaxIterations less what a line search already ran).
 template <typename V, int N, int K, int M>
 PS_SIMD F<V> SolveCandidate(const F<V> (&v)[M], F<V> lam, F<V> tol, F<V> c, F<V> ray_obj, F<V> tail,
                             bool newton, I<V> go, I<V> cap, F<V> (&w)[M], I<V>& iters) {
   PS_UNROLL
   for (int i = 0; i < M; ++i) w[i] = i < K ? c * v[i] : Splat<V>(0.0f);
   I<V> s = SplatI<V>(0), next_newton = SplatI<V>(detail::kSweepsBeforeNewton);
-  F<V> prev = Splat<V>(0.0f), t = tol, obj = Splat<V>(0.0f);
-  I<V> polish = SplatI<V>(0);
-  I<V> active = go;
-  for (int pass = 0;; ++pass) {
-    // Per lane, when ALM ended its pass: num / den (the predicted remaining distance) and last.
-    F<V> num = Splat<V>(0.0f), den = Splat<V>(1.0f), last = Splat<V>(0.0f);
-    while (Any<V>(active)) {
-      F<V> delta = Splat<V>(0.0f);
-      PS_UNROLL
-      for (int i = 0; i < K; ++i) {
-        const F<V> nw = Max<V>(v[i] - lam * detail::ElemSym<N, K, M>(w, i), Splat<V>(0.0f));
-        delta = Max<V>(delta, Abs<V>(nw - w[i]));
-        w[i] = Sel<V>(active, nw, w[i]);
-      }
-      s -= active;  // += 1 where active (masks are -1)
-      const I<V> stop =
-          active & ((delta <= t) | (delta * delta <= t * (prev - delta)) | (s >= cap) |
-                    ((delta <= kNoiseFloor) & (prev > 0.0f) & (delta >= prev)));
-      num = Sel<V>(stop, delta * delta, num);
-      den = Sel<V>(stop, Sel<V>(prev > delta, prev - delta, delta), den);
-      last = Sel<V>(stop, delta, last);
-      I<V> cont = active & ~stop;
-      // Newton lanes: all with `newton`, else those polishing or past kForceNewtonAfter sweeps.
-      const I<V> may_newton = newton ? cont : cont & (polish | (s >= kForceNewtonAfter));
-      if (Any<V>(may_newton)) {
-        const F<V> r = delta / prev;
-        const I<V> nt = may_newton & (s >= next_newton) & (delta * (r * r) * (r * r) > t);
-        if (Any<V>(nt)) {
-          F<V> prev_step = delta;
-          I<V> done = SplatI<V>(0);
-          I<V> inner = nt & (s < cap);
-          while (Any<V>(inner)) {
-            F<V> nw[M], step;
-            const I<V> ok = inner & NewtonStep<V, N, K, M>(v, lam, w, nw, step);
-            PS_UNROLL
-            for (int i = 0; i < K; ++i) w[i] = Sel<V>(ok, nw[i], w[i]);
-            s -= ok;
-            const I<V> conv = ok & ((step <= t) |
-                                    ((step <= 0.5f * prev_step) &
-                                     (4.0f * step * step * step <= t * prev_step * prev_step)) |
-                                    ((step <= kNoiseFloor) & (step > 0.5f * prev_step)));
-            done |= conv;
-            prev_step = Sel<V>(ok, step, prev_step);
-            inner = ok & ~conv & (s < cap);
-          }
-          const I<V> finish = nt & (done | (s >= cap));  // num stays 0 (prox_group.h)
-          const I<V> refused = nt & ~finish;
-          next_newton = SelI<V>(refused, s + detail::kNewtonRetry, next_newton);
-          delta = Sel<V>(refused, Splat<V>(0.0f), delta);
-          cont &= ~finish;
-        }
-      }
-      prev = Sel<V>(cont, delta, prev);
-      active = cont;
-    }
-    // The lanes this pass ran: go on the first, the polishing ones on the second.
-    const I<V> ran = pass == 0 ? go : polish;
-    obj = Sel<V>(ran, FaceObjective<V, N, K, M>(v, lam, tail, w), obj);
-    if (pass == 1) break;
-    const F<V> half_ulp =
-        Sel<V>(tol <= detail::kFp32RelTol * v[0], Splat<V>(0.0f), detail::kHalfUlpPerTol * tol);
-    const F<V> err = static_cast<float>(K) * num * num;
-    const I<V> again = go & (s < cap) & (err > detail::kPolishObjectiveRel * obj * (den * den)) &
-                       (err > half_ulp * half_ulp * (den * den));
-    if (!Any<V>(again)) break;
-    F<V> root = Splat<V>(0.0f);
+  F<V> prev = Splat<V>(0.0f), last;
+  AlmPass<V, N, K, M>(v, lam, tol, newton, go, cap, w, s, next_newton, prev, last);
+  F<V> obj = FaceObjective<V, N, K, M>(v, lam, tail, w);
+  // Only lanes at fp32's tolerance cap can need the second pass (prox_group.h).
+  const I<V> again = go & (s < cap) & (tol <= detail::kFp32RelTol * v[0]) &
+                     NeedsPolish<V>(last, prev, static_cast<float>(K), obj);
+  if (Any<V>(again)) {
     const F<V> sq = detail::kPolishObjectiveRel * obj / static_cast<float>(K);
+    F<V> root = Splat<V>(0.0f);
     for (int i = 0; i < V::kLanes; ++i)
       if (again[i]) root[i] = sqrtf(sq[i]);
-    t = Sel<V>(again, Max<V>(root, detail::kMinPolishTol * tol), t);
-    polish = again;
-    prev = Sel<V>(again, last, prev);
+    const F<V> t = Max<V>(root, detail::kMinPolishTol * tol);
     next_newton = SelI<V>(
         again, s + SelI<V>(last > 0.0f, SplatI<V>(1), SplatI<V>(detail::kSweepsBeforeNewton)),
         next_newton);
-    active = again;
+    prev = Sel<V>(again, last, prev);
+    F<V> last2;
+    AlmPass<V, N, K, M>(v, lam, t, true, again, cap, w, s, next_newton, prev, last2);
+    obj = Sel<V>(again, FaceObjective<V, N, K, M>(v, lam, tail, w), obj);
   }
   iters = s;
   return NoWorseThanRay<V, K, M>(v, c, ray_obj, tail, obj, w);
