@@ -17,6 +17,7 @@
 #endif
 
 #include "common/error.h"
+#include "worker/distributed/pinned_host.h"
 
 namespace ps {
 
@@ -50,15 +51,13 @@ ShardedAdamW::ShardedAdamW(std::vector<TrainableTensor> params, Communicator& co
     Slot& s = slots_[i];
     const torch::Tensor& p = params_[i].param;
     if (offload_) {
-      // Always a copy (never the parameter itself), in host memory; pinned beside a GPU so that
-      // Publish's copies back are DMA transfers.
-      // Pinned beside a GPU: Publish's copies back, and the streamed update's copies both ways,
-      // are then DMA transfers that can run asynchronously.
-      const auto host = torch::dtype(master_dtype_).pinned_memory(p.is_cuda());
-      s.master = torch::empty(p.sizes(), host);
+      // Always a copy (never the parameter itself), in host memory; page-locked beside a GPU so
+      // that Publish's copies back and the streamed update's copies both ways are asynchronous
+      // DMA transfers (pinned_host.h: at the exact size, not LibTorch's power-of-two blocks).
+      s.master = HostTensor(p.sizes(), master_dtype_, p.is_cuda());
       s.master.copy_(p.detach());
-      s.exp_avg = torch::empty(p.sizes(), host).zero_();
-      s.exp_avg_sq = torch::empty(p.sizes(), host).zero_();
+      s.exp_avg = HostTensor(p.sizes(), master_dtype_, p.is_cuda()).zero_();
+      s.exp_avg_sq = HostTensor(p.sizes(), master_dtype_, p.is_cuda()).zero_();
       continue;
     }
     s.master = p.scalar_type() == master_dtype_ ? p.detach() : p.detach().to(master_dtype_);
