@@ -1,9 +1,14 @@
-// compare_runs RUN_A RUN_B [--weights-tol T]: how far apart two psworker runs of the same job are.
+// compare_runs RUN_A RUN_B [--weights-tol T] [--max-differ K]: how far apart two psworker runs of
+// the same job are.
 //   masks:   every target's mask (RUN/masks.safetensors, packed bits), compared group by group
 //            (groups of M along the input dimension); prints how many groups differ.
 //   weights: when both runs kept checkpoints (--keep-checkpoints) of the same step, the largest
 //            |difference| of every trained tensor's master weights there.
-// Exit 0 when no group differs and the weights agree within T (default 1e-4); 1 otherwise.
+// Exit 0 when at most K groups differ (default 0) and the weights agree within T (default 1e-4);
+// 1 otherwise. Runs on different rank counts sum gradients in a different order, so their weights
+// differ in the last bits (~1e-8 typical, ~1e-5 at most here) and a group whose N-th and
+// (N+1)-th largest weights are that close can keep either: on the default model about one such
+// group in a few million. K bounds those; a real divergence flips many more.
 // Used by the rank-equivalence and resume tests (psworker_acceptance.sh).
 #include <torch/types.h>
 
@@ -82,12 +87,22 @@ std::map<std::string, torch::Tensor> LoadMasters(const fs::path& dir) {
 
 int Run(int argc, char** argv) {
   if (argc < 3) {
-    std::cerr << "usage: compare_runs RUN_A RUN_B [--weights-tol T]\n";
+    std::cerr << "usage: compare_runs RUN_A RUN_B [--weights-tol T] [--max-differ K]\n";
     return 2;
   }
   const fs::path a = argv[1], b = argv[2];
   double tol = 1e-4;
-  if (argc >= 5 && std::string(argv[3]) == "--weights-tol") tol = std::atof(argv[4]);
+  int64_t max_differ = 0;
+  for (int i = 3; i + 1 < argc; i += 2) {
+    const std::string flag = argv[i];
+    if (flag == "--weights-tol") {
+      tol = std::atof(argv[i + 1]);
+    } else if (flag == "--max-differ") {
+      max_differ = std::atoll(argv[i + 1]);
+    } else {
+      throw ps::Error("unknown option " + flag + " (--weights-tol T, --max-differ K)");
+    }
+  }
   bool ok = true;
 
   Masks ma = LoadMasks(a), mb = LoadMasks(b);
@@ -104,8 +119,8 @@ int Run(int argc, char** argv) {
     if (d > 0) std::cout << "  " << name << ": " << d << " groups differ\n";
   }
   std::cout << "masks: " << groups << " groups in " << ma.masks.size() << " tensors, " << differ
-            << " differ\n";
-  ok = ok && differ == 0;
+            << " differ (at most " << max_differ << " allowed)\n";
+  ok = ok && differ <= max_differ;
 
   auto ca = NewestCheckpoint(a), cb = NewestCheckpoint(b);
   if (ca && cb && ca->filename() == cb->filename()) {

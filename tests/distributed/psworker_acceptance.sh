@@ -32,7 +32,10 @@ echo "== equivalence: 1, 2 and 4 ranks"
 for np in 1 2 4; do
   run $np "$work/r$np" --keep-checkpoints >"$work/r$np.log" 2>&1 || { echo "FAIL: $np ranks"; tail -20 "$work/r$np.log"; fail=1; }
 done
-for np in 2 4; do check "$compare" "$work/r1" "$work/r$np" --weights-tol 1e-4; done
+# Other rank counts sum gradients in another order: weights within 1e-4, and at most a few
+# near-tie groups (compare_runs.cc) may keep the other weight.
+near_ties=4
+for np in 2 4; do check "$compare" "$work/r1" "$work/r$np" --weights-tol 1e-4 --max-differ $near_ties; done
 
 echo "== overlapped update (method.overlap_update: true): 2 ranks, bit-identical to the serial run"
 sed -i 's/^  master_dtype: fp32$/&\n  overlap_update: true/' "$work/job.yaml"
@@ -75,7 +78,7 @@ else
     dir=$out; [[ $np != 2 ]] && dir=$work/killed-$np
     run $np "$dir" --resume >"$dir.resume.log" 2>&1 || { echo "FAIL: resume on $np"; tail -20 "$dir.resume.log"; fail=1; }
     check grep -q "resumed from" "$dir.resume.log"
-    check "$compare" "$work/r1" "$dir"
+    check "$compare" "$work/r1" "$dir" --max-differ $near_ties
   done
 fi
 

@@ -19,12 +19,17 @@ fail=0
 check() { if ! "$@"; then echo "FAIL: $*"; fail=1; fi; }
 
 source "$(dirname "$0")/acceptance_job.sh"
-same_ppl() {  # same_ppl RUN_A RUN_B: the reports' dense and pruned perplexities are equal
+# Other rank counts sum gradients in another order: at most a few near-tie groups
+# (compare_runs.cc) may keep the other weight, which moves the pruned perplexity by ~1e-6.
+near_ties=4
+same_ppl() {  # same_ppl RUN_A RUN_B: dense perplexities equal, pruned ones within 1e-5 relative
   python3 - "$1/report.json" "$2/report.json" <<'PY'
 import json, sys
 a, b = (json.load(open(p)) for p in sys.argv[1:3])
+def close(stage, x, y):
+    return x == y if stage == "dense" else y is not None and abs(x - y) <= 1e-5 * abs(x)
 bad = [(stage, f) for stage in ("dense", "pruned") for f in a[stage]
-       if a[stage][f]["perplexity"] != b[stage].get(f, {}).get("perplexity")]
+       if not close(stage, a[stage][f]["perplexity"], b[stage].get(f, {}).get("perplexity"))]
 for stage, f in bad:
     print(f"{stage} {f}: {a[stage][f]['perplexity']} vs {b[stage].get(f, {}).get('perplexity')}")
 sys.exit(1 if bad else 0)
@@ -46,7 +51,7 @@ echo "== sharded parameters: 1, 2 and 4 ranks"
 for np in 1 2 4; do
   run $np "$work/sharded.yaml" "$work/s$np" >"$work/s$np.log" 2>&1 || { echo "FAIL: sharded, $np ranks"; tail -20 "$work/s$np.log"; fail=1; }
   check grep -q "parallel.shard: params" "$work/s$np.log"
-  check "$compare" "$work/r1" "$work/s$np"
+  check "$compare" "$work/r1" "$work/s$np" --max-differ $near_ties
   check same_ppl "$work/r1" "$work/s$np"
 done
 
@@ -78,7 +83,7 @@ else
     dir=$out; [[ $np == 1 ]] && dir=$work/killed-1
     run $np "$work/sharded.yaml" "$dir" --resume >"$dir.resume$np.log" 2>&1 || { echo "FAIL: resume on $np"; tail -20 "$dir.resume$np.log"; fail=1; }
     check grep -q "resumed from" "$dir.resume$np.log"
-    check "$compare" "$work/r1" "$dir"
+    check "$compare" "$work/r1" "$dir" --max-differ $near_ties
   done
 fi
 

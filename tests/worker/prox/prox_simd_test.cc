@@ -134,3 +134,47 @@ TEST(ProxSimd, AdversarialAndNonFiniteLanes) {
 
 }  // namespace
 }  // namespace ps::prox
+
+namespace ps::prox {
+namespace {
+
+// Each group's result must not depend on where it sits: which lane of which batch, or the scalar
+// tail. Sharded parameters give each rank a different slice of a tensor, so a group that one rank
+// count solves in lane 3 another solves in lane 0 or in the tail; a lane-dependent result changed
+// one 2:4 group of the default model between 1- and 2-rank runs.
+TEST(ProxSimd, SameResultInEveryLane) {
+  const auto paths = VectorPaths();
+  if (paths.empty()) GTEST_SKIP() << "no AVX2 here: the vectorised paths are not used";
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.0f, 0.02f);
+  std::vector<float> y(4 * 6000);
+  for (auto& v : y) v = normal(rng);
+  const std::vector<float> r = testing::RandomGroups(6000, 4, 12);
+  y.insert(y.end(), r.begin(), r.end());
+  const std::vector<float> adv = testing::AdversarialGroups4();
+  y.insert(y.end(), adv.begin(), adv.end());
+  const int64_t groups = static_cast<int64_t>(y.size()) / 4;
+  for (float lambda : {0.01f, 0.25f, 4.0f, 25.0f})
+    for (ProxAlgo algo : {ProxAlgo::kAlm, ProxAlgo::kNewton}) {
+      std::vector<float> want = y;
+      ProxCpu(want.data(), DType::kF32, groups, lambda, k2of4, 1, algo, CpuPath::kScalar);
+      for (CpuPath path : paths)
+        for (int shift = 1; shift < 8; ++shift) {
+          // `shift` leading groups move every group of y to another lane.
+          std::vector<float> got(4 * shift, 0.5f);
+          got.insert(got.end(), y.begin(), y.end());
+          ProxCpu(got.data(), DType::kF32, groups + shift, lambda, k2of4, 1, algo, path);
+          int64_t differ = 0, first = -1;
+          for (int64_t g = 0; g < groups; ++g)
+            if (std::memcmp(&got[4 * (g + shift)], &want[4 * g], 4 * sizeof(float)) != 0) {
+              if (first < 0) first = g;
+              ++differ;
+            }
+          EXPECT_EQ(differ, 0) << "lambda " << lambda << " " << ProxAlgoName(algo) << " shift "
+                               << shift << ": first group " << first;
+        }
+    }
+}
+
+}  // namespace
+}  // namespace ps::prox
