@@ -40,8 +40,10 @@ inline ProxStats ToProxStats(const DeviceStats& d) {
 }
 
 // Iterations (all candidates of a group) after which the vector kernel defers a group to the
-// block's second pass; chosen with prox_bench (docs/prox.md).
-inline constexpr int kDefaultCudaDeferBudget = 16;
+// block's second pass; 0 = one pass. Chosen with prox_bench on the H100 (docs/prox.md): with the
+// closed forms and per-candidate convergence, ALM's one pass is the fastest at lambda 25 (bf16
+// 250 ms per 7B pass against 326 ms with a budget of 16; fp32 352 vs 451) and equal at 0.25.
+inline constexpr int kDefaultCudaDeferBudget = 0;
 
 struct CudaLaunchOptions {
   int block = 256;                       // threads per block

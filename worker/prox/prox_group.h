@@ -14,8 +14,9 @@
 // coordinates). The lowest objective wins; the result is unsorted and the signs restored.
 //
 // Differences from the official PyTorch code, each deliberate:
-//  * every group stops on its own (max coordinate change <= kAlmRelTol * z_1) instead of a fixed
-//    100 iterations with one global test;
+//  * every group stops on its own (max coordinate change <= kAlmRelTol * z_1, and for fp32 also
+//    within ~1e-8 of the candidate's objective: kPolishObjectiveRel) instead of a fixed 100
+//    iterations with one global test;
 //  * the group is scaled by a power of two s (exact) so that z_1 is in [0.5, 1) before the
 //    arithmetic (lambda becomes lambda * s^(N-1), which leaves the problem unchanged): huge
 //    (1e30) and denormal weights neither overflow nor lose precision in fp32, and the tolerance
@@ -438,16 +439,22 @@ PS_HD bool NewtonStep(const float (&v)[M], float lam, float (&w)[M], float& step
 inline constexpr int kSweepsBeforeNewton = 2;
 inline constexpr int kNewtonRetry = 4;
 
-// The candidate's objective at w (scaled units, with tail), or the ray point's and w set to it if
-// that is lower (rounding in flat minima): a candidate never ends above its ray point.
+// The candidate's objective at w (scaled units, with tail).
 template <int N, int K, int M, typename Trace>
-PS_HD float CandidateObjective(const float (&v)[M], float lam, float c, float ray_obj, float tail,
-                               float (&w)[M], Trace& trace) {
+PS_HD float FaceObjective(const float (&v)[M], float lam, float tail, const float (&w)[M],
+                          Trace& trace) {
   float sq = 0.0f;
   PS_UNROLL
   for (int i = 0; i < K; ++i) sq += (w[i] - v[i]) * (w[i] - v[i]);
-  float obj = 0.5f * sq + tail + lam * ElemSym<N + 1, K, M>(w, -1);
   trace.Objective(N, K);
+  return 0.5f * sq + tail + lam * ElemSym<N + 1, K, M>(w, -1);
+}
+
+// obj, or the ray point's objective and w set to it if that is lower (rounding in flat minima): a
+// candidate never ends above its ray point.
+template <int K, int M>
+PS_HD float NoWorseThanRay(const float (&v)[M], float c, float ray_obj, float tail, float obj,
+                           float (&w)[M]) {
   if (!(obj <= ray_obj + tail)) {
     PS_UNROLL
     for (int i = 0; i < M; ++i) w[i] = i < K ? c * v[i] : 0.0f;
@@ -456,21 +463,37 @@ PS_HD float CandidateObjective(const float (&v)[M], float lam, float c, float ra
   return obj;
 }
 
-// Solves the K-sparse candidate from the ray point c * v: ALM (Algorithm 2) sweeping i = 1..K and,
-// with `newton`, Newton polishing (above). Starting on the ray rather than at v itself: from v, the
-// first sweep sees every other coordinate at full size and, when the coupling lam * v is strong,
-// thresholds the largest coordinates to 0, landing on a boundary fixed point and missing the
-// interior minimum (e.g. near-tied groups; the brute-force test finds these). Returns the
-// candidate's objective (scaled units, with tail; never above the ray point's: ALM only descends,
-// and should Newton ever end higher the ray point is returned); w receives the point.
+// FaceObjective, then NoWorseThanRay.
 template <int N, int K, int M, typename Trace>
-PS_HD float SolveCandidate(const float (&v)[M], float lam, float tol, float c, float ray_obj,
-                           float tail, bool newton, int cap, float (&w)[M], int& iters,
-                           Trace& trace) {
-  PS_UNROLL
-  for (int i = 0; i < M; ++i) w[i] = i < K ? c * v[i] : 0.0f;
-  int s = 0, next_newton = kSweepsBeforeNewton;
-  float prev = 0.0f;
+PS_HD float CandidateObjective(const float (&v)[M], float lam, float c, float ray_obj, float tail,
+                               float (&w)[M], Trace& trace) {
+  return NoWorseThanRay<K, M>(v, c, ray_obj, tail, FaceObjective<N, K, M>(v, lam, tail, w, trace),
+                              w);
+}
+
+// The stopping tolerance tol (rel_tol * z_1) bounds the distance to the limit in absolute terms,
+// which leaves the objective accurate to ~K tol^2 / 2. For bf16 and fp16 that is far below the
+// rounding of z_1 in storage (AlmRelTolFor), but for fp32 tol is capped at 2^-23, about that
+// rounding, and then it is not small next to the objective of a badly scaled group: with one
+// weight ~10^4 times the three others at small lambda the objective is ~1e-8 z_1^2, made by the
+// small coordinates alone, and ALM stopped them ~1% from their limit (3 of the GPU check's 100,000
+// random groups ended above the reference's objective by more than fp32's rounding allowance, up
+// to 2e-5 relative). So at fp32's cap, when ALM stops, its predicted remaining distance r (from
+// the last two changes) must also meet K r^2 <= kPolishObjectiveRel * obj; a candidate that misses
+// it runs a second pass with Newton allowed and the tolerance sqrt(kPolishObjectiveRel * obj / K)
+// (at least kMinPolishTol times tol). Llama-scale groups almost never take it (0-3 in 100,000).
+inline constexpr float kPolishObjectiveRel = 1.0f / 134217728.0f;  // 2^-27
+inline constexpr float kFp32RelTol = 1.0f / 8388608.0f;            // AlmRelTolFor(23) = 2^-23
+inline constexpr float kMinPolishTol = 1.0f / 16777216.0f;         // 2^-24
+
+// One pass of SolveCandidate from w: ALM sweeps with Newton where allowed (`newton`, or past
+// kForceNewtonAfter sweeps), until the tolerance t is met, the change stalls in rounding noise or s
+// reaches cap. last receives the final sweep's change when ALM ended the pass (prev then holds the
+// change before it), 0 when Newton did.
+template <int N, int K, int M, typename Trace>
+PS_HD void AlmPass(const float (&v)[M], float lam, float t, bool newton, int cap, float (&w)[M],
+                   int& s, int& next_newton, float& prev, float& last, Trace& trace) {
+  last = 0.0f;
   while (true) {
     float delta = 0.0f;
     PS_UNROLL
@@ -481,15 +504,18 @@ PS_HD float SolveCandidate(const float (&v)[M], float lam, float tol, float c, f
     }
     ++s;
     trace.Sweep(N, K);
-    // Stop when the change is below tol, or when the remaining distance predicted from linear
+    // Stop when the change is below t, or when the remaining distance predicted from linear
     // convergence (ratio r = delta / prev: delta * r / (1 - r)) is.
-    if (delta <= tol || delta * delta <= tol * (prev - delta) || s >= cap) break;
-    if (delta <= kNoiseFloor && prev > 0.0f && delta >= prev) break;  // stalled in rounding noise
+    if (delta <= t || delta * delta <= t * (prev - delta) || s >= cap ||
+        (delta <= kNoiseFloor && prev > 0.0f && delta >= prev)) {  // or stalled in rounding noise
+      last = delta;
+      return;
+    }
     // Past kForceNewtonAfter sweeps Newton is tried whatever the algorithm (see there).
     if ((newton || s >= kForceNewtonAfter) && s >= next_newton) {
       const float r = delta / prev;
-      if (delta * (r * r) * (r * r) > tol) {
-        // Newton until its step is below tol or the next one is predicted to be (quadratic
+      if (delta * (r * r) * (r * r) > t) {
+        // Newton until its step is below t or the next one is predicted to be (quadratic
         // convergence: next ~ step^3 / prev_step^2, with a factor 4 of margin).
         bool done = false;
         float prev_step = delta;
@@ -499,24 +525,61 @@ PS_HD float SolveCandidate(const float (&v)[M], float lam, float tol, float c, f
           trace.Newton(N, K);
           if (!ok) break;
           ++s;
-          if (step <= tol ||
+          if (step <= t ||
               (step <= 0.5f * prev_step &&
-               4.0f * step * step * step <= tol * prev_step * prev_step) ||
+               4.0f * step * step * step <= t * prev_step * prev_step) ||
               (step <= kNoiseFloor && step > 0.5f * prev_step)) {  // stalled in rounding noise
             done = true;
             break;
           }
           prev_step = step;
         }
-        if (done || s >= cap) break;
+        if (done || s >= cap) return;
         next_newton = s + kNewtonRetry;
         delta = 0.0f;  // the next sweep's rate estimate must not use a pre-Newton delta
       }
     }
     prev = delta;
   }
+}
+
+// True when the candidate must take the second pass (see kPolishObjectiveRel): K r^2 exceeds
+// kPolishObjectiveRel * obj, r = last^2 / den the remaining distance predicted from the last two
+// changes (last itself when they show no contraction). A pass that Newton ended has last = 0: its
+// remaining distance is second order in its last step.
+PS_HD bool NeedsPolish(float last, float prev, float k, float obj) {
+  const float num = last * last, den = prev > last ? prev - last : last;
+  return k * num * num > kPolishObjectiveRel * obj * (den * den);  // K r^2 den^2 > ...
+}
+
+// Solves the K-sparse candidate from the ray point c * v: ALM (Algorithm 2) sweeping i = 1..K and,
+// with `newton`, Newton polishing (above), then the second pass where the objective needs it.
+// Starting on the ray rather than at v itself: from v, the first sweep sees every other coordinate
+// at full size and, when the coupling lam * v is strong, thresholds the largest coordinates to 0,
+// landing on a boundary fixed point and missing the interior minimum (e.g. near-tied groups; the
+// brute-force test finds these). Returns the candidate's objective (scaled units, with tail; never
+// above the ray point's: ALM only descends, and should Newton ever end higher the ray point is
+// returned); w receives the point.
+template <int N, int K, int M, typename Trace>
+PS_HD float SolveCandidate(const float (&v)[M], float lam, float tol, float c, float ray_obj,
+                           float tail, bool newton, int cap, float (&w)[M], int& iters,
+                           Trace& trace) {
+  PS_UNROLL
+  for (int i = 0; i < M; ++i) w[i] = i < K ? c * v[i] : 0.0f;
+  int s = 0, next_newton = kSweepsBeforeNewton;
+  float prev = 0.0f, last = 0.0f;
+  AlmPass<N, K, M>(v, lam, tol, newton, cap, w, s, next_newton, prev, last, trace);
+  float obj = FaceObjective<N, K, M>(v, lam, tail, w, trace);
+  if (s < cap && tol <= kFp32RelTol * v[0] && NeedsPolish(last, prev, static_cast<float>(K), obj)) {
+    const float t =
+        Max(sqrtf(kPolishObjectiveRel * obj / static_cast<float>(K)), kMinPolishTol * tol);
+    next_newton = s + (last > 0.0f ? 1 : kSweepsBeforeNewton);
+    prev = last;
+    AlmPass<N, K, M>(v, lam, t, true, cap, w, s, next_newton, prev, last, trace);
+    obj = FaceObjective<N, K, M>(v, lam, tail, w, trace);
+  }
   iters += s;
-  return CandidateObjective<N, K, M>(v, lam, c, ray_obj, tail, w, trace);
+  return NoWorseThanRay<K, M>(v, c, ray_obj, tail, obj, w);
 }
 
 // 2:4, the 3-sparse face, solved on one variable (see NoInteriorMinimum24): fixing t = w_3, the
@@ -541,14 +604,28 @@ inline constexpr float kLineCoupling = 0.25f;
 inline constexpr float kLineEdge = 1.0f - 1.0f / 1048576.0f;  // 1 - 2^-20
 enum LineResult : int { kLineFound = 0, kLineNone = 1, kLineCapped = 2 };
 
-// phi, phi' and the pair's u = w_1 + w_2, q = w_1 - w_2 at t. T is float here and a vector of
-// lanes in prox_group_simd.h (same operations in the same order).
+// phi, phi' and the pair w_1, w_2 at t. T is float here and a vector of lanes in
+// prox_group_simd.h (same operations in the same order). The pair is formed directly,
+// w_1 = (v_1 - lam t v_2) / (1 - (lam t)^2) and w_2 = (v_2 - lam t v_1) / (1 - (lam t)^2), and phi
+// as t - v_3 + lam w_1 w_2 (= its form above: u^2 - q^2 = 4 w_1 w_2), not from u +- q: when v_1 is
+// ~10^5 times v_2 and v_3, u and q are both ~v_1 and their difference kept only a few bits of w_2
+// and of phi (seen: 83.5 with weights ~7e-4 at lambda 0.01 ended 1.7e-4 above the reference's
+// objective). u and q still give phi', a sum of positive terms.
 template <typename T>
-PS_HD void LinePhi24(T v3, T s, T d, T lam, T t, T& phi, T& dphi, T& u, T& q) {
-  const T p = 1.0f / (1.0f + lam * t), m = 1.0f / (1.0f - lam * t);
-  u = s * p;
-  q = d * m;
-  phi = t - v3 + 0.25f * lam * (u * u - q * q);
+PS_HD void LinePhi24(T v1, T v2, T v3, T s, T d, T lam, T t, T& phi, T& dphi, T& w1, T& w2) {
+  const T a = lam * t;
+  const T om = 1.0f - a, op = 1.0f + a;
+  // 1 - a^2 to a few ulps: as 1 - a * a for a < 1/2 (exactly 1 when a^2 is below half an ulp;
+  // (1 - a)(1 + a) carries the roundings of both factors, ~1e-7 away from 1, which moved w_1 of
+  // the group above by an ulp of 83.5), and as (1 - a)(1 + a) from 1/2 on (1 - a is then exact,
+  // and 1 - a * a would cancel near a = 1).
+  const T one_m_a2 = a < 0.5f ? 1.0f - a * a : om * op;
+  const T pm = 1.0f / one_m_a2;
+  const T p = om * pm, m = op * pm;  // 1 / (1 + a), 1 / (1 - a)
+  const T u = s * p, q = d * m;
+  w1 = (v1 - a * v2) * pm;
+  w2 = (v2 - a * v1) * pm;
+  phi = t - v3 + lam * (w1 * w2);
   dphi = 1.0f - 0.5f * lam * lam * (u * u * p + q * q * m);
 }
 
@@ -559,8 +636,8 @@ PS_HD int SolveLine24(const float (&v)[4], float lam, float tol, int cap, float 
   const float s = v[0] + v[1], d = v[0] - v[1];
   const float rs = sqrtf(s), rd = sqrtf(d);
   float t = Min(Min((rs - rd) / (lam * (rs + rd)), v[2]), kLineEdge / lam);
-  float phi, dphi, u, q;
-  LinePhi24(v[2], s, d, lam, t, phi, dphi, u, q);
+  float phi, dphi, w1, w2;
+  LinePhi24(v[0], v[1], v[2], s, d, lam, t, phi, dphi, w1, w2);
   int k = 0, result = kLineCapped;
   while (true) {
     if (!(dphi > 0.0f)) {
@@ -576,15 +653,15 @@ PS_HD int SolveLine24(const float (&v)[4], float lam, float tol, int cap, float 
       result = kLineNone;
       break;
     }
-    LinePhi24(v[2], s, d, lam, t, phi, dphi, u, q);
+    LinePhi24(v[0], v[1], v[2], s, d, lam, t, phi, dphi, w1, w2);
     if (Abs(step) <= tol) {
-      result = dphi > 0.0f && u - q > 0.0f ? kLineFound : kLineNone;
+      result = dphi > 0.0f && w2 > 0.0f ? kLineFound : kLineNone;
       break;
     }
   }
   iters += k;
-  w[0] = 0.5f * (u + q);
-  w[1] = 0.5f * (u - q);
+  w[0] = w1;
+  w[1] = w2;
   w[2] = t;
   w[3] = 0.0f;
   return result;

@@ -175,18 +175,31 @@ PS_SIMD I<V> NewtonStep(const F<V> (&v)[M], F<V> lam, const F<V> (&w)[M], F<V> (
   return ok;
 }
 
-// See prox_group.h CandidateObjective.
+// See prox_group.h FaceObjective.
 template <typename V, int N, int K, int M>
-PS_SIMD F<V> CandidateObjective(const F<V> (&v)[M], F<V> lam, F<V> c, F<V> ray_obj, F<V> tail,
-                                F<V> (&w)[M]) {
+PS_SIMD F<V> FaceObjective(const F<V> (&v)[M], F<V> lam, F<V> tail, const F<V> (&w)[M]) {
   F<V> sq = Splat<V>(0.0f);
   PS_UNROLL
   for (int i = 0; i < K; ++i) sq += (w[i] - v[i]) * (w[i] - v[i]);
-  F<V> obj = 0.5f * sq + tail + lam * detail::ElemSym<N + 1, K, M>(w, -1);
+  return 0.5f * sq + tail + lam * detail::ElemSym<N + 1, K, M>(w, -1);
+}
+
+// See prox_group.h NoWorseThanRay.
+template <typename V, int K, int M>
+PS_SIMD F<V> NoWorseThanRay(const F<V> (&v)[M], F<V> c, F<V> ray_obj, F<V> tail, F<V> obj,
+                            F<V> (&w)[M]) {
   const I<V> worse = ~(obj <= ray_obj + tail);
   PS_UNROLL
   for (int i = 0; i < M; ++i) w[i] = Sel<V>(worse, i < K ? c * v[i] : Splat<V>(0.0f), w[i]);
   return Sel<V>(worse, ray_obj + tail, obj);
+}
+
+// See prox_group.h CandidateObjective.
+template <typename V, int N, int K, int M>
+PS_SIMD F<V> CandidateObjective(const F<V> (&v)[M], F<V> lam, F<V> c, F<V> ray_obj, F<V> tail,
+                                F<V> (&w)[M]) {
+  return NoWorseThanRay<V, K, M>(v, c, ray_obj, tail, FaceObjective<V, N, K, M>(v, lam, tail, w),
+                                 w);
 }
 
 // See prox_group.h SolveLine24 (no budget: the line search's cap is kLineSteps); returns each
@@ -201,8 +214,8 @@ PS_SIMD I<V> SolveLine24(const F<V> (&v)[4], F<V> lam, F<V> tol, I<V> go, F<V> (
     rd[i] = sqrtf(d[i]);
   }
   F<V> t = Min<V>(Min<V>((rs - rd) / (lam * (rs + rd)), v[2]), detail::kLineEdge / lam);
-  F<V> phi, dphi, u, q;
-  detail::LinePhi24<F<V>>(v[2], s, d, lam, t, phi, dphi, u, q);
+  F<V> phi, dphi, w1, w2;
+  detail::LinePhi24<F<V>>(v[0], v[1], v[2], s, d, lam, t, phi, dphi, w1, w2);
   I<V> k = SplatI<V>(0), result = SplatI<V>(detail::kLineCapped), active = go;
   while (Any<V>(active)) {
     const I<V> none = active & ~(dphi > 0.0f);
@@ -215,36 +228,32 @@ PS_SIMD I<V> SolveLine24(const F<V> (&v)[4], F<V> lam, F<V> tol, I<V> go, F<V> (
     const I<V> leave = active & ~((t > 0.0f) & (t <= v[2]) & (lam * t < 1.0f));
     result = SelI<V>(leave, SplatI<V>(detail::kLineNone), result);
     active &= ~leave;
-    F<V> nphi, ndphi, nu, nq;
-    detail::LinePhi24<F<V>>(v[2], s, d, lam, t, nphi, ndphi, nu, nq);
+    F<V> nphi, ndphi, nw1, nw2;
+    detail::LinePhi24<F<V>>(v[0], v[1], v[2], s, d, lam, t, nphi, ndphi, nw1, nw2);
     phi = Sel<V>(active, nphi, phi);
     dphi = Sel<V>(active, ndphi, dphi);
-    u = Sel<V>(active, nu, u);
-    q = Sel<V>(active, nq, q);
+    w1 = Sel<V>(active, nw1, w1);
+    w2 = Sel<V>(active, nw2, w2);
     const I<V> conv = active & (Abs<V>(step) <= tol);
-    const I<V> found = (dphi > 0.0f) & (u - q > 0.0f);
+    const I<V> found = (dphi > 0.0f) & (w2 > 0.0f);
     result = SelI<V>(
         conv, SelI<V>(found, SplatI<V>(detail::kLineFound), SplatI<V>(detail::kLineNone)), result);
     active &= ~conv;
   }
   iters = k;
-  w[0] = 0.5f * (u + q);
-  w[1] = 0.5f * (u - q);
+  w[0] = w1;
+  w[1] = w2;
   w[2] = t;
   w[3] = Splat<V>(0.0f);
   return result;
 }
 
-// See prox_group.h SolveCandidate; lanes outside `go` are left alone (their w is garbage). cap:
-// each lane's iteration cap (kMaxIterations less what a line search already ran).
+// See prox_group.h AlmPass: the lanes in `active` run (newton_all: every lane may take Newton
+// steps, else those past kForceNewtonAfter sweeps); the others are left alone.
 template <typename V, int N, int K, int M>
-PS_SIMD F<V> SolveCandidate(const F<V> (&v)[M], F<V> lam, F<V> tol, F<V> c, F<V> ray_obj, F<V> tail,
-                            bool newton, I<V> go, I<V> cap, F<V> (&w)[M], I<V>& iters) {
-  PS_UNROLL
-  for (int i = 0; i < M; ++i) w[i] = i < K ? c * v[i] : Splat<V>(0.0f);
-  I<V> s = SplatI<V>(0), next_newton = SplatI<V>(detail::kSweepsBeforeNewton);
-  F<V> prev = Splat<V>(0.0f);
-  I<V> active = go;
+PS_SIMD void AlmPass(const F<V> (&v)[M], F<V> lam, F<V> t, bool newton_all, I<V> active, I<V> cap,
+                     F<V> (&w)[M], I<V>& s, I<V>& next_newton, F<V>& prev, F<V>& last) {
+  last = Splat<V>(0.0f);
   while (Any<V>(active)) {
     F<V> delta = Splat<V>(0.0f);
     PS_UNROLL
@@ -254,14 +263,15 @@ PS_SIMD F<V> SolveCandidate(const F<V> (&v)[M], F<V> lam, F<V> tol, F<V> c, F<V>
       w[i] = Sel<V>(active, nw, w[i]);
     }
     s -= active;  // += 1 where active (masks are -1)
-    const I<V> stop = (delta <= tol) | (delta * delta <= tol * (prev - delta)) | (s >= cap) |
+    const I<V> stop = (delta <= t) | (delta * delta <= t * (prev - delta)) | (s >= cap) |
                       ((delta <= kNoiseFloor) & (prev > 0.0f) & (delta >= prev));
+    last = Sel<V>(active & stop, delta, last);
     I<V> cont = active & ~stop;
-    // Newton lanes: all with `newton`, else those past kForceNewtonAfter sweeps (prox_group.h).
-    const I<V> may_newton = newton ? cont : cont & (s >= kForceNewtonAfter);
+    // Newton lanes: all with newton_all, else those past kForceNewtonAfter sweeps (prox_group.h).
+    const I<V> may_newton = newton_all ? cont : cont & (s >= kForceNewtonAfter);
     if (Any<V>(may_newton)) {
       const F<V> r = delta / prev;
-      const I<V> nt = may_newton & (s >= next_newton) & (delta * (r * r) * (r * r) > tol);
+      const I<V> nt = may_newton & (s >= next_newton) & (delta * (r * r) * (r * r) > t);
       if (Any<V>(nt)) {
         F<V> prev_step = delta;
         I<V> done = SplatI<V>(0);
@@ -272,15 +282,15 @@ PS_SIMD F<V> SolveCandidate(const F<V> (&v)[M], F<V> lam, F<V> tol, F<V> c, F<V>
           PS_UNROLL
           for (int i = 0; i < K; ++i) w[i] = Sel<V>(ok, nw[i], w[i]);
           s -= ok;
-          const I<V> conv = ok & ((step <= tol) |
+          const I<V> conv = ok & ((step <= t) |
                                   ((step <= 0.5f * prev_step) &
-                                   (4.0f * step * step * step <= tol * prev_step * prev_step)) |
+                                   (4.0f * step * step * step <= t * prev_step * prev_step)) |
                                   ((step <= kNoiseFloor) & (step > 0.5f * prev_step)));
           done |= conv;
           prev_step = Sel<V>(ok, step, prev_step);
           inner = ok & ~conv & (s < cap);
         }
-        const I<V> finish = nt & (done | (s >= cap));
+        const I<V> finish = nt & (done | (s >= cap));  // last stays 0 (prox_group.h)
         const I<V> refused = nt & ~finish;
         next_newton = SelI<V>(refused, s + detail::kNewtonRetry, next_newton);
         delta = Sel<V>(refused, Splat<V>(0.0f), delta);
@@ -290,8 +300,45 @@ PS_SIMD F<V> SolveCandidate(const F<V> (&v)[M], F<V> lam, F<V> tol, F<V> c, F<V>
     prev = Sel<V>(cont, delta, prev);
     active = cont;
   }
+}
+
+// See prox_group.h NeedsPolish (mask).
+template <typename V>
+PS_SIMD I<V> NeedsPolish(F<V> last, F<V> prev, float k, F<V> obj) {
+  const F<V> num = last * last, den = Sel<V>(prev > last, prev - last, last);
+  return k * num * num > detail::kPolishObjectiveRel * obj * (den * den);
+}
+
+// See prox_group.h SolveCandidate; lanes outside `go` are left alone (their w is garbage). cap:
+// each lane's iteration cap (kMaxIterations less what a line search already ran).
+template <typename V, int N, int K, int M>
+PS_SIMD F<V> SolveCandidate(const F<V> (&v)[M], F<V> lam, F<V> tol, F<V> c, F<V> ray_obj, F<V> tail,
+                            bool newton, I<V> go, I<V> cap, F<V> (&w)[M], I<V>& iters) {
+  PS_UNROLL
+  for (int i = 0; i < M; ++i) w[i] = i < K ? c * v[i] : Splat<V>(0.0f);
+  I<V> s = SplatI<V>(0), next_newton = SplatI<V>(detail::kSweepsBeforeNewton);
+  F<V> prev = Splat<V>(0.0f), last;
+  AlmPass<V, N, K, M>(v, lam, tol, newton, go, cap, w, s, next_newton, prev, last);
+  F<V> obj = FaceObjective<V, N, K, M>(v, lam, tail, w);
+  // Only lanes at fp32's tolerance cap can need the second pass (prox_group.h).
+  const I<V> again = go & (s < cap) & (tol <= detail::kFp32RelTol * v[0]) &
+                     NeedsPolish<V>(last, prev, static_cast<float>(K), obj);
+  if (Any<V>(again)) {
+    const F<V> sq = detail::kPolishObjectiveRel * obj / static_cast<float>(K);
+    F<V> root = Splat<V>(0.0f);
+    for (int i = 0; i < V::kLanes; ++i)
+      if (again[i]) root[i] = sqrtf(sq[i]);
+    const F<V> t = Max<V>(root, detail::kMinPolishTol * tol);
+    next_newton = SelI<V>(
+        again, s + SelI<V>(last > 0.0f, SplatI<V>(1), SplatI<V>(detail::kSweepsBeforeNewton)),
+        next_newton);
+    prev = Sel<V>(again, last, prev);
+    F<V> last2;
+    AlmPass<V, N, K, M>(v, lam, t, true, again, cap, w, s, next_newton, prev, last2);
+    obj = Sel<V>(again, FaceObjective<V, N, K, M>(v, lam, tail, w), obj);
+  }
   iters = s;
-  return CandidateObjective<V, N, K, M>(v, lam, c, ray_obj, tail, w);
+  return NoWorseThanRay<V, K, M>(v, c, ray_obj, tail, obj, w);
 }
 
 template <typename V, int M>

@@ -92,6 +92,20 @@ TEST(ProxSimd, LlamaScaleWeights) {
     }
 }
 
+// Badly scaled groups (one weight ~10^4 times the others) at small lambda in fp32: the lanes whose
+// candidates take ALM's second pass (prox_group.h, kPolishObjectiveRel; ~0.4% of these groups at
+// lambda 0.01) next to lanes that do not, in the same batches.
+TEST(ProxSimd, SecondPassLanes) {
+  const auto paths = VectorPaths();
+  if (paths.empty()) GTEST_SKIP() << "no AVX2 here: the vectorised paths are not used";
+  std::vector<float> y = testing::RandomGroups(20000, 8, 5);
+  const std::vector<float> adv = testing::AdversarialGroups4();
+  y.insert(y.end(), adv.begin(), adv.end());
+  for (float lambda : {0.01f, 0.25f})
+    for (ProxAlgo algo : {ProxAlgo::kAlm, ProxAlgo::kNewton})
+      for (CpuPath path : paths) ExpectIdentical(y, DType::kF32, lambda, k2of4, algo, path);
+}
+
 TEST(ProxSimd, AdversarialAndNonFiniteLanes) {
   const auto paths = VectorPaths();
   if (paths.empty()) GTEST_SKIP() << "no AVX2 here: the vectorised paths are not used";

@@ -167,6 +167,15 @@ inline std::vector<float> AdversarialGroups4() {
       1e20f,     1e-20f,   1e-20f,  1e20f,  0.02f,   0.02f,   0.02f,   0.02f,    -0.5f,   0.5f,
       -0.5f,     0.5f,     0.543f,  0.543f, 0.5431f, 0.5429f, 0.93f,   0.931f,   0.9305f, 0.929f,
       0.04f,     -0.04f,   0.0399f, 0.0401f};
+  // Badly scaled: one weight ~10^4 times the others. At small lambda the objective (~1e-8 of the
+  // largest squared) is made by the small weights alone; fp32 ALM stopped them ~1% from their limit
+  // (the first three, dense winners) and the 3-sparse line search lost them to cancellation (the
+  // last): up to 2e-5 and 1.7e-4 above the reference's objective at lambda 0.01.
+  const float badly_scaled[] = {21.3340435f,    0.00197879644f,   0.00109983992f, 0.0040559317f,
+                                20.8117313f,    -0.00259624585f,  0.00479363604f, -0.0014931669f,
+                                0.00142934546f, 27.2966042f,      0.00164347491f, 0.00111985672f,
+                                -0.000654559f,  -0.000722001772f, 83.5454941f,    -5.59323053e-05f};
+  v.insert(v.end(), std::begin(badly_scaled), std::end(badly_scaled));
   // Near-tied groups around every scale of coupling.
   std::mt19937 rng(11);
   std::normal_distribution<float> jitter(0.0f, 1e-3f);
