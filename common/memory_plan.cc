@@ -280,10 +280,25 @@ MemoryPlan Predict(const PlanInput& in) {
     // (bench/shard_memory, codelm-19m, 1/2/4 ranks): RSS peak minus live tensors minus `runtime`
     // 86-93, 46-85 and 27-70 MiB against 92, 62 and 47 here; the spread between ranks of one run
     // is the allocator's placement, which no term predicts.
-    const double step_allocated =
-        w * (in.shard_params ? owned : static_cast<double>(trained_total)) +
-        (in.mask_state ? owned_targets : 0.0);
-    p.allocator = step_allocated + tokens * static_cast<double>(s.vocab) * 8.0;
+    // Only blocks up to glibc's largest mmap threshold (DEFAULT_MMAP_THRESHOLD_MAX, 32 MiB on
+    // 64-bit) come from the heap: larger ones are always mmapped and unmapped when freed (a 7B
+    // model's gradients and [tokens, vocab] buffers are, codelm-19m's are not).
+    constexpr double kMaxHeapBlock = 32.0 * 1024 * 1024;
+    auto heap = [&](double bytes) { return bytes <= kMaxHeapBlock ? bytes : 0.0; };
+    double grads_heap = 0, targets_heap = 0, targets_all = 0;
+    for (const auto& [numel, target] : trained) {
+      const double here =
+          in.shard_params ? std::ceil(static_cast<double>(numel) / n) : static_cast<double>(numel);
+      grads_heap += heap(w * here);
+      if (target) {
+        targets_all += here;
+        targets_heap += heap(here);
+      }
+    }
+    // The last mask of the owned targets (1 byte per weight), the share of them in heap blocks.
+    const double mask_heap =
+        in.mask_state && targets_all > 0 ? owned_targets * targets_heap / targets_all : 0.0;
+    p.allocator = grads_heap + mask_heap + 2.0 * heap(tokens * static_cast<double>(s.vocab) * 4.0);
     p.device_peak += p.runtime + p.allocator;
   }
   // Usable: CUDA keeps ~1 GiB for its context and the caching allocator loses some to

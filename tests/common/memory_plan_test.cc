@@ -146,6 +146,13 @@ TEST(MemoryPlan, CpuProcessTermsAreNamedAndCpuOnly) {
   EXPECT_NE(DescribePlan(in, cpu).find("malloc retention"), std::string::npos);
   in.mask_state = false;  // MaskLLM / the masked update keep no last mask
   EXPECT_NEAR(PlanMemory(in).allocator, 4 * owned + 512.0 * 8192 * 8, 1);
+  // Blocks over 32 MiB are mmapped and unmapped when freed: a 7B model's gradients (64-172 MiB per
+  // tensor in fp32) and [2048, 32000] fp32 buffers add nothing; its 1-byte masks of 16-43 MiB add
+  // the q/k/v/o ones (16 MiB each).
+  PlanInput big = ShardMemoryRun(1);
+  big.shape = LoadModelShape(Shapes() / "llama-2-7b");
+  big.seq_len = 2048;
+  EXPECT_NEAR(PlanMemory(big).allocator, 32.0 * 4 * 4096 * 4096, 1);
   in.device = "cuda";  // a GPU's allocated memory holds tensors only
   const MemoryPlan gpu = PlanMemory(in);
   EXPECT_EQ(gpu.runtime, 0);
