@@ -4,6 +4,8 @@
 #   7b_sharded    the same with --shard-params (parallel.shard: params on one rank);
 #   13b_ckpt_off  Llama-2-13B shape (40 layers, hidden 5120, 40 heads, intermediate 13824, vocab
 #                 32000) with --checkpointing --offload --overlap-update;
+#   small_plain / small_offload  a 2-layer shape with and without --offload (the streamed
+#                 update), whose trained-weights checksums must be equal;
 # each under `timeout`, with step time, phase split, peak GPU memory and the memory planner's
 # prediction next to it; a summary in OUT_DIR/summary.txt. Exits non-zero when a run fails, the
 # sharded 7B step is more than 5% slower than the reference, or a measured peak is more than 10%
@@ -37,8 +39,21 @@ for r in "${runs[@]}"; do
   [[ $rc != 0 ]] && { echo "FAIL: $name exited $rc"; tail -5 "$out/$name.log"; fail=1; }
   grep -E "^step |^  [a-z_]+ +[0-9.]+ s/step|^memory:|peak GPU|^final|error" "$out/$name.log"
 done
+# The streamed offload (--offload with --overlap-update) must give the plain run's weights bit for
+# bit: the same fused AdamW and CUDA prox, run on GPU copies of the host state.
+small="--layers 2 --hidden 512 --heads 8 --kv-heads 8 --intermediate 1376 --ctx 256 --steps 3 --warmup 1 --overlap-update --lambda1 2"
+for o in plain offload; do
+  flag=""; [[ $o == offload ]] && flag="--offload"
+  # shellcheck disable=SC2086  # flags are words
+  timeout 60 "$bench" --device cuda $small $flag >"$out/small_$o.log" 2>&1 || { echo "FAIL: small_$o"; fail=1; }
+done
+sum_plain=$(grep -m1 "checksum" "$out/small_plain.log" | awk '{print $NF}')
+sum_off=$(grep -m1 "checksum" "$out/small_offload.log" | awk '{print $NF}')
+echo "streamed offload checksum $sum_off, plain $sum_plain"
+[[ -n $sum_plain && $sum_plain == "$sum_off" ]] || { echo "FAIL: streamed offload differs from the plain run"; fail=1; }
 {
   echo "# $(cat "$out/gpu.txt"), commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null)"
+  echo "streamed offload checksum $sum_off, plain $sum_plain"
   for r in "${runs[@]}"; do
     name=${r%%|*}
     echo "## $name"

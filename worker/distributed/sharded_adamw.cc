@@ -17,6 +17,7 @@
 #endif
 
 #include "common/error.h"
+#include "worker/distributed/pinned_host.h"
 
 namespace ps {
 
@@ -41,6 +42,7 @@ ShardedAdamW::ShardedAdamW(std::vector<TrainableTensor> params, Communicator& co
       offload_(offload) {
   std::vector<int64_t> numels;
   for (const auto& p : params_) numels.push_back(p.param.numel());
+  cuda_params_ = !params_.empty() && params_[0].param.is_cuda();
   plan_ = PlanOwnership(numels, comm_.size());
   slots_.resize(params_.size());
   torch::NoGradGuard no_grad;
@@ -49,12 +51,13 @@ ShardedAdamW::ShardedAdamW(std::vector<TrainableTensor> params, Communicator& co
     Slot& s = slots_[i];
     const torch::Tensor& p = params_[i].param;
     if (offload_) {
-      // Always a copy (never the parameter itself), in host memory; pinned beside a GPU so that
-      // Publish's copies back are DMA transfers.
-      s.master = torch::empty(p.sizes(), torch::dtype(master_dtype_).pinned_memory(p.is_cuda()));
+      // Always a copy (never the parameter itself), in host memory; page-locked beside a GPU so
+      // that Publish's copies back and the streamed update's copies both ways are asynchronous
+      // DMA transfers (pinned_host.h: at the exact size, not LibTorch's power-of-two blocks).
+      s.master = HostTensor(p.sizes(), master_dtype_, p.is_cuda());
       s.master.copy_(p.detach());
-      s.exp_avg = torch::zeros(p.sizes(), torch::dtype(master_dtype_));
-      s.exp_avg_sq = torch::zeros(p.sizes(), torch::dtype(master_dtype_));
+      s.exp_avg = HostTensor(p.sizes(), master_dtype_, p.is_cuda()).zero_();
+      s.exp_avg_sq = HostTensor(p.sizes(), master_dtype_, p.is_cuda()).zero_();
       continue;
     }
     s.master = p.scalar_type() == master_dtype_ ? p.detach() : p.detach().to(master_dtype_);
@@ -79,8 +82,44 @@ ShardedAdamW::~ShardedAdamW() {
 
 torch::Tensor ShardedAdamW::ToStateDevice(const torch::Tensor& g) const {
   // Offloaded: the reduced gradient goes to host memory (a blocking copy: the reduce must be
-  // done before the CPU reads it).
-  return offload_ && !g.device().is_cpu() ? g.to(torch::kCPU) : g;
+  // done before the CPU reads it), unless the update is streamed through the GPU.
+  return offload_ && !g.device().is_cpu() && !Streams() ? g.to(torch::kCPU) : g;
+}
+
+bool ShardedAdamW::Streams() const { return offload_ && update_enabled_ && cuda_params_; }
+
+void ShardedAdamW::StageIn(size_t i) {
+  Slot& s = slots_[i];
+  if (!Streams() || s.staged) return;
+  const torch::Device dev = params_[i].param.device();
+  s.host_master = s.master;
+  s.host_exp_avg = s.exp_avg;
+  s.host_exp_avg_sq = s.exp_avg_sq;
+  // Asynchronous on the current stream (pinned sources); the update queued after them reads them.
+  s.master = s.host_master.to(dev, /*non_blocking=*/true);
+  s.exp_avg = s.host_exp_avg.to(dev, /*non_blocking=*/true);
+  s.exp_avg_sq = s.host_exp_avg_sq.to(dev, /*non_blocking=*/true);
+  s.staged = true;
+  s.param_current = false;
+}
+
+void ShardedAdamW::StageOut(size_t i) {
+  Slot& s = slots_[i];
+  if (!s.staged) return;
+  torch::NoGradGuard no_grad;
+  // Queued after the update on the same stream. The GPU copies are dropped here: the caching
+  // allocator hands their memory only to work queued later on this stream, after these copies.
+  // The host tensors are read on the CPU only after FinishTensorUpdates' synchronisation.
+  s.host_master.copy_(s.master, /*non_blocking=*/true);
+  s.host_exp_avg.copy_(s.exp_avg, /*non_blocking=*/true);
+  s.host_exp_avg_sq.copy_(s.exp_avg_sq, /*non_blocking=*/true);
+  params_[i].param.detach().copy_(s.master);
+  s.master = s.host_master;
+  s.exp_avg = s.host_exp_avg;
+  s.exp_avg_sq = s.host_exp_avg_sq;
+  s.host_master = s.host_exp_avg = s.host_exp_avg_sq = torch::Tensor();
+  s.staged = false;
+  s.param_current = true;
 }
 
 torch::Tensor& ShardedAdamW::master(size_t i) {
@@ -174,9 +213,11 @@ void ShardedAdamW::UpdateDuringBackward(size_t i) {
 }
 
 void ShardedAdamW::UpdateOne(size_t i) {
+  StageIn(i);
   if (update_fns_.before) update_fns_.before(i);
   StepOne(i, update_lr_, step_ + 1);
   if (update_fns_.after) update_fns_.after(i);
+  StageOut(i);
   slots_[i].grad = torch::Tensor();
   updated_[i] = 1;
   ++updated_during_backward_;
@@ -188,6 +229,7 @@ void ShardedAdamW::FinishTensorUpdates() {
   for (size_t i = 0; i < params_.size(); ++i) {
     if (!stepped_[i]) continue;
     if (update_fns_.after) update_fns_.after(i);
+    StageOut(i);
   }
 #ifdef PS_WITH_CUDA
   if (side_ && side_->used) {
@@ -196,6 +238,9 @@ void ShardedAdamW::FinishTensorUpdates() {
     side_->event.block(c10::cuda::getCurrentCUDAStream(dev));
     side_->used = false;
   }
+  // Streamed offload: the host state (checkpoints, mask statistics read it on the CPU) is
+  // complete once the copies back have landed.
+  if (Streams()) c10::cuda::getCurrentCUDAStream(params_[0].param.device().index()).synchronize();
 #endif
   update_active_ = false;
   update_fns_ = TensorUpdateFns{};
@@ -268,6 +313,7 @@ void ShardedAdamW::Step(double lr) {
     if (lr != update_lr_) throw Error("ShardedAdamW: Step's lr differs from BeginTensorUpdates'");
     for (size_t i = 0; i < params_.size(); ++i) {
       if (!Owns(i) || updated_[i]) continue;
+      StageIn(i);  // out again after its after(), in FinishTensorUpdates
       if (update_fns_.before) update_fns_.before(i);
       StepOne(i, lr, step_);
       slots_[i].grad = torch::Tensor();
@@ -335,7 +381,9 @@ void ShardedAdamW::Publish() {
   comm_.GroupStart();
   for (size_t i = 0; i < params_.size(); ++i) {
     torch::Tensor p = params_[i].param.detach();
-    if (Owns(i) && slots_[i].master.data_ptr() != p.data_ptr()) p.copy_(slots_[i].master);
+    Slot& s = slots_[i];
+    if (Owns(i) && !s.param_current && s.master.data_ptr() != p.data_ptr()) p.copy_(s.master);
+    s.param_current = false;
     comm_.Broadcast(p, plan_.owner[i]);
   }
   comm_.GroupEnd();

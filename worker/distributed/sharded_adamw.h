@@ -52,9 +52,12 @@ struct TrainableTensor {
 class ShardedAdamW {
  public:
   // `offload`: the owned state (master copies, exp_avg, exp_avg_sq) lives in host memory (pinned
-  // when the parameters are on CUDA), reduced gradients are copied there, and AdamW and the
-  // owner-side hooks run on the CPU; Publish copies the masters back into the parameters. The
-  // arithmetic is the CPU's AdamW, so on a CPU job the results equal the non-offloaded run's.
+  // when the parameters are on CUDA). With the overlapped update on CUDA the update is streamed
+  // through the GPU: each owned tensor's state is copied in, updated there (the fused AdamW, the
+  // hooks: the CUDA prox), copied back and written into the parameter, one tensor at a time, and
+  // its gradient never leaves the GPU. Otherwise reduced gradients are copied to the host and
+  // AdamW and the owner-side hooks run on the CPU; Publish copies the masters back into the
+  // parameters. On a CPU job the results equal the non-offloaded run's.
   ShardedAdamW(std::vector<TrainableTensor> params, Communicator& comm, AdamWOptions options,
                torch::ScalarType master_dtype, bool offload = false);
   ~ShardedAdamW();
@@ -111,7 +114,18 @@ class ShardedAdamW {
  private:
   struct Slot {
     torch::Tensor master, grad, exp_avg, exp_avg_sq;
+    // Streamed offload: the host tensors while master/exp_avg/exp_avg_sq are the GPU copies of an
+    // update in flight (StageIn .. StageOut).
+    torch::Tensor host_master, host_exp_avg, host_exp_avg_sq;
+    bool staged = false;
+    bool param_current = false;  // StageOut wrote the master into the parameter (Publish skips it)
   };
+  // Whether owned updates are streamed through the GPU (offload + overlapped update + CUDA).
+  bool Streams() const;
+  // Streamed offload: tensor i's state to the parameter's GPU (asynchronous, from pinned memory),
+  // and back to the host with the parameter written; no-ops when not streaming.
+  void StageIn(size_t i);
+  void StageOut(size_t i);
   // Overlap: the gradient hook of tensor i, and launching the reduces of the ready prefix of
   // reduce_order_.
   void OnGradientReady(size_t i, const torch::Tensor& grad);
@@ -134,6 +148,7 @@ class ShardedAdamW {
   AdamWOptions options_;
   torch::ScalarType master_dtype_;
   bool offload_ = false;
+  bool cuda_params_ = false;  // the parameters live on a GPU
   OwnershipPlan plan_;
   std::vector<Slot> slots_;
   int64_t step_ = 0;

@@ -16,21 +16,32 @@ ProxSparseHooks::ProxSparseHooks(ProxSparseSettings settings, std::vector<bool> 
 }
 
 void ProxSparseHooks::Prepare(const OwnedTensor& t) {
-  if (!device_) device_ = t.master.device();
   if (!is_target_[t.index] || w0_[t.index].defined()) return;
   if (s_.lambda2 == 0 && s_.hard != HardMode::kSnap) return;
   w0_[t.index] = t.Local(original_(t.name)).to(t.master.options());
 }
 
 void ProxSparseHooks::BeginUpdates() {
-  if (device_) prox_stats_ = prox::NewStatsBuffer(*device_);
+  prox_stats_.clear();
+  updating_ = true;
+}
+
+torch::Tensor& ProxSparseHooks::StatsOn(const torch::Device& device) {
+  if (!updating_) throw Error("ProxSparseHooks: prox before BeginUpdates");
+  // One buffer per device the prox runs on: the owned tensors' device, or the GPU that an
+  // offloaded update is streamed through.
+  for (torch::Tensor& b : prox_stats_)
+    if (b.device() == device) return b;
+  prox_stats_.push_back(prox::NewStatsBuffer(device));
+  return prox_stats_.back();
 }
 
 void ProxSparseHooks::BeforeUpdate(OwnedTensor& t) {
   if (s_.lambda2 == 0 || !is_target_[t.index]) return;
   torch::NoGradGuard no_grad;
   const torch::Tensor& w = t.master;
-  const torch::Tensor& w0 = w0_[t.index];
+  // W0 stays where the owned state lives; a streamed update runs on the GPU.
+  const torch::Tensor w0 = w0_[t.index].to(w.device());
   // d = W0 + ε·sgn(W0), sgn(0) = 1; r = (W / d) ⊙ (W − W0); ∇‖r‖² = 2 r ⊙ (2W − W0) / d.
   torch::Tensor d =
       w0 + s_.epsilon * torch::where(w0 >= 0, torch::ones_like(w0), -torch::ones_like(w0));
@@ -41,26 +52,30 @@ void ProxSparseHooks::BeforeUpdate(OwnedTensor& t) {
 
 void ProxSparseHooks::AfterUpdate(OwnedTensor& t) {
   if (!is_target_[t.index]) return;
-  if (!prox_stats_.defined()) throw Error("ProxSparseHooks: prox before BeginUpdates");
   torch::NoGradGuard no_grad;
   torch::Tensor& w = t.master;
-  prox::ProxInPlaceAccumulate(w, static_cast<float>(s_.lambda1), s_.pattern, prox_stats_);
+  prox::ProxInPlaceAccumulate(w, static_cast<float>(s_.lambda1), s_.pattern, StatsOn(w.device()));
   if (s_.hard == HardMode::kProject) {
     w.copy_(ApplyMask(w, TopNMaskUnchecked(w, s_.pattern)));
   } else if (s_.hard == HardMode::kSnap) {
-    w.copy_(ApplyMask(w0_[t.index], TopNMaskUnchecked(w, s_.pattern)));
+    w.copy_(ApplyMask(w0_[t.index].to(w.device()), TopNMaskUnchecked(w, s_.pattern)));
   }
 }
 
 void ProxSparseHooks::EndUpdates() {
-  if (!prox_stats_.defined()) return;
-  const prox::ProxStats st = prox::ReadStats(prox_stats_);
-  prox_stats_ = torch::Tensor();
-  prox_groups_ += st.groups;
-  prox_capped_ += st.groups_unconverged;
-  if (st.groups_nonfinite > 0)
-    throw Error("prox: " + std::to_string(st.groups_nonfinite) + " of " +
-                std::to_string(st.groups) + " groups contain NaN or Inf (left unchanged)");
+  updating_ = false;
+  int64_t groups = 0, nonfinite = 0;
+  for (torch::Tensor& b : prox_stats_) {
+    const prox::ProxStats st = prox::ReadStats(b);
+    groups += st.groups;
+    nonfinite += st.groups_nonfinite;
+    prox_capped_ += st.groups_unconverged;
+  }
+  prox_stats_.clear();
+  prox_groups_ += groups;
+  if (nonfinite > 0)
+    throw Error("prox: " + std::to_string(nonfinite) + " of " + std::to_string(groups) +
+                " groups contain NaN or Inf (left unchanged)");
 }
 
 void ProxSparseHooks::Count(const OwnedTensor& t, MaskCounts& c) {

@@ -13,7 +13,6 @@
 #include <torch/types.h>
 
 #include <functional>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -61,9 +60,11 @@ class ProxSparseHooks : public TrainHooks {
   std::vector<bool> is_target_;
   std::vector<torch::Tensor> w0_;         // per tensor, owned targets only
   std::vector<torch::Tensor> last_mask_;  // per tensor, for mask flips
-  std::optional<torch::Device> device_;   // where the owned tensors live (none owned: unset)
-  torch::Tensor prox_stats_;  // this step's prox statistics (prox::NewStatsBuffer), on the device
-  int64_t prox_groups_ = 0;   // summed over this run's steps on this rank (EndUpdates)
+  // This step's prox statistics buffer on the device it ran on (prox::NewStatsBuffer).
+  torch::Tensor& StatsOn(const torch::Device& device);
+  std::vector<torch::Tensor> prox_stats_;  // this step's, one per device (BeginUpdates..EndUpdates)
+  bool updating_ = false;
+  int64_t prox_groups_ = 0;  // summed over this run's steps on this rank (EndUpdates)
   int64_t prox_capped_ = 0;
 };
 
