@@ -184,6 +184,7 @@ int Main(int argc, char** argv) {
                   plan_state / kMiB, mib(kLoadPeak), mib(kRunPeak), plan.device_peak / kMiB);
     }
     std::printf("(MiB; peak RSS is above the process's resident memory before loading)\n");
+    std::printf("%s", ps::DescribePlan(in, plan).c_str());
   }
   comm->Barrier();
   return 0;

@@ -63,12 +63,30 @@ double LayerActivationBytesPerToken(const ModelShape& s, int w) {
   return norms + attn + mlp;
 }
 
-// The explicit attention of LibTorch 1.x (no fused kernel) keeps fp32 scores' softmax and the
-// probabilities per head: [H, T, T] of 4 + w bytes, plus fp32 copies of q and k.
+// The explicit attention of LibTorch 1.x (worker/models/attention.cc, no fused kernel) saves per
+// head the softmax's fp32 probabilities [H, T, T] (and their copy in the model's dtype for bmm when
+// that is not fp32), fp32 copies of q and the repeated k when the dtype is not fp32, and the
+// repeated k and v (grouped-query heads are copied to every query head) where
+// LayerActivationBytesPerToken counts k and v at their own size and SDPA's output, which the
+// explicit path does not keep. Measured on codelm-19m (fp32, ctx 512, LibTorch 1.13) with a
+// counting CPU allocator: 21.4 MiB saved per layer, this model 21.5.
 double ExplicitAttentionBytes(const ModelShape& s, int w, double seqs, double t) {
-  const double h = static_cast<double>(s.heads);
-  return seqs * (h * t * t * (4.0 + w) + 4.0 * t * 2.0 * static_cast<double>(s.heads * s.head_dim));
+  const double heads = static_cast<double>(s.heads);
+  const double qd = static_cast<double>(s.heads * s.head_dim);
+  const double kvd = static_cast<double>(s.kv_heads * s.head_dim);
+  const double probs = heads * t * t * (4.0 + (w == 4 ? 0.0 : w));
+  const double fp32_copies = w == 4 ? 0.0 : 4.0 * t * 2.0 * qd;
+  const double repeated_kv = w * t * (2.0 * (qd - kvd) - qd);
+  return seqs * (probs + fp32_copies + repeated_kv);
 }
+
+// What a CPU training process touches above its resident memory before the model, besides
+// tensors: LibTorch's and MPI's code pages first run by training (backward, the optimizer) and
+// the heap of autograd's graph and the thread pools. Measured with bench/shard_memory on
+// codelm-19m (docs/results/2026-12-07-shard-memory-cpu.md) as the peak RSS rise minus the peak of
+// live tensor bytes (a counting CPU allocator) with glibc's mmap threshold fixed, so that freed
+// tensors leave RSS: 17.3 MiB on 1 rank, 18.2 MiB on 2; fixed per process, not per model.
+constexpr double kCpuRuntimeBytes = 18.0 * 1024 * 1024;
 
 std::string Gib(double bytes) {
   char buf[32];
@@ -184,10 +202,11 @@ MemoryPlan Predict(const PlanInput& in) {
   const double outside_layers = static_cast<double>(s.TotalParams()) - s.layers * layer;
   if (in.shard_params) {
     // Embeddings, the final norm and lm_head stay whole; each layer is 1/N here and gathered
-    // whole for its forward and backward (the current layer and the prefetched next one).
+    // whole for its forward and backward (the next layer is not prefetched: one layer's gathered
+    // weights are live, saved by its linears while it is recomputed and differentiated).
     p.weights = w * (outside_layers + s.layers * std::ceil(layer / n));
     // (One rank gathers nothing: its shards are the weights.)
-    p.gathered = in.ranks > 1 ? 2.0 * w * layer : 0.0;
+    p.gathered = in.ranks > 1 ? w * layer : 0.0;
     // Own gradient shards plus one gathered layer's full gradient before its reduce-scatter.
     p.gradients = w * owned + (in.ranks > 1 ? w * layer_trained : 0.0);
   } else {
@@ -214,9 +233,9 @@ MemoryPlan Predict(const PlanInput& in) {
            : ExplicitAttentionBytes(s, in.weight_bytes, static_cast<double>(in.seqs_per_micro),
                                     static_cast<double>(in.seq_len)));
   const double layers = static_cast<double>(s.layers);
-  // Logits in the model's dtype (kept by the loop) and the loss's fp32 log-softmax, plus the
-  // final norm's output read by lm_head.
-  const double head = tokens * (static_cast<double>(s.vocab) * (w + 4.0) +
+  // The loss's fp32 log-softmax (the logits themselves are freed when the loss is formed: neither
+  // the cast nor log-softmax keeps its input), plus the final norm's saved tensors.
+  const double head = tokens * (static_cast<double>(s.vocab) * 4.0 +
                                 static_cast<double>(s.hidden) * (4.0 + 2.0 * w));
   if (in.checkpointing) {
     // Each layer keeps only its input; one layer's activations exist while it is recomputed.
@@ -247,6 +266,40 @@ MemoryPlan Predict(const PlanInput& in) {
   if (in.device == "cpu" && in.offload) {
     p.device_peak += p.host;  // host memory is the device
     p.host = 0;
+  }
+  if (in.device == "cpu") {
+    // A CPU rank's peak is its process's resident memory, which holds more than live tensors.
+    p.runtime = kCpuRuntimeBytes;
+    // LibTorch's CPU tensors come from glibc malloc. Its mmap threshold rises to the size of the
+    // largest freed mmapped block (up to 32 MiB), so after the first step the step's transients
+    // (activations, the loss backward's workspace) come from malloc's heap, which keeps freed
+    // chunks resident. The tensors first allocated inside the first step (the owned gradients in
+    // backward, ProxSparse's last mask in the update) land among that step's transients and pin
+    // their pages, and the next step's workspace-sized blocks no longer fit the holes left: the
+    // heap keeps about the pinned tensors plus one workspace more than is live. Measured
+    // (bench/shard_memory, codelm-19m, 1/2/4 ranks): RSS peak minus live tensors minus `runtime`
+    // 86-93, 46-85 and 27-70 MiB against 92, 62 and 47 here; the spread between ranks of one run
+    // is the allocator's placement, which no term predicts.
+    // Only blocks up to glibc's largest mmap threshold (DEFAULT_MMAP_THRESHOLD_MAX, 32 MiB on
+    // 64-bit) come from the heap: larger ones are always mmapped and unmapped when freed (a 7B
+    // model's gradients and [tokens, vocab] buffers are, codelm-19m's are not).
+    constexpr double kMaxHeapBlock = 32.0 * 1024 * 1024;
+    auto heap = [&](double bytes) { return bytes <= kMaxHeapBlock ? bytes : 0.0; };
+    double grads_heap = 0, targets_heap = 0, targets_all = 0;
+    for (const auto& [numel, target] : trained) {
+      const double here =
+          in.shard_params ? std::ceil(static_cast<double>(numel) / n) : static_cast<double>(numel);
+      grads_heap += heap(w * here);
+      if (target) {
+        targets_all += here;
+        targets_heap += heap(here);
+      }
+    }
+    // The last mask of the owned targets (1 byte per weight), the share of them in heap blocks.
+    const double mask_heap =
+        in.mask_state && targets_all > 0 ? owned_targets * targets_heap / targets_all : 0.0;
+    p.allocator = grads_heap + mask_heap + 2.0 * heap(tokens * static_cast<double>(s.vocab) * 4.0);
+    p.device_peak += p.runtime + p.allocator;
   }
   // Usable: CUDA keeps ~1 GiB for its context and the caching allocator loses some to
   // fragmentation; a CPU process needs its libraries and data besides the model.
@@ -366,6 +419,10 @@ std::string DescribePlan(const PlanInput& in, const MemoryPlan& p) {
   row("method state     ", p.method);
   row("activations      ", p.activations);
   row("workspace        ", p.workspace);
+  if (in.device == "cpu") {
+    row("process runtime  ", p.runtime);
+    row("malloc retention ", p.allocator);
+  }
   o << "  peak per rank    " << Gib(p.device_peak) << " GiB"
     << (in.device == "cuda" ? " (GPU)" : " (host)");
   if (in.offload && in.device == "cuda") o << ", host " << Gib(p.host) << " GiB";

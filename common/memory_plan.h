@@ -68,6 +68,8 @@ struct MemoryPlan {
   double method = 0;       // ProxSparse's per-owned-target state (last mask, W0)
   double activations = 0;  // saved for backward (one micro-batch), logits and loss included
   double workspace = 0;    // transient buffers of the update (largest tensor's temporaries)
+  double runtime = 0;      // CPU: what the process touches besides tensors once it trains
+  double allocator = 0;    // CPU: freed tensor memory glibc's malloc keeps resident
   double device_peak = 0;  // what must fit on the device
   double host = 0;         // offloaded state in (pinned) host memory
   double limit = 0;        // usable memory per rank (0 = unknown)

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <string>
 
@@ -102,7 +104,91 @@ TEST(MemoryPlan, ShardedParametersDivideEveryLayer) {
   const ModelShape& s = in.shape;
   const double outside = static_cast<double>(s.TotalParams() - s.layers * s.LayerParams()) * 2;
   EXPECT_NEAR(eight.weights - outside, (one.weights - outside) / 8, 1e6);
-  EXPECT_NEAR(eight.gathered, 2.0 * 2 * static_cast<double>(s.LayerParams()), 1);
+  // One layer gathered at a time (no prefetch).
+  EXPECT_NEAR(eight.gathered, 2.0 * static_cast<double>(s.LayerParams()), 1);
+}
+
+// codelm-19m (../shared/data/codelm-19m/config.json), the model of bench/shard_memory's CPU runs.
+ModelShape CodeLm19m() {
+  nlohmann::json j = {
+      {"vocab_size", 8192},     {"hidden_size", 384},           {"intermediate_size", 1024},
+      {"num_hidden_layers", 8}, {"num_attention_heads", 6},     {"num_key_value_heads", 2},
+      {"head_dim", 64},         {"tie_word_embeddings", false}, {"model_type", "llama"}};
+  return ParseModelShape(j, "codelm-19m");
+}
+
+// As bench/shard_memory runs it: fp32 weights and master, shard: params, ctx 512, one sequence
+// per rank, checkpointing on more than one rank, explicit attention (LibTorch 1.13).
+PlanInput ShardMemoryRun(int ranks) {
+  PlanInput in;
+  in.shape = CodeLm19m();
+  in.ranks = ranks;
+  in.device = "cpu";
+  in.seq_len = 512;
+  in.shard_params = true;
+  in.checkpointing = ranks > 1;
+  in.flash_attention = false;
+  return in;
+}
+
+TEST(MemoryPlan, CpuProcessTermsAreNamedAndCpuOnly) {
+  constexpr double kMiB = 1024.0 * 1024.0;
+  PlanInput in = ShardMemoryRun(2);
+  const MemoryPlan cpu = PlanMemory(in);
+  EXPECT_EQ(cpu.runtime, 18.0 * kMiB);
+  // Malloc's retention: the owned gradients (fp32 rows: half the 12.6M target weights), the last
+  // mask (a byte per owned weight) and one loss-backward workspace (512 x 8192 x 8 bytes).
+  const double owned = std::ceil(static_cast<double>(in.shape.TargetParams()) / 2);
+  EXPECT_NEAR(cpu.allocator, 4 * owned + owned + 512.0 * 8192 * 8, 1);
+  const double tensors = cpu.weights + cpu.gathered + cpu.optimizer + cpu.master + cpu.method +
+                         cpu.workspace + std::max(cpu.gradients, cpu.activations);
+  EXPECT_NEAR(cpu.device_peak, tensors + cpu.runtime + cpu.allocator, 1);
+  EXPECT_NE(DescribePlan(in, cpu).find("malloc retention"), std::string::npos);
+  in.mask_state = false;  // MaskLLM / the masked update keep no last mask
+  EXPECT_NEAR(PlanMemory(in).allocator, 4 * owned + 512.0 * 8192 * 8, 1);
+  // Blocks over 32 MiB are mmapped and unmapped when freed: a 7B model's gradients (64-172 MiB per
+  // tensor in fp32) and [2048, 32000] fp32 buffers add nothing; its 1-byte masks of 16-43 MiB add
+  // the q/k/v/o ones (16 MiB each).
+  PlanInput big = ShardMemoryRun(1);
+  big.shape = LoadModelShape(Shapes() / "llama-2-7b");
+  big.seq_len = 2048;
+  EXPECT_NEAR(PlanMemory(big).allocator, 32.0 * 4 * 4096 * 4096, 1);
+  in.device = "cuda";  // a GPU's allocated memory holds tensors only
+  const MemoryPlan gpu = PlanMemory(in);
+  EXPECT_EQ(gpu.runtime, 0);
+  EXPECT_EQ(gpu.allocator, 0);
+}
+
+TEST(MemoryPlan, ExplicitAttentionKeepsFp32ProbabilitiesOnce) {
+  // fp32: the softmax's output is bmm's input (no cast), so [H, T, T] fp32 per layer once, plus
+  // the repeated k and v (6 query heads over 2 kv heads) less the output SDPA would keep.
+  PlanInput in = ShardMemoryRun(1);
+  const double explicit_attn = PlanMemory(in).activations;
+  in.flash_attention = true;
+  const double flash = PlanMemory(in).activations;
+  const double per_layer = 6.0 * 512 * 512 * 4 + 4.0 * 512 * (2 * (384 - 128) - 384);
+  EXPECT_NEAR(explicit_attn - flash, 8 * per_layer, 1);
+  // bf16 keeps the fp32 probabilities and their bf16 copy, and fp32 copies of q and k.
+  in.weight_bytes = in.master_bytes = 2;
+  const double flash16 = PlanMemory(in).activations;
+  in.flash_attention = false;
+  const double per_layer16 =
+      6.0 * 512 * 512 * 6 + 4.0 * 512 * 2 * 384 + 2.0 * 512 * (2 * (384 - 128) - 384);
+  EXPECT_NEAR(PlanMemory(in).activations - flash16, 8 * per_layer16, 1);
+}
+
+TEST(MemoryPlan, WithinTenPercentOfTheMeasuredCpuPeaks) {
+  // bench/shard_memory's whole-run peak RSS per rank (MiB), the lowest and highest rank over the
+  // runs of docs/results/2026-12-07-shard-memory-cpu.md (2-core EPYC, LibTorch 1.13, OpenMPI).
+  struct Case {
+    int ranks;
+    double low, high;
+  };
+  for (const Case& c : {Case{1, 503.9, 511.0}, Case{2, 245.8, 273.0}, Case{4, 195.6, 231.8}}) {
+    const double predicted = PlanMemory(ShardMemoryRun(c.ranks)).device_peak / (1024.0 * 1024.0);
+    EXPECT_NEAR(predicted, c.low, 0.10 * c.low) << c.ranks << " rank(s)";
+    EXPECT_NEAR(predicted, c.high, 0.10 * c.high) << c.ranks << " rank(s)";
+  }
 }
 
 TEST(MemoryPlan, TooSmallNamesTheOptionsThatFit) {
