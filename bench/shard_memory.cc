@@ -68,18 +68,6 @@ Args Parse(int argc, char** argv) {
   return a;
 }
 
-class QuietSink : public ps::ProgressSink {
- public:
-  void Progress(const ps::ProgressEvent&) override {}
-  void Log(std::string_view) override {}
-  void Checkpoint(int64_t, const std::filesystem::path&) override {}
-  void Result(bool, std::string_view, const std::filesystem::path&) override {}
-};
-
-double ProcStatusBytes(const std::string& key) {
-  return static_cast<double>(std::max<int64_t>(ps::ProcStatusKb(key), 0)) * 1024.0;
-}
-
 double Bytes(const torch::Tensor& t) {
   return t.defined() ? static_cast<double>(t.numel()) * static_cast<double>(t.element_size()) : 0;
 }
@@ -94,9 +82,9 @@ int Main(int argc, char** argv) {
   auto comm = ps::MakeCommunicatorFromEnvironment(false);
   const torch::ScalarType dtype = ps::ParseComputeDType(a.dtype);
   ps::ResetPeakRss();
-  const double rss_start = ProcStatusBytes("VmRSS");
+  const double rss_start = ps::ProcStatusBytes("VmRSS");
   ps::RowShardedLlama m = ps::LoadLlamaRowSharded(a.model, {dtype, torch::kCPU}, *comm);
-  const double load_peak = ProcStatusBytes("VmHWM") - rss_start;
+  const double load_peak = ps::ProcStatusBytes("VmHWM") - rss_start;
 
   // As RunProxSparse trains them: the targets' rows, the optimizer on a one-rank communicator.
   for (auto& p : m.model->parameters()) p.set_requires_grad(false);
@@ -126,10 +114,10 @@ int Main(int argc, char** argv) {
   o.stage = "shard_memory";
   o.optimizer_comm = one_rank.get();
   o.activation_checkpointing = comm->size() > 1;
-  QuietSink quiet;
+  ps::NullProgressSink quiet;
   std::unique_ptr<ps::ShardedAdamW> opt;
   ps::TrainLoop(*m.model, params, samples, hooks, *comm, quiet, o, &opt);
-  const double run_peak = ProcStatusBytes("VmHWM") - rss_start;
+  const double run_peak = ps::ProcStatusBytes("VmHWM") - rss_start;
 
   torch::Tensor row = torch::zeros({kCols}, torch::kFloat64);
   double whole = 0, rows = 0, grads = 0, optim = 0;

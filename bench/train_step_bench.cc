@@ -140,20 +140,6 @@ Args Parse(int argc, char** argv) {
   return a;
 }
 
-// Quiet: the bench prints its own summary.
-class QuietSink : public ps::ProgressSink {
- public:
-  void Progress(const ps::ProgressEvent&) override {}
-  void Log(std::string_view) override {}
-  void Checkpoint(int64_t, const std::filesystem::path&) override {}
-  void Result(bool, std::string_view, const std::filesystem::path&) override {}
-};
-
-// A field of /proc/self/status in bytes ("VmRSS", "VmHWM"); 0 where there is none.
-double ProcStatusBytes(const std::string& key) {
-  return static_cast<double>(std::max<int64_t>(ps::ProcStatusKb(key), 0)) * 1024.0;
-}
-
 double PeakGpuBytes([[maybe_unused]] const torch::Device& d) {
 #ifdef PS_WITH_CUDA
   if (d.is_cuda()) {
@@ -175,7 +161,7 @@ int Main(int argc, char** argv) {
   if (cuda) throw ps::Error("--device cuda: this build has no CUDA");
 #endif
   const torch::ScalarType dtype = ps::ParseComputeDType(a.dtype);
-  const double rss_before_model = ProcStatusBytes("VmRSS");
+  const double rss_before_model = ps::ProcStatusBytes("VmRSS");
   ps::LlamaConfig c;
   c.vocab_size = a.vocab;
   c.hidden_size = a.hidden;
@@ -229,7 +215,7 @@ int Main(int argc, char** argv) {
     auto row = ids[i].contiguous();
     samples.emplace_back(row.data_ptr<int32_t>(), row.data_ptr<int32_t>() + a.ctx + 1);
   }
-  QuietSink quiet;
+  ps::NullProgressSink quiet;
   ps::TrainOptions o;
   // Sharded parameters, as the job runner applies them (parallelize_llama.h).
   std::unique_ptr<ps::ShardedLinearWeights> sharded;
@@ -284,7 +270,7 @@ int Main(int argc, char** argv) {
   // Gather every rank's peak memory and phases on rank 0.
   torch::Tensor mine = torch::zeros({comm->size()}, torch::kFloat64);
   mine[comm->rank()] =
-      device.is_cuda() ? PeakGpuBytes(device) : ProcStatusBytes("VmHWM") - rss_before_model;
+      device.is_cuda() ? PeakGpuBytes(device) : ps::ProcStatusBytes("VmHWM") - rss_before_model;
   mine = mine.to(device);
   comm->AllReduceSum(mine);
   mine = mine.cpu();

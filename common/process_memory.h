@@ -18,6 +18,12 @@ inline int64_t ProcStatusKb(const std::string& key) {
   return -1;
 }
 
+// The same field in bytes; 0 where there is none.
+inline double ProcStatusBytes(const std::string& key) {
+  const int64_t kb = ProcStatusKb(key);
+  return kb > 0 ? static_cast<double>(kb) * 1024.0 : 0.0;
+}
+
 // Starts a new peak-RSS window: VmHWM restarts from the current RSS.
 inline void ResetPeakRss() { std::ofstream("/proc/self/clear_refs") << "5"; }
 

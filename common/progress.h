@@ -53,6 +53,15 @@ class ProgressSink {
   virtual bool CancelRequested() { return false; }
 };
 
+// Discards everything: for programs (benches) that print their own summary.
+class NullProgressSink : public ProgressSink {
+ public:
+  void Progress(const ProgressEvent&) override {}
+  void Log(std::string_view) override {}
+  void Checkpoint(int64_t, const std::filesystem::path&) override {}
+  void Result(bool, std::string_view, const std::filesystem::path&) override {}
+};
+
 // One line like "step 120/400 [=====>    ] 30% loss 2.314 2:4 61.2% tok/s 1.8k ETA 3m12s".
 // `width` is the bar's width in characters (0: no bar). `pattern` labels the N:M ratio.
 std::string FormatProgressLine(const ProgressEvent& e, int width = 24,

@@ -1,4 +1,5 @@
-# Sourced by the distributed test scripts: writes the small acceptance job on the default model.
+# Sourced by the distributed test scripts: the small acceptance job on the default model, and
+# finding the rank to kill in the kill -9 tests.
 # acceptance_job FILE DATA STEPS LR [DEVICE]
 acceptance_job() {
   cat >"$1" <<YAML
@@ -32,4 +33,20 @@ log_every: 1
 resources:
   gpus_per_rank: $([ "${5:-cpu}" = cuda ] && echo 1 || echo 0)
 YAML
+}
+
+# rank1_after_first_checkpoint OUT: waits (at most 120 s) for the first complete checkpoint of
+# the run writing to OUT, then prints the pid of its MPI rank 1 (nothing if there is none).
+rank1_after_first_checkpoint() {
+  local out=$1 victim="" p
+  for _ in $(seq 1 1200); do
+    if compgen -G "$out/checkpoints/step-*/manifest.json" >/dev/null; then
+      for p in $(pgrep -f -- "--output $out"); do
+        if tr '\0' '\n' </proc/$p/environ 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=1; then victim=$p; fi
+      done
+      [[ -n $victim ]] && break
+    fi
+    sleep 0.1
+  done
+  echo "$victim"
 }

@@ -50,16 +50,7 @@ out=$work/killed
 run 2 "$out" >"$work/killed.log" 2>&1 &
 launcher=$!
 start=$(date +%s)
-victim=""
-for _ in $(seq 1 1200); do  # wait for the first complete checkpoint (at most 120 s)
-  if compgen -G "$out/checkpoints/step-*/manifest.json" >/dev/null; then
-    for p in $(pgrep -f -- "--output $out"); do
-      if tr '\0' '\n' </proc/$p/environ 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=1; then victim=$p; fi
-    done
-    [[ -n $victim ]] && break
-  fi
-  sleep 0.1
-done
+victim=$(rank1_after_first_checkpoint "$out")
 if [[ -z $victim ]]; then
   echo "FAIL: no checkpoint or no rank 1 to kill"; fail=1; wait $launcher
 else

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "common/error.h"
+#include "tests/worker/methods/layer_fixtures.h"
 #include "worker/methods/calib_stats.h"
 #include "worker/methods/nm_mask.h"
 #include "worker/methods/sparsegpt.h"
@@ -13,19 +14,8 @@
 namespace ps {
 namespace {
 
-torch::Tensor RandomHessian(int64_t in, int64_t tokens, uint64_t seed) {
-  torch::manual_seed(seed);
-  // Correlated inputs (a random mixing), so kept weights can compensate pruned ones.
-  auto x = torch::randn({tokens, in}, torch::kFloat64).mm(torch::randn({in, in}, torch::kFloat64));
-  HessianStats hs(in, torch::kCPU);
-  hs.Add(x);
-  return hs.Hessian();
-}
-
-torch::Tensor RandomMask(int64_t rows, int64_t cols, NMPattern p, uint64_t seed) {
-  torch::manual_seed(seed);
-  return TopNMask(torch::rand({rows, cols}, torch::kFloat64), p);
-}
+using testing::RandomHessian;
+using testing::RandomMask;
 
 // ½ tr((Ŵ − W) H (Ŵ − W)ᵀ) with H damped as SparseGPT damps it (dead columns: W's zeroed).
 double DampedHalfError(const torch::Tensor& W, const torch::Tensor& What, const torch::Tensor& H,
@@ -101,20 +91,7 @@ TEST(MaskedLeastSquares, IdentityHessianKeepsTheKeptWeights) {
 TEST(MaskedLeastSquares, DeadColumnsTiesScalesAndUnevenRows) {
   const int64_t in = 32;
   for (double scale : {1e-12, 1.0, 1e12}) {
-    auto H = RandomHessian(in, 100, 81) * scale;
-    for (int64_t j : {2, 17, 18, 19}) {  // dead columns, one of them kept by the mask below
-      H.select(0, j).zero_();
-      H.select(1, j).zero_();
-    }
-    torch::manual_seed(82);
-    auto W = torch::randn({10, in}, torch::kFloat64);
-    W.select(0, 0).fill_(1.0);  // tied weights
-    W.select(0, 1).zero_();     // an all-zero row
-    W[2][5] = -0.0;             // a negative zero that the mask keeps
-    auto mask = RandomMask(10, in, k2of4, 83);
-    mask[2][5] = true;
-    mask[2][4] = mask[2][6] = mask[2][7] = false;
-    mask.select(0, 3).copy_(TopNMask(torch::ones({1, in}), k2of4).squeeze(0));  // tied scores
+    auto [H, W, mask] = testing::MakeAdversarialLayer(in, scale, 81);
     mask.select(0, 4).slice(0, 0, 8).fill_(false);  // a row keeping fewer than N per group
     mask.select(0, 5).fill_(false);                 // a row keeping nothing
     for (auto dtype : {torch::kFloat64, torch::kFloat32}) {

@@ -6,20 +6,15 @@
 #include <limits>
 
 #include "common/error.h"
+#include "tests/worker/methods/layer_fixtures.h"
 #include "worker/methods/calib_stats.h"
 #include "worker/methods/nm_mask.h"
 
 namespace ps {
 namespace {
 
-torch::Tensor RandomHessian(int64_t in, int64_t tokens, uint64_t seed) {
-  torch::manual_seed(seed);
-  // Correlated inputs (a random mixing), so the weight updates actually propagate.
-  auto x = torch::randn({tokens, in}, torch::kFloat64).mm(torch::randn({in, in}, torch::kFloat64));
-  HessianStats hs(in, torch::kCPU);
-  hs.Add(x);
-  return hs.Hessian();
-}
+using testing::RandomHessian;
+using testing::RandomMask;
 
 void ExpectSame(const SparseGptResult& a, const SparseGptResult& b, double tol) {
   ASSERT_TRUE(a.mask.equal(b.mask));
@@ -128,12 +123,6 @@ TEST(SparseGpt, Errors) {
   EXPECT_THROW(SparseGptPrune(torch::randn({4, 6}), torch::eye(6), k2of4), Error);
 }
 
-// A random mask with exactly N kept per group (top-N of random scores).
-torch::Tensor RandomMask(int64_t rows, int64_t cols, NMPattern p, uint64_t seed) {
-  torch::manual_seed(seed);
-  return TopNMask(torch::rand({rows, cols}, torch::kFloat64), p);
-}
-
 // tr((W − Ŵ) H (W − Ŵ)ᵀ): the layer's output error over the calibration inputs.
 double OutputError(const torch::Tensor& W, const torch::Tensor& What, const torch::Tensor& H) {
   auto d = (W.to(torch::kFloat64) - What.to(torch::kFloat64));
@@ -191,20 +180,7 @@ TEST(SparseGptReconstruct, BlockedMatchesColumnByColumnReference) {
 TEST(SparseGptReconstruct, DeadColumnsTiesAndScales) {
   const int64_t in = 32;
   for (double scale : {1e-12, 1.0, 1e12}) {
-    auto H = RandomHessian(in, 100, 41) * scale;
-    for (int64_t j : {2, 17, 18, 19}) {  // dead columns, one of them kept by the mask below
-      H.select(0, j).zero_();
-      H.select(1, j).zero_();
-    }
-    torch::manual_seed(42);
-    auto W = torch::randn({10, in}, torch::kFloat64);
-    W.select(0, 0).fill_(1.0);  // tied weights
-    W.select(0, 1).zero_();     // an all-zero row
-    W[2][5] = -0.0;             // a negative zero that the mask keeps
-    auto mask = RandomMask(10, in, k2of4, 43);
-    mask[2][5] = true;
-    mask[2][4] = mask[2][6] = mask[2][7] = false;
-    mask.select(0, 3).copy_(TopNMask(torch::ones({1, in}), k2of4).squeeze(0));  // tied scores
+    auto [H, W, mask] = testing::MakeAdversarialLayer(in, scale, 41);
     for (int64_t block : {4, 8, 128}) {
       SparseGptOptions o;
       o.dtype = torch::kFloat64;
