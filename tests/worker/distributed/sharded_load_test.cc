@@ -6,14 +6,13 @@
 #include "worker/distributed/sharded_load.h"
 
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <fstream>
 #include <set>
 
 #include "common/process_memory.h"
 #include "tests/testing/error_of.h"
+#include "tests/testing/measure_in_child.h"
 #include "tests/worker/models/tiny_models.h"
 #include "worker/io/tensor_rows.h"
 #include "worker/models/llama_checkpoint.h"
@@ -158,20 +157,9 @@ TEST(ShardedLoadMemory, PeakRssIsTheRanksShare) {
     SaveLlama(model, dir);
   }
   auto out = dir / "rss.txt";
-  std::string exe = std::filesystem::read_symlink("/proc/self/exe").string();
-  pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    ::setenv("PS_SHARDED_LOAD_DIR", dir.c_str(), 1);
-    ::setenv("PS_SHARDED_LOAD_OUT", out.c_str(), 1);
-    ::execl(exe.c_str(), exe.c_str(), "--gtest_filter=ShardedLoadMemoryChild.Measure", nullptr);
-    ::_exit(127);
-  }
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child failed";
-  int64_t result[2] = {0, 0};
-  std::ifstream(out) >> result[0] >> result[1];
+  const auto result = testing::MeasureInChild(
+      "ShardedLoadMemoryChild.Measure",
+      {{"PS_SHARDED_LOAD_DIR", dir.string()}, {"PS_SHARDED_LOAD_OUT", out.string()}}, out);
   ASSERT_GT(result[0], 0);
   const double rise = static_cast<double>(result[1] - result[0]) * 1024.0;
   const double share = whole + targets / 4;

@@ -2,13 +2,12 @@
 // and each slice's pages are released after it is copied. Measured in a fresh process as the rise
 // of its peak RSS (VmHWM, reset through /proc/self/clear_refs) over a ~220 MB bf16 checkpoint.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <fstream>
 
 #include "common/file_util.h"
 #include "common/process_memory.h"
+#include "tests/testing/measure_in_child.h"
 #include "tests/worker/models/tiny_models.h"
 #include "worker/io/tensor_io.h"
 #include "worker/models/llama_checkpoint.h"
@@ -38,20 +37,9 @@ TEST(LoadMemory, PeakRssStaysNearCheckpointSize) {
   ASSERT_GT(bytes, 200u << 20);
   // Measure in a fresh process (this binary, running only the child test below).
   auto out = dir / "rss.txt";
-  std::string exe = std::filesystem::read_symlink("/proc/self/exe").string();
-  pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    ::setenv("PS_LOAD_MEMORY_DIR", dir.c_str(), 1);
-    ::setenv("PS_LOAD_MEMORY_OUT", out.c_str(), 1);
-    ::execl(exe.c_str(), exe.c_str(), "--gtest_filter=LoadMemoryChild.Measure", nullptr);
-    ::_exit(127);
-  }
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child failed";
-  int64_t result[2] = {0, 0};
-  std::ifstream(out) >> result[0] >> result[1];
+  const auto result = testing::MeasureInChild(
+      "LoadMemoryChild.Measure",
+      {{"PS_LOAD_MEMORY_DIR", dir.string()}, {"PS_LOAD_MEMORY_OUT", out.string()}}, out);
   ASSERT_GT(result[0], 0);
   double rise = static_cast<double>(result[1] - result[0]) * 1024.0;
   std::printf("checkpoint %.1f MB, peak RSS rise while loading %.1f MB (%.3fx)\n", bytes / 1e6,
