@@ -2,6 +2,7 @@
 // random N:M masks, and one layer of adversarial cases.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <torch/types.h>
 
 #include <cstdint>
@@ -51,6 +52,18 @@ inline AdversarialLayer MakeAdversarialLayer(int64_t in, double scale, uint64_t 
   l.mask[2][4] = l.mask[2][6] = l.mask[2][7] = false;
   l.mask.select(0, 3).copy_(TopNMask(torch::ones({1, in}), k2of4).squeeze(0));
   return l;
+}
+
+// What any fixed-mask update must keep on that layer: its output mask is `mask` bit for bit, the
+// weight is N:M sparse, and the dead input columns and the all-zero row stay zero.
+inline void ExpectKeepsAdversarialLayer(const torch::Tensor& weight, const torch::Tensor& out_mask,
+                                        const torch::Tensor& mask) {
+  EXPECT_TRUE(out_mask.equal(mask));
+  EXPECT_TRUE(IsNMSparse(weight, k2of4));
+  for (int64_t j : {2, 17, 18, 19}) {
+    EXPECT_EQ(weight.select(1, j).abs().max().item<double>(), 0.0) << j;
+  }
+  EXPECT_EQ(weight.select(0, 1).abs().max().item<double>(), 0.0);
 }
 
 }  // namespace ps::testing

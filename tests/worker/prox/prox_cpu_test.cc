@@ -253,10 +253,9 @@ namespace {
 // unchanged, and every group, run within the budget or
 // again without it, ends bit-identical to a run without a budget.
 TEST(ProxGroupBudget, DeferredGroupsAreUnchangedAndRerunsMatch) {
-  std::mt19937 rng(8);
-  std::normal_distribution<float> normal(0.0f, 0.02f);
   auto y = testing::RandomGroups(3000, 4, 12);
-  for (int i = 0; i < 3000 * 4; ++i) y.push_back(normal(rng));
+  const std::vector<float> llama = testing::LlamaScaleGroups(3000, 4, 8);
+  y.insert(y.end(), llama.begin(), llama.end());
   const int groups = static_cast<int>(y.size() / 4);
   for (ProxAlgo algo : {ProxAlgo::kAlm, ProxAlgo::kNewton, ProxAlgo::kNewtonBounds})
     for (float lambda : {0.25f, 4.0f, 25.0f})

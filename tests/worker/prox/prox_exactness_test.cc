@@ -7,7 +7,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -41,9 +40,8 @@ std::vector<float> FromHalf(const std::vector<uint16_t>& v, const Storage& s) {
 
 std::vector<float> Inputs() {
   std::vector<float> y = testing::RandomGroups(12000, 4, 21);
-  std::mt19937 rng(22);
-  std::normal_distribution<float> llama(0.0f, 0.02f);
-  for (int i = 0; i < 12000 * 4; ++i) y.push_back(llama(rng));
+  const std::vector<float> llama = testing::LlamaScaleGroups(12000, 4, 22);
+  y.insert(y.end(), llama.begin(), llama.end());
   const std::vector<float> adv = testing::AdversarialGroups4();
   y.insert(y.end(), adv.begin(), adv.end());
   return y;

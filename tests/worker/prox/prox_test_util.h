@@ -15,6 +15,15 @@
 
 namespace ps::prox::testing {
 
+// n groups of m weights at Llama's scale: N(0, 0.02²) from mt19937(seed), in order.
+inline std::vector<float> LlamaScaleGroups(int64_t n, int m, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 0.02f);
+  std::vector<float> v(static_cast<size_t>(n * m));
+  for (auto& x : v) x = normal(rng);
+  return v;
+}
+
 // Fills `out` with n groups of m values: normal, uniform, heavy-tailed, mixed-scale, near-tied.
 inline std::vector<float> RandomGroups(int64_t n, int m, uint32_t seed) {
   std::mt19937 rng(seed);
