@@ -130,8 +130,9 @@ int Main(int argc, char** argv) {
     std::printf("model %s: %.1f MiB whole; %lld samples x %lld tokens; MiB per rank\n\n",
                 a.model.c_str(), whole / kMiB, static_cast<long long>(a.samples),
                 static_cast<long long>(a.ctx));
-    std::printf("| ranks | rank | RSS holding its rows | Wanda (rise) | SparseGPT (rise) | "
-                "reconstruct lsq (rise) | publish gather (rise) |\n|---|---|---|---|---|---|---|\n");
+    std::printf(
+        "| ranks | rank | RSS holding its rows | Wanda (rise) | SparseGPT (rise) | "
+        "reconstruct lsq (rise) | publish gather (rise) |\n|---|---|---|---|---|---|---|\n");
     for (int r = 0; r < comm->size(); ++r) {
       auto v = [&](Col c) { return all[r][c].item<double>(); };
       std::printf("| %d | %d | %.1f | %.1f | %.1f | %.1f | %.1f |\n", comm->size(), r, v(kHeld),

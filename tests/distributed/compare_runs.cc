@@ -74,8 +74,8 @@ std::optional<fs::path> NewestCheckpoint(const fs::path& run) {
 }
 
 // Every tensor named in `names` from a published model directory (one or several shards).
-std::map<std::string, torch::Tensor> LoadPublished(const fs::path& dir,
-                                                   const std::map<std::string, torch::Tensor>& names) {
+std::map<std::string, torch::Tensor> LoadPublished(
+    const fs::path& dir, const std::map<std::string, torch::Tensor>& names) {
   std::map<std::string, torch::Tensor> out;
   for (const auto& e : fs::directory_iterator(dir)) {
     if (e.path().extension() != ".safetensors") continue;

@@ -40,29 +40,30 @@ LayerwiseOptions Options(const Case& c) {
   return o;
 }
 
-struct Run {
+struct Pruned {
   LayerwiseResult result;
   std::map<std::string, torch::Tensor> weights;  // full, by module name
 };
 
 // The unsharded one-rank run on every sample (every rank computes it by itself).
-Run Whole(const Case& c, const std::vector<std::vector<int32_t>>& samples) {
+Pruned Whole(const Case& c, const std::vector<std::vector<int32_t>>& samples) {
   auto model = testing::TinyModel(7, torch::kFloat32);
-  Run r;
+  Pruned r;
   r.result = PruneLayerwise(*model, samples, Options(c));
   for (const auto& l : model->TargetLinears()) r.weights[l->path()] = l->weight.detach().clone();
   return r;
 }
 
 // Row shards over the ranks, this rank's share of the samples.
-Run Sharded(const Case& c, const std::vector<std::vector<int32_t>>& samples, Communicator& comm) {
+Pruned Sharded(const Case& c, const std::vector<std::vector<int32_t>>& samples,
+               Communicator& comm) {
   auto model = testing::TinyModel(7, torch::kFloat32);
   ShardedLinearWeights shards(model->TargetLinears(), comm);
   LayerwiseRows rows(shards);
   LayerwiseOptions o = Options(c);
   o.rows = &rows;
   o.all_reduce_sum = [&comm](torch::Tensor& t) { comm.AllReduceSum(t); };
-  Run r;
+  Pruned r;
   r.result = PruneLayerwise(*model, RankSamples(samples, comm), o);
   torch::NoGradGuard no_grad;
   for (size_t i = 0; i < shards.size(); ++i) {
@@ -78,7 +79,7 @@ TEST(LayerwiseRowsMpi, EveryMethodMatchesTheUnshardedRun) {
   ASSERT_GT(comm.size(), 1);
   // An odd count: the ranks get different numbers of samples (and with 3 ranks uneven rows).
   const auto samples = testing::TinySamples(7, 12, 3);
-  const Run wanda_whole = Whole({"wanda", OneShotMethod::kWanda}, samples);
+  const Pruned wanda_whole = Whole({"wanda", OneShotMethod::kWanda}, samples);
   const auto& fixed = wanda_whole.result.masks;
   const std::vector<Case> cases = {
       {"magnitude", OneShotMethod::kMagnitude},
@@ -89,10 +90,10 @@ TEST(LayerwiseRowsMpi, EveryMethodMatchesTheUnshardedRun) {
       {"reconstruct obs", OneShotMethod::kSparseGpt, true, &fixed, false},
   };
   for (const Case& c : cases) {
-    const Run whole = Whole(c, samples);
-    const Run sharded = Sharded(c, samples, comm);
-    const std::string what = c.what + ", rank " + std::to_string(comm.rank()) + " of " +
-                             std::to_string(comm.size());
+    const Pruned whole = Whole(c, samples);
+    const Pruned sharded = Sharded(c, samples, comm);
+    const std::string what =
+        c.what + ", rank " + std::to_string(comm.rank()) + " of " + std::to_string(comm.size());
     ASSERT_EQ(whole.result.masks.size(), sharded.result.masks.size()) << what;
     EXPECT_EQ(whole.result.calibration_tokens, sharded.result.calibration_tokens) << what;
     for (const auto& [name, mask] : whole.result.masks) {

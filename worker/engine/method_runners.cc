@@ -53,13 +53,10 @@ std::set<std::string> TargetWeightNames(LlamaForCausalLM& model) {
 // when the model was loaded so, else sharded here (into `owned`). Sets the loop's options for it
 // (every rank updates its own rows: a one-rank optimizer; activation checkpointing so that a
 // layer's gathered weights are freed after its forward) and returns the trained row shards.
-std::vector<TrainableTensor> ShardTargets(LlamaForCausalLM& model, const JobSpec& spec,
-                                          Communicator& comm, ProgressSink& progress,
-                                          ShardedLinearWeights* preloaded,
-                                          std::unique_ptr<ShardedLinearWeights>& owned,
-                                          ShardedLinearWeights*& sharded,
-                                          std::unique_ptr<Communicator>& one_rank,
-                                          TrainOptions& t) {
+std::vector<TrainableTensor> ShardTargets(
+    LlamaForCausalLM& model, const JobSpec& spec, Communicator& comm, ProgressSink& progress,
+    ShardedLinearWeights* preloaded, std::unique_ptr<ShardedLinearWeights>& owned,
+    ShardedLinearWeights*& sharded, std::unique_ptr<Communicator>& one_rank, TrainOptions& t) {
   const MethodSpec& m = spec.method;
   if (m.batch_size % comm.size() != 0)
     throw Error("parallel.shard: params needs method.batch_size (" + std::to_string(m.batch_size) +
@@ -84,8 +81,7 @@ std::vector<TrainableTensor> ShardTargets(LlamaForCausalLM& model, const JobSpec
   if (comm.size() > 1) t.activation_checkpointing = true;
   progress.Log("parallel.shard: params: " + std::to_string(params.size()) +
                " target weights sharded by rows over " + std::to_string(comm.size()) +
-               " rank(s), activation checkpointing " +
-               (t.activation_checkpointing ? "on" : "off"));
+               " rank(s), activation checkpointing " + (t.activation_checkpointing ? "on" : "off"));
   return params;
 }
 

@@ -19,8 +19,8 @@ namespace ps {
 class RowShardedPublisher {
  public:
   // `checkpoint_names`: the base checkpoint's tensor names in the writer's order (Names()).
-  RowShardedPublisher(ShardedLinearWeights& shards, const std::vector<std::string>& checkpoint_names,
-                      Communicator& comm);
+  RowShardedPublisher(ShardedLinearWeights& shards,
+                      const std::vector<std::string>& checkpoint_names, Communicator& comm);
   // Collective: true when `go` holds on every rank (rank 0 passes false when the job was
   // cancelled: then no rank gathers anything).
   bool AgreeToPublish(bool go);
