@@ -36,7 +36,7 @@ log "built"
 
 for dt in $dtypes; do
   log "sparse_check $dt"
-  timeout 120 "$b/tests/gpu/sparse_check" --dtype "$dt" --quick >"$out/sparse_check_$dt.log" 2>&1 ||
+  timeout 180 "$b/tests/gpu/sparse_check" --dtype "$dt" --quick >"$out/sparse_check_$dt.log" 2>&1 ||
     { log "sparse_check $dt: exit $?"; status=1; }
   grep '"ok":false' "$out/sparse_check_$dt.log" | head -5
   tail -1 "$out/sparse_check_$dt.log"
