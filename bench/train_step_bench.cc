@@ -328,7 +328,6 @@ int Main(int argc, char** argv) {
     in.grad_accum = static_cast<int>(a.grad_accum);
     in.checkpointing = a.checkpointing || (a.shard_params && comm->size() > 1);
     in.offload = a.offload;
-    in.overlap_update = a.overlap_update;
     in.shard_params = a.shard_params;
     in.flash_attention = cuda && TORCH_VERSION_MAJOR >= 2;
     const ps::MemoryPlan plan = ps::PlanMemory(in);

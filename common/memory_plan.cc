@@ -252,8 +252,7 @@ MemoryPlan Predict(const PlanInput& in) {
 
   double state = p.optimizer + p.master + p.method;
   if (in.offload) {
-    const bool streamed = in.overlap_update && in.device == "cuda";
-    if (streamed) {
+    if (in.device == "cuda") {
       // Host: the state alone. Device: the staged master and moments of the tensor in its update
       // (the caching allocator reuses them for the next tensor's).
       p.host = state;
@@ -398,7 +397,6 @@ PlanInput PlanInputFromJob(const JobSpec& spec, const ModelShape& shape, int ran
   // Sharded parameters run with activation checkpointing (the gathered weights are freed).
   in.checkpointing = spec.parallel.activation_checkpointing || (in.shard_params && in.ranks > 1);
   in.offload = spec.parallel.offload == "optimizer";
-  in.overlap_update = m.overlap_update;
   in.flash_attention = spec.device == Device::kCuda;
   return in;
 }

@@ -53,11 +53,10 @@ struct PlanInput {
   int grad_accum = 1;          // > 1: the step's gradients stay allocated through later passes
   bool shard_params = false;   // parallel.shard: params (every rank keeps 1/N of each layer)
   bool checkpointing = false;  // parallel.activation_checkpointing
-  bool offload = false;        // parallel.offload: optimizer (state and masters in host memory)
-  // method.overlap_update. With offload on CUDA the update is streamed: each owned tensor's state
-  // is copied into the GPU for its update (fused AdamW, CUDA prox) and back, and its gradient
-  // never leaves the GPU.
-  bool overlap_update = false;
+  // parallel.offload: optimizer (state and masters in host memory). On CUDA the update is streamed
+  // through the GPU: each owned tensor's state is copied in for its update and back, and its
+  // gradient never leaves the GPU.
+  bool offload = false;
   bool flash_attention = true;  // CUDA with LibTorch 2.x; the CPU path keeps [H, T, T] scores
 };
 
