@@ -4,12 +4,14 @@
 // Each rank loads the model as the job runner does in this mode (its rows of every target, the
 // rest whole) and runs, on freshly loaded rows each time, what the job's later stages run:
 // Wanda and SparseGPT (evaluation.baselines), the least-squares reconstruction on Wanda's masks
-// (`reconstruct: lsq`), and the streamed publishing of changed weights (every target gathered to
-// rank 0 one at a time). Calibration tokens are random (memory does not depend on them); each
-// rank runs its share of the samples. For each stage it prints the rise of the process's peak
-// resident memory over what it held before the stage (its model rows and whole tensors; the masks
-// of earlier stages), beside the whole model's size: a stage that materialised the model on a rank
-// would rise by at least that. Not a timed test: it prints a markdown table (docs/distributed.md).
+// (`reconstruct: lsq`), and the streamed publishing of changed weights and masks (every target's
+// weight and mask gathered to rank 0 one at a time). It also counts the mask bytes each rank holds
+// after Wanda (its rows of every mask: 1/N of the whole masks, method_runners.h MasksHeldAsRows).
+// Calibration tokens are random (memory does not depend on them); each rank runs its share of the
+// samples. For each stage it prints the rise of the process's peak resident memory over what it
+// held before the stage (its model rows and whole tensors; the masks of earlier stages), beside the
+// whole model's size: a stage that materialised the model on a rank would rise by at least that.
+// Not a timed test: it prints a markdown table (docs/distributed.md).
 #include <torch/types.h>
 
 #include <cstdio>
@@ -58,7 +60,7 @@ Args Parse(int argc, char** argv) {
 }
 
 constexpr double kMiB = 1 << 20;
-enum Col { kHeld, kWanda, kSparseGpt, kLsq, kPublish, kCols };
+enum Col { kHeld, kWanda, kSparseGpt, kLsq, kPublish, kMasksHeld, kCols };
 
 int Main(int argc, char** argv) {
   const Args a = Parse(argc, argv);
@@ -104,23 +106,33 @@ int Main(int argc, char** argv) {
   };
   // The process before any stage: the rank's rows and whole tensors (RSS, not a rise).
   stage(kHeld, [](ps::RowShardedLlama&) {});
+  double whole_masks = 0;  // bytes of every whole mask (one per weight)
   stage(kWanda, [&](ps::RowShardedLlama& m) {
     wanda_masks = layerwise(m, ps::OneShotMethod::kWanda, false).masks;
+    for (size_t i = 0; i < m.targets->size(); ++i)
+      whole_masks += static_cast<double>(m.targets->full_rows(i) * m.targets->local(i).size(1));
   });
+  // What the job keeps of the masks on this rank (its rows with more than one rank).
+  row[kMasksHeld] = static_cast<double>(ps::HeldMaskBytes(wanda_masks));
   stage(kSparseGpt,
         [&](ps::RowShardedLlama& m) { layerwise(m, ps::OneShotMethod::kSparseGpt, false); });
   stage(kLsq, [&](ps::RowShardedLlama& m) { layerwise(m, ps::OneShotMethod::kSparseGpt, true); });
   stage(kPublish, [&](ps::RowShardedLlama& m) {
-    if (comm->size() == 1) return;  // one rank publishes its own (whole) weights
-    ps::RowShardedPublisher pub(*m.targets, ckpt.Names(), *comm);
+    if (comm->size() == 1) return;  // one rank publishes its own (whole) weights and masks
+    ps::MaskMap mask_rows;          // by weight name, as the job holds them
+    for (const auto& [module, mask] : wanda_masks) mask_rows[module + ".weight"] = mask;
+    ps::RowShardedPublisher pub(*m.targets, ckpt.Names(), mask_rows, *comm);
     if (comm->rank() != 0) {
       pub.ServeAll();
       return;
     }
     for (const auto& n : ckpt.Names()) {
-      if (!wanda_masks.count(n.substr(0, n.size() - std::string(".weight").size()))) continue;
-      torch::Tensor t = pub.Next(n);  // written and released, as the publisher does
+      if (!mask_rows.count(n)) continue;
+      // Written and released, as the publisher does.
+      torch::Tensor t = pub.Next(n);
+      torch::Tensor mask = pub.Mask(n);
     }
+    pub.Finish();
   });
   // Rank 0 prints every rank's row.
   torch::Tensor all = torch::zeros({comm->size(), kCols}, torch::kFloat64);
@@ -130,13 +142,16 @@ int Main(int argc, char** argv) {
     std::printf("model %s: %.1f MiB whole; %lld samples x %lld tokens; MiB per rank\n\n",
                 a.model.c_str(), whole / kMiB, static_cast<long long>(a.samples),
                 static_cast<long long>(a.ctx));
+    std::printf("masks: %.2f MiB whole (one byte per target weight)\n\n", whole_masks / kMiB);
     std::printf(
         "| ranks | rank | RSS holding its rows | Wanda (rise) | SparseGPT (rise) | "
-        "reconstruct lsq (rise) | publish gather (rise) |\n|---|---|---|---|---|---|---|\n");
+        "reconstruct lsq (rise) | publish gather (rise) | masks held |\n"
+        "|---|---|---|---|---|---|---|---|\n");
     for (int r = 0; r < comm->size(); ++r) {
       auto v = [&](Col c) { return all[r][c].item<double>(); };
-      std::printf("| %d | %d | %.1f | %.1f | %.1f | %.1f | %.1f |\n", comm->size(), r, v(kHeld),
-                  v(kWanda), v(kSparseGpt), v(kLsq), v(kPublish));
+      std::printf("| %d | %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f (%.1f%%) |\n", comm->size(),
+                  r, v(kHeld), v(kWanda), v(kSparseGpt), v(kLsq), v(kPublish), v(kMasksHeld),
+                  100.0 * v(kMasksHeld) * kMiB / whole_masks);
     }
   }
   return 0;

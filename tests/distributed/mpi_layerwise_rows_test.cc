@@ -2,7 +2,8 @@
 // row-sharded targets (methods/layerwise.h `rows`, parallel.shard: params): each rank prunes or
 // reconstructs only its rows of every linear, from its own share of the samples with the
 // statistics all-reduced, and gets the masks and weights of the unsharded one-rank run on all the
-// samples: masks group for group, weights up to the statistics' summation order.
+// samples: masks group for group (each rank holds its rows of them only), weights up to the
+// statistics' summation order.
 #include <gtest/gtest.h>
 #include <torch/types.h>
 
@@ -43,7 +44,13 @@ LayerwiseOptions Options(const Case& c) {
 struct Pruned {
   LayerwiseResult result;
   std::map<std::string, torch::Tensor> weights;  // full, by module name
+  std::map<std::string, RowBlock> rows;          // this rank's rows (sharded runs), by module name
 };
+
+std::string ModuleName(std::string weight_name) {
+  weight_name.resize(weight_name.size() - std::string(".weight").size());
+  return weight_name;
+}
 
 // The unsharded one-rank run on every sample (every rank computes it by itself).
 Pruned Whole(const Case& c, const std::vector<std::vector<int32_t>>& samples) {
@@ -64,13 +71,19 @@ Pruned Sharded(const Case& c, const std::vector<std::vector<int32_t>>& samples,
   o.rows = &rows;
   o.all_reduce_sum = [&comm](torch::Tensor& t) { comm.AllReduceSum(t); };
   Pruned r;
+  for (size_t i = 0; i < shards.size(); ++i)
+    r.rows[ModuleName(shards.weight_name(i))] = shards.rows(i);
+  // Row shards take (and give) this rank's rows of every mask.
+  std::map<std::string, torch::Tensor> fixed_rows;
+  if (c.fixed) {
+    for (const auto& [name, m] : *c.fixed)
+      fixed_rows[name] = m.narrow(0, r.rows.at(name).begin, r.rows.at(name).len).clone();
+    o.fixed_masks = &fixed_rows;
+  }
   r.result = PruneLayerwise(*model, RankSamples(samples, comm), o);
   torch::NoGradGuard no_grad;
-  for (size_t i = 0; i < shards.size(); ++i) {
-    std::string name = shards.weight_name(i);
-    name.resize(name.size() - std::string(".weight").size());
-    r.weights[name] = shards.Gather(i, shards.local(i).detach());
-  }
+  for (size_t i = 0; i < shards.size(); ++i)
+    r.weights[ModuleName(shards.weight_name(i))] = shards.Gather(i, shards.local(i).detach());
   return r;
 }
 
@@ -96,10 +109,24 @@ TEST(LayerwiseRowsMpi, EveryMethodMatchesTheUnshardedRun) {
         c.what + ", rank " + std::to_string(comm.rank()) + " of " + std::to_string(comm.size());
     ASSERT_EQ(whole.result.masks.size(), sharded.result.masks.size()) << what;
     EXPECT_EQ(whole.result.calibration_tokens, sharded.result.calibration_tokens) << what;
-    for (const auto& [name, mask] : whole.result.masks) {
-      const torch::Tensor& m = sharded.result.masks.at(name);
-      const int64_t differ = mask.ne(m).reshape({-1, 4}).any(1).sum().item<int64_t>();
+    for (const auto& [name, whole_mask] : whole.result.masks) {
+      // The sharded run keeps only this rank's rows of each mask.
+      const RowBlock rows = sharded.rows.at(name);
+      const torch::Tensor& m_rows = sharded.result.masks.at(name);
+      const torch::Tensor mine = whole_mask.narrow(0, rows.begin, rows.len);
+      // (No ASSERT: every rank must reach the all-reduce below.)
+      const bool same_shape = m_rows.sizes() == mine.sizes();
+      EXPECT_TRUE(same_shape) << what << ": " << name << " rows " << m_rows.sizes();
+      const int64_t differ =
+          same_shape ? mine.ne(m_rows).reshape({-1, 4}).any(1).sum().item<int64_t>() : -1;
       EXPECT_EQ(differ, 0) << what << ": " << name << " groups differ";
+      // The whole mask, gathered here for the weights' check below.
+      const torch::Tensor m = [&] {
+        torch::Tensor all = torch::zeros_like(whole_mask, torch::kUInt8);
+        if (same_shape) all.narrow(0, rows.begin, rows.len).copy_(m_rows);
+        comm.AllReduceSum(all);
+        return all.to(torch::kBool);
+      }();
       const torch::Tensor& w = sharded.weights.at(name);
       const double d = (whole.weights.at(name) - w).abs().max().item<double>();
       // Magnitude and Wanda keep W0's bits; the solves see Hessians summed in another order.

@@ -69,6 +69,8 @@ class ShardedLinearWeights {
   const std::string& weight_name(size_t i) const { return shards_[i].name; }
   // Shard i's rows on this rank: which, and the trained tensor holding them.
   RowBlock rows(size_t i) const { return shards_[i].ranges[static_cast<size_t>(comm_.rank())]; }
+  // Shard i's full row count (its rank r holds RowShard(full_rows(i), r, ranks)).
+  int64_t full_rows(size_t i) const { return shards_[i].rows; }
   const torch::Tensor& local(size_t i) const { return shards_[i].local; }
   // Shard i's linear uses its full weight, all-gathered now from every rank's current rows, for
   // every forward until ReleaseWhole(i) (no gather per forward): the layer-wise driver runs all

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -21,6 +22,7 @@
 #include "worker/engine/baselines.h"
 #include "worker/engine/calibration_data.h"
 #include "worker/engine/history.h"
+#include "worker/engine/mask_file.h"
 #include "worker/engine/method_runners.h"
 #include "worker/engine/pruned_model.h"
 #include "worker/engine/publish_artifacts.h"
@@ -93,20 +95,10 @@ json EvaluateAll(LlamaForCausalLM& model, const std::vector<EvalText>& texts, co
 }
 
 void WriteMasks(const std::filesystem::path& file,
-                const std::map<std::string, torch::Tensor>& masks, const JobSpec& spec,
-                const std::string& base_hash) {
-  std::vector<std::pair<std::string, torch::Tensor>> packed;
-  json shapes = json::object();
-  for (const auto& [name, mask] : masks) {
-    packed.emplace_back(name, PackMaskBits(mask));
-    shapes[name] = mask.sizes().vec();
-  }
-  SaveTensors(file, packed,
-              {{"format", "proxsparse-masks-v1"},
-               {"pattern", spec.pattern.ToString()},
-               {"bit_order", "little"},
-               {"shapes", shapes.dump()},
-               {"base_model_sha256", base_hash}});
+                const std::map<std::string, std::vector<int64_t>>& shapes,
+                const std::function<torch::Tensor(const std::string&)>& mask_of,
+                const JobSpec& spec, const std::string& base_hash) {
+  WriteMasksFile(file, shapes, mask_of, spec.pattern, base_hash);
 }
 
 // SHA-256 over the base model's safetensors files, in name order.
@@ -257,10 +249,10 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
       load_sharded();
       torch::NoGradGuard no_grad;
       for (size_t i = 0; i < shards.targets->size(); ++i) {
-        const RowBlock r = shards.targets->rows(i);
         torch::Tensor w = shards.targets->local(i);
-        w.copy_(ApplyMask(
-            w, masks.at(shards.targets->weight_name(i)).narrow(0, r.begin, r.len).to(device)));
+        w.copy_(ApplyMask(w, MaskRows(masks, shards.targets->weight_name(i),
+                                      shards.targets->rows(i), MasksHeldAsRows(spec, comm))
+                                 .to(device)));
       }
     } else {
       load_whole();
@@ -315,11 +307,13 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
                        {"eval", ev}};
   }
 
-  // Row shards with changed weights: every rank takes part in gathering each published target,
-  // one tensor at a time, in the order the publisher writes them (RowShardedPublisher).
+  // Row shards: every rank holds its rows of each weight and mask (MasksHeldAsRows); every rank
+  // takes part in gathering each whole tensor rank 0 publishes, one at a time: the changed weights
+  // in the order the publisher writes them, the masks as the masks file, the published W0 ⊙ mask
+  // and the validity checks ask for them (RowShardedPublisher).
   std::optional<RowShardedPublisher> gather_rows;
-  if (row_sharded && weights_changed) {
-    gather_rows.emplace(*shards.targets, Checkpoint::Open(spec.model).Names(), comm);
+  if (row_sharded) {
+    gather_rows.emplace(*shards.targets, Checkpoint::Open(spec.model).Names(), masks, comm);
     if (!gather_rows->AgreeToPublish(comm.rank() != 0 || !progress.CancelRequested()))
       throw Error("cancelled before publishing; nothing published");
     if (comm.rank() != 0) gather_rows->ServeAll();
@@ -331,7 +325,16 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
     progress.Log("publishing masks and the pruned model to " + out.string());
     const auto t_publish = Clock::now();
     const std::string base_hash = data["model"]["sha256"].get<std::string>();
-    if (spec.Publishes("masks")) WriteMasks(out / "masks.safetensors", masks, spec, base_hash);
+    Checkpoint base = Checkpoint::Open(spec.model);
+    // A target's whole mask: held, or gathered from the ranks' rows (one at a time).
+    auto whole_mask = [&](const std::string& name) -> torch::Tensor {
+      return gather_rows ? gather_rows->Mask(name) : masks.at(name);
+    };
+    if (spec.Publishes("masks")) {
+      std::map<std::string, std::vector<int64_t>> shapes;
+      for (const auto& [name, m] : masks) shapes[name] = base.Info(name).shape;
+      WriteMasks(out / "masks.safetensors", shapes, whole_mask, spec, base_hash);
+    }
     std::map<std::string, torch::Tensor> weights;
     if (weights_changed && !gather_rows) {
       for (const auto& l : model->TargetLinears())
@@ -341,29 +344,34 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
         spec.model, out / "model",
         [&](const std::string& name,
             const torch::Tensor& original) -> std::optional<torch::Tensor> {
-          auto it = masks.find(name);
-          if (it == masks.end()) return std::nullopt;
-          if (gather_rows)
+          if (!masks.count(name)) return std::nullopt;
+          if (gather_rows && weights_changed)
             return ApplyMask(gather_rows->Next(name).to(torch::kCPU, original.scalar_type()),
-                             it->second);
+                             whole_mask(name));
           if (weights_changed)
-            return ApplyMask(weights.at(name).to(torch::kCPU, original.scalar_type()), it->second);
-          return ApplyMask(original, it->second);
+            return ApplyMask(weights.at(name).to(torch::kCPU, original.scalar_type()),
+                             whole_mask(name));
+          return ApplyMask(original, whole_mask(name));
         });
-    if (gather_rows && !gather_rows->done()) {
-      gather_rows->ServeAll();  // the other ranks wait in their gathers
+    // (An error releases the other ranks' ServeAll: ~RowShardedPublisher.)
+    if (gather_rows && weights_changed && !gather_rows->done())
       throw Error("publishing: not every sharded target was published");
-    }
     // Validity, checked on the published files: at most N of M; for the frozen-weight methods
     // every kept weight holds W0's exact bits.
     progress.Log("publishing: model/ written (" + std::to_string(ps.tensors) + " tensors, " +
                  std::to_string(ps.bytes >> 20) + " MiB) in " + FormatDuration(Since(t_publish)) +
                  "; checking N:M validity of " + std::to_string(masks.size()) + " targets");
     Checkpoint published = Checkpoint::Open(out / "model");
-    Checkpoint base = Checkpoint::Open(spec.model);
     json layers = json::array();
     int64_t violations = 0, changed_kept = 0;
-    for (const auto& [name, mask] : masks) {
+    // The published masks file holds the method's masks (reconstruction and the masked update
+    // keep them bit for bit) and no published weight is non-zero outside its mask.
+    int64_t outside = 0;
+    bool masks_file_ok = true;
+    auto masks_file = SafetensorsFile::Open(out / "masks.safetensors");
+    masks_file_ok = masks_file->tensors().size() == masks.size();
+    for (const auto& [name, held] : masks) {
+      const torch::Tensor mask = whole_mask(name);
       torch::Tensor w = TensorView(published, name);
       torch::Tensor w0 = TensorView(base, name);
       int64_t v = CountNMViolations(w, spec.pattern);
@@ -378,20 +386,12 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
                         {"nm_violations", v},
                         {"kept_changed", diff},
                         {"nm_sparse_fraction", g.frac_at_most_n()}});
+      const TensorInfo* in_file = masks_file->Find(name);
+      masks_file_ok = masks_file_ok && in_file &&
+                      UnpackMaskBits(TensorView(*masks_file, *in_file), mask.sizes()).equal(mask);
+      outside += (w.ne(0) & mask.logical_not()).sum().item<int64_t>();
     }
-    // The published masks file holds the method's masks (reconstruction and the masked update
-    // keep them bit for bit) and no published weight is non-zero outside its mask.
-    int64_t outside = 0;
-    bool masks_file_ok = true;
-    {
-      auto f = SafetensorsFile::Open(out / "masks.safetensors");
-      for (const auto& t : f->tensors()) {
-        const torch::Tensor& m = masks.at(t.name);
-        masks_file_ok = masks_file_ok && UnpackMaskBits(TensorView(*f, t), m.sizes()).equal(m);
-        outside += (TensorView(published, t.name).ne(0) & m.logical_not()).sum().item<int64_t>();
-      }
-      masks_file_ok = masks_file_ok && f->tensors().size() == masks.size();
-    }
+    if (gather_rows) gather_rows->Finish();
     report["validity"] = {{"layers", layers},
                           {"nm_violations", violations},
                           {"kept_weights_changed", changed_kept},

@@ -16,12 +16,6 @@ size_t LayerwiseRows::Index(const Linear& lin) const {
 
 torch::Tensor LayerwiseRows::Local(const Linear& lin) { return shards_.local(Index(lin)); }
 
-int64_t LayerwiseRows::FirstRow(const Linear& lin) { return shards_.rows(Index(lin)).begin; }
-
-torch::Tensor LayerwiseRows::Gather(const Linear& lin, const torch::Tensor& part) {
-  return shards_.Gather(Index(lin), part);
-}
-
 void LayerwiseRows::Hold(Linear& lin) { shards_.HoldWhole(Index(lin)); }
 
 void LayerwiseRows::Release(Linear& lin) { shards_.ReleaseWhole(Index(lin)); }

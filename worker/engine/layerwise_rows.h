@@ -15,8 +15,6 @@ class LayerwiseRows : public RowShardedTargets {
  public:
   explicit LayerwiseRows(ShardedLinearWeights& shards);
   torch::Tensor Local(const Linear& lin) override;
-  int64_t FirstRow(const Linear& lin) override;
-  torch::Tensor Gather(const Linear& lin, const torch::Tensor& part) override;
   void Hold(Linear& lin) override;
   void Release(Linear& lin) override;
 

@@ -148,6 +148,27 @@ const std::map<std::string_view, Runner>& Runners() {
 
 }  // namespace
 
+bool MasksHeldAsRows(const JobSpec& spec, const Communicator& comm) {
+  return spec.parallel.shard == "params" && comm.size() > 1;
+}
+
+torch::Tensor MaskRows(const MaskMap& masks, const std::string& name, RowBlock r,
+                       bool held_as_rows) {
+  auto it = masks.find(name);
+  if (it == masks.end()) throw Error("no mask for " + name);
+  if (!held_as_rows) return it->second.narrow(0, r.begin, r.len);
+  if (it->second.dim() != 2 || it->second.size(0) != r.len)
+    throw Error("the held mask rows of " + name + " have shape " + c10::str(it->second.sizes()) +
+                ", expected " + std::to_string(r.len) + " rows");
+  return it->second;
+}
+
+int64_t HeldMaskBytes(const MaskMap& masks) {
+  int64_t bytes = 0;
+  for (const auto& [name, m] : masks) bytes += m.numel() * static_cast<int64_t>(m.element_size());
+  return bytes;
+}
+
 MethodOutcome RunMethod(const MethodInputs& in, MaskMap& masks) {
   auto it = Runners().find(in.spec.method.name);
   if (it == Runners().end()) throw Error("method '" + in.spec.method.name + "' has no runner");
@@ -242,7 +263,12 @@ MaskMap RunOneShot(LlamaForCausalLM& model, const std::string& method, const Job
     if (comm.rank() == 0) progress.Progress(e);
   };
   std::optional<LayerwiseRows> rows;
-  if (sharded && comm.size() > 1) o.rows = &rows.emplace(*sharded);
+  if (sharded && comm.size() > 1) {
+    o.rows = &rows.emplace(*sharded);
+  } else if (MasksHeldAsRows(spec, comm)) {
+    throw Error(method + ": parallel.shard: params on " + std::to_string(comm.size()) +
+                " ranks needs the model loaded row-sharded (its masks are held as rows)");
+  }
   torch::NoGradGuard no_grad;
   LayerwiseResult r = PruneLayerwise(model, RankSamples(samples, comm), o);
   if (summary) {
@@ -315,9 +341,9 @@ json RunMaskedUpdate(LlamaForCausalLM& model, const JobSpec& spec, const MaskMap
     std::vector<TrainableTensor> params =
         ShardTargets(model, spec, comm, progress, preloaded, owned, sharded, one_rank, t);
     RowMaskHooks hooks;
+    const bool held_as_rows = MasksHeldAsRows(spec, comm);
     for (size_t i = 0; i < sharded->size(); ++i) {
-      const RowBlock r = sharded->rows(i);
-      torch::Tensor keep = masks.at(sharded->weight_name(i)).narrow(0, r.begin, r.len);
+      torch::Tensor keep = MaskRows(masks, sharded->weight_name(i), sharded->rows(i), held_as_rows);
       keep = keep.to(sharded->local(i).device(), torch::kBool);
       {
         torch::NoGradGuard no_grad;  // the pruned weights start at exactly zero
@@ -390,11 +416,11 @@ json RunProxSparse(LlamaForCausalLM& model, const JobSpec& spec,
   TrainResult r = TrainLoop(model, std::move(params), EpochOrderedSamples(samples, t, spec.seed),
                             hooks, comm, progress, t, &opt);
   ThrowIfInterrupted(r);
-  // Row shards: each rank's top-N mask of its rows, gathered tensor by tensor.
-  for (size_t i = 0; sharded && i < opt->size(); ++i) {
-    torch::Tensor part = hooks.FinalMask(ViewOf(*opt, i)).to(opt->param(i).device(), torch::kUInt8);
-    masks[sharded->weight_name(i)] = sharded->Gather(i, part).cpu().to(torch::kBool);
-  }
+  // Row shards: each rank keeps the top-N mask of its rows (MasksHeldAsRows; on one rank its
+  // rows are the whole tensor).
+  for (size_t i = 0; sharded && i < opt->size(); ++i)
+    masks[sharded->weight_name(i)] =
+        hooks.FinalMask(ViewOf(*opt, i)).to(torch::kCPU, torch::kBool).contiguous();
   // The top-N mask of the learned weights, from their owners to every rank.
   for (size_t i = 0; !sharded && i < opt->size(); ++i) {
     if (!hooks.is_target(i)) continue;

@@ -23,6 +23,21 @@ namespace ps {
 class ShardedLinearWeights;  // worker/distributed/parallelize_llama.h
 
 using MaskMap = std::map<std::string, torch::Tensor>;
+struct RowBlock;  // worker/distributed/parallelize_llama.h
+
+// Whether the job's masks are held as row blocks: parallel.shard: params on more than one rank.
+// Then every MaskMap the runners fill or read (the method's masks, the reconstruction's fixed
+// masks, the masked update's) holds for each target only this rank's rows of the mask: the same
+// RowShard block as its weight rows, bool [rows, in]. No rank holds a whole mask but rank 0, one
+// at a time, while it publishes (row_sharded_publish.h). Otherwise every rank holds every whole
+// mask [out, in].
+bool MasksHeldAsRows(const JobSpec& spec, const Communicator& comm);
+// This rank's rows `r` of the mask of `name`: the held tensor itself when masks are held as rows
+// (checked to be r.len rows), else those rows of the whole mask. ps::Error when there is none.
+torch::Tensor MaskRows(const MaskMap& masks, const std::string& name, RowBlock r,
+                       bool held_as_rows);
+// Bytes of mask this rank holds (1 per element of every held bool mask).
+int64_t HeldMaskBytes(const MaskMap& masks);
 
 // What every method runner works with.
 struct MethodInputs {
@@ -45,7 +60,7 @@ struct MethodOutcome {
 };
 
 // Runs spec.method.name (one of common/method_registry.h's Methods()) on every rank; fills
-// `masks` on every rank.
+// `masks` on every rank (each rank's rows when MasksHeldAsRows).
 MethodOutcome RunMethod(const MethodInputs& in, MaskMap& masks);
 // Whether RunMethod knows `name` (every registered method must have a runner).
 bool HasRunner(std::string_view name);
@@ -57,14 +72,16 @@ std::vector<std::vector<int32_t>> RankSamples(const std::vector<std::vector<int3
 // Prunes `model` in place with magnitude / Wanda / SparseGPT; statistics all-reduced over ranks.
 // With `restore_dense` the dense weights are put back (a prior for MaskLLM). With `sharded` (the
 // model loaded row-sharded, parallel.shard: params) each rank prunes its own rows
-// (methods/layerwise.h). Returns the full masks on every rank.
+// (methods/layerwise.h). Returns the masks on every rank: with `sharded` on more than one rank
+// this rank's rows of each (MasksHeldAsRows), else the whole masks.
 MaskMap RunOneShot(LlamaForCausalLM& model, const std::string& method, const JobSpec& spec,
                    const std::vector<std::vector<int32_t>>& samples, Communicator& comm,
                    ProgressSink& progress, bool restore_dense, nlohmann::json* summary,
                    ShardedLinearWeights* sharded = nullptr);
 
 // ProxSparse training of the targets (and, with trainable = all, every parameter); fills `masks`
-// on every rank and returns the training summary. With parallel.shard: params the targets are
+// on every rank (with parallel.shard: params each rank's rows of them) and returns the training
+// summary. With parallel.shard: params the targets are
 // trained as row shards: `sharded` when the model was loaded so, else sharded here.
 nlohmann::json RunProxSparse(LlamaForCausalLM& model, const JobSpec& spec,
                              const std::vector<std::vector<int32_t>>& samples,
@@ -81,7 +98,8 @@ nlohmann::json RunMaskLlm(LlamaForCausalLM& model, const JobSpec& spec,
 // Trains the kept weights with the masks fixed (model weights must already be the pruned ones).
 // Returns the training summary; the model then holds the updated weights. With parallel.shard:
 // params each rank trains its rows of the targets (`sharded` when the model was loaded so, else
-// sharded here), as ProxSparse's training does.
+// sharded here), as ProxSparse's training does; `masks` are then each rank's rows on more than one
+// rank (MasksHeldAsRows).
 nlohmann::json RunMaskedUpdate(LlamaForCausalLM& model, const JobSpec& spec, const MaskMap& masks,
                                const std::vector<std::vector<int32_t>>& samples,
                                const std::filesystem::path& out, Communicator& comm,

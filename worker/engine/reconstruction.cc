@@ -39,8 +39,15 @@ nlohmann::json RunReconstruction(LlamaForCausalLM& model, const JobSpec& spec, c
   };
   progress.Log(std::string("reconstructing the kept weights on the fixed masks (") +
                (o.fixed_masks_exact ? "exact least squares" : "OBS") + ", layer by layer)");
+  // Masks held as rows (parallel.shard: params on more than one rank) are this rank's rows, which
+  // the driver's row-sharded path reads as they are.
   std::optional<LayerwiseRows> rows;
-  if (sharded && comm.size() > 1) o.rows = &rows.emplace(*sharded);
+  if (sharded && comm.size() > 1) {
+    o.rows = &rows.emplace(*sharded);
+  } else if (MasksHeldAsRows(spec, comm)) {
+    throw Error("reconstruction: parallel.shard: params on " + std::to_string(comm.size()) +
+                " ranks needs the model loaded row-sharded (its masks are held as rows)");
+  }
   torch::NoGradGuard no_grad;
   LayerwiseResult r = PruneLayerwise(model, RankSamples(samples, comm), o);
   // The driver returns the masks it was given; check anyway, the published masks rely on it.

@@ -128,20 +128,16 @@ LayerwiseResult PruneLayerwise(LlamaForCausalLM& model,
   auto weight_of = [&](Linear& lin) -> torch::Tensor {
     return rows ? rows->Local(lin).detach() : lin.weight.detach();
   };
-  // `mask` and `weight` are of weight_of(lin)'s rows; the full mask goes into the result.
+  // `mask` and `weight` are of weight_of(lin)'s rows, and so is the mask kept in the result (with
+  // row shards: this rank's rows only, never gathered).
   auto prune_linear = [&](Linear& lin, const torch::Tensor& mask, const torch::Tensor& weight) {
     if (options.restore_dense_weights) originals[lin.path()] = weight_of(lin).cpu().clone();
+    result.masks[lin.path()] = mask.to(torch::kCPU, torch::kBool).contiguous();
     if (!rows) {
       lin.ReplaceWeight(weight);
-      result.masks[lin.path()] = mask.to(torch::kCPU);
       return;
     }
-    torch::Tensor local = weight_of(lin);
-    local.copy_(weight);
-    result.masks[lin.path()] =
-        rows->Gather(lin, mask.to(local.device(), torch::kUInt8).contiguous())
-            .to(torch::kCPU)
-            .to(torch::kBool);
+    weight_of(lin).copy_(weight);
   };
 
   if (options.fixed_masks && options.method != OneShotMethod::kSparseGpt)
@@ -248,8 +244,11 @@ LayerwiseResult PruneLayerwise(LlamaForCausalLM& model,
                   throw Error("reconstruction: no mask for " + l->path());
                 const auto solve =
                     options.fixed_masks_exact ? MaskedLeastSquares : SparseGptReconstruct;
-                const torch::Tensor fixed =
-                    rows ? it->second.narrow(0, rows->FirstRow(*l), w.size(0)) : it->second;
+                const torch::Tensor& fixed = it->second;  // with row shards: this rank's rows
+                if (fixed.dim() != 2 || fixed.size(0) != w.size(0) || fixed.size(1) != w.size(1))
+                  throw Error("reconstruction: the mask of " + l->path() + " has shape " +
+                              c10::str(fixed.sizes()) + ", expected " + c10::str(w.sizes()) +
+                              (rows ? " (this rank's rows)" : ""));
                 r = solve(w, ks.hessian->Hessian(), fixed.to(w.device()), p, options.sparsegpt,
                           l->path());
               } else {

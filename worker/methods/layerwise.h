@@ -31,12 +31,12 @@
 // whole model. The pruning step of every method is row-independent: magnitude and Wanda score
 // each row's groups by themselves (|W|, |W|·‖x‖), SparseGPT's and the least-squares solves share
 // the input-side Hessian (all-reduced as above) and then solve each row by itself. So each rank
-// prunes only its own rows of each linear, and the masks are gathered linear by linear (every
-// rank gets every full mask). The forward passes of a layer run on that layer's full weights,
-// gathered once when the layer starts and again after each linear is pruned (RowShardedTargets::
-// Hold), and freed when the layer is done: a rank holds one layer whole, never the model. Because
-// the forwards then need no collective, each rank runs only its own share of the samples, as
-// without sharding, and the statistics are the same sums.
+// prunes only its own rows of each linear and keeps only those rows of each mask (the masks in and
+// out are the rank's rows: a full mask is never built on any rank). The forward passes of a layer
+// run on that layer's full weights, gathered once when the layer starts and again after each linear
+// is pruned (RowShardedTargets:: Hold), and freed when the layer is done: a rank holds one layer
+// whole, never the model. Because the forwards then need no collective, each rank runs only its own
+// share of the samples, as without sharding, and the statistics are the same sums.
 #pragma once
 
 #include <torch/types.h>
@@ -65,10 +65,6 @@ class RowShardedTargets {
   virtual ~RowShardedTargets() = default;
   // This rank's rows of `lin`'s weight; the pruning writes them in place.
   virtual torch::Tensor Local(const Linear& lin) = 0;
-  // Where those rows start in the full weight.
-  virtual int64_t FirstRow(const Linear& lin) = 0;
-  // Collective: the full tensor whose rows this rank holds as `part`, on every rank.
-  virtual torch::Tensor Gather(const Linear& lin, const torch::Tensor& part) = 0;
   // Collective: `lin`'s forward uses its full weight, gathered now from the current rows, until
   // Release (collective too).
   virtual void Hold(Linear& lin) = 0;
@@ -92,8 +88,9 @@ struct LayerwiseOptions {
   int rank = 0;
   int ranks = 1;
   std::function<void(torch::Tensor&, int root)> broadcast;
-  // SparseGPT only: the mask of every target linear (bool [out, in], by HF module name), used as
-  // is instead of SparseGPT's own selection. Null: SparseGPT chooses.
+  // SparseGPT only: the mask of every target linear (bool [out, in], by HF module name; with
+  // `rows` this rank's rows of it, [rows, in]), used as is instead of SparseGPT's own selection.
+  // Null: SparseGPT chooses.
   const std::map<std::string, torch::Tensor>* fixed_masks = nullptr;
   // With fixed_masks: each linear's kept weights from SparseGPT's sequential OBS update
   // (SparseGptReconstruct, false) or from the exact least-squares solve on the mask
@@ -107,14 +104,15 @@ struct LayerwiseOptions {
 };
 
 struct LayerwiseResult {
-  std::map<std::string, torch::Tensor> masks;     // bool [out, in] by HF module name, on CPU
+  // bool [out, in] by HF module name, on CPU (with `rows`: this rank's rows of each, [rows, in])
+  std::map<std::string, torch::Tensor> masks;
   std::map<std::string, double> sparsegpt_error;  // SparseGPT's reconstruction error per linear
   int64_t calibration_tokens = 0;  // tokens seen by the statistics (after the all-reduce)
 };
 
 // Prunes every target linear of `model` in place (weights become W ⊙ mask, or SparseGPT's updated
-// weights; with `rows`, this rank's rows of them) and returns the full masks (with `fixed_masks`,
-// those masks). `samples` are token ids (this
+// weights; with `rows`, this rank's rows of them) and returns the masks (with `rows`, this rank's
+// rows of them; with `fixed_masks`, those masks). `samples` are token ids (this
 // rank's share; may be empty for magnitude). ps::Error on a sample with an id outside the
 // vocabulary or an empty sample, or when Wanda/SparseGPT get no tokens at all.
 LayerwiseResult PruneLayerwise(LlamaForCausalLM& model,
