@@ -223,6 +223,25 @@ MemoryPlan Predict(const PlanInput& in) {
   const bool master_copy = mb != w || in.offload;
   p.master = master_copy ? mb * owned : 0.0;
   p.method = (in.mask_state ? owned_targets : 0.0) + (in.keep_w0 ? mb * owned_targets : 0.0);
+  // The job's masks: every whole one on every rank, or with sharded parameters on more than one
+  // rank its RowShard block of each target (rank 0 has the most: ceil(rows / N) of each).
+  for (const auto& [numel, target] : trained) {
+    if (!target) continue;
+    p.masks += static_cast<double>(numel);
+  }
+  if (in.shard_params && in.ranks > 1) {
+    p.masks = 0;
+    const std::pair<int64_t, int64_t> layer_targets[] = {{qd, s.hidden},
+                                                         {kvd, s.hidden},
+                                                         {kvd, s.hidden},
+                                                         {s.hidden, qd},
+                                                         {s.intermediate, s.hidden},
+                                                         {s.intermediate, s.hidden},
+                                                         {s.hidden, s.intermediate}};
+    for (const auto& [rows, cols] : layer_targets)
+      p.masks += static_cast<double>(s.layers) * std::ceil(static_cast<double>(rows) / n) *
+                 static_cast<double>(cols);
+  }
 
   // Activations of one micro-batch on this rank.
   const double tokens = static_cast<double>(in.seq_len) * static_cast<double>(in.seqs_per_micro);
@@ -251,11 +270,14 @@ MemoryPlan Predict(const PlanInput& in) {
                          tokens * static_cast<double>(s.vocab) * 8.0);
 
   double state = p.optimizer + p.master + p.method;
+  // Beside a GPU the masks are host memory, held after the method's training (and its offloaded
+  // state) is done.
+  if (in.device == "cuda") p.host = p.masks;
   if (in.offload) {
     if (in.device == "cuda") {
       // Host: the state alone. Device: the staged master and moments of the tensor in its update
       // (the caching allocator reuses them for the next tensor's).
-      p.host = state;
+      p.host = std::max(state, p.masks);
       state = 3.0 * mb * largest;
     } else {
       // Host: the state and the reduced gradients copied out; the device keeps a staging buffer
@@ -275,6 +297,9 @@ MemoryPlan Predict(const PlanInput& in) {
     p.device_peak += p.host;  // host memory is the device
     p.host = 0;
   }
+  // On a CPU rank the masks share the rank's memory with the masked update's training, which
+  // holds no method state (ProxSparse's last mask and W0 are gone by then).
+  if (in.device == "cpu" && in.masked_update) p.device_peak += std::max(0.0, p.masks - p.method);
   if (in.device == "cpu") {
     // A CPU rank's peak is its process's resident memory, which holds more than live tensors.
     p.runtime = kCpuRuntimeBytes;
@@ -398,6 +423,7 @@ PlanInput PlanInputFromJob(const JobSpec& spec, const ModelShape& shape, int ran
   in.checkpointing = spec.parallel.activation_checkpointing || (in.shard_params && in.ranks > 1);
   in.offload = spec.parallel.offload == "optimizer";
   in.flash_attention = spec.device == Device::kCuda;
+  in.masked_update = spec.masked_update.steps > 0;
   return in;
 }
 
@@ -425,6 +451,9 @@ std::string DescribePlan(const PlanInput& in, const MemoryPlan& p) {
   row("optimizer state  ", p.optimizer);
   row("master copies    ", p.master);
   row("method state     ", p.method);
+  o << "  masks held       " << Gib(p.masks) << " GiB (host"
+    << (in.shard_params && in.ranks > 1 ? ", this rank's rows" : ", every whole mask")
+    << (in.device == "cpu" && in.masked_update ? "; live in the masked update" : "") << ")\n";
   row("activations      ", p.activations);
   row("workspace        ", p.workspace);
   if (in.device == "cpu") {
@@ -433,7 +462,7 @@ std::string DescribePlan(const PlanInput& in, const MemoryPlan& p) {
   }
   o << "  peak per rank    " << Gib(p.device_peak) << " GiB"
     << (in.device == "cuda" ? " (GPU)" : " (host)");
-  if (in.offload && in.device == "cuda") o << ", host " << Gib(p.host) << " GiB";
+  if (in.device == "cuda" && p.host > 0) o << ", host " << Gib(p.host) << " GiB";
   o << "\n";
   if (p.limit <= 0) {
     o << "  fits: unknown (no memory size: pass --gpu-memory GiB)\n";

@@ -58,23 +58,29 @@ struct PlanInput {
   // gradient never leaves the GPU.
   bool offload = false;
   bool flash_attention = true;  // CUDA with LibTorch 2.x; the CPU path keeps [H, T, T] scores
+  // masked_update.steps > 0: the job's masks (MemoryPlan::masks) are live while it trains.
+  bool masked_update = false;
 };
 
 // One rank's predicted peak, by component, in bytes. `device_*` live on the job's device (the GPU,
 // or host memory on CPU jobs); `host_*` in host memory beside a GPU (offload).
 struct MemoryPlan {
-  double weights = 0;      // the model's parameters this rank holds (all, or its shards)
-  double gathered = 0;     // all-gathered layer buffers (sharded parameters: current + prefetch)
-  double gradients = 0;    // autograd's gradients (+ reduce buffers in the master dtype)
-  double optimizer = 0;    // AdamW's exp_avg and exp_avg_sq of owned tensors
-  double master = 0;       // master copies of owned tensors when the master dtype differs
-  double method = 0;       // ProxSparse's per-owned-target state (last mask, W0)
+  double weights = 0;    // the model's parameters this rank holds (all, or its shards)
+  double gathered = 0;   // all-gathered layer buffers (sharded parameters: current + prefetch)
+  double gradients = 0;  // autograd's gradients (+ reduce buffers in the master dtype)
+  double optimizer = 0;  // AdamW's exp_avg and exp_avg_sq of owned tensors
+  double master = 0;     // master copies of owned tensors when the master dtype differs
+  double method = 0;     // ProxSparse's per-owned-target state (last mask, W0)
+  // The job's masks this rank holds in host memory from the method's end to publishing (1 byte
+  // per target weight): every whole mask, or with sharded parameters on more than one rank its
+  // rows of each (the most loaded rank's share, about 1/N).
+  double masks = 0;
   double activations = 0;  // saved for backward (one micro-batch), logits and loss included
   double workspace = 0;    // transient buffers of the update (largest tensor's temporaries)
   double runtime = 0;      // CPU: what the process touches besides tensors once it trains
   double allocator = 0;    // CPU: freed tensor memory glibc's malloc keeps resident
   double device_peak = 0;  // what must fit on the device
-  double host = 0;         // offloaded state in (pinned) host memory
+  double host = 0;         // beside a GPU: host memory (the offloaded state, or the masks later)
   double limit = 0;        // usable memory per rank (0 = unknown)
   bool fits = true;
   std::vector<std::string> suggestions;  // job changes that would make it fit (when it does not)

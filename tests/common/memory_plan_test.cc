@@ -300,3 +300,57 @@ TEST(JobSpecParallel, ParsesRoundTripsAndRejectsUnknownKeys) {
 
 }  // namespace
 }  // namespace ps
+
+namespace ps {
+namespace {
+
+// The job's masks (1 byte per target weight, host memory): every whole mask on every rank, or
+// with sharded parameters on more than one rank the rank's rows of each (about 1/N).
+TEST(MemoryPlan, MasksHeldAreEachRanksRowsWithShardedParameters) {
+  PlanInput in;
+  in.shape = LoadModelShape(Shapes() / "llama-3-70b");
+  in.device = "cuda";
+  in.weight_bytes = 2;
+  in.ranks = 4;
+  const double targets = static_cast<double>(in.shape.TargetParams());
+  const MemoryPlan whole = PlanMemory(in);
+  EXPECT_EQ(whole.masks, targets);  // optimizer sharding: every rank holds every mask
+  EXPECT_GE(whole.host, whole.masks);
+  in.shard_params = true;
+  const MemoryPlan rows = PlanMemory(in);
+  EXPECT_GE(rows.masks, targets / 4);
+  EXPECT_LE(rows.masks, targets / 4 * 1.001);
+  EXPECT_GE(rows.host, rows.masks);
+  in.ranks = 1;
+  EXPECT_EQ(PlanMemory(in).masks, targets);  // one rank: its rows are the whole masks
+  // With offload the host holds the state during training and the masks after: the larger.
+  in.ranks = 4;
+  in.offload = true;
+  const MemoryPlan off = PlanMemory(in);
+  EXPECT_DOUBLE_EQ(off.host, std::max(off.optimizer + off.master + off.method, off.masks));
+}
+
+TEST(MemoryPlan, CpuMasksCountInTheMaskedUpdatesPeak) {
+  PlanInput in = ShardMemoryRun(2);
+  in.shard_params = false;
+  in.checkpointing = false;
+  const MemoryPlan without = PlanMemory(in);
+  in.masked_update = true;
+  const MemoryPlan with = PlanMemory(in);
+  // Every whole mask on each rank, beside the masked update's training (no last-mask state then).
+  EXPECT_EQ(with.masks, static_cast<double>(in.shape.TargetParams()));
+  EXPECT_DOUBLE_EQ(with.device_peak - without.device_peak, with.masks - with.method);
+  EXPECT_EQ(with.host, 0.0);  // on the CPU the host is the device
+  // Sharded parameters: the rank's rows, no more than the last-mask state it replaces.
+  in.shard_params = in.checkpointing = true;
+  const MemoryPlan rows = PlanMemory(in);
+  EXPECT_LE(rows.masks, rows.method);
+  in.masked_update = false;
+  EXPECT_DOUBLE_EQ(PlanMemory(in).device_peak, rows.device_peak);
+  JobSpec spec;
+  spec.masked_update.steps = 2;
+  EXPECT_TRUE(PlanInputFromJob(spec, CodeLm19m(), 2, 8).masked_update);
+}
+
+}  // namespace
+}  // namespace ps
