@@ -241,6 +241,18 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
   const MethodOutcome run = RunMethod(
       {*model, spec, samples, out, options.resume, comm, progress, shards.targets.get()}, masks);
   report[run.report_key] = run.summary;
+  {
+    // The mask bytes each rank holds from here to publishing (its rows with sharded parameters).
+    torch::Tensor held = torch::zeros({comm.size()}, torch::kInt64);
+    held[comm.rank()] = HeldMaskBytes(masks);
+    held = held.to(device);
+    comm.AllReduceSum(held);
+    held = held.cpu();
+    report["masks_held"] = {
+        {"as_rows", MasksHeldAsRows(spec, comm)},
+        {"bytes_per_rank", std::vector<int64_t>(held.data_ptr<int64_t>(),
+                                                held.data_ptr<int64_t>() + held.numel())}};
+  }
   report["method_seconds"] = Since(t_method);
 
   if (info.trains) {
