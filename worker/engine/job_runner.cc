@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -92,13 +91,6 @@ json EvaluateAll(LlamaForCausalLM& model, const std::vector<EvalText>& texts, co
                                        {"seconds", r.seconds}};
   }
   return out;
-}
-
-void WriteMasks(const std::filesystem::path& file,
-                const std::map<std::string, std::vector<int64_t>>& shapes,
-                const std::function<torch::Tensor(const std::string&)>& mask_of,
-                const JobSpec& spec, const std::string& base_hash) {
-  WriteMasksFile(file, shapes, mask_of, spec.pattern, base_hash);
 }
 
 // SHA-256 over the base model's safetensors files, in name order.
@@ -250,8 +242,8 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
     held = held.cpu();
     report["masks_held"] = {
         {"as_rows", MasksHeldAsRows(spec, comm)},
-        {"bytes_per_rank", std::vector<int64_t>(held.data_ptr<int64_t>(),
-                                                held.data_ptr<int64_t>() + held.numel())}};
+        {"bytes_per_rank",
+         std::vector<int64_t>(held.data_ptr<int64_t>(), held.data_ptr<int64_t>() + held.numel())}};
   }
   report["method_seconds"] = Since(t_method);
 
@@ -345,7 +337,7 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
     if (spec.Publishes("masks")) {
       std::map<std::string, std::vector<int64_t>> shapes;
       for (const auto& [name, m] : masks) shapes[name] = base.Info(name).shape;
-      WriteMasks(out / "masks.safetensors", shapes, whole_mask, spec, base_hash);
+      WriteMasksFile(out / "masks.safetensors", shapes, whole_mask, spec.pattern, base_hash);
     }
     std::map<std::string, torch::Tensor> weights;
     if (weights_changed && !gather_rows) {
@@ -382,7 +374,8 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
     bool masks_file_ok = true;
     auto masks_file = SafetensorsFile::Open(out / "masks.safetensors");
     masks_file_ok = masks_file->tensors().size() == masks.size();
-    for (const auto& [name, held] : masks) {
+    for (const auto& entry : masks) {
+      const std::string& name = entry.first;
       const torch::Tensor mask = whole_mask(name);
       torch::Tensor w = TensorView(published, name);
       torch::Tensor w0 = TensorView(base, name);
