@@ -222,7 +222,7 @@ MemoryPlan Predict(const PlanInput& in) {
   // (optimizer sharding); offloaded or sharded masters are always copies.
   const bool master_copy = mb != w || in.offload;
   p.master = master_copy ? mb * owned : 0.0;
-  p.method = (in.mask_state ? owned_targets : 0.0) + (in.keep_w0 ? mb * owned_targets : 0.0);
+  p.method = (in.mask_state ? owned_targets / 8.0 : 0.0) + (in.keep_w0 ? mb * owned_targets : 0.0);
 
   // Activations of one micro-batch on this rank.
   const double tokens = static_cast<double>(in.seq_len) * static_cast<double>(in.seqs_per_micro);
