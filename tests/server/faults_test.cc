@@ -77,7 +77,12 @@ TEST_F(FaultsTest, LockedStoreRefusesSubmitAndCancelWithoutChangingAnything) {
   EXPECT_EQ(can.rc, 5) << can.out << can.err;
   json list = json::parse(psd.Ctl({"-o", "json", "list"}).out);
   EXPECT_EQ(list["jobs"].size(), 1u) << "a submit that failed must not queue a job";
-  EXPECT_EQ(psd.GetJob(id)["state"], "JOB_STATE_RUNNING") << "a cancel that failed cancelled";
+  json job = psd.GetJob(id);
+  EXPECT_EQ(job["state"], "JOB_STATE_RUNNING") << "a cancel that failed cancelled";
+  // The worker kept reporting through the ~10 s lock: its attempt must not have been ended.
+  int queued = 0;
+  for (const auto& t : job.value("history", json::array())) queued += t["to"] == "JOB_STATE_QUEUED";
+  EXPECT_EQ(queued, 1) << job["message"] << "\n" << Slurp(psd.log());
   EXPECT_EQ(psd.Ctl({"cancel", id}).rc, 0);
   EXPECT_EQ(psd.GetJob(id)["state"], "JOB_STATE_CANCELLED");
 }
