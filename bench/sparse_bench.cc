@@ -1,9 +1,10 @@
 // Dense cuBLAS (torch::matmul) against our 2:4 paths on Llama-2-7B linear shapes:
 //   q/k/v/o 4096x4096, gate/up 11008x4096, down 4096x11008 (out x in),
 //   M (tokens) in {1, 2, 4, 8, 16, 128, 1024, 4096, 16384}, bf16 and fp16.
-// Paths: our two decode kernels (M <= 16, native packed weights: CUDA-core "decode" and
-// tensor-core "mma"), cuSPARSELt (any M) and, above 16 rows, the native form unpacked to a dense
-// scratch weight + cuBLAS ("unpack", the prefill path when only the native form is kept).
+// Paths: our decode kernels (native packed weights: CUDA-core "decode" up to 16 rows, tensor-core
+// "mma" up to 32; the mma.sp layout: sparse tensor-core "sparse_mma" up to 32), cuSPARSELt (any
+// M) and, above 32 rows, the native form unpacked to a dense scratch weight + cuBLAS ("unpack",
+// the prefill path when only the native form is kept).
 // Timing: every timed call starts with a cold L2 (a 256 MiB buffer is written in between, not
 // timed), as in decoding where the weights stream from HBM; CUDA events around each call, the
 // median of `iters` calls. One JSON line per (dtype, shape, M), with speedups over dense and the
@@ -112,6 +113,7 @@ int main(int argc, char** argv) {
                          {"m", m},
                          {"dense_weight_bytes", w.nbytes()},
                          {"native_weight_bytes", lin.NativeBytes()},
+                         {"sparse_mma_weight_bytes", lin.SparseMmaBytes()},
                          {"cusparselt_weight_bytes", lin.CusparseltBytes()},
                          {"native_shares_cusparselt_values", lin.SharesValues()}};
         const double dense = TimeUs([&] { (void)torch::matmul(x, wt); }, it, flush);
@@ -134,6 +136,12 @@ int main(int argc, char** argv) {
           j["mma_us"] = t;
           j["mma_speedup"] = dense / t;
           j["mma_gbps"] = (native_read + 2.0 * m * (s.k + s.n)) / t * 1e-3;
+          // The sparse tensor-core kernel reads the same kept values and metadata (reordered).
+          const double sp =
+              TimeUs([&] { (void)lin.Forward(x, Sparse24Linear::Path::kSparseMma); }, it, flush);
+          j["sparse_mma_us"] = sp;
+          j["sparse_mma_speedup"] = dense / sp;
+          j["sparse_mma_gbps"] = (native_read + 2.0 * m * (s.k + s.n)) / sp * 1e-3;
         } else {
           const double u =
               TimeUs([&] { (void)lin.Forward(x, Sparse24Linear::Path::kUnpackDense); }, it, flush);

@@ -271,6 +271,9 @@ int Main(int argc, char** argv) {
   torch::Tensor mine = torch::zeros({comm->size()}, torch::kFloat64);
   mine[comm->rank()] =
       device.is_cuda() ? PeakGpuBytes(device) : ps::ProcStatusBytes("VmHWM") - rss_before_model;
+  // Beside a GPU with offload: the host memory the run added (the offloaded state, page-locked at
+  // its exact size; a power-of-two rounding of the pinned blocks would show here).
+  const double host_peak = ps::ProcStatusBytes("VmHWM") - rss_before_model;
   mine = mine.to(device);
   comm->AllReduceSum(mine);
   mine = mine.cpu();
@@ -340,6 +343,10 @@ int Main(int argc, char** argv) {
                   plan.device_peak / (1 << 30),
                   100.0 * (plan.device_peak - mine[i].item<double>()) /
                       std::max(1.0, mine[i].item<double>()));
+    if (a.offload && cuda)
+      std::printf("  rank 0 peak host memory (above start) %.2f GiB (planner %.2f GiB, %+.1f%%)\n",
+                  host_peak / (1 << 30), plan.host / (1 << 30),
+                  100.0 * (plan.host - host_peak) / std::max(1.0, host_peak));
     std::printf("final loss %.6f, trained weights checksum %.12e\n", r.final_loss, checksum);
   }
   comm->Barrier();

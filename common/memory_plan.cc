@@ -252,9 +252,17 @@ MemoryPlan Predict(const PlanInput& in) {
 
   double state = p.optimizer + p.master + p.method;
   if (in.offload) {
-    // In host memory; the device keeps a staging buffer for the tensor being updated.
-    p.host = state + mb * owned;  // + the reduced gradients copied out
-    state = 2.0 * mb * largest;
+    if (in.device == "cuda") {
+      // Host: the state alone. Device: the staged master and moments of the tensor in its update
+      // (the caching allocator reuses them for the next tensor's).
+      p.host = state;
+      state = 3.0 * mb * largest;
+    } else {
+      // Host: the state and the reduced gradients copied out; the device keeps a staging buffer
+      // for the tensor being updated.
+      p.host = state + mb * owned;
+      state = 2.0 * mb * largest;
+    }
   }
   const double fixed = p.weights + p.gathered + state + p.workspace;
   // Backward frees a layer's activations as it writes the layer's gradients, so with one pass

@@ -41,19 +41,22 @@ ModelShape LoadModelShape(const std::filesystem::path& path);
 struct PlanInput {
   ModelShape shape;
   int ranks = 1;
-  std::string device = "cpu";   // cpu | cuda
-  double memory_gib = 0;        // per rank: GPU memory (cuda) or host memory (cpu); 0 = unknown
-  int weight_bytes = 4;         // the model's dtype
-  int master_bytes = 4;         // the optimizer's master dtype
-  bool train_all = false;       // method.trainable: all
-  bool keep_w0 = false;         // ProxSparse with λ2 > 0 or hard = snap keeps W0 of owned targets
-  bool mask_state = true;       // ProxSparse keeps each owned target's last mask (1 byte/weight)
-  int64_t seq_len = 512;        // tokens per sequence
-  int64_t seqs_per_micro = 1;   // sequences per forward/backward pass on a rank
-  int grad_accum = 1;           // > 1: the step's gradients stay allocated through later passes
-  bool shard_params = false;    // parallel.shard: params (every rank keeps 1/N of each layer)
-  bool checkpointing = false;   // parallel.activation_checkpointing
-  bool offload = false;         // parallel.offload: optimizer (state and masters in host memory)
+  std::string device = "cpu";  // cpu | cuda
+  double memory_gib = 0;       // per rank: GPU memory (cuda) or host memory (cpu); 0 = unknown
+  int weight_bytes = 4;        // the model's dtype
+  int master_bytes = 4;        // the optimizer's master dtype
+  bool train_all = false;      // method.trainable: all
+  bool keep_w0 = false;        // ProxSparse with λ2 > 0 or hard = snap keeps W0 of owned targets
+  bool mask_state = true;      // ProxSparse keeps each owned target's last mask (1 byte/weight)
+  int64_t seq_len = 512;       // tokens per sequence
+  int64_t seqs_per_micro = 1;  // sequences per forward/backward pass on a rank
+  int grad_accum = 1;          // > 1: the step's gradients stay allocated through later passes
+  bool shard_params = false;   // parallel.shard: params (every rank keeps 1/N of each layer)
+  bool checkpointing = false;  // parallel.activation_checkpointing
+  // parallel.offload: optimizer (state and masters in host memory). On CUDA the update is streamed
+  // through the GPU: each owned tensor's state is copied in for its update and back, and its
+  // gradient never leaves the GPU.
+  bool offload = false;
   bool flash_attention = true;  // CUDA with LibTorch 2.x; the CPU path keeps [H, T, T] scores
 };
 

@@ -4,7 +4,7 @@
 # bf16 and fp16; bench/serve_client.py at 1, 8 and 32 concurrent streams, prompt 512 tokens,
 # output 256 tokens (greedy, EOS ignored, streamed); then the linear-layer kernel table
 # (sparse_bench) in the same run. First, tests/gpu/sparse_check --quick per dtype checks every
-# 2:4 path (the tensor-core kernel up to 32 rows included) against fp32. Builds only psserve,
+# 2:4 path (the tensor-core kernels up to 32 rows included, dense and sparse) against fp32. Builds only psserve,
 # sparse_bench and sparse_check into build-gpu/.
 #
 # Usage: bench/gpu/serve.sh DEPS_DIR DATA_DIR OUT_DIR [DTYPES]
@@ -36,7 +36,7 @@ log "built"
 
 for dt in $dtypes; do
   log "sparse_check $dt"
-  timeout 120 "$b/tests/gpu/sparse_check" --dtype "$dt" --quick >"$out/sparse_check_$dt.log" 2>&1 ||
+  timeout 180 "$b/tests/gpu/sparse_check" --dtype "$dt" --quick >"$out/sparse_check_$dt.log" 2>&1 ||
     { log "sparse_check $dt: exit $?"; status=1; }
   grep '"ok":false' "$out/sparse_check_$dt.log" | head -5
   tail -1 "$out/sparse_check_$dt.log"
@@ -117,7 +117,8 @@ for f in sorted(glob.glob(os.path.join(out, "sparse_bench_*.log"))):
             continue
         j = json.loads(line)
         sp = "  ".join(f"{k[:-8]} {j[k]:.2f}x" for k in
-                       ("decode_speedup", "mma_speedup", "cusparselt_speedup", "unpack_speedup")
+                       ("decode_speedup", "mma_speedup", "sparse_mma_speedup", "cusparselt_speedup",
+                        "unpack_speedup")
                        if k in j)
         print(f"  {j['layer']:>10} M={j['m']:<5} dense {j['dense_us']:8.1f} us  {sp}")
 PY

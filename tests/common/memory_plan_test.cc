@@ -95,6 +95,25 @@ TEST(MemoryPlan, StateFallsWithRanksAndOptionsShrinkThePeak) {
   EXPECT_GT(off.host, one.optimizer);
 }
 
+TEST(MemoryPlan, OffloadBesideAGpuKeepsOnlyTheStateOnTheHost) {
+  // On CUDA the update is streamed through the GPU: the gradients never go to the host, and the
+  // GPU holds one tensor's staged master and moments. On the CPU the host is the device.
+  PlanInput in = Bench7B(1, 1);
+  in.master_bytes = 4;
+  in.offload = true;
+  const MemoryPlan gpu = PlanMemory(in);
+  EXPECT_DOUBLE_EQ(gpu.host, gpu.optimizer + gpu.master + gpu.method);
+  const double largest = static_cast<double>(in.shape.LargestTarget());
+  const double staged = 3.0 * 4 * largest;
+  EXPECT_NEAR(gpu.device_peak - staged,
+              gpu.weights + gpu.workspace + std::max(gpu.gradients, gpu.activations),
+              1e-6 * gpu.device_peak);
+  in.device = "cpu";
+  const MemoryPlan cpu = PlanMemory(in);
+  EXPECT_EQ(cpu.host, 0.0);
+  EXPECT_GT(cpu.device_peak, gpu.host);
+}
+
 TEST(MemoryPlan, ShardedParametersDivideEveryLayer) {
   PlanInput in = Bench7B(1, 1);
   in.shard_params = true;

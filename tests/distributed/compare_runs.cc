@@ -1,9 +1,11 @@
-// compare_runs RUN_A RUN_B [--weights-tol T] [--max-differ K]: how far apart two psworker runs of
-// the same job are.
+// compare_runs RUN_A RUN_B [--weights-tol T] [--max-differ K] [--published-tol P]: how far apart
+// two psworker runs of the same job are.
 //   masks:   every target's mask (RUN/masks.safetensors, packed bits), compared group by group
 //            (groups of M along the input dimension); prints how many groups differ.
 //   weights: when both runs kept checkpoints (--keep-checkpoints) of the same step, the largest
 //            |difference| of every trained tensor's master weights there.
+//   published: with --published-tol, the largest |difference| of every masked tensor of the two
+//            published models (RUN/model/*.safetensors); exit 1 above P.
 // Exit 0 when at most K groups differ (default 0) and the weights agree within T (default 1e-4);
 // 1 otherwise. Runs on different rank counts sum gradients in a different order, so their weights
 // differ in the last bits (~1e-8 typical, ~1e-5 at most here) and a group whose N-th and
@@ -71,6 +73,19 @@ std::optional<fs::path> NewestCheckpoint(const fs::path& run) {
   return best;
 }
 
+// Every tensor named in `names` from a published model directory (one or several shards).
+std::map<std::string, torch::Tensor> LoadPublished(
+    const fs::path& dir, const std::map<std::string, torch::Tensor>& names) {
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.path().extension() != ".safetensors") continue;
+    auto f = ps::SafetensorsFile::Open(e.path());
+    for (const auto& t : f->tensors())
+      if (names.count(t.name)) out[t.name] = ps::TensorView(*f, t).to(torch::kFloat64);
+  }
+  return out;
+}
+
 std::map<std::string, torch::Tensor> LoadMasters(const fs::path& dir) {
   auto manifest = nlohmann::json::parse(ps::ReadFile(dir / "manifest.json"));
   std::map<std::string, torch::Tensor> out;
@@ -91,7 +106,7 @@ int Run(int argc, char** argv) {
     return 2;
   }
   const fs::path a = argv[1], b = argv[2];
-  double tol = 1e-4;
+  double tol = 1e-4, published_tol = -1;
   int64_t max_differ = 0;
   for (int i = 3; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
@@ -99,8 +114,11 @@ int Run(int argc, char** argv) {
       tol = std::atof(argv[i + 1]);
     } else if (flag == "--max-differ") {
       max_differ = std::atoll(argv[i + 1]);
+    } else if (flag == "--published-tol") {
+      published_tol = std::atof(argv[i + 1]);
     } else {
-      throw ps::Error("unknown option " + flag + " (--weights-tol T, --max-differ K)");
+      throw ps::Error("unknown option " + flag +
+                      " (--weights-tol T, --max-differ K, --published-tol P)");
     }
   }
   bool ok = true;
@@ -121,6 +139,25 @@ int Run(int argc, char** argv) {
   std::cout << "masks: " << groups << " groups in " << ma.masks.size() << " tensors, " << differ
             << " differ (at most " << max_differ << " allowed)\n";
   ok = ok && differ <= max_differ;
+
+  if (published_tol >= 0) {
+    auto pa = LoadPublished(a / "model", ma.masks), pb = LoadPublished(b / "model", ma.masks);
+    double worst = 0;
+    std::string where;
+    for (const auto& [name, x] : pa) {
+      auto it = pb.find(name);
+      if (it == pb.end()) throw ps::Error(b.string() + "/model has no " + name);
+      double d = (x - it->second).abs().max().item<double>();
+      if (d > worst) {
+        worst = d;
+        where = name;
+      }
+    }
+    std::cout << "published: " << pa.size() << " masked tensors, max |difference| " << worst
+              << (where.empty() ? "" : " (" + where + ")") << ", tolerance " << published_tol
+              << "\n";
+    ok = ok && pa.size() == ma.masks.size() && pb.size() == pa.size() && worst <= published_tol;
+  }
 
   auto ca = NewestCheckpoint(a), cb = NewestCheckpoint(b);
   if (ca && cb && ca->filename() == cb->filename()) {

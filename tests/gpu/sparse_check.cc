@@ -1,10 +1,12 @@
 // GPU check of the 2:4 linear paths (not a ctest: CI has no GPU). For every shape the bench uses
-// and a few awkward ones, y from our two decode kernels (CUDA-core and tensor-core), from
-// cuSPARSELt and from the unpacked dense path is compared with the fp32 matmul of the same masked
-// weights:
+// and a few awkward ones, y from our three decode kernels (CUDA-core, tensor-core and sparse
+// tensor-core), from cuSPARSELt and from the unpacked dense path is compared with the fp32 matmul
+// of the same masked weights:
 //   err = max|y - ref| / max|ref|   must be <= 2^-8 (bf16) or 2^-10 (fp16),
 // i.e. within a couple of output roundings (a 16-bit result carries 2^-9 / 2^-12 relative error;
-// all paths accumulate in fp32). Dense cuBLAS's own err is printed beside it for scale.
+// all paths accumulate in fp32). Dense cuBLAS's own err is printed beside it for scale. The sparse
+// tensor-core kernel is also called twice on the same input and must give the same bits (its
+// split-K counters are left at zero for the next launch).
 // One JSON line per case; exit status 1 if any case fails.
 //   sparse_check [--quick] [--dtype bf16|fp16] [--no-cusparselt]
 #include <torch/torch.h>
@@ -83,6 +85,7 @@ int main(int argc, char** argv) {
                                   {"k", s.k},
                                   {"native_shares_cusparselt_values", lin.SharesValues()},
                                   {"native_bytes", lin.NativeBytes()},
+                                  {"sparse_mma_bytes", lin.SparseMmaBytes()},
                                   {"cusparselt_bytes", lin.CusparseltBytes()}}
                        .dump()
                 << std::endl;
@@ -99,9 +102,12 @@ int main(int argc, char** argv) {
         const bool decode = in(decode_ms, m);
         const bool cslt = with_cslt && in(cslt_ms, m);
         using P = Sparse24Linear::Path;
-        // kAuto as well: above 16 rows it times the tensor-core kernel against the prefill path.
-        for (P path : {P::kDecode, P::kDecodeMma, P::kCusparselt, P::kUnpackDense, P::kAuto}) {
-          const bool native_path = path == P::kDecode || path == P::kDecodeMma || path == P::kAuto;
+        // kAuto as well: up to 32 rows it times the kernels against each other and the prefill
+        // path on its first call.
+        for (P path : {P::kDecode, P::kDecodeMma, P::kSparseMma, P::kCusparselt, P::kUnpackDense,
+                       P::kAuto}) {
+          const bool native_path = path == P::kDecode || path == P::kDecodeMma ||
+                                   path == P::kSparseMma || path == P::kAuto;
           if ((native_path && !decode) || (path == P::kCusparselt && !cslt) ||
               (path == P::kUnpackDense && !decode && !cslt))
             continue;
@@ -119,6 +125,11 @@ int main(int argc, char** argv) {
             j["err"] = err;
             if (path == P::kCusparselt) j["searched"] = lin.CusparseltSearched(m);
             j["ok"] = err <= tol && y.sizes() == ref.sizes();
+            if (path == P::kSparseMma) {
+              const bool same = torch::equal(lin.Forward(x, path), y);
+              j["repeat_same"] = same;
+              if (!same) j["ok"] = false;
+            }
           } catch (const std::exception& e) {
             j["error"] = e.what();
             j["ok"] = false;

@@ -166,6 +166,19 @@ void ShardedLinearWeights::InstallGather(Shard& s) {
       [local, call](const torch::Tensor&) { return AllGatherRows::apply(local, call); });
 }
 
+void ShardedLinearWeights::HoldWhole(size_t i) {
+  if (comm_.size() == 1) return;
+  Shard& s = shards_.at(i);
+  torch::NoGradGuard no_grad;
+  torch::Tensor full = Gather(i, s.local.detach());
+  s.linear->set_weight_transform([full](const torch::Tensor&) { return full; });
+}
+
+void ShardedLinearWeights::ReleaseWhole(size_t i) {
+  if (comm_.size() == 1) return;
+  InstallGather(shards_.at(i));  // drops the held full weight with the old transform
+}
+
 ShardedLinearWeights::~ShardedLinearWeights() {
   if (comm_.size() == 1) return;
   for (auto& s : shards_) s.linear->set_weight_transform(nullptr);

@@ -70,6 +70,13 @@ class ShardedLinearWeights {
   // Shard i's rows on this rank: which, and the trained tensor holding them.
   RowBlock rows(size_t i) const { return shards_[i].ranges[static_cast<size_t>(comm_.rank())]; }
   const torch::Tensor& local(size_t i) const { return shards_[i].local; }
+  // Shard i's linear uses its full weight, all-gathered now from every rank's current rows, for
+  // every forward until ReleaseWhole(i) (no gather per forward): the layer-wise driver runs all
+  // calibration samples through one layer at a time, so a layer is gathered once per pass instead
+  // of once per sample, and each rank runs its own share of the samples (no pairing of forwards
+  // across ranks). Every rank calls both, in the same order. No-ops on one rank.
+  void HoldWhole(size_t i);
+  void ReleaseWhole(size_t i);
 
  private:
   struct Shard {

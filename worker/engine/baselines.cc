@@ -12,12 +12,15 @@ nlohmann::json RunBaselines(const JobSpec& spec, const std::vector<std::vector<i
   nlohmann::json eval = nlohmann::json::object(), seconds = nlohmann::json::object();
   for (const auto& method : spec.evaluation.baselines) {
     progress.Log("baseline " + method + " on the same calibration samples and windows");
-    auto model = hooks.load();
+    RowShardedLlama loaded = hooks.load();
     const auto t0 = std::chrono::steady_clock::now();
-    RunOneShot(*model, method, spec, samples, comm, progress, false, nullptr);
+    RunOneShot(*loaded.model, method, spec, samples, comm, progress, false, nullptr,
+               loaded.targets.get());
     seconds[method] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    eval[method] =
-        comm.rank() == 0 ? hooks.evaluate(*model, "baseline " + method) : nlohmann::json::object();
+    nlohmann::json e = nlohmann::json::object();
+    if (comm.rank() == 0 || hooks.evaluate_everywhere)
+      e = hooks.evaluate(*loaded.model, "baseline " + method);
+    eval[method] = comm.rank() == 0 ? e : nlohmann::json::object();
   }
   return {{"eval", eval}, {"seconds", seconds}};
 }

@@ -12,16 +12,19 @@
 #include "common/job_spec.h"
 #include "common/progress.h"
 #include "worker/distributed/communicator.h"
+#include "worker/distributed/sharded_load.h"
 #include "worker/models/llama_model.h"
 
 namespace ps {
 
 struct BaselineHooks {
-  // A fresh dense model (the job's model, dtype and device).
-  std::function<std::shared_ptr<LlamaForCausalLM>()> load;
+  // A fresh dense model (the job's model, dtype and device); `targets` set when it is loaded
+  // row-sharded (parallel.shard: params): each rank then prunes its own rows.
+  std::function<RowShardedLlama()> load;
   // The job's evaluation of a model ({text: {"perplexity", ...}} as report["dense"]); called on
-  // rank 0 only.
+  // rank 0 only, or on every rank (together) when `evaluate_everywhere`.
   std::function<nlohmann::json(LlamaForCausalLM&, const std::string& label)> evaluate;
+  bool evaluate_everywhere = false;
 };
 
 // Returns {"eval": {method: {text: {...}}}, "seconds": {method: method time}} on rank 0 (other

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "common/error.h"
@@ -24,6 +25,7 @@
 #include "worker/engine/pruned_model.h"
 #include "worker/engine/publish_artifacts.h"
 #include "worker/engine/reconstruction.h"
+#include "worker/engine/row_sharded_publish.h"
 #include "worker/eval/perplexity.h"
 #include "worker/io/tensor_io.h"
 #include "worker/methods/nm_mask.h"
@@ -136,9 +138,12 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
   progress.Log("loading " + spec.model.string());
   // parallel.shard: params on more than one rank: no rank ever holds the whole model. Each reads
   // its rows of the targets (worker/distributed/sharded_load.h); every rank runs the evaluations
-  // together (each forward all-gathers the layer it runs) and rank 0 reports them. The
-  // reconstruction and masked-update stages work on the whole model, as without sharding.
+  // together (each forward all-gathers the layer it runs) and rank 0 reports them. Every stage
+  // works on the rows: the baselines and the reconstruction prune/solve each rank's rows
+  // (methods/layerwise.h), the masked update trains them, and publishing gathers one tensor at a
+  // time.
   const bool shard_params = spec.parallel.shard == "params";
+  const bool row_sharded = shard_params && comm.size() > 1;
   RowShardedLlama shards;
   std::shared_ptr<LlamaForCausalLM> model;
   auto load_sharded = [&] {
@@ -219,10 +224,14 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
     model = nullptr;
     shards = RowShardedLlama{};
     BaselineHooks hooks;
-    hooks.load = [&] { return LoadLlama(spec.model, {dtype, device}); };
-    hooks.evaluate = [&](LlamaForCausalLM& m, const std::string& label) {
-      return EvaluateAll(m, evals, spec, progress, label);
+    hooks.load = [&] {
+      if (shard_params) return LoadLlamaRowSharded(spec.model, {dtype, device}, comm);
+      return RowShardedLlama{LoadLlama(spec.model, {dtype, device}), nullptr};
     };
+    hooks.evaluate = [&](LlamaForCausalLM& m, const std::string& label) {
+      return EvaluateAll(m, evals, spec, comm.rank() == 0 ? progress : quiet, label);
+    };
+    hooks.evaluate_everywhere = row_sharded;
     json b = RunBaselines(spec, samples, hooks, comm, progress);
     report["baselines"] = b["eval"];
     report["baseline_method_seconds"] = b["seconds"];
@@ -244,8 +253,7 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
 
   if (info.trains) {
     // Everything learned is thrown away but the masks: back to W0, then W0 ⊙ mask.
-    const bool whole_later = spec.reconstruct != "none" || spec.masked_update.steps > 0;
-    if (shard_params && !whole_later) {
+    if (shard_params) {
       load_sharded();
       torch::NoGradGuard no_grad;
       for (size_t i = 0; i < shards.targets->size(); ++i) {
@@ -268,9 +276,14 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
   if (info.changes_weights) changes.push_back("the " + method + " update");
   if (spec.reconstruct != "none") {
     // From the dense weights: the update compensates each pruned weight's original value.
-    load_whole();
-    json rec = RunReconstruction(*model, spec, masks, samples, comm, progress);
-    if (comm.rank() == 0) rec["eval"] = EvaluateAll(*model, evals, spec, progress, "reconstructed");
+    if (shard_params) {
+      load_sharded();
+    } else {
+      load_whole();
+    }
+    json rec =
+        RunReconstruction(*model, spec, masks, samples, comm, progress, shards.targets.get());
+    if (json ev = evaluate(evals, "reconstructed"); comm.rank() == 0) rec["eval"] = ev;
     report["reconstruction"] = rec;
     weights_changed = true;
     final_stage = "reconstruction";
@@ -279,8 +292,9 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
                       " reconstruction on the " + method + " mask");
   }
   if (spec.masked_update.steps > 0) {
-    json mu = RunMaskedUpdate(*model, spec, masks, samples, out, comm, progress);
-    if (comm.rank() == 0) mu["eval"] = EvaluateAll(*model, evals, spec, progress, "masked-update");
+    json mu =
+        RunMaskedUpdate(*model, spec, masks, samples, out, comm, progress, shards.targets.get());
+    if (json ev = evaluate(evals, "masked-update"); comm.rank() == 0) mu["eval"] = ev;
     report["masked_update"] = mu;
     weights_changed = true;
     final_stage = "masked_update";
@@ -301,6 +315,15 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
                        {"eval", ev}};
   }
 
+  // Row shards with changed weights: every rank takes part in gathering each published target,
+  // one tensor at a time, in the order the publisher writes them (RowShardedPublisher).
+  std::optional<RowShardedPublisher> gather_rows;
+  if (row_sharded && weights_changed) {
+    gather_rows.emplace(*shards.targets, Checkpoint::Open(spec.model).Names(), comm);
+    if (!gather_rows->AgreeToPublish(comm.rank() != 0 || !progress.CancelRequested()))
+      throw Error("cancelled before publishing; nothing published");
+    if (comm.rank() != 0) gather_rows->ServeAll();
+  }
   if (comm.rank() == 0) {
     // A job cancelled while it evaluated publishes nothing (psd also serves only what was there
     // when the cancel was recorded).
@@ -310,7 +333,7 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
     const std::string base_hash = data["model"]["sha256"].get<std::string>();
     if (spec.Publishes("masks")) WriteMasks(out / "masks.safetensors", masks, spec, base_hash);
     std::map<std::string, torch::Tensor> weights;
-    if (weights_changed) {
+    if (weights_changed && !gather_rows) {
       for (const auto& l : model->TargetLinears())
         weights[l->path() + ".weight"] = l->weight.detach();
     }
@@ -320,10 +343,17 @@ json RunJob(const JobSpec& spec, const RunOptions& options, Communicator& comm,
             const torch::Tensor& original) -> std::optional<torch::Tensor> {
           auto it = masks.find(name);
           if (it == masks.end()) return std::nullopt;
+          if (gather_rows)
+            return ApplyMask(gather_rows->Next(name).to(torch::kCPU, original.scalar_type()),
+                             it->second);
           if (weights_changed)
             return ApplyMask(weights.at(name).to(torch::kCPU, original.scalar_type()), it->second);
           return ApplyMask(original, it->second);
         });
+    if (gather_rows && !gather_rows->done()) {
+      gather_rows->ServeAll();  // the other ranks wait in their gathers
+      throw Error("publishing: not every sharded target was published");
+    }
     // Validity, checked on the published files: at most N of M; for the frozen-weight methods
     // every kept weight holds W0's exact bits.
     progress.Log("publishing: model/ written (" + std::to_string(ps.tensors) + " tensors, " +

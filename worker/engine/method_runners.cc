@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <string_view>
 
@@ -13,6 +14,7 @@
 #include "worker/data/sharding.h"
 #include "worker/distributed/parallelize_llama.h"
 #include "worker/engine/history.h"
+#include "worker/engine/layerwise_rows.h"
 #include "worker/engine/owned_tensors.h"
 #include "worker/engine/train_loop.h"
 #include "worker/io/tensor_io.h"
@@ -47,6 +49,65 @@ std::set<std::string> TargetWeightNames(LlamaForCausalLM& model) {
   return names;
 }
 
+// parallel.shard: params: the targets train as this rank's rows (parallelize_llama.h), `preloaded`
+// when the model was loaded so, else sharded here (into `owned`). Sets the loop's options for it
+// (every rank updates its own rows: a one-rank optimizer; activation checkpointing so that a
+// layer's gathered weights are freed after its forward) and returns the trained row shards.
+std::vector<TrainableTensor> ShardTargets(
+    LlamaForCausalLM& model, const JobSpec& spec, Communicator& comm, ProgressSink& progress,
+    ShardedLinearWeights* preloaded, std::unique_ptr<ShardedLinearWeights>& owned,
+    ShardedLinearWeights*& sharded, std::unique_ptr<Communicator>& one_rank, TrainOptions& t) {
+  const MethodSpec& m = spec.method;
+  if (m.batch_size % comm.size() != 0)
+    throw Error("parallel.shard: params needs method.batch_size (" + std::to_string(m.batch_size) +
+                ") to be a multiple of the rank count (" + std::to_string(comm.size()) +
+                "): every rank must run the same passes");
+  if (preloaded) {
+    sharded = preloaded;
+    // With more than one rank the targets' full weights are empty placeholders (the rows are the
+    // trained tensors).
+    if (comm.size() > 1)
+      for (const auto& l : model.TargetLinears()) l->weight.set_requires_grad(false);
+  } else {
+    owned = std::make_unique<ShardedLinearWeights>(model.TargetLinears(), comm);
+    sharded = owned.get();
+  }
+  std::vector<TrainableTensor> params = sharded->Trainables();
+  for (auto& p : params) p.param.set_requires_grad(true);
+  one_rank = MakeLocalCommunicator();
+  t.optimizer_comm = one_rank.get();
+  // The gathered weights are freed after each layer's forward and gathered again for its
+  // backward: the rerun of activation checkpointing (one rank gathers nothing).
+  if (comm.size() > 1) t.activation_checkpointing = true;
+  progress.Log("parallel.shard: params: " + std::to_string(params.size()) +
+               " target weights sharded by rows over " + std::to_string(comm.size()) +
+               " rank(s), activation checkpointing " + (t.activation_checkpointing ? "on" : "off"));
+  return params;
+}
+
+// The masked update over row shards: each shard's gradient and master are zeroed outside its rows
+// of the mask (what MaskedUpdate's gradient hook and MaskedUpdateHooks do for whole weights).
+class RowMaskHooks : public TrainHooks {
+ public:
+  void Add(const std::string& shard_name, torch::Tensor keep) { keep_[shard_name] = keep; }
+  void BeforeUpdate(OwnedTensor& t) override {
+    const torch::Tensor keep = t.Local(Keep(t.name)).to(t.grad.device());
+    t.grad = torch::where(keep, t.grad, torch::zeros_like(t.grad));
+  }
+  void AfterUpdate(OwnedTensor& t) override {
+    torch::NoGradGuard no_grad;
+    t.master.masked_fill_(t.Local(Keep(t.name)).to(t.master.device()).logical_not(), 0);
+  }
+
+ private:
+  const torch::Tensor& Keep(const std::string& name) const {
+    auto it = keep_.find(name);
+    if (it == keep_.end()) throw Error("masked update: no mask for " + name);
+    return it->second;
+  }
+  std::map<std::string, torch::Tensor> keep_;
+};
+
 void ThrowIfInterrupted(const TrainResult& r) {
   if (r.interrupted)
     throw Error("interrupted at step " + std::to_string(r.steps_done) +
@@ -62,7 +123,7 @@ using Runner = std::function<MethodOutcome(const MethodInputs&, MaskMap&)>;
 MethodOutcome OneShot(const MethodInputs& in, MaskMap& masks) {
   json summary = json::object();
   masks = RunOneShot(in.model, in.spec.method.name, in.spec, in.samples, in.comm, in.progress,
-                     false, &summary);
+                     false, &summary, in.sharded);
   return {"one_shot", summary};
 }
 
@@ -164,7 +225,8 @@ std::vector<std::vector<int32_t>> RankSamples(const std::vector<std::vector<int3
 
 MaskMap RunOneShot(LlamaForCausalLM& model, const std::string& method, const JobSpec& spec,
                    const std::vector<std::vector<int32_t>>& samples, Communicator& comm,
-                   ProgressSink& progress, bool restore_dense, json* summary) {
+                   ProgressSink& progress, bool restore_dense, json* summary,
+                   ShardedLinearWeights* sharded) {
   LayerwiseOptions o;
   o.method = ParseOneShotMethod(method);
   o.pattern = spec.pattern;
@@ -179,6 +241,8 @@ MaskMap RunOneShot(LlamaForCausalLM& model, const std::string& method, const Job
     e.stage = method + " layer " + std::to_string(layer + 1) + "/" + std::to_string(layers);
     if (comm.rank() == 0) progress.Progress(e);
   };
+  std::optional<LayerwiseRows> rows;
+  if (sharded && comm.size() > 1) o.rows = &rows.emplace(*sharded);
   torch::NoGradGuard no_grad;
   LayerwiseResult r = PruneLayerwise(model, RankSamples(samples, comm), o);
   if (summary) {
@@ -236,8 +300,37 @@ json RunMaskLlm(LlamaForCausalLM& model, const JobSpec& spec,
 
 json RunMaskedUpdate(LlamaForCausalLM& model, const JobSpec& spec, const MaskMap& masks,
                      const std::vector<std::vector<int32_t>>& samples,
-                     const std::filesystem::path& out, Communicator& comm, ProgressSink& progress) {
+                     const std::filesystem::path& out, Communicator& comm, ProgressSink& progress,
+                     ShardedLinearWeights* preloaded) {
   for (auto& p : model.parameters()) p.set_requires_grad(false);
+  if (spec.parallel.shard == "params") {
+    TrainOptions t = BaseTrainOptions(spec, static_cast<int64_t>(samples.size()));
+    t.total_steps = spec.masked_update.steps;
+    t.lr = spec.masked_update.lr;
+    t.history_csv = out / "masked_update_history.csv";
+    t.stage = "masked update";
+    std::unique_ptr<ShardedLinearWeights> owned;
+    ShardedLinearWeights* sharded = nullptr;
+    std::unique_ptr<Communicator> one_rank;
+    std::vector<TrainableTensor> params =
+        ShardTargets(model, spec, comm, progress, preloaded, owned, sharded, one_rank, t);
+    RowMaskHooks hooks;
+    for (size_t i = 0; i < sharded->size(); ++i) {
+      const RowBlock r = sharded->rows(i);
+      torch::Tensor keep = masks.at(sharded->weight_name(i)).narrow(0, r.begin, r.len);
+      keep = keep.to(sharded->local(i).device(), torch::kBool);
+      {
+        torch::NoGradGuard no_grad;  // the pruned weights start at exactly zero
+        sharded->local(i).masked_fill_(keep.logical_not(), 0);
+      }
+      hooks.Add(params[i].name, keep);
+    }
+    TrainResult r = TrainLoop(model, std::move(params), EpochOrderedSamples(samples, t, spec.seed),
+                              hooks, comm, progress, t);
+    if (r.interrupted) throw Error("interrupted during the masked update");
+    for (size_t i = 0; i < sharded->size(); ++i) sharded->local(i).set_requires_grad(false);
+    return TrainSummary(r, comm.size());
+  }
   MaskedUpdate mu(model.TargetLinears(), ByModule(masks));
   std::vector<TrainableTensor> params;
   for (auto& [name, t] : mu.Parameters()) params.push_back({name, t});
@@ -282,31 +375,8 @@ json RunProxSparse(LlamaForCausalLM& model, const JobSpec& spec,
   ShardedLinearWeights* sharded = nullptr;
   std::unique_ptr<Communicator> one_rank;
   if (spec.parallel.shard == "params") {
-    if (m.batch_size % comm.size() != 0)
-      throw Error("parallel.shard: params needs method.batch_size (" +
-                  std::to_string(m.batch_size) + ") to be a multiple of the rank count (" +
-                  std::to_string(comm.size()) + "): every rank must run the same passes");
-    if (preloaded) {
-      sharded = preloaded;
-      // The loop above marked the targets' full weights trained; with more than one rank they
-      // are empty placeholders (the rows are the trained tensors).
-      if (comm.size() > 1)
-        for (const auto& l : model.TargetLinears()) l->weight.set_requires_grad(false);
-    } else {
-      owned = std::make_unique<ShardedLinearWeights>(model.TargetLinears(), comm);
-      sharded = owned.get();
-    }
-    params = sharded->Trainables();
+    params = ShardTargets(model, spec, comm, progress, preloaded, owned, sharded, one_rank, t);
     is_target.assign(params.size(), true);
-    one_rank = MakeLocalCommunicator();
-    t.optimizer_comm = one_rank.get();
-    // The gathered weights are freed after each layer's forward and gathered again for its
-    // backward: the rerun of activation checkpointing (one rank gathers nothing).
-    if (comm.size() > 1) t.activation_checkpointing = true;
-    progress.Log("parallel.shard: params: " + std::to_string(params.size()) +
-                 " target weights sharded by rows over " + std::to_string(comm.size()) +
-                 " rank(s), activation checkpointing " +
-                 (t.activation_checkpointing ? "on" : "off"));
   }
   auto ckpt = std::make_shared<Checkpoint>(Checkpoint::Open(spec.model));
   const ProxSparseSettings s{spec.pattern, m.lambda1, m.lambda2, m.epsilon, m.hard};

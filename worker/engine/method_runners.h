@@ -55,10 +55,13 @@ std::vector<std::vector<int32_t>> RankSamples(const std::vector<std::vector<int3
                                               const Communicator& comm);
 
 // Prunes `model` in place with magnitude / Wanda / SparseGPT; statistics all-reduced over ranks.
-// With `restore_dense` the dense weights are put back (a prior for MaskLLM). Returns the masks.
+// With `restore_dense` the dense weights are put back (a prior for MaskLLM). With `sharded` (the
+// model loaded row-sharded, parallel.shard: params) each rank prunes its own rows
+// (methods/layerwise.h). Returns the full masks on every rank.
 MaskMap RunOneShot(LlamaForCausalLM& model, const std::string& method, const JobSpec& spec,
                    const std::vector<std::vector<int32_t>>& samples, Communicator& comm,
-                   ProgressSink& progress, bool restore_dense, nlohmann::json* summary);
+                   ProgressSink& progress, bool restore_dense, nlohmann::json* summary,
+                   ShardedLinearWeights* sharded = nullptr);
 
 // ProxSparse training of the targets (and, with trainable = all, every parameter); fills `masks`
 // on every rank and returns the training summary. With parallel.shard: params the targets are
@@ -76,11 +79,13 @@ nlohmann::json RunMaskLlm(LlamaForCausalLM& model, const JobSpec& spec,
                           ProgressSink& progress, MaskMap& masks);
 
 // Trains the kept weights with the masks fixed (model weights must already be the pruned ones).
-// Returns the training summary; the model then holds the updated weights.
+// Returns the training summary; the model then holds the updated weights. With parallel.shard:
+// params each rank trains its rows of the targets (`sharded` when the model was loaded so, else
+// sharded here), as ProxSparse's training does.
 nlohmann::json RunMaskedUpdate(LlamaForCausalLM& model, const JobSpec& spec, const MaskMap& masks,
                                const std::vector<std::vector<int32_t>>& samples,
                                const std::filesystem::path& out, Communicator& comm,
-                               ProgressSink& progress);
+                               ProgressSink& progress, ShardedLinearWeights* sharded = nullptr);
 
 // The training-loop settings every training method shares, from the job's method section
 // (num_samples: calibration sequences per epoch).

@@ -1,15 +1,18 @@
 #include "worker/engine/reconstruction.h"
 
 #include <chrono>
+#include <optional>
 
 #include "common/error.h"
+#include "worker/engine/layerwise_rows.h"
 #include "worker/methods/layerwise.h"
 
 namespace ps {
 
 nlohmann::json RunReconstruction(LlamaForCausalLM& model, const JobSpec& spec, const MaskMap& masks,
                                  const std::vector<std::vector<int32_t>>& samples,
-                                 Communicator& comm, ProgressSink& progress) {
+                                 Communicator& comm, ProgressSink& progress,
+                                 ShardedLinearWeights* sharded) {
   const auto t0 = std::chrono::steady_clock::now();
   // Masks travel keyed by parameter name; the layer-wise driver keys them by module name.
   std::map<std::string, torch::Tensor> by_module;
@@ -36,6 +39,8 @@ nlohmann::json RunReconstruction(LlamaForCausalLM& model, const JobSpec& spec, c
   };
   progress.Log(std::string("reconstructing the kept weights on the fixed masks (") +
                (o.fixed_masks_exact ? "exact least squares" : "OBS") + ", layer by layer)");
+  std::optional<LayerwiseRows> rows;
+  if (sharded && comm.size() > 1) o.rows = &rows.emplace(*sharded);
   torch::NoGradGuard no_grad;
   LayerwiseResult r = PruneLayerwise(model, RankSamples(samples, comm), o);
   // The driver returns the masks it was given; check anyway, the published masks rely on it.

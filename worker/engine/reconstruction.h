@@ -22,11 +22,13 @@ namespace ps {
 
 // `model` must hold the dense (original) weights: each pruned weight's original value is what the
 // update compensates. On return the targets hold the reconstructed weights (zero outside the
-// masks). Statistics are all-reduced over ranks. Returns the report's "reconstruction" summary
-// (method, seconds, calibration tokens, the summed layer error). Throws ps::Error when a mask is
-// missing or is not N:M.
+// masks). Statistics are all-reduced over ranks. With `sharded` (the model loaded row-sharded,
+// parallel.shard: params) each rank reconstructs its own rows (methods/layerwise.h). Returns the
+// report's "reconstruction" summary (method, seconds, calibration tokens, the summed layer error).
+// Throws ps::Error when a mask is missing or is not N:M.
 nlohmann::json RunReconstruction(LlamaForCausalLM& model, const JobSpec& spec, const MaskMap& masks,
                                  const std::vector<std::vector<int32_t>>& samples,
-                                 Communicator& comm, ProgressSink& progress);
+                                 Communicator& comm, ProgressSink& progress,
+                                 ShardedLinearWeights* sharded = nullptr);
 
 }  // namespace ps

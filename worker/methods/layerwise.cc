@@ -121,10 +121,27 @@ LayerwiseResult PruneLayerwise(LlamaForCausalLM& model,
   LayerwiseResult result;
   std::map<std::string, torch::Tensor> originals;  // for restore_dense_weights
 
+  RowShardedTargets* const rows = options.rows;
+  if (rows && !options.all_reduce_sum)
+    throw Error("layer-wise pruning: row-sharded targets need all_reduce_sum");
+  // What the pruning reads and replaces: the whole weight, or this rank's rows of it.
+  auto weight_of = [&](Linear& lin) -> torch::Tensor {
+    return rows ? rows->Local(lin).detach() : lin.weight.detach();
+  };
+  // `mask` and `weight` are of weight_of(lin)'s rows; the full mask goes into the result.
   auto prune_linear = [&](Linear& lin, const torch::Tensor& mask, const torch::Tensor& weight) {
-    if (options.restore_dense_weights) originals[lin.path()] = lin.weight.detach().cpu().clone();
-    lin.ReplaceWeight(weight);
-    result.masks[lin.path()] = mask.to(torch::kCPU);
+    if (options.restore_dense_weights) originals[lin.path()] = weight_of(lin).cpu().clone();
+    if (!rows) {
+      lin.ReplaceWeight(weight);
+      result.masks[lin.path()] = mask.to(torch::kCPU);
+      return;
+    }
+    torch::Tensor local = weight_of(lin);
+    local.copy_(weight);
+    result.masks[lin.path()] =
+        rows->Gather(lin, mask.to(local.device(), torch::kUInt8).contiguous())
+            .to(torch::kCPU)
+            .to(torch::kBool);
   };
 
   if (options.fixed_masks && options.method != OneShotMethod::kSparseGpt)
@@ -134,8 +151,9 @@ LayerwiseResult PruneLayerwise(LlamaForCausalLM& model,
   if (options.method == OneShotMethod::kMagnitude) {
     for (int64_t i = 0; i < layers; ++i) {
       for (const auto& [n, l] : LinearsOf(model.layer(i)).all) {
-        auto mask = MagnitudeMask(l->weight, p);
-        prune_linear(*l, mask, ApplyMask(l->weight.detach(), mask));
+        const torch::Tensor w = weight_of(*l);
+        auto mask = MagnitudeMask(w, p);
+        prune_linear(*l, mask, ApplyMask(w, mask));
       }
       if (options.on_layer_done) options.on_layer_done(i, layers);
     }
@@ -166,6 +184,9 @@ LayerwiseResult PruneLayerwise(LlamaForCausalLM& model,
     for (int64_t i = 0; i < layers; ++i) {
       DecoderLayer& layer = model.layer(i);
       const LayerLinears lin = LinearsOf(layer);
+      // Row shards: the layer's full weights for its forwards (freed at the end of the layer).
+      if (rows)
+        for (const auto& [n, l] : lin.all) rows->Hold(*l);
       for (const auto& round : Rounds(options)) {
         // Statistics for the input keys this round needs.
         std::map<int, KeyStats> stats;
@@ -211,11 +232,12 @@ LayerwiseResult PruneLayerwise(LlamaForCausalLM& model,
         for (const auto& n : round) {
           auto l = lin.Get(n);
           const KeyStats& ks = stats.at(InputKey(n));
+          const torch::Tensor w = weight_of(*l);
           if (options.method == OneShotMethod::kWanda) {
-            auto mask = WandaMask(l->weight.detach(), ks.norms->Norms(), p);
-            prune_linear(*l, mask, ApplyMask(l->weight.detach(), mask));
+            auto mask = WandaMask(w, ks.norms->Norms(), p);
+            prune_linear(*l, mask, ApplyMask(w, mask));
           } else {
-            const bool spread = options.broadcast && options.ranks > 1;
+            const bool spread = options.broadcast && options.ranks > 1 && !rows;
             const int owner =
                 spread ? static_cast<int>(solve_index++ % options.ranks) : options.rank;
             SparseGptResult r;
@@ -226,26 +248,44 @@ LayerwiseResult PruneLayerwise(LlamaForCausalLM& model,
                   throw Error("reconstruction: no mask for " + l->path());
                 const auto solve =
                     options.fixed_masks_exact ? MaskedLeastSquares : SparseGptReconstruct;
-                r = solve(l->weight, ks.hessian->Hessian(), it->second.to(l->weight.device()), p,
-                          options.sparsegpt, l->path());
+                const torch::Tensor fixed =
+                    rows ? it->second.narrow(0, rows->FirstRow(*l), w.size(0)) : it->second;
+                r = solve(w, ks.hessian->Hessian(), fixed.to(w.device()), p, options.sparsegpt,
+                          l->path());
               } else {
-                r = SparseGptPrune(l->weight, ks.hessian->Hessian(), p, options.sparsegpt,
-                                   l->path());
+                r = SparseGptPrune(w, ks.hessian->Hessian(), p, options.sparsegpt, l->path());
               }
             }
             if (spread) ShareSolve(r, *l, owner, options);
+            if (rows) {  // each rank's loss is of its rows; the layer's is their sum
+              torch::Tensor e = torch::full({1}, r.loss, w.options().dtype(torch::kFloat64));
+              options.all_reduce_sum(e);
+              r.loss = e.item<double>();
+            }
             result.sparsegpt_error[l->path()] = r.loss;
             prune_linear(*l, r.mask, r.weight);
+          }
+          if (rows) {  // later rounds and the output pass see the pruned weight
+            rows->Release(*l);
+            rows->Hold(*l);
           }
         }
       }
       // The pruned layer's outputs feed the next layer.
       for (auto& h : hidden) h = run_layer(layer, h);
+      if (rows)
+        for (const auto& [n, l] : lin.all) rows->Release(*l);
       if (options.on_layer_done) options.on_layer_done(i, layers);
     }
   }
   if (options.restore_dense_weights) {
-    for (const auto& l : model.TargetLinears()) l->ReplaceWeight(originals.at(l->path()));
+    for (const auto& l : model.TargetLinears()) {
+      if (rows) {
+        weight_of(*l).copy_(originals.at(l->path()));
+      } else {
+        l->ReplaceWeight(originals.at(l->path()));
+      }
+    }
   }
   return result;
 }

@@ -26,6 +26,17 @@
 // Ranks: each rank passes its own share of the samples; `all_reduce_sum` (when set) is called on
 // every raw statistics tensor before pruning, the same number of times in the same order on every
 // rank, so all ranks compute identical masks and weights.
+//
+// Row-sharded targets (`rows`, parallel.shard: params on more than one rank): no rank holds the
+// whole model. The pruning step of every method is row-independent: magnitude and Wanda score
+// each row's groups by themselves (|W|, |W|·‖x‖), SparseGPT's and the least-squares solves share
+// the input-side Hessian (all-reduced as above) and then solve each row by itself. So each rank
+// prunes only its own rows of each linear, and the masks are gathered linear by linear (every
+// rank gets every full mask). The forward passes of a layer run on that layer's full weights,
+// gathered once when the layer starts and again after each linear is pruned (RowShardedTargets::
+// Hold), and freed when the layer is done: a rank holds one layer whole, never the model. Because
+// the forwards then need no collective, each rank runs only its own share of the samples, as
+// without sharding, and the statistics are the same sums.
 #pragma once
 
 #include <torch/types.h>
@@ -45,6 +56,24 @@ namespace ps {
 enum class OneShotMethod { kMagnitude, kWanda, kSparseGpt };
 // "magnitude" | "wanda" | "sparsegpt"; ps::Error naming the text otherwise.
 OneShotMethod ParseOneShotMethod(const std::string& name);
+
+// Targets held as blocks of whole rows over ranks (see above; the engine's implementation over
+// ShardedLinearWeights is worker/engine/layerwise_rows.h). Calls marked collective are made by
+// every rank in the same order.
+class RowShardedTargets {
+ public:
+  virtual ~RowShardedTargets() = default;
+  // This rank's rows of `lin`'s weight; the pruning writes them in place.
+  virtual torch::Tensor Local(const Linear& lin) = 0;
+  // Where those rows start in the full weight.
+  virtual int64_t FirstRow(const Linear& lin) = 0;
+  // Collective: the full tensor whose rows this rank holds as `part`, on every rank.
+  virtual torch::Tensor Gather(const Linear& lin, const torch::Tensor& part) = 0;
+  // Collective: `lin`'s forward uses its full weight, gathered now from the current rows, until
+  // Release (collective too).
+  virtual void Hold(Linear& lin) = 0;
+  virtual void Release(Linear& lin) = 0;
+};
 
 struct LayerwiseOptions {
   OneShotMethod method = OneShotMethod::kWanda;
@@ -70,6 +99,9 @@ struct LayerwiseOptions {
   // (SparseGptReconstruct, false) or from the exact least-squares solve on the mask
   // (MaskedLeastSquares, mask_lsq.h; true). Same Hessians, rounds and damping either way.
   bool fixed_masks_exact = false;
+  // Row-sharded targets (see above); null: every rank holds whole weights. Needs
+  // `all_reduce_sum`; `broadcast` (the spread of whole-linear solves) is not used with it.
+  RowShardedTargets* rows = nullptr;
   // Called after each layer (layer index, number of layers) for progress reporting.
   std::function<void(int64_t, int64_t)> on_layer_done;
 };
@@ -81,7 +113,8 @@ struct LayerwiseResult {
 };
 
 // Prunes every target linear of `model` in place (weights become W ⊙ mask, or SparseGPT's updated
-// weights) and returns the masks (with `fixed_masks`, those masks). `samples` are token ids (this
+// weights; with `rows`, this rank's rows of them) and returns the full masks (with `fixed_masks`,
+// those masks). `samples` are token ids (this
 // rank's share; may be empty for magnitude). ps::Error on a sample with an id outside the
 // vocabulary or an empty sample, or when Wanda/SparseGPT get no tokens at all.
 LayerwiseResult PruneLayerwise(LlamaForCausalLM& model,

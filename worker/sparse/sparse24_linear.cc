@@ -1,15 +1,20 @@
 #include "worker/sparse/sparse24_linear.h"
 
+#include <ATen/Parallel.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAStream.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "common/error.h"
+#include "worker/sparse/mma_sp_layout.h"
 #include "worker/sparse/sparse24_gemv.h"
+#include "worker/sparse/sparse24_spmma.h"
 #ifdef PS_WITH_CUSPARSELT
 #include "worker/sparse/cusparselt_linear.h"
 #endif
@@ -29,6 +34,8 @@ const char* PathName(Sparse24Linear::Path p) {
       return "decode";
     case Sparse24Linear::Path::kDecodeMma:
       return "decode_mma";
+    case Sparse24Linear::Path::kSparseMma:
+      return "sparse_mma";
     case Sparse24Linear::Path::kCusparselt:
       return "cusparselt";
     case Sparse24Linear::Path::kUnpackDense:
@@ -60,6 +67,7 @@ Sparse24Linear::Sparse24Linear(const torch::Tensor& w, bool keep_native, bool ke
   }
   if (!keep_native) return;
   native_ = {packed.values.contiguous(), packed.meta.contiguous()};
+  BuildSparseMmaLayout();
 #ifdef PS_WITH_CUSPARSELT
   if (cslt_) {
     // If cuSPARSELt's buffer begins with exactly our kept values (its layout is not documented,
@@ -93,6 +101,41 @@ bool Sparse24Linear::HasCusparselt() {
 int64_t Sparse24Linear::NativeBytes() const {
   if (!native_.values.defined()) return 0;
   return shared_values_ ? native_.meta.nbytes() : native_.bytes();
+}
+
+int64_t Sparse24Linear::SparseMmaBytes() const {
+  return sp_values_.defined() ? sp_values_.nbytes() + sp_meta_.nbytes() + sp_counters_.nbytes() : 0;
+}
+
+void Sparse24Linear::BuildSparseMmaLayout() {
+  // Once per layer, on the host (the same code the CPU test checks), split over row tiles.
+  const torch::Tensor v = native_.values.to(torch::kCPU).contiguous();
+  const torch::Tensor m = native_.meta.to(torch::kCPU).contiguous();
+  const spmma::Shape s = spmma::MakeShape(n_, k_);
+  auto words = torch::dtype(torch::kInt32);
+  torch::Tensor out_v = torch::empty({s.value_words()}, words);
+  torch::Tensor out_m = torch::empty({s.meta_words()}, words);
+  const auto* vp = static_cast<const uint16_t*>(v.data_ptr());
+  const auto* mp = m.data_ptr<uint8_t>();
+  auto* ov = reinterpret_cast<uint32_t*>(out_v.data_ptr<int32_t>());
+  auto* om = reinterpret_cast<uint32_t*>(out_m.data_ptr<int32_t>());
+  std::string error;
+  std::mutex error_mu;
+  at::parallel_for(0, s.row_tiles, 16, [&](int64_t begin, int64_t end) {
+    try {
+      BuildMmaSpLayout(vp, mp, n_, k_, begin, end, ov, om);
+    } catch (const Error& e) {
+      std::lock_guard<std::mutex> lock(error_mu);
+      if (error.empty()) error = e.what();
+    }
+  });
+  if (!error.empty()) throw Error("Sparse24Linear: " + error);
+  const auto dev = native_.values.device();
+  sp_values_ = out_v.to(dev);
+  sp_meta_ = out_m.to(dev);
+  const int64_t row_blocks =
+      Sparse24SpmmaPlan(1, static_cast<int>(n_), static_cast<int>(k_), 1).row_blocks;
+  sp_counters_ = torch::zeros({row_blocks}, torch::dtype(torch::kInt32).device(dev));
 }
 
 int64_t Sparse24Linear::CusparseltBytes() const {
@@ -136,6 +179,33 @@ torch::Tensor Sparse24Linear::Decode(const torch::Tensor& x, bool mma) {
   return y;
 }
 
+torch::Tensor Sparse24Linear::SparseMma(const torch::Tensor& x) {
+  torch::Tensor xc = x.contiguous();
+  if (reinterpret_cast<uintptr_t>(xc.data_ptr()) % 16) xc = xc.clone();  // 16-byte x loads
+  const int64_t m = xc.size(0);
+  auto y = torch::empty({m, n_}, xc.options());
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
+  const Elem elem = dtype_ == torch::kBFloat16 ? Elem::kBF16 : Elem::kF16;
+  const int sms = DeviceSmCount();
+  for (int64_t r = 0; r < m; r += kSpmmaMaxM) {
+    const int rows = static_cast<int>(std::min<int64_t>(kSpmmaMaxM, m - r));
+    const SpmmaPlan plan = Sparse24SpmmaPlan(rows, static_cast<int>(n_), static_cast<int>(k_), sms);
+    torch::Tensor work;
+    if (plan.workspace_floats > 0)
+      work = torch::empty({plan.workspace_floats}, xc.options().dtype(torch::kFloat));
+    const cudaError_t err = Sparse24Spmma(
+        elem, xc[r].data_ptr(), reinterpret_cast<const uint32_t*>(sp_values_.data_ptr<int32_t>()),
+        reinterpret_cast<const uint32_t*>(sp_meta_.data_ptr<int32_t>()), y[r].data_ptr(), plan,
+        work.defined() ? work.data_ptr<float>() : nullptr,
+        reinterpret_cast<unsigned*>(sp_counters_.data_ptr<int32_t>()), stream);
+    if (err != cudaSuccess)
+      throw Error(std::string("2:4 sparse tensor-core kernel: ") + cudaGetErrorString(err) +
+                  " (M " + std::to_string(rows) + ", N " + std::to_string(n_) + ", K " +
+                  std::to_string(k_) + ")");
+  }
+  return y;
+}
+
 torch::Tensor Sparse24Linear::UnpackDense(const torch::Tensor& x) {
   auto w = torch::empty({n_, k_}, x.options());
   const cudaError_t err =
@@ -149,11 +219,12 @@ torch::Tensor Sparse24Linear::UnpackDense(const torch::Tensor& x) {
 
 Sparse24Linear::Path Sparse24Linear::AutoPath(int64_t m) const {
   const bool native = native_.values.defined();
-  if (native && m <= kAutoGemvMaxM) return Path::kDecode;
   if (native && m <= kMmaMaxM) {
     const auto it = TimedChoices().find(ChoiceKey(m));
     if (it != TimedChoices().end()) return it->second;
-    if (m <= kAutoMmaMaxM) return Path::kDecodeMma;  // before the first timed call
+    // Before the first timed call:
+    if (m <= kAutoGemvMaxM) return Path::kDecode;
+    if (m <= kAutoMmaMaxM) return Path::kDecodeMma;
   }
   if (cslt_ && (cslt_refusal_.empty() || !native)) return Path::kCusparselt;
   return Path::kUnpackDense;
@@ -170,13 +241,13 @@ std::tuple<int, int64_t, int64_t, int64_t> Sparse24Linear::ChoiceKey(int64_t m) 
 }
 
 Sparse24Linear::Path Sparse24Linear::TimeSmallM(const torch::Tensor& x) {
-  // Between kAutoGemvMaxM and kMmaMaxM rows no path wins on every shape and GPU (the CUDA-core
-  // kernel, the tensor-core kernel, the prefill path: cuSPARSELt or unpack + cuBLAS): the first
-  // call of each (dtype, shape, M) times each on its input, 3 untimed then 5 timed calls each,
-  // and the process keeps the fastest for every layer of that shape. Printed as one JSON line on
-  // stderr.
+  // Up to kMmaMaxM rows no path wins on every shape, M and GPU (the CUDA-core kernel, the
+  // tensor-core kernel, the sparse tensor-core kernel, the prefill path: cuSPARSELt or unpack +
+  // cuBLAS): the first call of each (dtype, shape, M) times each on its input, 3 untimed then 5
+  // timed calls each, and the process keeps the fastest for every layer of that shape. A path
+  // that fails (a shape cuSPARSELt refuses) is left out. Printed as one JSON line on stderr.
   const Path other = cslt_ && cslt_refusal_.empty() ? Path::kCusparselt : Path::kUnpackDense;
-  std::vector<Path> candidates = {Path::kDecodeMma, other};
+  std::vector<Path> candidates = {Path::kDecodeMma, Path::kSparseMma, other};
   if (x.size(0) <= kDecodeMaxM) candidates.insert(candidates.begin(), Path::kDecode);
   const auto stream = c10::cuda::getCurrentCUDAStream();
   auto time = [&](Path p) {
@@ -196,12 +267,20 @@ Sparse24Linear::Path Sparse24Linear::TimeSmallM(const torch::Tensor& x) {
   };
   Path chosen = candidates.front();
   double best = 0;
+  bool timed_one = false;
   std::string times;
   for (const Path p : candidates) {
-    const double us = time(p);
-    if (times.empty() || us < best) {
+    double us = 0;
+    try {
+      us = time(p);
+    } catch (const Error& e) {
+      times += ",\"" + std::string(PathName(p)) + "_error\":" + nlohmann::json(e.what()).dump();
+      continue;
+    }
+    if (!timed_one || us < best) {
       best = us;
       chosen = p;
+      timed_one = true;
     }
     times += ",\"" + std::string(PathName(p)) + "_us\":" + std::to_string(us);
   }
@@ -219,8 +298,8 @@ torch::Tensor Sparse24Linear::Forward(const torch::Tensor& x, Path path) {
   const bool automatic = path == Path::kAuto;
   if (automatic) {
     const int64_t m = x.size(0);
-    const bool timed = native_.values.defined() && m > kAutoGemvMaxM && m <= kMmaMaxM &&
-                       !TimedChoices().count(ChoiceKey(m));
+    const bool timed =
+        native_.values.defined() && m >= 1 && m <= kMmaMaxM && !TimedChoices().count(ChoiceKey(m));
     path = timed ? TimeSmallM(x) : AutoPath(m);
   }
   if (path != Path::kCusparselt) {
@@ -228,6 +307,7 @@ torch::Tensor Sparse24Linear::Forward(const torch::Tensor& x, Path path) {
       throw Error(std::string("Sparse24Linear: path ") + PathName(path) +
                   " needs the native form, which was not kept");
     if (path == Path::kUnpackDense) return UnpackDense(x);
+    if (path == Path::kSparseMma) return SparseMma(x);
     return Decode(x, path == Path::kDecodeMma);
   }
 #ifdef PS_WITH_CUSPARSELT

@@ -1,5 +1,6 @@
 // A 2:4 linear layer y = x Wᵀ on the GPU (docs/sparse-inference.md). It keeps the weight in the
-// form(s) asked for: the native packed layout for our decode kernels (M <= 16) and/or the
+// form(s) asked for: the native packed layout for our decode kernels (M <= 32), with it the mma.sp
+// layout for the sparse tensor-core kernel (mma_sp_layout.h, built once here), and/or the
 // cuSPARSELt compressed form (any M, built with cuSPARSELt only). When both are kept and
 // cuSPARSELt's compressed buffer starts with the kept values in native order (checked on the
 // GPU at construction, never assumed), the native form reuses them and adds only its metadata.
@@ -24,6 +25,7 @@ class Sparse24Linear {
     kAuto,        // the fastest kept path for M (kAutoGemvMaxM, kAutoMmaMaxM, then cuSPARSELt)
     kDecode,      // CUDA-core decode kernel (native form), M split into launches of 16
     kDecodeMma,   // tensor-core decode kernel (native form), M split into launches of 32
+    kSparseMma,   // sparse tensor-core kernel (mma.sp layout), M split into launches of 32
     kCusparselt,  // cuSPARSELt
     kUnpackDense  // native form unpacked into a dense scratch weight, then dense cuBLAS
   };
@@ -43,7 +45,10 @@ class Sparse24Linear {
   // it shares cuSPARSELt's values), and of everything this layer holds.
   int64_t NativeBytes() const;
   int64_t CusparseltBytes() const;
-  int64_t GpuBytes() const { return NativeBytes() + CusparseltBytes(); }
+  // The mma.sp layout (values and metadata reordered for the sparse tensor cores; kept with the
+  // native form).
+  int64_t SparseMmaBytes() const;
+  int64_t GpuBytes() const { return NativeBytes() + SparseMmaBytes() + CusparseltBytes(); }
   // Whether the native form reads its values from cuSPARSELt's compressed buffer.
   bool SharesValues() const { return shared_values_; }
   bool HasNative() const { return native_.values.defined(); }
@@ -59,8 +64,10 @@ class Sparse24Linear {
 
  private:
   torch::Tensor Decode(const torch::Tensor& x, bool mma);
+  torch::Tensor SparseMma(const torch::Tensor& x);
+  void BuildSparseMmaLayout();
   torch::Tensor UnpackDense(const torch::Tensor& x);
-  // The timed choice for kAutoGemvMaxM < M <= kMmaMaxM (kept per process and shape).
+  // The timed choice for 1 <= M <= kMmaMaxM (kept per process and shape).
   Path TimeSmallM(const torch::Tensor& x);
   std::tuple<int, int64_t, int64_t, int64_t> ChoiceKey(int64_t m) const;
   static std::map<std::tuple<int, int64_t, int64_t, int64_t>, Path>& TimedChoices();
@@ -69,6 +76,9 @@ class Sparse24Linear {
   bool shared_values_ = false;
   std::string cslt_refusal_;
   NativePacked native_;  // CUDA tensors, or undefined
+  // The mma.sp layout (int32 words, CUDA) and the split-K arrival counters of its kernel (one per
+  // block of 256 rows, zero between launches); undefined without the native form.
+  torch::Tensor sp_values_, sp_meta_, sp_counters_;
   std::unique_ptr<CusparseLtLinear> cslt_;
 };
 
@@ -76,9 +86,10 @@ class Sparse24Linear {
 // kernel up to kAutoGemvMaxM rows, the tensor-core kernel up to kAutoMmaMaxM, cuSPARSELt above
 // (or the unpacked dense path when only the native form is kept). At M = 2 the tensor-core
 // kernel was already faster (1.18-1.23x over dense vs 0.96-1.14x for the CUDA-core one).
-// From 2 up to kMmaMaxM (32) rows the CUDA-core kernel (up to kDecodeMaxM), the tensor-core
-// kernel and the prefill path are timed against each other on the first call of each shape and
-// M (TimeSmallM): end to end, the tensor-core kernel alone was no faster than dense at M 4-16.
+// From 1 up to kMmaMaxM (32) rows the CUDA-core kernel (up to kDecodeMaxM), the tensor-core
+// kernel, the sparse tensor-core kernel and the prefill path are timed against each other on the
+// first call of each shape and M (TimeSmallM): end to end, the tensor-core kernel alone was no
+// faster than dense at M 4-16. The thresholds apply before that first call.
 inline constexpr int64_t kAutoGemvMaxM = 1;
 inline constexpr int64_t kAutoMmaMaxM = 16;
 
