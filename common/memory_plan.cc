@@ -222,7 +222,7 @@ MemoryPlan Predict(const PlanInput& in) {
   // (optimizer sharding); offloaded or sharded masters are always copies.
   const bool master_copy = mb != w || in.offload;
   p.master = master_copy ? mb * owned : 0.0;
-  p.method = (in.mask_state ? owned_targets : 0.0) + (in.keep_w0 ? mb * owned_targets : 0.0);
+  p.method = (in.mask_state ? owned_targets / 8.0 : 0.0) + (in.keep_w0 ? mb * owned_targets : 0.0);
   // The job's masks: every whole one on every rank, or with sharded parameters on more than one
   // rank its RowShard block of each target (rank 0 has the most: ceil(rows / N) of each).
   for (const auto& [numel, target] : trained) {

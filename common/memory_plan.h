@@ -47,7 +47,7 @@ struct PlanInput {
   int master_bytes = 4;        // the optimizer's master dtype
   bool train_all = false;      // method.trainable: all
   bool keep_w0 = false;        // ProxSparse with λ2 > 0 or hard = snap keeps W0 of owned targets
-  bool mask_state = true;      // ProxSparse keeps each owned target's last mask (1 byte/weight)
+  bool mask_state = true;      // ProxSparse keeps each owned target's last mask (1 bit/weight)
   int64_t seq_len = 512;       // tokens per sequence
   int64_t seqs_per_micro = 1;  // sequences per forward/backward pass on a rank
   int grad_accum = 1;          // > 1: the step's gradients stay allocated through later passes

@@ -320,26 +320,31 @@ pb::RegisterResponse Coordinator::Register(const pb::RegisterRequest& req) {
   return resp;
 }
 
+// Heartbeats and progress are kept in memory and never wait on the store: a store that stalls
+// or fails must not make psd take a live worker for a silent one (and run its job twice). The
+// progress is written by the scheduler (SaveProgress).
 pb::HeartbeatResponse Coordinator::Heartbeat(const pb::WorkerId& w) {
-  return Reply(jobs_.Update(w.job_id(), [&](pb::Job& j, JobRuntime& rt) -> std::optional<Commit> {
-    CheckWorker(j, w, true);
-    rt.heartbeat = clock_.SteadyNow();
-    *j.mutable_heartbeat_time() = clock_.WallNow();
-    return Commit{pb::WatchJobResponse::KIND_UNSPECIFIED, false};
-  }));
+  return Reply(
+      jobs_.UpdateInMemory(w.job_id(), [&](pb::Job& j, JobRuntime& rt) -> std::optional<Commit> {
+        CheckWorker(j, w, true);
+        rt.heartbeat = clock_.SteadyNow();
+        *j.mutable_heartbeat_time() = clock_.WallNow();
+        return Commit{pb::WatchJobResponse::KIND_UNSPECIFIED, false};
+      }));
 }
 
 pb::HeartbeatResponse Coordinator::Progress(const pb::ReportProgressRequest& req) {
   const pb::WorkerId& w = req.worker();
-  return Reply(jobs_.Update(w.job_id(), [&](pb::Job& j, JobRuntime& rt) -> std::optional<Commit> {
-    CheckWorker(j, w, true);
-    auto now = clock_.SteadyNow();
-    rt.heartbeat = now;
-    *j.mutable_heartbeat_time() = clock_.WallNow();
-    *j.mutable_progress() = req.event();
-    *j.mutable_progress()->mutable_time() = clock_.WallNow();
-    return Commit{pb::WatchJobResponse::KIND_PROGRESS, SecondsBetween(rt.last_persist, now) > 5};
-  }));
+  return Reply(
+      jobs_.UpdateInMemory(w.job_id(), [&](pb::Job& j, JobRuntime& rt) -> std::optional<Commit> {
+        CheckWorker(j, w, true);
+        rt.heartbeat = clock_.SteadyNow();
+        rt.unsaved = true;
+        *j.mutable_heartbeat_time() = clock_.WallNow();
+        *j.mutable_progress() = req.event();
+        *j.mutable_progress()->mutable_time() = clock_.WallNow();
+        return Commit{pb::WatchJobResponse::KIND_PROGRESS, false};
+      }));
 }
 
 pb::HeartbeatResponse Coordinator::Checkpoint(const pb::ReportCheckpointRequest& req) {
@@ -475,6 +480,34 @@ void Coordinator::Tick() {
   SuperviseActive();
   AdmitQueued();
   ApplyRetention();
+  SaveProgress();
+}
+
+void Coordinator::SaveProgress() {
+  auto now = clock_.SteadyNow();
+  std::vector<std::string> due;
+  jobs_.ForEach([&](const pb::Job& j, const JobRuntime& rt) {
+    if (rt.unsaved && SecondsBetween(rt.last_persist, now) >= kProgressWriteSeconds)
+      due.push_back(j.id());
+  });
+  for (const auto& id : due) {
+    try {
+      try {
+        jobs_.Update(id, [](pb::Job&, JobRuntime& rt) -> std::optional<Commit> {
+          if (!rt.unsaved) return std::nullopt;
+          return Commit{pb::WatchJobResponse::KIND_UNSPECIFIED, true};
+        });
+      } catch (const StoreError&) {  // logged (store.write_failed); the progress stays in memory
+        jobs_.UpdateInMemory(id, [&](pb::Job&, JobRuntime& rt) -> std::optional<Commit> {
+          rt.last_persist = clock_.SteadyNow();  // tried again kProgressWriteSeconds from now
+          return Commit{pb::WatchJobResponse::KIND_UNSPECIFIED, false};
+        });
+      }
+    } catch (const std::exception& e) {  // deleted meanwhile
+      LogEvent(spdlog::level::warn, "job.save_progress_failed",
+               {{"job_id", id}, {"error", e.what()}});
+    }
+  }
 }
 
 void Coordinator::SuperviseActive() {

@@ -69,7 +69,7 @@ class Coordinator {
   void Start(bool run_loop = true);
   void Stop();
   // One round: stop workers that are due, supervise unfinished jobs, admit queued ones, apply
-  // the retention policy.
+  // the retention policy, write unsaved progress.
   void Tick();
 
   proxsparse::v1::Job Submit(const proxsparse::v1::SubmitJobRequest& req);
@@ -115,6 +115,10 @@ class Coordinator {
   void SuperviseActive();
   void AdmitQueued();
   void ApplyRetention();
+  // Writes the progress that in-memory reports left unsaved, at most every kProgressWriteSeconds
+  // per job; a write the store refuses is tried again as long after.
+  void SaveProgress();
+  static constexpr double kProgressWriteSeconds = 5;
   // Ends attempt `attempt` of job `id` if it is still current: back to QUEUED (after a backoff)
   // while attempts remain and `retry`, else FAILED; then stops its workers.
   void EndAttempt(const std::string& id, int attempt, const std::string& reason, bool retry,

@@ -1,6 +1,7 @@
 #include "server/job_manager.h"
 
 #include <algorithm>
+#include <stdexcept>
 
 #include "proto/spec_convert.h"
 #include "server/job_state.h"
@@ -97,39 +98,80 @@ pb::Job JobManager::Add(pb::Job job) {
 }
 
 pb::Job JobManager::Update(const std::string& id, const JobChange& change) {
-  std::lock_guard lock(mu_);
-  Entry& e = Find(id);
-  pb::Job next = e.job;
-  JobRuntime rt = e.rt;
+  std::lock_guard write(write_mu_);
+  std::unique_lock lock(mu_);
+  Entry* e = &Find(id);
+  pb::Job next = e->job;
+  JobRuntime rt = e->rt;
+  const uint64_t in_memory = e->in_memory;
   std::optional<Commit> c = change(next, rt);
-  if (!c) return e.job;
+  if (!c) return e->job;
   if (c->persist) {
+    lock.unlock();  // a write may wait seconds on a locked database: reads and reports go on
     try {
       store_.Put(next);
     } catch (const StoreError& ex) {
       LogEvent(spdlog::level::err, "store.write_failed", {{"job_id", id}, {"error", ex.what()}});
       throw;
     }
+    lock.lock();
+    e = &Find(id);  // still there: Remove waits for write_mu_
     rt.last_persist = clock_.SteadyNow();
+    rt.unsaved = false;
+    if (e->in_memory != in_memory) KeepInMemoryChanges(*e, next, rt);
   }
-  bool state_changed = next.state() != e.job.state();
+  bool state_changed = next.state() != e->job.state();
+  e->job = std::move(next);
+  e->rt = rt;
+  if (c->event != pb::WatchJobResponse::KIND_UNSPECIFIED) Record(*e, c->event);
+  if (state_changed) LogJobEvent(e->job, "job.state");
+  return e->job;
+}
+
+void JobManager::KeepInMemoryChanges(const Entry& now, pb::Job& next, JobRuntime& rt) {
+  rt.heartbeat = std::max(rt.heartbeat, now.rt.heartbeat);
+  if (Seconds(now.job.heartbeat_time()) > Seconds(next.heartbeat_time()))
+    *next.mutable_heartbeat_time() = now.job.heartbeat_time();
+  // Only in-memory updates set the progress: what they set meanwhile is newer than what was
+  // written, and still to be written.
+  if (now.job.progress().SerializeAsString() != next.progress().SerializeAsString()) {
+    *next.mutable_progress() = now.job.progress();
+    rt.unsaved = true;
+  }
+}
+
+pb::Job JobManager::UpdateInMemory(const std::string& id, const JobChange& change) {
+  std::lock_guard lock(mu_);
+  Entry& e = Find(id);
+  pb::Job next = e.job;
+  JobRuntime rt = e.rt;
+  std::optional<Commit> c = change(next, rt);
+  if (!c) return e.job;
+  if (c->persist || next.state() != e.job.state())
+    throw std::logic_error("JobManager::UpdateInMemory: job " + id +
+                           ": a change that must be stored goes through Update");
   e.job = std::move(next);
   e.rt = rt;
+  ++e.in_memory;
   if (c->event != pb::WatchJobResponse::KIND_UNSPECIFIED) Record(e, c->event);
-  if (state_changed) LogJobEvent(e.job, "job.state");
   return e.job;
 }
 
 pb::Job JobManager::Remove(const std::string& id) {
+  std::lock_guard write(write_mu_);  // no Update runs until the record is gone
+  {
+    std::lock_guard lock(mu_);
+    Entry& e = Find(id);
+    if (!IsTerminal(e.job.state()))
+      throw ApiError(StatusCode::FAILED_PRECONDITION,
+                     "job " + id + " is " + JobStateName(e.job.state()) +
+                         "; cancel it first (psctl cancel " + id + ")");
+  }
+  store_.Delete(id);  // outside the table lock, as Update writes
   std::lock_guard lock(mu_);
-  Entry& e = Find(id);
-  if (!IsTerminal(e.job.state()))
-    throw ApiError(StatusCode::FAILED_PRECONDITION,
-                   "job " + id + " is " + JobStateName(e.job.state()) +
-                       "; cancel it first (psctl cancel " + id + ")");
-  store_.Delete(id);
-  pb::Job out = std::move(e.job);
-  jobs_.erase(id);
+  auto it = jobs_.find(id);
+  pb::Job out = std::move(it->second.job);
+  jobs_.erase(it);
   changed_.notify_all();
   LogJobEvent(out, "job.deleted");
   return out;

@@ -3,6 +3,7 @@
 // backends: SQLite (psd) and memory (tests; it can be told to fail, or to hold a corrupt row).
 #pragma once
 
+#include <condition_variable>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -60,13 +61,24 @@ class MemoryJobStore final : public JobStore {
   void FailWith(const std::string& why);
   void PutCorrupt(const std::string& id, const std::string& reason);
   int writes() const;
+  // A database locked by another process, as SQLite's busy wait sees it: from HoldWrites() on,
+  // Put and Delete wait until ReleaseWrites(), then fail with `why` (the busy timeout expired)
+  // or, when `why` is empty, go ahead. waiting(): writes waiting now.
+  void HoldWrites();
+  void ReleaseWrites(const std::string& why);
+  int waiting() const;
 
  private:
   void Check() const;
+  void WaitWhileHeld(std::unique_lock<std::mutex>& lock);
   mutable std::mutex mu_;
+  std::condition_variable released_;
   int64_t next_ = 0;
   int writes_ = 0;
+  bool held_ = false;
+  int waiting_ = 0;
   std::string fail_;
+  std::string held_fail_;
   std::map<std::string, proxsparse::v1::Job> jobs_;
   std::map<std::string, std::string> corrupt_;
 };

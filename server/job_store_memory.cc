@@ -18,8 +18,17 @@ std::string MemoryJobStore::NextId() {
   return buf;
 }
 
+void MemoryJobStore::WaitWhileHeld(std::unique_lock<std::mutex>& lock) {
+  if (!held_) return;
+  ++waiting_;
+  released_.wait(lock, [&] { return !held_; });
+  --waiting_;
+  if (!held_fail_.empty()) throw StoreError(held_fail_);
+}
+
 void MemoryJobStore::Put(const pb::Job& job) {
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
+  WaitWhileHeld(lock);
   Check();
   ++writes_;
   corrupt_.erase(job.id());
@@ -27,7 +36,8 @@ void MemoryJobStore::Put(const pb::Job& job) {
 }
 
 void MemoryJobStore::Delete(const std::string& id) {
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
+  WaitWhileHeld(lock);
   Check();
   ++writes_;
   jobs_.erase(id);
@@ -52,6 +62,25 @@ void MemoryJobStore::PutCorrupt(const std::string& id, const std::string& reason
   std::lock_guard lock(mu_);
   jobs_.erase(id);
   corrupt_[id] = reason;
+}
+
+void MemoryJobStore::HoldWrites() {
+  std::lock_guard lock(mu_);
+  held_ = true;
+}
+
+void MemoryJobStore::ReleaseWrites(const std::string& why) {
+  {
+    std::lock_guard lock(mu_);
+    held_ = false;
+    held_fail_ = why;
+  }
+  released_.notify_all();
+}
+
+int MemoryJobStore::waiting() const {
+  std::lock_guard lock(mu_);
+  return waiting_;
 }
 
 int MemoryJobStore::writes() const {

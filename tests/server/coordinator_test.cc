@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <future>
 #include <map>
 
 #include "common/file_util.h"
@@ -392,6 +393,72 @@ TEST_F(CoordinatorTest, SuccessReportedBeforeAnOutageSurvivesIt) {
   store_.FailWith("");
   ReportResult(id, true);
   EXPECT_EQ(StateOf(id), pb::JOB_STATE_SUCCEEDED);
+}
+
+// A store write waiting on a locked database (SQLite's busy wait, up to 5 s) must not hold up the
+// running worker's heartbeats and progress, nor reads: were they held, psd would find a live
+// worker silent for the length of the wait, end its attempt and run the job again.
+TEST_F(CoordinatorTest, WorkerReportsDoNotWaitForAStoreWriteAndTheAttemptStaysAlive) {
+  cfg_.heartbeat_timeout_s = 3;
+  Restart();
+  std::string id = Submit();
+  Run(id);
+  const pb::WorkerId w = Worker(id);
+  store_.HoldWrites();  // another process holds the database
+  auto cancel = std::async(std::launch::async, [&] { return CodeOf([&] { c_->Cancel(id, ""); }); });
+  ASSERT_TRUE(test::WaitFor([&] { return store_.waiting() == 1; }, 10, 0.001));
+  for (int step = 1; step <= 3; ++step) {  // 6 s of reports while the cancel waits
+    clock_.Advance(2);
+    pb::ReportProgressRequest p;
+    *p.mutable_worker() = w;
+    p.mutable_event()->set_step(step);
+    auto report = std::async(std::launch::async, [&] {
+      c_->Heartbeat(w);
+      c_->Progress(p);
+      return c_->Get(id).progress().step();
+    });
+    bool prompt = report.wait_for(std::chrono::seconds(5)) == std::future_status::ready;
+    if (!prompt) store_.ReleaseWrites("database is locked");  // let the test end
+    ASSERT_TRUE(prompt) << "step " << step << ": a worker report waited for another job write";
+    EXPECT_EQ(report.get(), step);
+  }
+  store_.ReleaseWrites("database is locked");  // the busy timeout expires
+  EXPECT_EQ(cancel.get(), grpc::StatusCode::UNAVAILABLE);
+  c_->Tick();
+  EXPECT_EQ(StateOf(id), pb::JOB_STATE_RUNNING) << c_->Get(id).message();
+  EXPECT_EQ(c_->Get(id).attempt(), 1);
+  EXPECT_FALSE(c_->Get(id).cancel_requested());
+  EXPECT_EQ(l_->launches.size(), 1u) << "the job ran twice";
+  EXPECT_TRUE(l_->terminated.empty());
+}
+
+// A progress report arriving while the store cannot be written is kept (and counts as a sign of
+// life); the worker is not told it failed, and the progress is written once the store takes it.
+TEST_F(CoordinatorTest, ProgressTheStoreCannotTakeIsKeptAndWrittenLater) {
+  cfg_.heartbeat_timeout_s = 3;
+  Restart();
+  std::string id = Submit();
+  Run(id);
+  store_.FailWith("database is locked");
+  clock_.Advance(6);  // long enough since the last write that this progress is written through
+  pb::ReportProgressRequest p;
+  *p.mutable_worker() = Worker(id);
+  p.mutable_event()->set_step(7);
+  EXPECT_EQ(CodeOf([&] { c_->Progress(p); }), grpc::StatusCode::OK);
+  EXPECT_EQ(c_->Get(id).progress().step(), 7);
+  clock_.Advance(2);
+  c_->Tick();  // the write still fails: tried again later
+  EXPECT_EQ(StateOf(id), pb::JOB_STATE_RUNNING);
+  store_.FailWith("");
+  c_->Tick();
+  EXPECT_EQ(StateOf(id), pb::JOB_STATE_RUNNING) << c_->Get(id).message();
+  EXPECT_EQ(l_->launches.size(), 1u) << "the job ran twice";
+  clock_.Advance(5);
+  c_->Heartbeat(Worker(id));
+  c_->Tick();
+  Restart();  // what the store holds now
+  EXPECT_EQ(c_->Get(id).progress().step(), 7) << "the kept progress was never written";
+  EXPECT_EQ(StateOf(id), pb::JOB_STATE_RUNNING);
 }
 
 // Issue 13 #7: one unreadable row fails that job only, and the coordinator starts.

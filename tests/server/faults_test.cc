@@ -77,9 +77,41 @@ TEST_F(FaultsTest, LockedStoreRefusesSubmitAndCancelWithoutChangingAnything) {
   EXPECT_EQ(can.rc, 5) << can.out << can.err;
   json list = json::parse(psd.Ctl({"-o", "json", "list"}).out);
   EXPECT_EQ(list["jobs"].size(), 1u) << "a submit that failed must not queue a job";
-  EXPECT_EQ(psd.GetJob(id)["state"], "JOB_STATE_RUNNING") << "a cancel that failed cancelled";
+  json job = psd.GetJob(id);
+  EXPECT_EQ(job["state"], "JOB_STATE_RUNNING") << "a cancel that failed cancelled";
+  // The worker kept reporting through the ~10 s lock: its attempt must not have been ended.
+  int queued = 0;
+  for (const auto& t : job.value("history", json::array())) queued += t["to"] == "JOB_STATE_QUEUED";
+  EXPECT_EQ(queued, 1) << job["message"] << "\n" << Slurp(psd.log());
   EXPECT_EQ(psd.Ctl({"cancel", id}).rc, 0);
   EXPECT_EQ(psd.GetJob(id)["state"], "JOB_STATE_CANCELLED");
+}
+
+// #1: a locked store must not end a live worker's attempt. The lock is held until psd's periodic
+// progress write has waited out SQLite's busy timeout (5 s, longer than this psd's 3 s heartbeat
+// timeout) and failed, then released while psd's next write waits: were the worker's heartbeats
+// held up behind the store, that next write would be the retry of its attempt, and the job would
+// run twice.
+TEST_F(FaultsTest, LockedStoreDoesNotEndALiveWorkersAttempt) {
+  Psd& psd = StartPsd();
+  std::string id = Submit(LongJob());
+  psd.WaitState(id, "JOB_STATE_RUNNING", 20);
+  sqlite3* h = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ / "psd/psd.db").c_str(), &h), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(h, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr), SQLITE_OK);
+  bool failed =
+      WaitFor([&] { return Slurp(psd.log()).find("store.write_failed") != std::string::npos; }, 30);
+  std::this_thread::sleep_for(1s);
+  sqlite3_exec(h, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(h);
+  ASSERT_TRUE(failed) << "psd wrote nothing while the store was locked:\n" << Slurp(psd.log());
+  std::this_thread::sleep_for(1s);
+  json job = psd.GetJob(id);
+  int queued = 0;
+  for (const auto& t : job.value("history", json::array())) queued += t["to"] == "JOB_STATE_QUEUED";
+  EXPECT_EQ(queued, 1) << job["message"] << "\n" << Slurp(psd.log());
+  EXPECT_EQ(job.value("attempt", 0), 1);
+  EXPECT_EQ(psd.Ctl({"cancel", id}).rc, 0);
 }
 
 // #1: the data directory on a full filesystem (a small tmpfs, filled up).

@@ -97,6 +97,20 @@ int64_t CountMaskFlips(const torch::Tensor& a, const torch::Tensor& b) {
   return a.to(torch::kBool).ne(b.to(a.device(), torch::kBool)).sum().item<int64_t>();
 }
 
+int64_t CountPackedMaskFlips(const torch::Tensor& a, const torch::Tensor& b) {
+  if (a.sizes() != b.sizes() || a.scalar_type() != torch::kUInt8 ||
+      b.scalar_type() != torch::kUInt8) {
+    throw Error("mask flips: packed masks must be uint8 of one size, got " + c10::str(a.sizes()) +
+                " and " + c10::str(b.sizes()));
+  }
+  // Popcount of the differing bits through a 256-entry table.
+  std::vector<int32_t> bits(256);
+  for (int v = 0; v < 256; ++v) bits[static_cast<size_t>(v)] = __builtin_popcount(v);
+  const torch::Tensor table = torch::tensor(bits, torch::dtype(torch::kInt32)).to(a.device());
+  const torch::Tensor diff = a.bitwise_xor(b.to(a.device())).to(torch::kInt64);
+  return table.index_select(0, diff).sum().item<int64_t>();
+}
+
 torch::Tensor NonZeroMask(const torch::Tensor& weight) { return weight.ne(0); }
 
 torch::Tensor ApplyMask(const torch::Tensor& weight, const torch::Tensor& mask) {
@@ -108,11 +122,11 @@ torch::Tensor ApplyMask(const torch::Tensor& weight, const torch::Tensor& mask) 
 }
 
 torch::Tensor PackMaskBits(const torch::Tensor& mask) {
-  auto flat = mask.to(torch::kCPU, torch::kBool).contiguous().view(-1);
+  auto flat = mask.to(torch::kBool).contiguous().view(-1);
   const int64_t n = flat.numel(), bytes = (n + 7) / 8;
-  auto bits = torch::zeros({bytes * 8}, torch::kUInt8);
+  auto bits = torch::zeros({bytes * 8}, flat.options().dtype(torch::kUInt8));
   bits.slice(0, 0, n).copy_(flat);
-  auto weights = torch::tensor({1, 2, 4, 8, 16, 32, 64, 128}, torch::kInt32);
+  auto weights = torch::tensor({1, 2, 4, 8, 16, 32, 64, 128}, torch::kInt32).to(flat.device());
   return (bits.view({bytes, 8}).to(torch::kInt32) * weights).sum(1).to(torch::kUInt8);
 }
 

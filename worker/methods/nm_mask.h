@@ -60,6 +60,10 @@ inline bool IsNMSparse(const torch::Tensor& weight_or_mask, NMPattern p) {
 
 // Number of positions where two masks of the same shape differ.
 int64_t CountMaskFlips(const torch::Tensor& a, const torch::Tensor& b);
+// Positions where two PackMaskBits results of masks of the same shape differ (CountMaskFlips of
+// the masks), computed on a's device: what a method counts flips between log steps with, keeping
+// the previous mask at 1/8 of the bool mask's memory.
+int64_t CountPackedMaskFlips(const torch::Tensor& a, const torch::Tensor& b);
 
 // The mask of the non-zeros of `weight` (true where weight != 0).
 torch::Tensor NonZeroMask(const torch::Tensor& weight);
@@ -70,7 +74,7 @@ torch::Tensor ApplyMask(const torch::Tensor& weight, const torch::Tensor& mask);
 
 // Packs a bool mask into bits: flattened row-major, element k is bit (k % 8) of byte k / 8
 // (little-endian bit order, numpy.packbits(bitorder="little")); the last byte is zero-padded.
-// Returns a CPU uint8 tensor of ceil(numel / 8) bytes.
+// Returns a uint8 tensor of ceil(numel / 8) bytes on the mask's device.
 torch::Tensor PackMaskBits(const torch::Tensor& mask);
 // The inverse: a bool CPU tensor of `shape`. ps::Error if the byte count does not match or a
 // padding bit is set.

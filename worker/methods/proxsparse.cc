@@ -81,16 +81,21 @@ void ProxSparseHooks::EndUpdates() {
 void ProxSparseHooks::Count(const OwnedTensor& t, MaskCounts& c) {
   if (!is_target_[t.index]) return;
   torch::NoGradGuard no_grad;
-  const torch::Tensor& w = t.master;
+  // Offloaded state whose update streams through a GPU: counted there, from one copy of the host
+  // master (on the CPU these passes over a 13B model's weights take minutes).
+  const torch::Tensor w = t.master.is_cpu() && t.weight.is_cuda()
+                              ? t.master.to(t.weight.device(), /*non_blocking=*/true)
+                              : t.master;
   GroupStats g = ComputeGroupStats(w, s_.pattern);
   c.groups += g.groups;
   c.nm += g.at_most_n;
   c.mid += g.between;
   c.dense += g.dense;
-  torch::Tensor mask = TopNMaskUnchecked(w, s_.pattern);
+  // The previous mask is kept as bits, where the master lives.
+  torch::Tensor mask = PackMaskBits(TopNMaskUnchecked(w, s_.pattern));
   torch::Tensor& last = last_mask_[t.index];
-  if (last.defined()) c.flips += CountMaskFlips(mask, last) / 2;
-  last = mask;
+  if (last.defined()) c.flips += CountPackedMaskFlips(mask, last) / 2;
+  last = mask.to(t.master.device());
 }
 
 void ProxSparseHooks::CountRun(MaskCounts& c) const {

@@ -59,7 +59,7 @@ class ProxSparseHooks : public TrainHooks {
   std::function<torch::Tensor(const std::string&)> original_;
   std::vector<bool> is_target_;
   std::vector<torch::Tensor> w0_;         // per tensor, owned targets only
-  std::vector<torch::Tensor> last_mask_;  // per tensor, for mask flips
+  std::vector<torch::Tensor> last_mask_;  // per tensor, for mask flips (PackMaskBits)
   // This step's prox statistics buffer on the device it ran on (prox::NewStatsBuffer).
   torch::Tensor& StatsOn(const torch::Device& device);
   std::vector<torch::Tensor> prox_stats_;  // this step's, one per device (BeginUpdates..EndUpdates)

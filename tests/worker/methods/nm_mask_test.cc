@@ -113,5 +113,26 @@ TEST(PackBits, RoundTripsAndKnownLayout) {
   EXPECT_THROW(UnpackMaskBits(bad, {1, 10}), Error);
 }
 
+TEST(NMMask, PackedMaskFlipsCountTheBoolMaskFlips) {
+  torch::manual_seed(7);
+  // Sizes that are and are not multiples of 8, all-equal and all-different masks.
+  for (const auto& shape : std::vector<std::vector<int64_t>>{{4, 8}, {3, 12}, {1, 4}, {5, 20}}) {
+    const torch::Tensor a = torch::rand(shape) > 0.5;
+    const torch::Tensor b = torch::rand(shape) > 0.5;
+    const torch::Tensor pa = PackMaskBits(a), pb = PackMaskBits(b);
+    EXPECT_EQ(pa.scalar_type(), torch::kUInt8);
+    EXPECT_EQ(pa.numel(), (a.numel() + 7) / 8);
+    EXPECT_EQ(CountPackedMaskFlips(pa, pb), CountMaskFlips(a, b));
+    EXPECT_EQ(CountPackedMaskFlips(pa, pa), 0);
+    EXPECT_EQ(CountPackedMaskFlips(pa, PackMaskBits(a.logical_not())), a.numel());
+  }
+  // Bit k % 8 of byte k / 8 is entry k.
+  const torch::Tensor one = torch::zeros({2, 8}, torch::kBool).index_put_({1, 2}, true);
+  const torch::Tensor p = PackMaskBits(one);
+  EXPECT_EQ(p[0].item<int>(), 0);
+  EXPECT_EQ(p[1].item<int>(), 4);
+  EXPECT_THROW(CountPackedMaskFlips(p, PackMaskBits(torch::ones({3, 8}, torch::kBool))), Error);
+}
+
 }  // namespace
 }  // namespace ps
