@@ -81,8 +81,8 @@ MaskMap RunOneShot(LlamaForCausalLM& model, const std::string& method, const Job
 
 // ProxSparse training of the targets (and, with trainable = all, every parameter); fills `masks`
 // on every rank (with parallel.shard: params each rank's rows of them) and returns the training
-// summary. With parallel.shard: params the targets are
-// trained as row shards: `sharded` when the model was loaded so, else sharded here.
+// summary. With parallel.shard: params the targets are trained as row shards: `sharded` when the
+// model was loaded so, else sharded here.
 nlohmann::json RunProxSparse(LlamaForCausalLM& model, const JobSpec& spec,
                              const std::vector<std::vector<int32_t>>& samples,
                              const std::filesystem::path& out, bool resume, Communicator& comm,

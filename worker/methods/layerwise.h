@@ -34,7 +34,7 @@
 // prunes only its own rows of each linear and keeps only those rows of each mask (the masks in and
 // out are the rank's rows: a full mask is never built on any rank). The forward passes of a layer
 // run on that layer's full weights, gathered once when the layer starts and again after each linear
-// is pruned (RowShardedTargets:: Hold), and freed when the layer is done: a rank holds one layer
+// is pruned (RowShardedTargets::Hold), and freed when the layer is done: a rank holds one layer
 // whole, never the model. Because the forwards then need no collective, each rank runs only its own
 // share of the samples, as without sharding, and the statistics are the same sums.
 #pragma once
