@@ -16,8 +16,9 @@
 // --no-overlap turns off the reduce-during-backward overlap (TrainOptions::overlap_communication).
 // Memory modes: --shard-params (parallel.shard: params: every rank keeps its rows of each target,
 // gathered per layer, with activation checkpointing), --checkpointing (activation checkpointing
-// per decoder layer), --offload (AdamW
-// state and masters in host memory, AdamW and the prox on the CPU). --shape 13b sets the
+// per decoder layer), --offload (AdamW state and masters in host memory; on a GPU the update is
+// streamed through it tensor by tensor, on the CPU it runs there). --progress prints the training
+// loop's log and a line per step on stderr. --shape 13b sets the
 // Llama-2-13B shape (40 layers, hidden 5120, 40 heads, intermediate 13824, vocab 32000; later
 // flags still override). Next to each rank's measured peak the memory planner's prediction
 // (common/memory_plan.h) is printed; on the CPU the measured peak is the process's peak resident
@@ -59,7 +60,8 @@ struct Args {
   int64_t ctx = 2048, seqs_per_rank = 1, steps = 5, warmup = 2, grad_accum = 1;
   std::string device = "cuda", dtype = "bf16", master_dtype = "bf16", trainable = "targets";
   double lambda1 = 1.0, lr = 1e-5, peak_tflops = 989.0;
-  bool overlap = true, overlap_update = false, checkpointing = false, offload = false;
+  bool overlap = true, overlap_update = false, checkpointing = false, offload = false,
+       progress = false;
   bool shard_params = false;
 };
 
@@ -98,6 +100,10 @@ Args Parse(int argc, char** argv) {
     }
     if (k == "--offload") {
       a.offload = true;
+      continue;
+    }
+    if (k == "--progress") {
+      a.progress = true;
       continue;
     }
     if (k == "--shard-params") {
@@ -215,7 +221,12 @@ int Main(int argc, char** argv) {
     auto row = ids[i].contiguous();
     samples.emplace_back(row.data_ptr<int32_t>(), row.data_ptr<int32_t>() + a.ctx + 1);
   }
-  ps::NullProgressSink quiet;
+  // --progress: the training loop's log and every step's line on stderr (rank 0), for runs long
+  // enough to watch (the mask statistics are then counted every step, outside the timed phases).
+  ps::NullProgressSink null_sink;
+  ps::StderrProgressSink stderr_sink;
+  ps::ProgressSink& quiet =
+      a.progress && comm->rank() == 0 ? static_cast<ps::ProgressSink&>(stderr_sink) : null_sink;
   ps::TrainOptions o;
   // Sharded parameters, as the job runner applies them (parallelize_llama.h).
   std::unique_ptr<ps::ShardedLinearWeights> sharded;
@@ -231,7 +242,7 @@ int Main(int argc, char** argv) {
   o.seqs_per_step = global;
   o.lr = a.lr;
   o.warmup_ratio = 0.0;
-  o.log_every = 1 << 30;
+  o.log_every = a.progress ? 1 : 1 << 30;
   o.master_dtype = ps::ParseComputeDType(a.master_dtype);
   o.stage = "bench";
   o.overlap_communication = a.overlap;
