@@ -253,8 +253,10 @@ TEST_F(FaultsTest, TimeLimitCountsAcrossAPsdRestart) {
   psd.Start();
   j = psd.WaitState(id, "JOB_STATE_FAILED", 45);
   ASSERT_EQ(j["state"], "JOB_STATE_FAILED") << j.dump();
-  EXPECT_NE(j.value("message", "").find("time limit of 1 minutes exceeded"), std::string::npos);
-  EXPECT_LT(TimeOf(j["end_time"]) - start, 70) << "the limit restarted with psd";
+  EXPECT_NE(j.value("message", "").find("time limit of 1 minutes exceeded"), std::string::npos)
+      << j.dump();
+  ASSERT_TRUE(j.contains("end_time")) << j.dump();
+  EXPECT_LT(TimeOf(j["end_time"]) - start, 70) << "the limit restarted with psd: " << j.dump();
 }
 
 std::string RawGet(const std::string& addr, const std::string& path, double timeout_s) {
