@@ -14,7 +14,9 @@
 // Not a timed test: it prints a markdown table (docs/distributed.md).
 #include <torch/types.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <map>
 #include <memory>
@@ -40,22 +42,17 @@ struct Args {
 
 Args Parse(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    if (i + 1 >= argc) throw ps::Error(k + ": missing value");
-    const std::string v = argv[++i];
-    if (k == "--model") {
-      a.model = v;
-    } else if (k == "--samples") {
-      a.samples = std::stoll(v);
-    } else if (k == "--ctx") {
-      a.ctx = std::stoll(v);
-    } else {
-      throw ps::Error("unknown option " + k + " (see the comment at the top of stage_memory.cc)");
-    }
+  CLI::App app{"Per-rank peak memory of the layer-wise stages with sharded parameters"};
+  app.add_option("--model", a.model, "Hugging Face model directory")->required();
+  app.add_option("--samples", a.samples, "calibration samples (all ranks)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--ctx", a.ctx, "tokens per sample")
+      ->check(CLI::Range(int64_t{2}, int64_t{1} << 20));
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    std::exit(app.exit(e));
   }
-  if (a.model.empty()) throw ps::Error("--model DIR is required (a Hugging Face model directory)");
-  if (a.samples < 1 || a.ctx < 2) throw ps::Error("--samples must be >= 1 and --ctx >= 2");
   return a;
 }
 

@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 
+#include "tests/testing/mpi_test_main.h"
 #include "tests/worker/models/tiny_models.h"
 #include "worker/distributed/mpi_communicator.h"
 #include "worker/distributed/parallelize_llama.h"
@@ -142,17 +143,4 @@ TEST(LayerwiseRowsMpi, EveryMethodMatchesTheUnshardedRun) {
 }  // namespace
 }  // namespace ps
 
-int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  auto comm = ps::MakeMpiCommunicator();
-  ps::g_comm = comm.get();
-  if (comm->rank() != 0 && !std::getenv("PS_TEST_ALL_RANKS")) {
-    auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
-    delete listeners.Release(listeners.default_result_printer());
-  }
-  int rc = RUN_ALL_TESTS();
-  auto failed = torch::tensor({static_cast<int64_t>(rc != 0)});
-  comm->AllReduceSum(failed);
-  comm.reset();
-  return failed.item<int64_t>() > 0 ? 1 : 0;
-}
+int main(int argc, char** argv) { return ps::testing::RunMpiTests(argc, argv, ps::g_comm); }
