@@ -1,5 +1,26 @@
-# Sourced by the distributed test scripts: the small acceptance job on the default model, and
-# finding the rank to kill in the kill -9 tests.
+# shellcheck shell=bash
+# Sourced by the distributed test scripts: their common arguments, the small acceptance job on
+# the default model, and finding the rank to kill in the kill -9 tests.
+
+# acceptance_setup TAG MPIEXEC PSWORKER COMPARE_RUNS SHARED_DATA [WORKDIR]: sets mpiexec, psworker,
+# compare, data, work (WORKDIR or a new /tmp/ps_TAG.XXXXXX), mpirun and fail=0; exits 0 with SKIP
+# when the default model is missing.
+acceptance_setup() {
+  # shellcheck disable=SC2034  # used by the sourcing scripts
+  mpiexec=$2 psworker=$3 compare=$4 data=$5
+  work=${6:-$(mktemp -d "/tmp/ps_$1.XXXXXX")}
+  if [[ ! -d $data/codelm-19m ]]; then
+    echo "SKIP: no $data/codelm-19m"
+    exit 0
+  fi
+  mkdir -p "$work"
+  # shellcheck disable=SC2034  # used by the sourcing scripts
+  mpirun=("$mpiexec" --allow-run-as-root --oversubscribe)
+  fail=0
+}
+# check CMD...: runs it; a failure is printed and remembered in $fail.
+check() { if ! "$@"; then echo "FAIL: $*"; fail=1; fi; }
+
 # acceptance_job FILE DATA STEPS LR [DEVICE]
 acceptance_job() {
   cat >"$1" <<YAML

@@ -11,15 +11,8 @@
 #                clear message and the last good checkpoint is kept.
 # Usage: psworker_acceptance.sh MPIEXEC PSWORKER COMPARE_RUNS SHARED_DATA [WORKDIR]
 set -uo pipefail
-mpiexec=$1 psworker=$2 compare=$3 data=$4
-work=${5:-$(mktemp -d /tmp/ps_accept.XXXXXX)}
-if [[ ! -d $data/codelm-19m ]]; then echo "SKIP: no $data/codelm-19m"; exit 0; fi
-mkdir -p "$work"
-mpirun=("$mpiexec" --allow-run-as-root --oversubscribe)
-fail=0
-check() { if ! "$@"; then echo "FAIL: $*"; fail=1; fi; }
-
 source "$(dirname "$0")/acceptance_job.sh"
+acceptance_setup accept "$@"
 job() { acceptance_job "$1" "$data" "$2" "$3"; }  # job FILE STEPS LR
 run() {  # run NP OUT [args...]: 1 rank runs without mpirun
   local np=$1 out=$2; shift 2

@@ -10,15 +10,8 @@
 #                are cut anew) gives the uninterrupted run's masks.
 # Usage: sharded_params_acceptance.sh MPIEXEC PSWORKER COMPARE_RUNS SHARED_DATA [WORKDIR]
 set -uo pipefail
-mpiexec=$1 psworker=$2 compare=$3 data=$4
-work=${5:-$(mktemp -d /tmp/ps_sharded.XXXXXX)}
-if [[ ! -d $data/codelm-19m ]]; then echo "SKIP: no $data/codelm-19m"; exit 0; fi
-mkdir -p "$work"
-mpirun=("$mpiexec" --allow-run-as-root --oversubscribe)
-fail=0
-check() { if ! "$@"; then echo "FAIL: $*"; fail=1; fi; }
-
 source "$(dirname "$0")/acceptance_job.sh"
+acceptance_setup sharded "$@"
 # Other rank counts sum gradients in another order: at most a few near-tie groups
 # (compare_runs.cc) may keep the other weight, which moves the pruned perplexity by ~1e-6.
 near_ties=4

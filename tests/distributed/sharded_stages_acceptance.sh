@@ -9,15 +9,8 @@
 #               1e-5 relative (statistics and gradients summed in another order).
 # Usage: sharded_stages_acceptance.sh MPIEXEC PSWORKER COMPARE_RUNS SHARED_DATA [WORKDIR]
 set -uo pipefail
-mpiexec=$1 psworker=$2 compare=$3 data=$4
-work=${5:-$(mktemp -d /tmp/ps_sharded_stages.XXXXXX)}
-if [[ ! -d $data/codelm-19m ]]; then echo "SKIP: no $data/codelm-19m"; exit 0; fi
-mkdir -p "$work"
-mpirun=("$mpiexec" --allow-run-as-root --oversubscribe)
-fail=0
-check() { if ! "$@"; then echo "FAIL: $*"; fail=1; fi; }
-
 source "$(dirname "$0")/acceptance_job.sh"
+acceptance_setup sharded_stages "$@"
 near_ties=4
 # Published weights: the least-squares solves and the update's gradients summed in another order.
 weights_tol=1e-4
