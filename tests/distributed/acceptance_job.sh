@@ -20,6 +20,16 @@ acceptance_setup() {
 }
 # check CMD...: runs it; a failure is printed and remembered in $fail.
 check() { if ! "$@"; then echo "FAIL: $*"; fail=1; fi; }
+# run_job NP JOB OUT [args...]: psworker on JOB into OUT on NP ranks (1 rank runs without mpirun).
+run_job() {
+  local np=$1 job=$2 out=$3
+  shift 3
+  if [[ $np == 1 ]]; then
+    "$psworker" --local "$job" --output "$out" "$@"
+  else
+    "${mpirun[@]}" -np "$np" "$psworker" --local "$job" --output "$out" "$@"
+  fi
+}
 
 # acceptance_job FILE DATA STEPS LR [DEVICE]
 acceptance_job() {

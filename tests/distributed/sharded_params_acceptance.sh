@@ -28,21 +28,16 @@ for stage, f in bad:
 sys.exit(1 if bad else 0)
 PY
 }
-run() {  # run NP JOB OUT [args...]: 1 rank runs without mpirun
-  local np=$1 job=$2 out=$3; shift 3
-  if [[ $np == 1 ]]; then "$psworker" --local "$job" --output "$out" "$@"
-  else "${mpirun[@]}" -np "$np" "$psworker" --local "$job" --output "$out" "$@"; fi
-}
 
 acceptance_job "$work/plain.yaml" "$data" 8 1.0e-3
 cp "$work/plain.yaml" "$work/sharded.yaml"
 printf 'parallel:\n  shard: params\n' >>"$work/sharded.yaml"
 
 echo "== today's path, 1 rank"
-run 1 "$work/plain.yaml" "$work/r1" >"$work/r1.log" 2>&1 || { echo "FAIL: 1 rank"; tail -20 "$work/r1.log"; fail=1; }
+run_job 1 "$work/plain.yaml" "$work/r1" >"$work/r1.log" 2>&1 || { echo "FAIL: 1 rank"; tail -20 "$work/r1.log"; fail=1; }
 echo "== sharded parameters: 1, 2 and 4 ranks"
 for np in 1 2 4; do
-  run $np "$work/sharded.yaml" "$work/s$np" >"$work/s$np.log" 2>&1 || { echo "FAIL: sharded, $np ranks"; tail -20 "$work/s$np.log"; fail=1; }
+  run_job $np "$work/sharded.yaml" "$work/s$np" >"$work/s$np.log" 2>&1 || { echo "FAIL: sharded, $np ranks"; tail -20 "$work/s$np.log"; fail=1; }
   check grep -q "parallel.shard: params" "$work/s$np.log"
   check "$compare" "$work/r1" "$work/s$np" --max-differ $near_ties
   check same_ppl "$work/r1" "$work/s$np"
@@ -50,7 +45,7 @@ done
 
 echo "== kill -9 a rank of a 2-rank sharded run, resume on 4 and on 1 rank"
 out=$work/killed
-run 2 "$work/sharded.yaml" "$out" >"$work/killed.log" 2>&1 &
+run_job 2 "$work/sharded.yaml" "$out" >"$work/killed.log" 2>&1 &
 launcher=$!
 victim=$(rank1_after_first_checkpoint "$out")
 if [[ -z $victim ]]; then
@@ -65,7 +60,7 @@ else
   cp -r "$out" "$work/killed-1"
   for np in 4 1; do
     dir=$out; [[ $np == 1 ]] && dir=$work/killed-1
-    run $np "$work/sharded.yaml" "$dir" --resume >"$dir.resume$np.log" 2>&1 || { echo "FAIL: resume on $np"; tail -20 "$dir.resume$np.log"; fail=1; }
+    run_job $np "$work/sharded.yaml" "$dir" --resume >"$dir.resume$np.log" 2>&1 || { echo "FAIL: resume on $np"; tail -20 "$dir.resume$np.log"; fail=1; }
     check grep -q "resumed from" "$dir.resume$np.log"
     check "$compare" "$work/r1" "$dir" --max-differ $near_ties
   done

@@ -36,11 +36,6 @@ for stage, texts in sa.items():
 sys.exit(1 if bad else 0)
 PY
 }
-run() {  # run NP JOB OUT [args...]: 1 rank runs without mpirun
-  local np=$1 job=$2 out=$3; shift 3
-  if [[ $np == 1 ]]; then "$psworker" --local "$job" --output "$out" "$@"
-  else "${mpirun[@]}" -np "$np" "$psworker" --local "$job" --output "$out" "$@"; fi
-}
 
 acceptance_job "$work/plain.yaml" "$data" 4 1.0e-3
 cat >>"$work/plain.yaml" <<YAML
@@ -54,10 +49,10 @@ cp "$work/plain.yaml" "$work/sharded.yaml"
 printf 'parallel:\n  shard: params\n' >>"$work/sharded.yaml"
 
 echo "== unsharded, 1 rank"
-run 1 "$work/plain.yaml" "$work/r1" >"$work/r1.log" 2>&1 || { echo "FAIL: 1 rank"; tail -20 "$work/r1.log"; fail=1; }
+run_job 1 "$work/plain.yaml" "$work/r1" >"$work/r1.log" 2>&1 || { echo "FAIL: 1 rank"; tail -20 "$work/r1.log"; fail=1; }
 for np in 1 2 4; do
   echo "== sharded parameters, $np rank(s)"
-  run $np "$work/sharded.yaml" "$work/s$np" >"$work/s$np.log" 2>&1 || { echo "FAIL: sharded, $np ranks"; tail -20 "$work/s$np.log"; fail=1; }
+  run_job $np "$work/sharded.yaml" "$work/s$np" >"$work/s$np.log" 2>&1 || { echo "FAIL: sharded, $np ranks"; tail -20 "$work/s$np.log"; fail=1; }
   check grep -q "parallel.shard: params" "$work/s$np.log"
   check "$compare" "$work/r1" "$work/s$np" --max-differ $near_ties --published-tol $weights_tol
   check same_ppl "$work/r1" "$work/s$np"
