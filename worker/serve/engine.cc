@@ -9,6 +9,9 @@
 #include "worker/models/attention.h"
 #include "worker/models/rope.h"
 #include "worker/serve/decode_graphs.h"
+#ifdef PS_SERVE_WITH_CUDA
+#include "worker/serve/decode_attention_op.h"
+#endif
 
 namespace ps::serve {
 
@@ -26,6 +29,21 @@ EngineOptions Checked(EngineOptions o, const LlamaForCausalLM& m) {
   }
   if (o.fixed_shapes && o.exact_attention)
     throw Error("fixed-shape decode (CUDA graphs) needs batched attention (--attention batched)");
+  if (o.decode_kernel) {
+    if (o.exact_attention)
+      throw Error(
+          "the decode attention kernel is batched attention; it cannot be exact "
+          "(--attention kernel or --attention exact, not both)");
+#ifdef PS_SERVE_WITH_CUDA
+    if (!m.device().is_cuda())
+      throw Error("the decode attention kernel needs the model on a CUDA device (it is on " +
+                  m.device().str() + "); use --attention batched or exact, or serve on cuda");
+#else
+    throw Error(
+        "this build has no CUDA kernels (LibTorch without CUDA): the decode attention "
+        "kernel is not available; use --attention batched or exact");
+#endif
+  }
   return o;
 }
 
@@ -52,6 +70,18 @@ void RepeatKv(torch::Tensor& k, torch::Tensor& v, int64_t q_heads) {
   }
 }
 }  // namespace
+
+torch::Tensor Engine::KernelAttention(int64_t layer, const torch::Tensor& q,
+                                      const torch::Tensor& positions, int64_t max_keys) {
+#ifdef PS_SERVE_WITH_CUDA
+  if (options_.decode_kernel)
+    return CudaDecodeAttention(q, kv_.k(layer), kv_.v(layer), positions, max_keys,
+                               model_->config().sliding_window.value_or(0));
+#else
+  (void)layer, (void)q, (void)positions, (void)max_keys;
+#endif
+  return {};
+}
 
 Engine::Engine(std::shared_ptr<LlamaForCausalLM> model, const EngineOptions& options)
     : model_(std::move(model)),
@@ -128,6 +158,8 @@ torch::Tensor Engine::Attend(int64_t layer, const torch::Tensor& q, const std::v
   bool in_order = true;  // slots 0..n-1 in order (the usual case): a view, no copy of the cache
   for (int64_t i = 0; i < n; ++i) in_order = in_order && slots[static_cast<size_t>(i)] == i;
   if (in_order) {
+    const torch::Tensor out = KernelAttention(layer, q, pos_t.view({n}), longest);
+    if (out.defined()) return out;
     k = k.narrow(0, 0, n);
     v = v.narrow(0, 0, n);
   } else {
@@ -250,6 +282,8 @@ torch::Tensor Engine::FixedStep(int64_t b, int64_t len) {
   if (window) allowed = allowed.logical_and(kpos.gt(pos4 - *window));
   return Layers(ids_.narrow(0, 0, b), rope, rows_.narrow(0, 0, b), pos,
                 [&](int64_t l, const torch::Tensor& q) {
+                  const torch::Tensor out = KernelAttention(l, q, pos, len);
+                  if (out.defined()) return out;
                   // Row i reads slot i's keys: views of the pool, no copy.
                   torch::Tensor k = kv_.k(l).narrow(0, 0, b).narrow(2, 0, len);
                   torch::Tensor v = kv_.v(l).narrow(0, 0, b).narrow(2, 0, len);

@@ -35,6 +35,9 @@ struct EngineOptions {
   int64_t max_batch = 8;   // KV slots: requests decoded together at most
   int64_t max_len = 2048;  // positions per request (prompt + generated)
   bool exact_attention = true;
+  // Decode steps' attention through the decode attention kernel (decode_attention.h; CUDA
+  // builds, bf16/fp16, head_dim 64 or 128, else the batched masked call); not with exact.
+  bool decode_kernel = false;
   bool fixed_shapes = false;  // implied by cuda_graphs
   bool cuda_graphs = false;   // CUDA only
 };
@@ -77,6 +80,10 @@ class Engine {
                        const std::function<torch::Tensor(int64_t, const torch::Tensor&)>& attend);
   torch::Tensor Attend(int64_t layer, const torch::Tensor& q, const std::vector<int>& slots,
                        const std::vector<int64_t>& positions);
+  // Rows 0..n-1 of q on slots 0..n-1 through the decode attention kernel, or an undefined
+  // tensor when it is off or does not handle the case.
+  torch::Tensor KernelAttention(int64_t layer, const torch::Tensor& q,
+                                const torch::Tensor& positions, int64_t max_keys);
 
   std::shared_ptr<LlamaForCausalLM> model_;
   EngineOptions options_;

@@ -53,8 +53,9 @@ int main(int argc, char** argv) {
   app.add_option("--max-waiting", sched.max_waiting, "queued requests before 429")
       ->capture_default_str();
   app.add_option("--attention", attention,
-                 "auto | exact | batched: per-request attention (exact, CPU default) or one "
-                 "masked call per layer (GPU default)")
+                 "auto | exact | batched | kernel: per-request attention (exact, CPU default), "
+                 "one masked call per layer (batched), or the decode attention kernel, which "
+                 "reads only the keys each request sees (kernel, GPU default)")
       ->capture_default_str();
   app.add_option("--cuda-graphs", cuda_graphs,
                  "auto | on | off: replay each decode step shape as a CUDA graph (auto: on cuda "
@@ -64,9 +65,12 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     if (threads > 0) at::set_num_threads(threads);
-    if (attention != "auto" && attention != "exact" && attention != "batched")
-      throw ps::Error("--attention must be auto, exact or batched, got '" + attention + "'");
+    if (attention != "auto" && attention != "exact" && attention != "batched" &&
+        attention != "kernel")
+      throw ps::Error("--attention must be auto, exact, batched or kernel, got '" + attention +
+                      "'");
     eng.exact_attention = attention == "exact" || (attention == "auto" && spec.device == "cpu");
+    eng.decode_kernel = attention == "kernel" || (attention == "auto" && spec.device == "cuda");
     if (cuda_graphs != "auto" && cuda_graphs != "on" && cuda_graphs != "off")
       throw ps::Error("--cuda-graphs must be auto, on or off, got '" + cuda_graphs + "'");
     eng.cuda_graphs = cuda_graphs == "on" ||
@@ -90,7 +94,9 @@ int main(int argc, char** argv) {
                             {"max_batch", eng.max_batch},
                             {"max_model_len", eng.max_len},
                             {"kv_cache_bytes", engine.kv().bytes()},
-                            {"attention", eng.exact_attention ? "exact" : "batched"},
+                            {"attention", eng.exact_attention ? "exact"
+                                          : eng.decode_kernel ? "kernel"
+                                                              : "batched"},
                             {"cuda_graphs", eng.cuda_graphs},
                             {"chat_template", ps::serve::ChatTemplateName(served.chat_template)}};
     if (!loaded.sparse.is_null()) ready["sparse"] = loaded.sparse;

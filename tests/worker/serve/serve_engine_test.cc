@@ -102,5 +102,26 @@ TEST_F(FixedShapeDecode, BadUseIsRefusedWithTheFix) {
   EXPECT_THROW(e.Decode({2}, {5}), Error);        // the scratch slot is nobody's
 }
 
+TEST_F(FixedShapeDecode, DecodeAttentionKernelOffTheGpuIsAClearError) {
+  EngineOptions o;
+  o.max_batch = 2;
+  o.max_len = 64;
+  o.exact_attention = false;
+  o.decode_kernel = true;
+  try {
+    Engine e(loaded_->model, o);
+    FAIL() << "the decode attention kernel was accepted for a CPU model";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--attention batched"), std::string::npos) << e.what();
+  }
+  o.exact_attention = true;  // the kernel is batched attention: never with exact
+  try {
+    Engine e(loaded_->model, o);
+    FAIL() << "exact attention with the decode kernel was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("not both"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace ps::serve
