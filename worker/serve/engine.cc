@@ -175,6 +175,11 @@ torch::Tensor Engine::Attend(int64_t layer, const torch::Tensor& q, const std::v
 }
 
 torch::Tensor Engine::Decode(const std::vector<int>& slots, const std::vector<int32_t>& tokens) {
+  return DecodeOnDevice(slots, tokens).to(torch::kCPU, torch::kFloat32);
+}
+
+torch::Tensor Engine::DecodeOnDevice(const std::vector<int>& slots,
+                                     const std::vector<int32_t>& tokens) {
   const int64_t n = static_cast<int64_t>(slots.size());
   if (n == 0 || tokens.size() != slots.size()) throw Error("decode: one token per slot");
   torch::NoGradGuard no_grad;
@@ -212,7 +217,7 @@ torch::Tensor Engine::Decode(const std::vector<int>& slots, const std::vector<in
       Layers(ids, rope, slot_t, pos_t,
              [&](int64_t l, const torch::Tensor& q) { return Attend(l, q, slots, positions); });
   for (size_t i = 0; i < slots.size(); ++i) kv_.set_length(slots[i], positions[i] + 1);
-  return logits.to(torch::kCPU, torch::kFloat32);
+  return logits;
 }
 
 torch::Tensor Engine::Layers(
@@ -268,7 +273,7 @@ torch::Tensor Engine::DecodeFixed(const std::vector<int>& slots,
   for (int s : slots) kv_.set_length(s, kv_.length(s) + 1);
   const auto picked =
       torch::tensor(std::vector<int64_t>(slots.begin(), slots.end())).to(logits.device());
-  return logits.index_select(0, picked).to(torch::kCPU, torch::kFloat32);
+  return logits.index_select(0, picked);
 }
 
 torch::Tensor Engine::FixedStep(int64_t b, int64_t len) {

@@ -67,6 +67,9 @@ class Engine {
   // Appends tokens[i] to slots[i] (distinct, each with room left) and returns the logits of
   // each new position, [n, vocab] fp32 on the CPU.
   torch::Tensor Decode(const std::vector<int>& slots, const std::vector<int32_t>& tokens);
+  // The same logits where the model computed them: the model's dtype on its device (so a greedy
+  // step can take the argmax there and copy n ids instead of n x vocab logits).
+  torch::Tensor DecodeOnDevice(const std::vector<int>& slots, const std::vector<int32_t>& tokens);
 
  private:
   torch::Tensor DecodeFixed(const std::vector<int>& slots, const std::vector<int32_t>& tokens);

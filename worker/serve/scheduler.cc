@@ -91,8 +91,7 @@ void Scheduler::Finish(Sequence& s, const std::string& reason, const std::string
   metrics_.RequestLatency(std::chrono::duration<double>(Clock::now() - s.submitted).count());
 }
 
-bool Scheduler::Emit(Sequence& s, const torch::Tensor& logits) {
-  const int32_t id = SampleToken(logits, s.req.sampling, s.rng);
+bool Scheduler::Emit(Sequence& s, int32_t id) {
   const auto now = Clock::now();
   if (s.generated == 0) {
     metrics_.TimeToFirstToken(std::chrono::duration<double>(now - s.submitted).count());
@@ -149,7 +148,8 @@ void Scheduler::Loop() {
         const torch::Tensor logits = engine_.Prefill(s->slot, s->req.prompt_ids);
         metrics_.PrefillTime(std::chrono::duration<double>(Clock::now() - t0).count());
         metrics_.PromptTokens(static_cast<int64_t>(s->req.prompt_ids.size()));
-        if (!Emit(*s, logits)) running_.push_back(std::move(s));
+        if (!Emit(*s, SampleToken(logits, s->req.sampling, s->rng)))
+          running_.push_back(std::move(s));
       } catch (const std::exception& e) {
         Finish(*s, "error", e.what());
       }
@@ -167,11 +167,32 @@ void Scheduler::Loop() {
       }
       try {
         const auto t0 = Clock::now();
-        const torch::Tensor logits = engine_.Decode(slots, tokens);
+        const torch::Tensor logits = engine_.DecodeOnDevice(slots, tokens);
+        // Greedy rows need only the argmax (torch's, as SampleToken takes it): taken where the
+        // logits are, so a greedy step copies n ids, not n x vocab logits; sampled rows copy
+        // their logits.
+        const torch::Tensor argmax = logits.argmax(-1).to(torch::kCPU);
+        std::vector<int64_t> sampled;
+        for (size_t i = 0; i < running_.size(); ++i)
+          if (running_[i]->req.sampling.temperature > 0) sampled.push_back(static_cast<int64_t>(i));
+        torch::Tensor sampled_logits;
+        if (!sampled.empty())
+          sampled_logits = logits.index_select(0, torch::tensor(sampled).to(logits.device()))
+                               .to(torch::kCPU, torch::kFloat32);
         metrics_.DecodeStepTime(std::chrono::duration<double>(Clock::now() - t0).count());
         metrics_.BatchSize(static_cast<int64_t>(slots.size()));
-        for (size_t i = 0; i < running_.size(); ++i)
-          Emit(*running_[i], logits[static_cast<int64_t>(i)]);
+        size_t next_sampled = 0;
+        for (size_t i = 0; i < running_.size(); ++i) {
+          Sequence& s = *running_[i];
+          int32_t id = 0;
+          if (s.req.sampling.temperature > 0) {
+            id = SampleToken(sampled_logits[static_cast<int64_t>(next_sampled++)], s.req.sampling,
+                             s.rng);
+          } else {
+            id = static_cast<int32_t>(argmax[static_cast<int64_t>(i)].item<int64_t>());
+          }
+          Emit(s, id);
+        }
       } catch (const std::exception& e) {
         for (auto& s : running_) Finish(*s, "error", e.what());
       }

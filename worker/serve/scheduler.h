@@ -68,8 +68,8 @@ class Scheduler {
  private:
   struct Sequence;
   void Loop();
-  // Samples from `logits`, sends text, and reports whether the sequence is finished.
-  bool Emit(Sequence& s, const torch::Tensor& logits);
+  // Sends token `id` (sampled for `s`), and reports whether the sequence is finished.
+  bool Emit(Sequence& s, int32_t id);
   void Finish(Sequence& s, const std::string& reason, const std::string& error = "");
 
   Engine& engine_;
