@@ -56,6 +56,7 @@ int main(int argc, char** argv) {
       {4096, 4096, true}, {11008, 4096, true}, {4096, 11008, true},
       {72, 48, false},    {264, 80, false},  // cuSPARSELt 0.8.1: not supported
       {100, 272, false},                     // tensor-core kernel: partial blocks
+      {102, 272, false},                     // N % 4 != 0: the split-K sum one row at a time
       {4104, 720, false}};
   const std::vector<int64_t> decode_ms = {1, 2, 3, 5, 8, 13, 16, 17, 24, 32, 33, 64};
   std::vector<int64_t> cslt_ms = {1, 5, 16, 128, 1024, 4096, 16384};

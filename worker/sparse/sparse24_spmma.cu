@@ -9,12 +9,15 @@
 //
 // The x slice of the block is staged once in shared memory, already in B-fragment order
 // ([tile][token tile][lane] x 16 bytes), so each B fragment is one conflict-free 16-byte shared
-// load shared by the block's 16 row tiles (x is read from L2 once per block, not once per warp).
+// load shared by the block's 16 row tiles (x is read from L2 once per block, not once per warp);
+// the staging itself writes whole fragments (see there), also free of bank conflicts.
 // The first chunk's weights are requested before the staging, so the two overlap.
 //
 // Split K (SpmmaPlan): with N / 256 row blocks too few to fill the GPU (N = 4096: 16 blocks),
 // K is cut into slices; each block writes fp32 partials and the last of a row block to arrive
-// (counted with an atomic, after a fence) sums them and writes y.
+// (counted with an atomic, after a fence) sums them and writes y, 4 rows per thread and 8 slices'
+// loads in flight at a time: that sum reads splits x M x 256 floats on one SM after the rest of
+// the row block is done, so its latency is the kernel's tail and grows with M.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -78,7 +81,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
     Sparse24SpmmaKernel(const uint16_t* __restrict__ x, const uint4* __restrict__ values,
                         const uint4* __restrict__ meta, uint16_t* __restrict__ y,
                         float* __restrict__ partial, unsigned* __restrict__ counters, int M, int N,
-                        int K, int chunks, int chunks_per_split, int splits) {
+                        int K, int chunks, int chunks_per_split, int splits, bool vec4) {
   extern __shared__ uint4 xs[];  // [slice tile][token tile][lane]: B fragments
   __shared__ bool last_block;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -89,8 +92,10 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
   const bool active = rt0 < row_tiles && c0 < c1;
   const int g = lane >> 2;
 
+  using Frags = uint4[kRowTiles][kChunkTiles];
+  using Metas = uint4[kRowTiles];
   uint4 a[kRowTiles][kChunkTiles], e[kRowTiles];
-  auto load = [&](int c) {
+  auto load_into = [&](int c, Frags& a, Metas& e) {
 #pragma unroll
     for (int r = 0; r < kRowTiles; ++r) {
       const int rt = min(rt0 + r, row_tiles - 1);  // a missing tile repeats a real one, unstored
@@ -101,24 +106,36 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
       e[r] = __ldg(meta + MetaWord(chunks, rt, c, g, lane & 1, 0) / 4);
     }
   };
-  if (active) load(c0);
+  if (active) load_into(c0, a, e);
 
-  // Stage x[:, slice] as B fragments. A unit is 8 columns (16 bytes) of one token: k 8·reg ..
-  // 8·reg + 7 of a tile, i.e. register `reg` of lanes 4·(m % 8) + 0..3 (two columns each).
+  // Stage x[:, slice] as B fragments. Four neighbouring threads load one token's 32 columns of a
+  // tile (16 bytes each: register `q` of the fragments of lanes 4·(m % 8) + 0..3), swap words
+  // among themselves (a 4 x 4 transpose through shuffles) so that each holds one lane's whole
+  // fragment, and store it with one 16-byte shared store; a warp then writes 512 contiguous bytes
+  // (8 tokens x 4 lanes), free of bank conflicts, after 8 x 64-byte coalesced loads.
   const int slice_tiles = (c1 - c0) * kChunkTiles;
-  const int units = NT * 8 * slice_tiles * 4;
-  for (int i = threadIdx.x; i < units; i += blockDim.x) {
-    const int m = i / (slice_tiles * 4), u = i % (slice_tiles * 4);
-    const int col = c0 * kChunkK + u * 8;
+  const int quads = NT * 8 * slice_tiles;  // (token, tile) pairs, 4 threads each
+  for (int base = 0; base < quads * 4; base += blockDim.x) {
+    const int i = base + threadIdx.x, q = i & 3, m = (i >> 2) % (NT * 8), j = (i >> 2) / (NT * 8);
+    const int col = c0 * kChunkK + j * kTileK + q * 8;
     uint4 v = make_uint4(0, 0, 0, 0);  // padding tokens and columns multiply as zeros
-    if (m < M && col < K)
+    if (j < slice_tiles && m < M && col < K)
       v = __ldg(reinterpret_cast<const uint4*>(x + static_cast<size_t>(m) * K + col));
-    const int j = u >> 2, kk = (u & 3) * 8;
-    uint32_t* dst = reinterpret_cast<uint32_t*>(xs);
-    dst[XStageWord(j, NT, m, kk)] = v.x;
-    dst[XStageWord(j, NT, m, kk + 2)] = v.y;
-    dst[XStageWord(j, NT, m, kk + 4)] = v.z;
-    dst[XStageWord(j, NT, m, kk + 6)] = v.w;
+    // v's word w belongs to lane 4·(m % 8) + w, register q. Round r: thread q reads register
+    // (q + r) & 3 from neighbour (q + r) & 3, which sends its word (its q - r) & 3 = our q.
+    const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+    uint32_t f[4];
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+      const int send = (q - r) & 3, from = (q + r) & 3;
+      const uint32_t out = send == 0 ? w[0] : send == 1 ? w[1] : send == 2 ? w[2] : w[3];
+      const uint32_t got = __shfl_sync(0xffffffffu, out, (lane & ~3) | from);
+      if (from == 0) f[0] = got;
+      if (from == 1) f[1] = got;
+      if (from == 2) f[2] = got;
+      if (from == 3) f[3] = got;
+    }
+    if (j < slice_tiles) xs[XStageWord(j, NT, m, 2 * q) / 4] = make_uint4(f[0], f[1], f[2], f[3]);
   }
   __syncthreads();
 
@@ -130,27 +147,30 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
 #pragma unroll
       for (int i = 0; i < 4; ++i) acc[r][n][i] = 0.f;
 
+  auto multiply = [&](int c, const Frags& a, const Metas& e) {
+#pragma unroll
+    for (int tile = 0; tile < kChunkTiles; ++tile) {
+      uint4 b[NT];
+#pragma unroll
+      for (int n = 0; n < NT; ++n)
+        b[n] = xs[(((c - c0) * kChunkTiles + tile) * NT + n) * 32 + lane];
+#pragma unroll
+      for (int r = 0; r < kRowTiles; ++r) {
+        const uint32_t ew = tile == 0 ? e[r].x : tile == 1 ? e[r].y : tile == 2 ? e[r].z : e[r].w;
+#pragma unroll
+        for (int n = 0; n < NT; ++n) MmaSp<E>(acc[r][n], a[r][tile], b[n], ew);
+      }
+    }
+  };
   if (active) {
     for (int c = c0; c < c1; ++c) {
-      if (c != c0) load(c);
-#pragma unroll
-      for (int tile = 0; tile < kChunkTiles; ++tile) {
-        uint4 b[NT];
-#pragma unroll
-        for (int n = 0; n < NT; ++n)
-          b[n] = xs[(((c - c0) * kChunkTiles + tile) * NT + n) * 32 + lane];
-#pragma unroll
-        for (int r = 0; r < kRowTiles; ++r) {
-          const uint32_t ew = tile == 0 ? e[r].x : tile == 1 ? e[r].y : tile == 2 ? e[r].z : e[r].w;
-#pragma unroll
-          for (int n = 0; n < NT; ++n) MmaSp<E>(acc[r][n], a[r][tile], b[n], ew);
-        }
-      }
+      if (c != c0) load_into(c, a, e);
+      multiply(c, a, e);
     }
   }
 
-  if (splits == 1) {
-    if (!active) return;
+  // Each accumulator to its (token, row): y rounded when K is not split, else fp32 partials.
+  auto store = [&](auto&& put) {
 #pragma unroll
     for (int r = 0; r < kRowTiles; ++r)
 #pragma unroll
@@ -158,21 +178,16 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
           const int row = (rt0 + r) * kTileRows + CRow(lane, i), m = n * 8 + CToken(lane, i);
-          if (row < N && m < M) y[static_cast<size_t>(m) * N + row] = Round16<E>(acc[r][n][i]);
+          if (row < N && m < M) put(static_cast<size_t>(m) * N + row, acc[r][n][i]);
         }
+  };
+  if (splits == 1) {
+    if (active) store([&](size_t at, float v) { y[at] = Round16<E>(v); });
     return;
   }
   if (active) {
     float* part = partial + static_cast<size_t>(blockIdx.y) * M * N;
-#pragma unroll
-    for (int r = 0; r < kRowTiles; ++r)
-#pragma unroll
-      for (int n = 0; n < NT; ++n)
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          const int row = (rt0 + r) * kTileRows + CRow(lane, i), m = n * 8 + CToken(lane, i);
-          if (row < N && m < M) part[static_cast<size_t>(m) * N + row] = acc[r][n][i];
-        }
+    store([&](size_t at, float v) { part[at] = v; });
   }
   // Publish the partials, then count this block in; the last of the row block sums.
   __threadfence();
@@ -182,12 +197,50 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
   if (!last_block) return;
   __threadfence();
   const int row0 = blockIdx.x * kBlockRows, rows = min(kBlockRows, N - row0);
-  for (int i = threadIdx.x; i < M * rows; i += blockDim.x) {
-    const int m = i / rows, row = row0 + i % rows;
-    float s = 0.f;
-    for (int sp = 0; sp < splits; ++sp)
-      s += __ldcg(partial + (static_cast<size_t>(sp) * M + m) * N + row);
-    y[static_cast<size_t>(m) * N + row] = Round16<E>(s);
+  // Summed in slice order (deterministic). kBatch slices' loads are issued before their adds, so
+  // the block waits on L2 once per kBatch slices, not once per slice: this sum is the kernel's
+  // tail, and it grows with M x splits.
+  constexpr int kBatch = 8;
+  if (vec4) {  // N % 4 == 0 and y 8-byte aligned: 4 rows per thread (float4 partials)
+    const int quads = rows / 4;
+    for (int i = threadIdx.x; i < M * quads; i += blockDim.x) {
+      const int m = i / quads, row = row0 + 4 * (i % quads);
+      float4 s = make_float4(0.f, 0.f, 0.f, 0.f);
+      for (int sp0 = 0; sp0 < splits; sp0 += kBatch) {
+        float4 v[kBatch];
+#pragma unroll
+        for (int b = 0; b < kBatch; ++b)
+          v[b] = sp0 + b < splits ? __ldcg(reinterpret_cast<const float4*>(
+                                        partial + (static_cast<size_t>(sp0 + b) * M + m) * N + row))
+                                  : make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+        for (int b = 0; b < kBatch; ++b) {
+          s.x += v[b].x;
+          s.y += v[b].y;
+          s.z += v[b].z;
+          s.w += v[b].w;
+        }
+      }
+      const uint2 out = make_uint2(Round16<E>(s.x) | (uint32_t(Round16<E>(s.y)) << 16),
+                                   Round16<E>(s.z) | (uint32_t(Round16<E>(s.w)) << 16));
+      *reinterpret_cast<uint2*>(y + static_cast<size_t>(m) * N + row) = out;
+    }
+  } else {
+    for (int i = threadIdx.x; i < M * rows; i += blockDim.x) {
+      const int m = i / rows, row = row0 + i % rows;
+      float s = 0.f;
+      for (int sp0 = 0; sp0 < splits; sp0 += kBatch) {
+        float v[kBatch];
+#pragma unroll
+        for (int b = 0; b < kBatch; ++b)
+          v[b] = sp0 + b < splits
+                     ? __ldcg(partial + (static_cast<size_t>(sp0 + b) * M + m) * N + row)
+                     : 0.f;
+#pragma unroll
+        for (int b = 0; b < kBatch; ++b) s += v[b];
+      }
+      y[static_cast<size_t>(m) * N + row] = Round16<E>(s);
+    }
   }
   if (threadIdx.x == 0) counters[blockIdx.x] = 0;  // ready for the next launch
 }
@@ -201,7 +254,8 @@ cudaError_t Launch(const void* x, const uint32_t* values, const uint32_t* meta, 
   Sparse24SpmmaKernel<E, NT><<<grid, kWarps * 32, smem, stream>>>(
       static_cast<const uint16_t*>(x), reinterpret_cast<const uint4*>(values),
       reinterpret_cast<const uint4*>(meta), static_cast<uint16_t*>(y), workspace, counters, p.m,
-      p.n, p.k, static_cast<int>(s.chunks), p.chunks_per_split, p.splits);
+      p.n, p.k, static_cast<int>(s.chunks), p.chunks_per_split, p.splits,
+      p.n % 4 == 0 && reinterpret_cast<uintptr_t>(y) % 8 == 0);
   return cudaGetLastError();
 }
 
@@ -257,11 +311,11 @@ cudaError_t Sparse24Spmma(Elem elem, const void* x, const uint32_t* values, cons
                           void* y, const SpmmaPlan& plan, float* workspace, unsigned* counters,
                           cudaStream_t stream) {
   auto aligned = [](const void* p, uintptr_t a) { return reinterpret_cast<uintptr_t>(p) % a == 0; };
-  const bool ok = plan.m >= 1 && plan.m <= kSpmmaMaxM && plan.n >= 1 && plan.k >= 16 &&
-                  plan.k % 16 == 0 && plan.row_blocks >= 1 && plan.splits >= 1 &&
-                  plan.tiles_n == (plan.m + 7) / 8 && aligned(x, 16) && aligned(values, 16) &&
-                  aligned(meta, 16) && aligned(y, 2) &&
-                  (plan.splits == 1 || (workspace != nullptr && counters != nullptr));
+  const bool ok =
+      plan.m >= 1 && plan.m <= kSpmmaMaxM && plan.n >= 1 && plan.k >= 16 && plan.k % 16 == 0 &&
+      plan.row_blocks >= 1 && plan.splits >= 1 && plan.tiles_n == (plan.m + 7) / 8 &&
+      aligned(x, 16) && aligned(values, 16) && aligned(meta, 16) && aligned(y, 2) &&
+      (plan.splits == 1 || (workspace != nullptr && aligned(workspace, 16) && counters != nullptr));
   if (!ok) return cudaErrorInvalidValue;
   return elem == Elem::kBF16
              ? Dispatch<Elem::kBF16>(x, values, meta, y, plan, workspace, counters, stream)

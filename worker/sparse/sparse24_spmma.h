@@ -19,9 +19,9 @@ inline constexpr int kSpmmaMaxM = 32;
 
 // How a launch splits the work: blocks of 256 weight rows (row_blocks) times `splits` slices of
 // K. With splits > 1 each slice writes fp32 partial sums into `workspace` ([splits, M, N] floats)
-// and the last block of each row block to finish sums them in slice order (deterministic) and
-// writes y; `counters` (row_blocks unsigned ints) must be zero before the first launch, and each
-// launch leaves them zero. One launch at a time per counters array (one stream).
+// (16-byte aligned) and the last block of each row block to finish sums them in slice order
+// (deterministic) and writes y; `counters` (row_blocks unsigned ints) must be zero before the first
+// launch, and each launch leaves them zero. One launch at a time per counters array (one stream).
 struct SpmmaPlan {
   int m = 0, n = 0, k = 0;
   int tiles_n = 1;           // tiles of 8 tokens (ceil(M / 8))
