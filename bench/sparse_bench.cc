@@ -26,6 +26,7 @@
 
 #include "worker/sparse/sparse24_gemv.h"
 #include "worker/sparse/sparse24_linear.h"
+#include "worker/sparse/sparse24_spmma.h"
 
 namespace {
 
@@ -142,6 +143,11 @@ int main(int argc, char** argv) {
           j["sparse_mma_us"] = sp;
           j["sparse_mma_speedup"] = dense / sp;
           j["sparse_mma_gbps"] = (native_read + 2.0 * m * (s.k + s.n)) / sp * 1e-3;
+          // Each of its variants (kSparseMma above runs the one its timing kept).
+          for (int v = 0; v < ps::sparse::kSpmmaVariants; ++v) {
+            const double tv = TimeUs([&] { (void)lin.SparseMmaVariant(x, v); }, it, flush);
+            j["sparse_mma_v" + std::to_string(v) + "_speedup"] = dense / tv;
+          }
         } else {
           const double u =
               TimeUs([&] { (void)lin.Forward(x, Sparse24Linear::Path::kUnpackDense); }, it, flush);

@@ -2,10 +2,13 @@
 # psserve on one GPU: the same server on a Llama-2-7B-shaped model with random 2:4 weights, once
 # with the 2:4 kernels (--sparse on) and once dense (--sparse off, the same masked weights), in
 # bf16 and fp16; bench/serve_client.py at 1, 8 and 32 concurrent streams, prompt 512 tokens,
-# output 256 tokens (greedy, EOS ignored, streamed); then the linear-layer kernel table
-# (sparse_bench) in the same run. First, tests/gpu/sparse_check --quick per dtype checks every
-# 2:4 path (the tensor-core kernels up to 32 rows included, dense and sparse) against fp32. Builds only psserve,
-# sparse_bench and sparse_check into build-gpu/.
+# output 256 tokens (greedy, EOS ignored, streamed), and the server's own mean decode step per
+# level (from its metrics); then the linear-layer kernel table (sparse_bench) in the same run.
+# First, tests/gpu/sparse_check --quick per dtype checks every 2:4 path (the tensor-core kernels
+# up to 32 rows and every variant of the sparse one included) against fp32, and
+# tests/gpu/attention_check checks the decode attention kernel against fp64 and times it against
+# the masked call it replaces. Builds only psserve, sparse_bench, sparse_check and
+# attention_check into build-gpu/.
 #
 # Usage: bench/gpu/serve.sh DEPS_DIR DATA_DIR OUT_DIR [DTYPES]
 #   DEPS_DIR  the bundles of tools/make-device-deps.sh
@@ -13,8 +16,8 @@
 #   OUT_DIR   logs, client JSON lines and summary.txt
 #   DTYPES    "bf16 fp16" (default) or one of them
 # Needs CUDA, LibTorch 2.x with CUDA (python3's torch), cuSPARSELt for the 2:4 prefill path.
-# About 8 minutes on one H100 for both dtypes including the build (a second run reuses build-gpu). Exits non-zero when a build, a server or a
-# request fails (a missed speed target is reported in summary.txt, not an error).
+# About 8 minutes on one H100 for both dtypes including the build (a second run reuses
+# build-gpu). Exits non-zero when a build, a server or a request fails (a missed speed target is reported in summary.txt, not an error).
 set -uo pipefail
 deps=${1:?usage: serve.sh DEPS_DIR DATA_DIR OUT_DIR [DTYPES]}
 data=${2:?usage: serve.sh DEPS_DIR DATA_DIR OUT_DIR [DTYPES]}
@@ -26,10 +29,10 @@ b=$root/build-gpu
 # shellcheck source=bench/gpu/steps.sh
 source "$(dirname "$0")/steps.sh"
 
-log "setup + build (psserve sparse_bench sparse_check)"
+log "setup + build (psserve sparse_bench sparse_check attention_check)"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 git -C "$root" rev-parse HEAD >>"$out/gpu.txt" 2>/dev/null
-BUILD_DIR=$b PS_TARGETS="psserve sparse_bench sparse_check" timeout 420 bash "$root/tools/device-setup.sh" \
+BUILD_DIR=$b PS_TARGETS="psserve sparse_bench sparse_check attention_check" timeout 420 bash "$root/tools/device-setup.sh" \
   "$deps" -DPS_BUILD_SERVICE=OFF -DPS_BUILD_TESTS=OFF >"$out/build.log" 2>&1 ||
   { log "build FAILED"; grep -B2 -A12 -E "error" "$out/build.log" | head -60; exit 1; }
 log "built"
@@ -41,6 +44,10 @@ for dt in $dtypes; do
   grep '"ok":false' "$out/sparse_check_$dt.log" | head -5
   tail -1 "$out/sparse_check_$dt.log"
 done
+log "attention_check (and its bench)"
+timeout 120 "$b/tests/gpu/attention_check" --bench >"$out/attention_check.log" 2>&1 ||
+  { log "attention_check: exit $?"; status=1; }
+grep -E '"ok":false|"cases"|"bench"' "$out/attention_check.log"
 
 port=18000
 serve_run() {  # serve_run NAME DTYPE SPARSE
@@ -65,12 +72,17 @@ serve_run() {  # serve_run NAME DTYPE SPARSE
     kill $pid 2>/dev/null; wait $pid 2>/dev/null; return
   fi
   head -c 600 "$out/server_$name.log"; echo
-  timeout 200 python3 "$root/bench/serve_client.py" --url "http://127.0.0.1:$port" \
-    --concurrency 1,8,32 --prompt-len 512 --output-len 256 --vocab 8192 --label "$name" \
-    >"$out/client_$name.jsonl" 2>"$out/client_$name.err" || { log "$name: client FAILED"; status=1; }
+  # One client run per level, the server's metrics after each: the summary takes the server's own
+  # decode step time per level from the differences.
+  : >"$out/client_$name.jsonl"
+  for c in 1 8 32; do
+    timeout 120 python3 "$root/bench/serve_client.py" --url "http://127.0.0.1:$port" \
+      --concurrency $c --prompt-len 512 --output-len 256 --vocab 8192 --label "$name" \
+      >>"$out/client_$name.jsonl" 2>>"$out/client_$name.err" || { log "$name: client FAILED"; status=1; }
+    python3 -c "import urllib.request as u; print(u.urlopen('http://127.0.0.1:$port/metrics').read().decode())" \
+      >"$out/metrics_${name}_c$c.txt" 2>/dev/null
+  done
   cat "$out/client_$name.jsonl"
-  python3 -c "import urllib.request as u; print(u.urlopen('http://127.0.0.1:$port/metrics').read().decode())" \
-    >"$out/metrics_$name.txt" 2>/dev/null
   kill $pid 2>/dev/null
   wait $pid 2>/dev/null
 }
@@ -110,6 +122,30 @@ for dt in ("bf16", "fp16"):
         print(f"{dt:5} {c:7d} {d['decode_tok_s']:18.1f} {s['decode_tok_s']:16.1f} {sp:7.2f}"
               f" {d['output_tok_s']:15.1f} {s['output_tok_s']:13.1f} {d['ttft_ms_mean']:13.1f}"
               f" {s['ttft_ms_mean']:11.1f} {verdict}")
+def step_metrics(name):
+    """Server-side mean decode step (ms) and mean batch per level, from the metrics differences."""
+    prev, res = {"s": 0.0, "n": 0.0, "b": 0.0, "bn": 0.0}, {}
+    for c in (1, 8, 32):
+        f = os.path.join(out, f"metrics_{name}_c{c}.txt")
+        if not os.path.exists(f):
+            continue
+        cur = dict(prev)
+        for line in open(f):
+            for key, metric in (("s", "psserve_decode_step_seconds_sum"), ("n", "psserve_decode_step_seconds_count"),
+                                ("b", "psserve_batch_size_sum"), ("bn", "psserve_batch_size_count")):
+                if line.startswith(metric + " ") or line.startswith(metric + "{}"):
+                    cur[key] = float(line.split()[-1])
+        dn, dbn = cur["n"] - prev["n"], cur["bn"] - prev["bn"]
+        if dn > 0 and dbn > 0:
+            res[c] = (1e3 * (cur["s"] - prev["s"]) / dn, (cur["b"] - prev["b"]) / dbn)
+        prev = cur
+    return res
+print("\nserver decode step (mean ms, mean batch) per level:")
+for dt in ("bf16", "fp16"):
+    for kind in ("dense", "sparse"):
+        r = step_metrics(f"{kind}_{dt}")
+        if r:
+            print(f"  {kind}_{dt}: " + "  ".join(f"{c} streams {ms:.2f} ms (batch {b:.1f})" for c, (ms, b) in r.items()))
 for f in sorted(glob.glob(os.path.join(out, "sparse_bench_*.log"))):
     print(f"\n{os.path.basename(f)} (speedups over dense cuBLAS):")
     for line in open(f):
@@ -117,7 +153,8 @@ for f in sorted(glob.glob(os.path.join(out, "sparse_bench_*.log"))):
             continue
         j = json.loads(line)
         sp = "  ".join(f"{k[:-8]} {j[k]:.2f}x" for k in
-                       ("decode_speedup", "mma_speedup", "sparse_mma_speedup", "cusparselt_speedup",
+                       ("decode_speedup", "mma_speedup", "sparse_mma_speedup", "sparse_mma_v0_speedup",
+                        "sparse_mma_v1_speedup", "sparse_mma_v2_speedup", "cusparselt_speedup",
                         "unpack_speedup")
                        if k in j)
         print(f"  {j['layer']:>10} M={j['m']:<5} dense {j['dense_us']:8.1f} us  {sp}")

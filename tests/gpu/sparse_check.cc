@@ -21,6 +21,7 @@
 
 #include "common/error.h"
 #include "worker/sparse/sparse24_linear.h"
+#include "worker/sparse/sparse24_spmma.h"
 
 namespace {
 
@@ -130,6 +131,13 @@ int main(int argc, char** argv) {
               const bool same = torch::equal(lin.Forward(x, path), y);
               j["repeat_same"] = same;
               if (!same) j["ok"] = false;
+              // Every variant of the kernel, not only the one its timing kept.
+              for (int v = 0; v < ps::sparse::kSpmmaVariants; ++v) {
+                const auto yv = lin.SparseMmaVariant(x, v);
+                const double ev = RelErr(yv, ref);
+                j["err_v" + std::to_string(v)] = ev;
+                if (!(ev <= tol) || !torch::equal(lin.SparseMmaVariant(x, v), yv)) j["ok"] = false;
+              }
             }
           } catch (const std::exception& e) {
             j["error"] = e.what();

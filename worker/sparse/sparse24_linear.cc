@@ -133,9 +133,8 @@ void Sparse24Linear::BuildSparseMmaLayout() {
   const auto dev = native_.values.device();
   sp_values_ = out_v.to(dev);
   sp_meta_ = out_m.to(dev);
-  const int64_t row_blocks =
-      Sparse24SpmmaPlan(1, static_cast<int>(n_), static_cast<int>(k_), 1).row_blocks;
-  sp_counters_ = torch::zeros({row_blocks}, torch::dtype(torch::kInt32).device(dev));
+  sp_counters_ = torch::zeros({Sparse24SpmmaCounters(static_cast<int>(n_))},
+                              torch::dtype(torch::kInt32).device(dev));
 }
 
 int64_t Sparse24Linear::CusparseltBytes() const {
@@ -180,6 +179,57 @@ torch::Tensor Sparse24Linear::Decode(const torch::Tensor& x, bool mma) {
 }
 
 torch::Tensor Sparse24Linear::SparseMma(const torch::Tensor& x) {
+  const auto it = SpmmaVariants().find(ChoiceKey(x.size(0)));
+  return SparseMmaVariant(x, it != SpmmaVariants().end() ? it->second : TimeSpmmaVariants(x));
+}
+
+std::map<std::tuple<int, int64_t, int64_t, int64_t>, int>& Sparse24Linear::SpmmaVariants() {
+  static std::map<std::tuple<int, int64_t, int64_t, int64_t>, int> variants;
+  return variants;
+}
+
+int Sparse24Linear::TimeSpmmaVariants(const torch::Tensor& x) {
+  // Which variant wins depends on M, the shape and the GPU (rows per warp against loads in
+  // flight): each is timed once on this input, 3 untimed then 5 timed calls, and the fastest is
+  // kept for every layer of this dtype, shape and M. Printed as one JSON line on stderr.
+  const auto stream = c10::cuda::getCurrentCUDAStream();
+  int best_variant = 0;
+  float best = 0;
+  std::string times;
+  for (int v = 0; v < kSpmmaVariants; ++v) {
+    for (int i = 0; i < 3; ++i) (void)SparseMmaVariant(x, v);
+    cudaEvent_t a, b;
+    cudaEventCreate(&a);
+    cudaEventCreate(&b);
+    cudaEventRecord(a, stream.stream());
+    for (int i = 0; i < 5; ++i) (void)SparseMmaVariant(x, v);
+    cudaEventRecord(b, stream.stream());
+    cudaEventSynchronize(b);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, a, b);
+    cudaEventDestroy(a);
+    cudaEventDestroy(b);
+    if (v == 0 || ms < best) {
+      best = ms;
+      best_variant = v;
+    }
+    times += ",\"v" + std::to_string(v) + "_us\":" + std::to_string(ms * 200.0);
+  }
+  SpmmaVariants()[ChoiceKey(x.size(0))] = best_variant;
+  std::fprintf(stderr, "{\"sparse24_spmma_variant\":%d,\"n\":%lld,\"k\":%lld,\"m\":%lld%s}\n",
+               best_variant, static_cast<long long>(n_), static_cast<long long>(k_),
+               static_cast<long long>(x.size(0)), times.c_str());
+  return best_variant;
+}
+
+torch::Tensor Sparse24Linear::SparseMmaVariant(const torch::Tensor& x, int variant) {
+  if (!sp_values_.defined())
+    throw Error(
+        "Sparse24Linear: the sparse tensor-core kernel needs the native form, which was "
+        "not kept");
+  if (variant < 0 || variant >= kSpmmaVariants)
+    throw Error("Sparse24Linear: sparse tensor-core kernel variant " + std::to_string(variant) +
+                " does not exist (0.." + std::to_string(kSpmmaVariants - 1) + ")");
   torch::Tensor xc = x.contiguous();
   if (reinterpret_cast<uintptr_t>(xc.data_ptr()) % 16) xc = xc.clone();  // 16-byte x loads
   const int64_t m = xc.size(0);
@@ -189,7 +239,8 @@ torch::Tensor Sparse24Linear::SparseMma(const torch::Tensor& x) {
   const int sms = DeviceSmCount();
   for (int64_t r = 0; r < m; r += kSpmmaMaxM) {
     const int rows = static_cast<int>(std::min<int64_t>(kSpmmaMaxM, m - r));
-    const SpmmaPlan plan = Sparse24SpmmaPlan(rows, static_cast<int>(n_), static_cast<int>(k_), sms);
+    const SpmmaPlan plan =
+        Sparse24SpmmaPlan(rows, static_cast<int>(n_), static_cast<int>(k_), sms, 0, variant);
     torch::Tensor work;
     if (plan.workspace_floats > 0)
       work = torch::empty({plan.workspace_floats}, xc.options().dtype(torch::kFloat));
@@ -201,7 +252,7 @@ torch::Tensor Sparse24Linear::SparseMma(const torch::Tensor& x) {
     if (err != cudaSuccess)
       throw Error(std::string("2:4 sparse tensor-core kernel: ") + cudaGetErrorString(err) +
                   " (M " + std::to_string(rows) + ", N " + std::to_string(n_) + ", K " +
-                  std::to_string(k_) + ")");
+                  std::to_string(k_) + ", variant " + std::to_string(variant) + ")");
   }
   return y;
 }

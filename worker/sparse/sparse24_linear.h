@@ -58,6 +58,10 @@ class Sparse24Linear {
   const std::string& CusparseltRefusal() const { return cslt_refusal_; }
   // Whether cuSPARSELt's plan for m rows was chosen by its algorithm search.
   bool CusparseltSearched(int64_t m) const;
+  // The sparse tensor-core kernel with one variant (0 .. kSpmmaVariants - 1) for every launch,
+  // for checks and benches; kSparseMma times the variants on its first call per shape and M and
+  // keeps the fastest.
+  torch::Tensor SparseMmaVariant(const torch::Tensor& x, int variant);
   int64_t out_features() const { return n_; }
   int64_t in_features() const { return k_; }
   static bool HasCusparselt();
@@ -65,6 +69,8 @@ class Sparse24Linear {
  private:
   torch::Tensor Decode(const torch::Tensor& x, bool mma);
   torch::Tensor SparseMma(const torch::Tensor& x);
+  int TimeSpmmaVariants(const torch::Tensor& x);
+  static std::map<std::tuple<int, int64_t, int64_t, int64_t>, int>& SpmmaVariants();
   void BuildSparseMmaLayout();
   torch::Tensor UnpackDense(const torch::Tensor& x);
   // The timed choice for 1 <= M <= kMmaMaxM (kept per process and shape).
@@ -77,7 +83,8 @@ class Sparse24Linear {
   std::string cslt_refusal_;
   NativePacked native_;  // CUDA tensors, or undefined
   // The mma.sp layout (int32 words, CUDA) and the split-K arrival counters of its kernel (one per
-  // block of 256 rows, zero between launches); undefined without the native form.
+  // row block of the variant with the most, zero between launches); undefined without the
+  // native form.
   torch::Tensor sp_values_, sp_meta_, sp_counters_;
   std::unique_ptr<CusparseLtLinear> cslt_;
 };

@@ -32,9 +32,12 @@ namespace {
 using namespace spmma;
 
 constexpr int kWarps = 8;
-constexpr int kRowTiles = 2;                            // row tiles per warp
-constexpr int kBlockRowTiles = kWarps * kRowTiles;      // 16
-constexpr int kBlockRows = kBlockRowTiles * kTileRows;  // 256
+// The variants (SpmmaPlan::variant): row tiles per warp, whether the next chunk's weights are
+// loaded while the current one's are multiplied (two register sets), blocks per multiprocessor.
+__host__ __device__ constexpr int RowTilesOf(int v) { return v == 1 ? 1 : 2; }
+__host__ __device__ constexpr bool PrefetchOf(int v) { return v != 0; }
+__host__ __device__ constexpr int BlocksPerSmOf(int v) { return v == 2 ? 1 : 2; }
+__host__ __device__ constexpr int BlockRowTiles(int v) { return kWarps * RowTilesOf(v); }
 // Dynamic shared memory per block without the opt-in, less room for the kernel's static shared
 // variables (at exactly 48 KiB of dynamic memory the launch is refused).
 constexpr int kMaxSmemBytes = 47 * 1024;
@@ -76,12 +79,16 @@ __device__ __forceinline__ uint16_t Round16(float f) {
   }
 }
 
-template <Elem E, int NT>
-__global__ void __launch_bounds__(kWarps * 32, 2)
+template <Elem E, int NT, int V>
+__global__ void __launch_bounds__(kWarps * 32, BlocksPerSmOf(V))
     Sparse24SpmmaKernel(const uint16_t* __restrict__ x, const uint4* __restrict__ values,
                         const uint4* __restrict__ meta, uint16_t* __restrict__ y,
                         float* __restrict__ partial, unsigned* __restrict__ counters, int M, int N,
                         int K, int chunks, int chunks_per_split, int splits, bool vec4) {
+  constexpr int kRowTiles = RowTilesOf(V);
+  constexpr bool kPrefetch = PrefetchOf(V);
+  constexpr int kBlockRowTiles = BlockRowTiles(V);
+  constexpr int kBlockRows = kBlockRowTiles * kTileRows;
   extern __shared__ uint4 xs[];  // [slice tile][token tile][lane]: B fragments
   __shared__ bool last_block;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -95,6 +102,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
   using Frags = uint4[kRowTiles][kChunkTiles];
   using Metas = uint4[kRowTiles];
   uint4 a[kRowTiles][kChunkTiles], e[kRowTiles];
+  uint4 a2[kPrefetch ? kRowTiles : 1][kChunkTiles], e2[kPrefetch ? kRowTiles : 1];
   auto load_into = [&](int c, Frags& a, Metas& e) {
 #pragma unroll
     for (int r = 0; r < kRowTiles; ++r) {
@@ -163,9 +171,21 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
     }
   };
   if (active) {
-    for (int c = c0; c < c1; ++c) {
-      if (c != c0) load_into(c, a, e);
-      multiply(c, a, e);
+    if constexpr (kPrefetch) {
+      // Two register sets: chunk c + 1's loads are in flight while chunk c is multiplied.
+      Frags& a_next = reinterpret_cast<Frags&>(a2);
+      Metas& e_next = reinterpret_cast<Metas&>(e2);
+      for (int c = c0; c < c1; c += 2) {
+        if (c + 1 < c1) load_into(c + 1, a_next, e_next);
+        multiply(c, a, e);
+        if (c + 2 < c1) load_into(c + 2, a, e);
+        if (c + 1 < c1) multiply(c + 1, a_next, e_next);
+      }
+    } else {
+      for (int c = c0; c < c1; ++c) {
+        if (c != c0) load_into(c, a, e);
+        multiply(c, a, e);
+      }
     }
   }
 
@@ -245,18 +265,32 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
   if (threadIdx.x == 0) counters[blockIdx.x] = 0;  // ready for the next launch
 }
 
-template <Elem E, int NT>
+template <Elem E, int NT, int V>
 cudaError_t Launch(const void* x, const uint32_t* values, const uint32_t* meta, void* y,
                    const SpmmaPlan& p, float* workspace, unsigned* counters, cudaStream_t stream) {
   const Shape s = MakeShape(p.n, p.k);
   const dim3 grid(p.row_blocks, p.splits);
   const size_t smem = static_cast<size_t>(p.chunks_per_split) * NT * kSmemBytesPerChunkTile;
-  Sparse24SpmmaKernel<E, NT><<<grid, kWarps * 32, smem, stream>>>(
+  Sparse24SpmmaKernel<E, NT, V><<<grid, kWarps * 32, smem, stream>>>(
       static_cast<const uint16_t*>(x), reinterpret_cast<const uint4*>(values),
       reinterpret_cast<const uint4*>(meta), static_cast<uint16_t*>(y), workspace, counters, p.m,
       p.n, p.k, static_cast<int>(s.chunks), p.chunks_per_split, p.splits,
       p.n % 4 == 0 && reinterpret_cast<uintptr_t>(y) % 8 == 0);
   return cudaGetLastError();
+}
+
+template <Elem E, int NT>
+cudaError_t DispatchVariant(const void* x, const uint32_t* values, const uint32_t* meta, void* y,
+                            const SpmmaPlan& p, float* workspace, unsigned* counters,
+                            cudaStream_t stream) {
+  switch (p.variant) {
+    case 0:
+      return Launch<E, NT, 0>(x, values, meta, y, p, workspace, counters, stream);
+    case 1:
+      return Launch<E, NT, 1>(x, values, meta, y, p, workspace, counters, stream);
+    default:
+      return Launch<E, NT, 2>(x, values, meta, y, p, workspace, counters, stream);
+  }
 }
 
 template <Elem E>
@@ -265,35 +299,46 @@ cudaError_t Dispatch(const void* x, const uint32_t* values, const uint32_t* meta
                      cudaStream_t stream) {
   switch (p.tiles_n) {
     case 1:
-      return Launch<E, 1>(x, values, meta, y, p, workspace, counters, stream);
+      return DispatchVariant<E, 1>(x, values, meta, y, p, workspace, counters, stream);
     case 2:
-      return Launch<E, 2>(x, values, meta, y, p, workspace, counters, stream);
+      return DispatchVariant<E, 2>(x, values, meta, y, p, workspace, counters, stream);
     case 3:
-      return Launch<E, 3>(x, values, meta, y, p, workspace, counters, stream);
+      return DispatchVariant<E, 3>(x, values, meta, y, p, workspace, counters, stream);
     default:
-      return Launch<E, 4>(x, values, meta, y, p, workspace, counters, stream);
+      return DispatchVariant<E, 4>(x, values, meta, y, p, workspace, counters, stream);
   }
 }
 
 }  // namespace
 
-SpmmaPlan Sparse24SpmmaPlan(int M, int N, int K, int sm_count, int splits) {
+SpmmaPlan Sparse24SpmmaPlan(int M, int N, int K, int sm_count, int splits, int variant) {
   SpmmaPlan p;
   p.m = M;
   p.n = N;
   p.k = K;
-  if (M < 1 || N < 1 || K < 1) return p;
+  p.variant = variant;
+  if (M < 1 || N < 1 || K < 1 || variant < 0 || variant >= kSpmmaVariants) return p;
   const Shape s = MakeShape(N, K);
   const int chunks = static_cast<int>(s.chunks);
   p.tiles_n = (std::min(M, kSpmmaMaxM) + 7) / 8;
-  p.row_blocks = static_cast<int>((s.row_tiles + kBlockRowTiles - 1) / kBlockRowTiles);
+  p.row_blocks =
+      static_cast<int>((s.row_tiles + BlockRowTiles(variant) - 1) / BlockRowTiles(variant));
   const int max_cps = std::max(1, kMaxSmemBytes / (p.tiles_n * kSmemBytesPerChunkTile));
-  int want = splits > 0 ? splits : (2 * std::max(sm_count, 1) + p.row_blocks - 1) / p.row_blocks;
+  const int blocks = BlocksPerSmOf(variant) * std::max(sm_count, 1);
+  int want = splits > 0 ? splits : (blocks + p.row_blocks - 1) / p.row_blocks;
   want = std::clamp(want, 1, chunks);
   p.chunks_per_split = std::min((chunks + want - 1) / want, max_cps);
   p.splits = (chunks + p.chunks_per_split - 1) / p.chunks_per_split;  // no empty slice
   p.workspace_floats = p.splits > 1 ? static_cast<int64_t>(p.splits) * M * N : 0;
   return p;
+}
+
+int Sparse24SpmmaCounters(int N) {
+  int most = 1;
+  for (int v = 0; v < kSpmmaVariants; ++v)
+    most = std::max(most,
+                    (((N + kTileRows - 1) / kTileRows) + BlockRowTiles(v) - 1) / BlockRowTiles(v));
+  return most;
 }
 
 int DeviceSmCount() {
@@ -312,9 +357,10 @@ cudaError_t Sparse24Spmma(Elem elem, const void* x, const uint32_t* values, cons
                           cudaStream_t stream) {
   auto aligned = [](const void* p, uintptr_t a) { return reinterpret_cast<uintptr_t>(p) % a == 0; };
   const bool ok =
-      plan.m >= 1 && plan.m <= kSpmmaMaxM && plan.n >= 1 && plan.k >= 16 && plan.k % 16 == 0 &&
-      plan.row_blocks >= 1 && plan.splits >= 1 && plan.tiles_n == (plan.m + 7) / 8 &&
-      aligned(x, 16) && aligned(values, 16) && aligned(meta, 16) && aligned(y, 2) &&
+      plan.m >= 1 && plan.m <= kSpmmaMaxM && plan.n >= 1 && plan.k >= 16 && plan.variant >= 0 &&
+      plan.variant < kSpmmaVariants && plan.k % 16 == 0 && plan.row_blocks >= 1 &&
+      plan.splits >= 1 && plan.tiles_n == (plan.m + 7) / 8 && aligned(x, 16) &&
+      aligned(values, 16) && aligned(meta, 16) && aligned(y, 2) &&
       (plan.splits == 1 || (workspace != nullptr && aligned(workspace, 16) && counters != nullptr));
   if (!ok) return cudaErrorInvalidValue;
   return elem == Elem::kBF16

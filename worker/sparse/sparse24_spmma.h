@@ -16,24 +16,32 @@
 namespace ps::sparse {
 
 inline constexpr int kSpmmaMaxM = 32;
+// Kernel variants (which one is fastest depends on M, the shape and the GPU, so the layer times
+// them): 0: 2 row tiles per warp, 2 blocks per SM; 1: 1 row tile per warp, the next chunk
+// prefetched, 2 blocks per SM; 2: 2 row tiles per warp, prefetched, 1 block per SM.
+inline constexpr int kSpmmaVariants = 3;
 
-// How a launch splits the work: blocks of 256 weight rows (row_blocks) times `splits` slices of
-// K. With splits > 1 each slice writes fp32 partial sums into `workspace` ([splits, M, N] floats)
-// (16-byte aligned) and the last block of each row block to finish sums them in slice order
-// (deterministic) and writes y; `counters` (row_blocks unsigned ints) must be zero before the first
-// launch, and each launch leaves them zero. One launch at a time per counters array (one stream).
+// How a launch splits the work: blocks of 256 weight rows (128 for variant 1; row_blocks) times
+// `splits` slices of K. With splits > 1 each slice writes fp32 partial sums into `workspace`
+// ([splits, M, N] floats) (16-byte aligned) and the last block of each row block to finish sums
+// them in slice order (deterministic) and writes y; `counters` (Sparse24SpmmaCounters(N) unsigned
+// ints) must be zero before the first launch, and each launch leaves them zero. One launch at a
+// time per counters array (one stream).
 struct SpmmaPlan {
   int m = 0, n = 0, k = 0;
+  int variant = 0;           // 0 .. kSpmmaVariants - 1
   int tiles_n = 1;           // tiles of 8 tokens (ceil(M / 8))
-  int row_blocks = 0;        // ceil(N / 256)
+  int row_blocks = 0;        // ceil(N / rows per block)
   int splits = 1;            // slices of K, one per block along grid y
   int chunks_per_split = 1;  // 128-column chunks per slice
   int64_t workspace_floats = 0;
 };
 
-// `sm_count`: the GPU's multiprocessors (the plan aims at two blocks per SM). `splits` > 0 forces
-// the number of K slices (clamped to what the shared memory and K allow); 0 chooses.
-SpmmaPlan Sparse24SpmmaPlan(int M, int N, int K, int sm_count, int splits = 0);
+// `sm_count`: the GPU's multiprocessors (the plan aims at the variant's blocks per SM). `splits` >
+// 0 forces the number of K slices (clamped to what the shared memory and K allow); 0 chooses.
+SpmmaPlan Sparse24SpmmaPlan(int M, int N, int K, int sm_count, int splits = 0, int variant = 0);
+// The counters a weight with N rows needs, for any variant (the most row blocks).
+int Sparse24SpmmaCounters(int N);
 
 // The current device's multiprocessor count (looked up once per device).
 int DeviceSmCount();
