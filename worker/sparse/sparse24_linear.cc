@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -20,6 +21,27 @@
 #endif
 
 namespace ps::sparse {
+
+namespace {
+// µs per call of `f` on the current stream: 3 untimed calls, then 5 timed with CUDA events (the
+// timed choices between paths and between kernel variants).
+double MicrosPerCall(const std::function<void()>& f) {
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
+  for (int i = 0; i < 3; ++i) f();
+  cudaEvent_t a, b;
+  cudaEventCreate(&a);
+  cudaEventCreate(&b);
+  cudaEventRecord(a, stream);
+  for (int i = 0; i < 5; ++i) f();
+  cudaEventRecord(b, stream);
+  cudaEventSynchronize(b);
+  float ms = 0;
+  cudaEventElapsedTime(&ms, a, b);
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  return ms * 200.0;
+}
+}  // namespace
 
 #ifndef PS_WITH_CUSPARSELT
 // Without cuSPARSELt the class is only declared; nothing ever creates one.
@@ -192,28 +214,16 @@ int Sparse24Linear::TimeSpmmaVariants(const torch::Tensor& x) {
   // Which variant wins depends on M, the shape and the GPU (rows per warp against loads in
   // flight): each is timed once on this input, 3 untimed then 5 timed calls, and the fastest is
   // kept for every layer of this dtype, shape and M. Printed as one JSON line on stderr.
-  const auto stream = c10::cuda::getCurrentCUDAStream();
   int best_variant = 0;
-  float best = 0;
+  double best = 0;
   std::string times;
   for (int v = 0; v < kSpmmaVariants; ++v) {
-    for (int i = 0; i < 3; ++i) (void)SparseMmaVariant(x, v);
-    cudaEvent_t a, b;
-    cudaEventCreate(&a);
-    cudaEventCreate(&b);
-    cudaEventRecord(a, stream.stream());
-    for (int i = 0; i < 5; ++i) (void)SparseMmaVariant(x, v);
-    cudaEventRecord(b, stream.stream());
-    cudaEventSynchronize(b);
-    float ms = 0;
-    cudaEventElapsedTime(&ms, a, b);
-    cudaEventDestroy(a);
-    cudaEventDestroy(b);
-    if (v == 0 || ms < best) {
-      best = ms;
+    const double us = MicrosPerCall([&] { (void)SparseMmaVariant(x, v); });
+    if (v == 0 || us < best) {
+      best = us;
       best_variant = v;
     }
-    times += ",\"v" + std::to_string(v) + "_us\":" + std::to_string(ms * 200.0);
+    times += ",\"v" + std::to_string(v) + "_us\":" + std::to_string(us);
   }
   SpmmaVariants()[ChoiceKey(x.size(0))] = best_variant;
   std::fprintf(stderr, "{\"sparse24_spmma_variant\":%d,\"n\":%lld,\"k\":%lld,\"m\":%lld%s}\n",
@@ -300,22 +310,7 @@ Sparse24Linear::Path Sparse24Linear::TimeSmallM(const torch::Tensor& x) {
   const Path other = cslt_ && cslt_refusal_.empty() ? Path::kCusparselt : Path::kUnpackDense;
   std::vector<Path> candidates = {Path::kDecodeMma, Path::kSparseMma, other};
   if (x.size(0) <= kDecodeMaxM) candidates.insert(candidates.begin(), Path::kDecode);
-  const auto stream = c10::cuda::getCurrentCUDAStream();
-  auto time = [&](Path p) {
-    for (int i = 0; i < 3; ++i) (void)Forward(x, p);
-    cudaEvent_t a, b;
-    cudaEventCreate(&a);
-    cudaEventCreate(&b);
-    cudaEventRecord(a, stream.stream());
-    for (int i = 0; i < 5; ++i) (void)Forward(x, p);
-    cudaEventRecord(b, stream.stream());
-    cudaEventSynchronize(b);
-    float ms = 0;
-    cudaEventElapsedTime(&ms, a, b);
-    cudaEventDestroy(a);
-    cudaEventDestroy(b);
-    return ms * 200.0;  // µs per call
-  };
+  auto time = [&](Path p) { return MicrosPerCall([&] { (void)Forward(x, p); }); };
   Path chosen = candidates.front();
   double best = 0;
   bool timed_one = false;
