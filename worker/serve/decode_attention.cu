@@ -1,5 +1,4 @@
 // Decode-step attention kernels (see decode_attention.h).
-#include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include <algorithm>
@@ -16,12 +15,12 @@ constexpr int kGroups = kWarps * 8;  // groups of 4 lanes in a block: one key ro
 constexpr int kKeysPerStep = kGroups;
 
 // The 8 elements of a 16-byte load, as floats.
-template <AttnElem E>
+template <Elem E>
 __device__ __forceinline__ void Unpack8(const uint4& u, float (&f)[8]) {
   const uint32_t w[4] = {u.x, u.y, u.z, u.w};
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
-    if constexpr (E == AttnElem::kBF16) {
+    if constexpr (E == Elem::kBF16) {
       f[2 * i] = __uint_as_float(w[i] << 16);
       f[2 * i + 1] = __uint_as_float(w[i] & 0xFFFF0000u);
     } else {
@@ -32,21 +31,12 @@ __device__ __forceinline__ void Unpack8(const uint4& u, float (&f)[8]) {
   }
 }
 
-template <AttnElem E>
-__device__ __forceinline__ uint16_t Round16(float f) {
-  if constexpr (E == AttnElem::kBF16) {
-    return __bfloat16_as_ushort(__float2bfloat16_rn(f));
-  } else {
-    return __half_as_ushort(__float2half_rn(f));
-  }
-}
-
 // Partial of one (slice, head, row): grid (splits, q_heads, rows). Lane 4g + t of a warp reads
 // elements 32r + 8t .. 32r + 8t + 7 (r < D / 32) of key row `g` of the warp's 8 rows per step and
 // keeps the same elements of its running output. Writes [D] weighted sum, max, sum (base 2) at
 // part + ((row · q_heads + head) · splits + slice) · (D + 2); an empty slice writes max -inf and
 // zeros.
-template <AttnElem E, int D>
+template <Elem E, int D>
 __global__ void __launch_bounds__(kThreads)
     DecodeAttentionPartial(const uint16_t* __restrict__ q, const uint16_t* __restrict__ k,
                            const uint16_t* __restrict__ v, const int64_t* __restrict__ positions,
@@ -166,7 +156,7 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // Merge the slices of one (row, head): grid (q_heads, rows), D threads.
-template <AttnElem E, int D>
+template <Elem E, int D>
 __global__ void __launch_bounds__(D)
     DecodeAttentionMerge(const float* __restrict__ part, uint16_t* __restrict__ out, int q_heads,
                          int splits) {
@@ -180,10 +170,10 @@ __global__ void __launch_bounds__(D)
     o += p[s * (D + 2) + d] * w;
     l += p[s * (D + 2) + D + 1] * w;
   }
-  out[(static_cast<size_t>(row) * q_heads + head) * D + d] = Round16<E>(o / l);
+  out[(static_cast<size_t>(row) * q_heads + head) * D + d] = sparse::FromFloat<E>(o / l);
 }
 
-template <AttnElem E, int D>
+template <Elem E, int D>
 cudaError_t Launch(const DecodeAttentionShape& s, const DecodeAttentionPlan& p, const void* q,
                    const void* k, const void* v, const int64_t* positions, void* out,
                    float* workspace, cudaStream_t stream) {
@@ -221,7 +211,7 @@ DecodeAttentionPlan PlanDecodeAttention(const DecodeAttentionShape& s, int sm_co
   return p;
 }
 
-cudaError_t DecodeAttention(AttnElem elem, const DecodeAttentionShape& shape,
+cudaError_t DecodeAttention(Elem elem, const DecodeAttentionShape& shape,
                             const DecodeAttentionPlan& plan, const void* q, const void* k,
                             const void* v, const int64_t* positions, void* out, float* workspace,
                             cudaStream_t stream) {
@@ -230,15 +220,12 @@ cudaError_t DecodeAttention(AttnElem elem, const DecodeAttentionShape& shape,
       !aligned(q) || !aligned(k) || !aligned(v) || !aligned(out) || positions == nullptr ||
       workspace == nullptr)
     return cudaErrorInvalidValue;
-  const bool bf16 = elem == AttnElem::kBF16;
+  const bool bf16 = elem == Elem::kBF16;
   if (shape.head_dim == 64)
-    return bf16 ? Launch<AttnElem::kBF16, 64>(shape, plan, q, k, v, positions, out, workspace,
-                                              stream)
-                : Launch<AttnElem::kF16, 64>(shape, plan, q, k, v, positions, out, workspace,
-                                             stream);
-  return bf16
-             ? Launch<AttnElem::kBF16, 128>(shape, plan, q, k, v, positions, out, workspace, stream)
-             : Launch<AttnElem::kF16, 128>(shape, plan, q, k, v, positions, out, workspace, stream);
+    return bf16 ? Launch<Elem::kBF16, 64>(shape, plan, q, k, v, positions, out, workspace, stream)
+                : Launch<Elem::kF16, 64>(shape, plan, q, k, v, positions, out, workspace, stream);
+  return bf16 ? Launch<Elem::kBF16, 128>(shape, plan, q, k, v, positions, out, workspace, stream)
+              : Launch<Elem::kF16, 128>(shape, plan, q, k, v, positions, out, workspace, stream);
 }
 
 }  // namespace ps::serve

@@ -19,9 +19,11 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "worker/sparse/elem16.h"
+
 namespace ps::serve {
 
-enum class AttnElem { kBF16, kF16 };
+using sparse::Elem;  // bf16 or fp16
 
 struct DecodeAttentionShape {
   int rows = 0;                   // requests in the step; row i reads slot i of the pool
@@ -48,7 +50,7 @@ DecodeAttentionPlan PlanDecodeAttention(const DecodeAttentionShape& s, int sm_co
 // q, out: [rows, q_heads, head_dim] contiguous 16-bit; k, v: the pool (16-byte aligned);
 // positions: rows int64 on the device; workspace: plan.workspace_floats floats.
 // cudaErrorInvalidValue for a shape or pointer it does not handle.
-cudaError_t DecodeAttention(AttnElem elem, const DecodeAttentionShape& shape,
+cudaError_t DecodeAttention(Elem elem, const DecodeAttentionShape& shape,
                             const DecodeAttentionPlan& plan, const void* q, const void* k,
                             const void* v, const int64_t* positions, void* out, float* workspace,
                             cudaStream_t stream);

@@ -39,10 +39,10 @@ torch::Tensor CudaDecodeAttention(const torch::Tensor& q, const torch::Tensor& k
   auto work =
       torch::empty({static_cast<int64_t>(plan.workspace_floats)}, q.options().dtype(torch::kFloat));
   auto out = torch::empty({q.size(0), q.size(1), 1, q.size(3)}, q.options());
-  const cudaError_t err = DecodeAttention(
-      dt == torch::kBFloat16 ? AttnElem::kBF16 : AttnElem::kF16, s, plan, qc.data_ptr(),
-      k_pool.data_ptr(), v_pool.data_ptr(), pos.data_ptr<int64_t>(), out.data_ptr(),
-      work.data_ptr<float>(), c10::cuda::getCurrentCUDAStream().stream());
+  const cudaError_t err =
+      DecodeAttention(dt == torch::kBFloat16 ? Elem::kBF16 : Elem::kF16, s, plan, qc.data_ptr(),
+                      k_pool.data_ptr(), v_pool.data_ptr(), pos.data_ptr<int64_t>(), out.data_ptr(),
+                      work.data_ptr<float>(), c10::cuda::getCurrentCUDAStream().stream());
   if (err != cudaSuccess)
     throw Error(std::string("decode attention kernel: ") + cudaGetErrorString(err) + " (rows " +
                 std::to_string(s.rows) + ", heads " + std::to_string(s.q_heads) + "/" +

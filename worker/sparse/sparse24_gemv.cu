@@ -18,24 +18,6 @@ constexpr int kRows = 2;   // output rows per warp
 template <int MB>
 constexpr int kUnroll = 2;
 
-template <Elem E>
-__device__ __forceinline__ float ToFloat(uint32_t bits16) {
-  if constexpr (E == Elem::kBF16) {
-    return __uint_as_float(bits16 << 16);
-  } else {
-    return __half2float(__ushort_as_half(static_cast<unsigned short>(bits16)));
-  }
-}
-
-template <Elem E>
-__device__ __forceinline__ uint16_t FromFloat(float f) {
-  if constexpr (E == Elem::kBF16) {
-    return __bfloat16_as_ushort(__float2bfloat16_rn(f));
-  } else {
-    return __half_as_ushort(__float2half_rn(f));
-  }
-}
-
 // xs[i] for a 2-bit i, by selects.
 __device__ __forceinline__ float Pick(const float* xs, unsigned i) {
   const float lo = (i & 1u) ? xs[1] : xs[0];

@@ -10,9 +10,9 @@
 
 #include <cstdint>
 
-namespace ps::sparse {
+#include "worker/sparse/elem16.h"
 
-enum class Elem { kBF16, kF16 };
+namespace ps::sparse {
 
 inline constexpr int kDecodeMaxM = 16;
 // The tensor-core kernel takes up to 32 rows per launch (four n = 8 tiles of tokens), so batched

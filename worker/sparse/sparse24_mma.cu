@@ -145,11 +145,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     float sum = 0.f;
 #pragma unroll
     for (int w = 0; w < kWarps; ++w) sum += partial[w][r][m];
-    if constexpr (E == Elem::kBF16) {
-      y[static_cast<size_t>(m) * N + tile + r] = __bfloat16_as_ushort(__float2bfloat16_rn(sum));
-    } else {
-      y[static_cast<size_t>(m) * N + tile + r] = __half_as_ushort(__float2half_rn(sum));
-    }
+    y[static_cast<size_t>(m) * N + tile + r] = FromFloat<E>(sum);
   }
 }
 

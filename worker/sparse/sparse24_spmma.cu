@@ -70,15 +70,6 @@ __device__ __forceinline__ void MmaSp(float (&c)[4], const uint4& a, const uint4
 #endif
 }
 
-template <Elem E>
-__device__ __forceinline__ uint16_t Round16(float f) {
-  if constexpr (E == Elem::kBF16) {
-    return __bfloat16_as_ushort(__float2bfloat16_rn(f));
-  } else {
-    return __half_as_ushort(__float2half_rn(f));
-  }
-}
-
 template <Elem E, int NT, int V>
 __global__ void __launch_bounds__(kWarps * 32, BlocksPerSmOf(V))
     Sparse24SpmmaKernel(const uint16_t* __restrict__ x, const uint4* __restrict__ values,
@@ -202,7 +193,7 @@ __global__ void __launch_bounds__(kWarps * 32, BlocksPerSmOf(V))
         }
   };
   if (splits == 1) {
-    if (active) store([&](size_t at, float v) { y[at] = Round16<E>(v); });
+    if (active) store([&](size_t at, float v) { y[at] = FromFloat<E>(v); });
     return;
   }
   if (active) {
@@ -241,8 +232,8 @@ __global__ void __launch_bounds__(kWarps * 32, BlocksPerSmOf(V))
           s.w += v[b].w;
         }
       }
-      const uint2 out = make_uint2(Round16<E>(s.x) | (uint32_t(Round16<E>(s.y)) << 16),
-                                   Round16<E>(s.z) | (uint32_t(Round16<E>(s.w)) << 16));
+      const uint2 out = make_uint2(FromFloat<E>(s.x) | (uint32_t(FromFloat<E>(s.y)) << 16),
+                                   FromFloat<E>(s.z) | (uint32_t(FromFloat<E>(s.w)) << 16));
       *reinterpret_cast<uint2*>(y + static_cast<size_t>(m) * N + row) = out;
     }
   } else {
@@ -259,7 +250,7 @@ __global__ void __launch_bounds__(kWarps * 32, BlocksPerSmOf(V))
 #pragma unroll
         for (int b = 0; b < kBatch; ++b) s += v[b];
       }
-      y[static_cast<size_t>(m) * N + row] = Round16<E>(s);
+      y[static_cast<size_t>(m) * N + row] = FromFloat<E>(s);
     }
   }
   if (threadIdx.x == 0) counters[blockIdx.x] = 0;  // ready for the next launch
