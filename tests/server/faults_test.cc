@@ -19,6 +19,7 @@
 
 #include "common/file_util.h"
 #include "tests/server/service_fixture.h"
+#include "tests/testing/sqlite_lock.h"
 
 namespace ps::test {
 namespace {
@@ -65,13 +66,11 @@ TEST_F(FaultsTest, LockedStoreRefusesSubmitAndCancelWithoutChangingAnything) {
   Psd& psd = StartPsd();
   std::string id = Submit(LongJob());
   psd.WaitState(id, "JOB_STATE_RUNNING", 20);
-  sqlite3* h = nullptr;
-  ASSERT_EQ(sqlite3_open((dir_ / "psd/psd.db").c_str(), &h), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(h, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr), SQLITE_OK);
+  ps::test::ExclusiveSqliteLock lock(dir_ / "psd/psd.db");
+  ASSERT_TRUE(lock.held());
   CmdResult sub = psd.Ctl({"submit", QuickJob().string()});
   CmdResult can = psd.Ctl({"cancel", id});
-  sqlite3_exec(h, "ROLLBACK", nullptr, nullptr, nullptr);
-  sqlite3_close(h);
+  lock.Release();
   EXPECT_EQ(sub.rc, 5) << sub.out << sub.err;
   EXPECT_NE(sub.err.find("nothing was changed"), std::string::npos) << sub.err;
   EXPECT_EQ(can.rc, 5) << can.out << can.err;
@@ -96,14 +95,12 @@ TEST_F(FaultsTest, LockedStoreDoesNotEndALiveWorkersAttempt) {
   Psd& psd = StartPsd();
   std::string id = Submit(LongJob());
   psd.WaitState(id, "JOB_STATE_RUNNING", 20);
-  sqlite3* h = nullptr;
-  ASSERT_EQ(sqlite3_open((dir_ / "psd/psd.db").c_str(), &h), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(h, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr), SQLITE_OK);
+  ps::test::ExclusiveSqliteLock lock(dir_ / "psd/psd.db");
+  ASSERT_TRUE(lock.held());
   bool failed =
       WaitFor([&] { return Slurp(psd.log()).find("store.write_failed") != std::string::npos; }, 30);
   std::this_thread::sleep_for(1s);
-  sqlite3_exec(h, "ROLLBACK", nullptr, nullptr, nullptr);
-  sqlite3_close(h);
+  lock.Release();
   ASSERT_TRUE(failed) << "psd wrote nothing while the store was locked:\n" << Slurp(psd.log());
   std::this_thread::sleep_for(1s);
   json job = psd.GetJob(id);

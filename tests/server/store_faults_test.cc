@@ -16,6 +16,7 @@
 #include "server/http_endpoints.h"
 #include "server/job_store.h"
 #include "server/log.h"
+#include "tests/testing/sqlite_lock.h"
 #include "tests/testing/temp_dir.h"
 
 namespace ps {
@@ -120,9 +121,8 @@ TEST(StoreErrors, ALockedDatabaseIsUnavailableNotInvalid) {
   TempDir d("locked");
   fs::path db = d.path() / "psd.db";
   auto store = OpenSqliteJobStore(db);
-  sqlite3* h = nullptr;
-  ASSERT_EQ(sqlite3_open(db.c_str(), &h), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(h, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr), SQLITE_OK);
+  ps::test::ExclusiveSqliteLock lock(db);
+  ASSERT_TRUE(lock.held());
   pb::Job j;
   j.set_id("j000001");
   try {
@@ -131,8 +131,7 @@ TEST(StoreErrors, ALockedDatabaseIsUnavailableNotInvalid) {
   } catch (const StoreError& e) {
     EXPECT_EQ(e.code(), grpc::StatusCode::UNAVAILABLE);
   }
-  sqlite3_exec(h, "ROLLBACK", nullptr, nullptr, nullptr);
-  sqlite3_close(h);
+  lock.Release();
   store->Put(j);
   EXPECT_EQ(store->LoadAll().jobs.size(), 1u);
 }
