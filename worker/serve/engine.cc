@@ -175,11 +175,6 @@ torch::Tensor Engine::Attend(int64_t layer, const torch::Tensor& q, const std::v
 }
 
 torch::Tensor Engine::Decode(const std::vector<int>& slots, const std::vector<int32_t>& tokens) {
-  return DecodeOnDevice(slots, tokens).to(torch::kCPU, torch::kFloat32);
-}
-
-torch::Tensor Engine::DecodeOnDevice(const std::vector<int>& slots,
-                                     const std::vector<int32_t>& tokens) {
   const int64_t n = static_cast<int64_t>(slots.size());
   if (n == 0 || tokens.size() != slots.size()) throw Error("decode: one token per slot");
   torch::NoGradGuard no_grad;

@@ -65,11 +65,9 @@ class Engine {
   // ids.size()); returns the logits of the last position, [vocab] fp32 on the CPU.
   torch::Tensor Prefill(int slot, const std::vector<int32_t>& ids);
   // Appends tokens[i] to slots[i] (distinct, each with room left) and returns the logits of
-  // each new position, [n, vocab] fp32 on the CPU.
+  // each new position, [n, vocab], where the model computed them: its dtype on its device (so a
+  // greedy step can take the argmax there and copy n ids instead of n x vocab logits).
   torch::Tensor Decode(const std::vector<int>& slots, const std::vector<int32_t>& tokens);
-  // The same logits where the model computed them: the model's dtype on its device (so a greedy
-  // step can take the argmax there and copy n ids instead of n x vocab logits).
-  torch::Tensor DecodeOnDevice(const std::vector<int>& slots, const std::vector<int32_t>& tokens);
 
  private:
   torch::Tensor DecodeFixed(const std::vector<int>& slots, const std::vector<int32_t>& tokens);

@@ -167,7 +167,7 @@ void Scheduler::Loop() {
       }
       try {
         const auto t0 = Clock::now();
-        const torch::Tensor logits = engine_.DecodeOnDevice(slots, tokens);
+        const torch::Tensor logits = engine_.Decode(slots, tokens);
         // Greedy rows need only the argmax (torch's, as SampleToken takes it): taken where the
         // logits are, so a greedy step copies n ids, not n x vocab logits; sampled rows copy
         // their logits.
