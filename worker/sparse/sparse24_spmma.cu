@@ -93,7 +93,6 @@ __global__ void __launch_bounds__(kWarps * 32, BlocksPerSmOf(V))
   using Frags = uint4[kRowTiles][kChunkTiles];
   using Metas = uint4[kRowTiles];
   uint4 a[kRowTiles][kChunkTiles], e[kRowTiles];
-  uint4 a2[kPrefetch ? kRowTiles : 1][kChunkTiles], e2[kPrefetch ? kRowTiles : 1];
   auto load_into = [&](int c, Frags& a, Metas& e) {
 #pragma unroll
     for (int r = 0; r < kRowTiles; ++r) {
@@ -164,8 +163,8 @@ __global__ void __launch_bounds__(kWarps * 32, BlocksPerSmOf(V))
   if (active) {
     if constexpr (kPrefetch) {
       // Two register sets: chunk c + 1's loads are in flight while chunk c is multiplied.
-      Frags& a_next = reinterpret_cast<Frags&>(a2);
-      Metas& e_next = reinterpret_cast<Metas&>(e2);
+      Frags a_next;
+      Metas e_next;
       for (int c = c0; c < c1; c += 2) {
         if (c + 1 < c1) load_into(c + 1, a_next, e_next);
         multiply(c, a, e);
