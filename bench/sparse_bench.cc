@@ -10,6 +10,9 @@
 // median of `iters` calls. One JSON line per (dtype, shape, M), with speedups over dense and the
 // weight bytes each path keeps on the GPU.
 //   sparse_bench [--iters N] [--ms 1,16,...] [--dtype bf16|fp16] [--no-cusparselt]
+//                [--shapes qkvo,gate_up,down,qkv,gate_up_fused]
+// qkv (12288x4096) and gate_up_fused (22016x4096) are the fused projections a server runs as one
+// layer (q, k and v; gate and up); they are measured only when named.
 // cuSPARSELt chooses its algorithm per shape on first use and writes one JSON line to stderr
 // (PS_CUSPARSELT_SEARCH / PS_CUSPARSELT_ALG override the choice: docs/sparse-inference.md).
 #include <ATen/cuda/CUDAEvent.h>
@@ -63,6 +66,7 @@ int main(int argc, char** argv) {
   int iters = 30;
   std::vector<int64_t> ms = {1, 2, 4, 8, 16, 128, 1024, 4096, 16384};
   std::string only;  // "bf16" or "fp16"
+  std::string shape_names = "qkvo,gate_up,down";
   bool use_cslt = Sparse24Linear::HasCusparselt();
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -74,6 +78,8 @@ int main(int argc, char** argv) {
       ms = ParseList(argv[++i]);
     } else if (a == "--dtype") {
       only = argv[++i];
+    } else if (a == "--shapes") {
+      shape_names = argv[++i];
     }
   }
   if (!torch::cuda::is_available()) {
@@ -95,7 +101,26 @@ int main(int argc, char** argv) {
     const char* name;
     int64_t n, k;
   };
-  const Shape shapes[] = {{"qkvo", 4096, 4096}, {"gate_up", 11008, 4096}, {"down", 4096, 11008}};
+  const Shape known[] = {{"qkvo", 4096, 4096},
+                         {"gate_up", 11008, 4096},
+                         {"down", 4096, 11008},
+                         {"qkv", 3 * 4096, 4096},
+                         {"gate_up_fused", 2 * 11008, 4096}};
+  std::vector<Shape> shapes;
+  {
+    std::stringstream ss(shape_names);
+    std::string name;
+    while (std::getline(ss, name, ',')) {
+      const auto it = std::find_if(std::begin(known), std::end(known),
+                                   [&](const Shape& s) { return name == s.name; });
+      if (it == std::end(known)) {
+        std::cerr << "sparse_bench: unknown shape '" << name
+                  << "' (--shapes takes qkvo, gate_up, down, qkv, gate_up_fused)\n";
+        return 2;
+      }
+      shapes.push_back(*it);
+    }
+  }
   for (auto dtype : {torch::kBFloat16, torch::kFloat16}) {
     if (!only.empty() && only != (dtype == torch::kBFloat16 ? "bf16" : "fp16")) continue;
     for (const Shape& s : shapes) {
@@ -145,6 +170,7 @@ int main(int argc, char** argv) {
           j["sparse_mma_gbps"] = (native_read + 2.0 * m * (s.k + s.n)) / sp * 1e-3;
           // Each of its variants (kSparseMma above runs the one its timing kept).
           for (int v = 0; v < ps::sparse::kSpmmaVariants; ++v) {
+            if (!lin.SparseMmaVariantRuns(m, v)) continue;
             const double tv = TimeUs([&] { (void)lin.SparseMmaVariant(x, v); }, it, flush);
             j["sparse_mma_v" + std::to_string(v) + "_speedup"] = dense / tv;
           }

@@ -218,6 +218,7 @@ int Sparse24Linear::TimeSpmmaVariants(const torch::Tensor& x) {
   double best = 0;
   std::string times;
   for (int v = 0; v < kSpmmaVariants; ++v) {
+    if (!SparseMmaVariantRuns(x.size(0), v)) continue;  // variant 0 always runs
     const double us = MicrosPerCall([&] { (void)SparseMmaVariant(x, v); });
     if (v == 0 || us < best) {
       best = us;
@@ -232,6 +233,18 @@ int Sparse24Linear::TimeSpmmaVariants(const torch::Tensor& x) {
   return best_variant;
 }
 
+bool Sparse24Linear::SparseMmaVariantRuns(int64_t m, int variant) const {
+  if (variant < 0 || variant >= kSpmmaVariants || m < 1) return false;
+  const int sms = DeviceSmCount();
+  for (int64_t r = 0; r < m; r += kSpmmaMaxM) {
+    const int rows = static_cast<int>(std::min<int64_t>(kSpmmaMaxM, m - r));
+    if (!Sparse24SpmmaPlan(rows, static_cast<int>(n_), static_cast<int>(k_), sms, 0, variant)
+             .available)
+      return false;
+  }
+  return true;
+}
+
 torch::Tensor Sparse24Linear::SparseMmaVariant(const torch::Tensor& x, int variant) {
   if (!sp_values_.defined())
     throw Error(
@@ -240,6 +253,12 @@ torch::Tensor Sparse24Linear::SparseMmaVariant(const torch::Tensor& x, int varia
   if (variant < 0 || variant >= kSpmmaVariants)
     throw Error("Sparse24Linear: sparse tensor-core kernel variant " + std::to_string(variant) +
                 " does not exist (0.." + std::to_string(kSpmmaVariants - 1) + ")");
+  if (!SparseMmaVariantRuns(x.size(0), variant))
+    throw Error("Sparse24Linear: sparse tensor-core kernel variant " + std::to_string(variant) +
+                " cannot run " + std::to_string(x.size(0)) + " rows of " + std::to_string(n_) +
+                " x " + std::to_string(k_) +
+                " on this GPU (variant 3 needs thread block clusters, compute capability 9.0+, "
+                "and K in at most 8 slices of shared memory); use variants 0-2");
   torch::Tensor xc = x.contiguous();
   if (reinterpret_cast<uintptr_t>(xc.data_ptr()) % 16) xc = xc.clone();  // 16-byte x loads
   const int64_t m = xc.size(0);

@@ -60,8 +60,10 @@ class Sparse24Linear {
   bool CusparseltSearched(int64_t m) const;
   // The sparse tensor-core kernel with one variant (0 .. kSpmmaVariants - 1) for every launch,
   // for checks and benches; kSparseMma times the variants on its first call per shape and M and
-  // keeps the fastest.
+  // keeps the fastest. A variant that cannot run m rows of this shape on this GPU
+  // (SparseMmaVariantRuns false) is an error.
   torch::Tensor SparseMmaVariant(const torch::Tensor& x, int variant);
+  bool SparseMmaVariantRuns(int64_t m, int variant) const;
   int64_t out_features() const { return n_; }
   int64_t in_features() const { return k_; }
   static bool HasCusparselt();

@@ -18,6 +18,13 @@
 // (counted with an atomic, after a fence) sums them and writes y, 4 rows per thread and 8 slices'
 // loads in flight at a time: that sum reads splits x M x 256 floats on one SM after the rest of
 // the row block is done, so its latency is the kernel's tail and grows with M.
+//
+// Variant 3 (Hopper) sums the slices without the global round trip: the slices of a row block
+// are one thread block cluster (at most 8), each block leaves its fp32 sums in its own shared
+// memory, and after a cluster barrier block s sums every s-th group of 4 rows over all the
+// cluster's blocks (distributed shared memory, slice order) and writes y. No partials in global
+// memory, no atomics, and the sum is spread over the cluster instead of one block's tail.
+#include <cooperative_groups.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -34,14 +41,24 @@ using namespace spmma;
 constexpr int kWarps = 8;
 // The variants (SpmmaPlan::variant): row tiles per warp, whether the next chunk's weights are
 // loaded while the current one's are multiplied (two register sets), blocks per multiprocessor.
-__host__ __device__ constexpr int RowTilesOf(int v) { return v == 1 ? 1 : 2; }
+__host__ __device__ constexpr int RowTilesOf(int v) { return v == 1 || v == 3 ? 1 : 2; }
 __host__ __device__ constexpr bool PrefetchOf(int v) { return v != 0; }
 __host__ __device__ constexpr int BlocksPerSmOf(int v) { return v == 2 ? 1 : 2; }
 __host__ __device__ constexpr int BlockRowTiles(int v) { return kWarps * RowTilesOf(v); }
+__host__ __device__ constexpr bool ClusterSumOf(int v) { return v == 3; }
 // Dynamic shared memory per block without the opt-in, less room for the kernel's static shared
 // variables (at exactly 48 KiB of dynamic memory the launch is refused).
 constexpr int kMaxSmemBytes = 47 * 1024;
+// The cluster variant opts in to more (two blocks per SM must fit the SM's 228 KiB) and so
+// takes whole K slices of up to 8 (the portable cluster size) x 110 KiB.
+constexpr int kMaxClusterSmemBytes = 110 * 1024;
+constexpr int kMaxClusterSize = 8;
 constexpr int kSmemBytesPerChunkTile = kChunkTiles * 32 * 16;  // one token tile of one chunk
+// The cluster variant's fp32 sums in shared memory: [token][row] with rows padded by 4 floats,
+// so that the four lanes writing one row at tokens 2t, 2t + 1 hit different banks (and rows stay
+// 16-byte aligned for the float4 reads).
+constexpr int kSumStride = kWarps * kTileRows + 4;
+__host__ __device__ constexpr int SumSmemBytes(int nt) { return nt * 8 * kSumStride * 4; }
 
 template <Elem E>
 __device__ __forceinline__ void MmaSp(float (&c)[4], const uint4& a, const uint4& b, uint32_t e) {
@@ -67,6 +84,62 @@ __device__ __forceinline__ void MmaSp(float (&c)[4], const uint4& a, const uint4
 #else
   (void)c, (void)a, (void)b, (void)e;
   __trap();  // sparse tensor cores need sm_80+
+#endif
+}
+
+// Variant 3's sum of the K slices of one row block (one block per slice, the slices one cluster
+// with block rank = slice): `acc` is this warp's single row tile. Every thread of every block of
+// the cluster calls it (it holds two cluster barriers).
+template <Elem E, int NT>
+__device__ __forceinline__ void ClusterSum(uint4* smem, const float (&acc)[NT][4], uint16_t* y,
+                                           int M, int N, int splits, bool vec4) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  namespace cg = cooperative_groups;
+  cg::cluster_group cluster = cg::this_cluster();
+  constexpr int kBlockRows = kWarps * kTileRows;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  float* sums = reinterpret_cast<float*>(smem);
+  __syncthreads();  // every warp is done with the x slice that `sums` overwrites
+#pragma unroll
+  for (int n = 0; n < NT; ++n)
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+      sums[(n * 8 + CToken(lane, i)) * kSumStride + warp * kTileRows + CRow(lane, i)] = acc[n][i];
+  cluster.sync();  // all slices' sums are written and visible to the cluster
+  const int row0 = blockIdx.x * kBlockRows, rows = min(kBlockRows, N - row0);
+  const int quads = kBlockRows / 4, rank = static_cast<int>(cluster.block_rank());
+  for (int i = rank * blockDim.x + threadIdx.x; i < M * quads; i += splits * blockDim.x) {
+    const int m = i / quads, r = 4 * (i % quads);
+    if (r >= rows) continue;
+    float4 v[kMaxClusterSize];
+#pragma unroll
+    for (int s = 0; s < kMaxClusterSize; ++s)
+      if (s < splits)
+        v[s] = *reinterpret_cast<const float4*>(
+            cluster.map_shared_rank(sums + m * kSumStride + r, static_cast<unsigned>(s)));
+    float4 t = make_float4(0.f, 0.f, 0.f, 0.f);  // in slice order, as the global sum
+#pragma unroll
+    for (int s = 0; s < kMaxClusterSize; ++s)
+      if (s < splits) {
+        t.x += v[s].x;
+        t.y += v[s].y;
+        t.z += v[s].z;
+        t.w += v[s].w;
+      }
+    uint16_t* out = y + static_cast<size_t>(m) * N + row0 + r;
+    if (vec4 && r + 4 <= rows) {
+      *reinterpret_cast<uint2*>(out) =
+          make_uint2(FromFloat<E>(t.x) | (uint32_t(FromFloat<E>(t.y)) << 16),
+                     FromFloat<E>(t.z) | (uint32_t(FromFloat<E>(t.w)) << 16));
+    } else {
+      const float e[4] = {t.x, t.y, t.z, t.w};
+      for (int q = 0; q < 4 && r + q < rows; ++q) out[q] = FromFloat<E>(e[q]);
+    }
+  }
+  cluster.sync();  // no block leaves (freeing its shared memory) while another still reads it
+#else
+  (void)smem, (void)acc, (void)y, (void)M, (void)N, (void)splits, (void)vec4;
+  __trap();  // thread block clusters need sm_90+
 #endif
 }
 
@@ -113,27 +186,40 @@ __global__ void __launch_bounds__(kWarps * 32, BlocksPerSmOf(V))
   // (8 tokens x 4 lanes), free of bank conflicts, after 8 x 64-byte coalesced loads.
   const int slice_tiles = (c1 - c0) * kChunkTiles;
   const int quads = NT * 8 * slice_tiles;  // (token, tile) pairs, 4 threads each
-  for (int base = 0; base < quads * 4; base += blockDim.x) {
-    const int i = base + threadIdx.x, q = i & 3, m = (i >> 2) % (NT * 8), j = (i >> 2) / (NT * 8);
-    const int col = c0 * kChunkK + j * kTileK + q * 8;
-    uint4 v = make_uint4(0, 0, 0, 0);  // padding tokens and columns multiply as zeros
-    if (j < slice_tiles && m < M && col < K)
-      v = __ldg(reinterpret_cast<const uint4*>(x + static_cast<size_t>(m) * K + col));
-    // v's word w belongs to lane 4·(m % 8) + w, register q. Round r: thread q reads register
-    // (q + r) & 3 from neighbour (q + r) & 3, which sends its word (its q - r) & 3 = our q.
-    const uint32_t w[4] = {v.x, v.y, v.z, v.w};
-    uint32_t f[4];
+  // kStageBatch loads per thread are issued before any of them is used: the staging is one L2
+  // round trip per batch, not one per load (at 32 tokens a thread has up to 8 loads).
+  constexpr int kStageBatch = 4;
+  for (int base = 0; base < quads * 4; base += kStageBatch * blockDim.x) {
+    uint4 v[kStageBatch];
 #pragma unroll
-    for (int r = 0; r < 4; ++r) {
-      const int send = (q - r) & 3, from = (q + r) & 3;
-      const uint32_t out = send == 0 ? w[0] : send == 1 ? w[1] : send == 2 ? w[2] : w[3];
-      const uint32_t got = __shfl_sync(0xffffffffu, out, (lane & ~3) | from);
-      if (from == 0) f[0] = got;
-      if (from == 1) f[1] = got;
-      if (from == 2) f[2] = got;
-      if (from == 3) f[3] = got;
+    for (int s = 0; s < kStageBatch; ++s) {
+      const int i = base + s * blockDim.x + threadIdx.x, q = i & 3, m = (i >> 2) % (NT * 8),
+                j = (i >> 2) / (NT * 8);
+      const int col = c0 * kChunkK + j * kTileK + q * 8;
+      v[s] = make_uint4(0, 0, 0, 0);  // padding tokens and columns multiply as zeros
+      if (j < slice_tiles && m < M && col < K)
+        v[s] = __ldg(reinterpret_cast<const uint4*>(x + static_cast<size_t>(m) * K + col));
     }
-    if (j < slice_tiles) xs[XStageWord(j, NT, m, 2 * q) / 4] = make_uint4(f[0], f[1], f[2], f[3]);
+#pragma unroll
+    for (int s = 0; s < kStageBatch; ++s) {
+      const int i = base + s * blockDim.x + threadIdx.x, q = i & 3, m = (i >> 2) % (NT * 8),
+                j = (i >> 2) / (NT * 8);
+      // v's word w belongs to lane 4·(m % 8) + w, register q. Round r: thread q reads register
+      // (q + r) & 3 from neighbour (q + r) & 3, which sends its word (its q - r) & 3 = our q.
+      const uint32_t w[4] = {v[s].x, v[s].y, v[s].z, v[s].w};
+      uint32_t f[4];
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        const int send = (q - r) & 3, from = (q + r) & 3;
+        const uint32_t out = send == 0 ? w[0] : send == 1 ? w[1] : send == 2 ? w[2] : w[3];
+        const uint32_t got = __shfl_sync(0xffffffffu, out, (lane & ~3) | from);
+        if (from == 0) f[0] = got;
+        if (from == 1) f[1] = got;
+        if (from == 2) f[2] = got;
+        if (from == 3) f[3] = got;
+      }
+      if (j < slice_tiles) xs[XStageWord(j, NT, m, 2 * q) / 4] = make_uint4(f[0], f[1], f[2], f[3]);
+    }
   }
   __syncthreads();
 
@@ -193,6 +279,10 @@ __global__ void __launch_bounds__(kWarps * 32, BlocksPerSmOf(V))
   };
   if (splits == 1) {
     if (active) store([&](size_t at, float v) { y[at] = FromFloat<E>(v); });
+    return;
+  }
+  if constexpr (ClusterSumOf(V)) {
+    ClusterSum<E, NT>(xs, acc[0], y, M, N, splits, vec4);
     return;
   }
   if (active) {
@@ -255,18 +345,68 @@ __global__ void __launch_bounds__(kWarps * 32, BlocksPerSmOf(V))
   if (threadIdx.x == 0) counters[blockIdx.x] = 0;  // ready for the next launch
 }
 
+// Dynamic shared memory of a launch: the staged x slice (and, for the cluster variant, at least
+// the fp32 sums that reuse it).
+int SmemBytes(int variant, int nt, int chunks_per_split) {
+  const int x_bytes = chunks_per_split * nt * kSmemBytesPerChunkTile;
+  return ClusterSumOf(variant) ? std::max(x_bytes, SumSmemBytes(nt)) : x_bytes;
+}
+
+// Whether the current device runs thread block clusters (compute capability 9.0+), looked up once
+// per device.
+bool DeviceHasClusters() {
+  static int cached[64] = {};  // 0 unknown, 1 no, 2 yes
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return false;
+  if (dev >= 0 && dev < 64 && cached[dev] != 0) return cached[dev] == 2;
+  int major = 0;
+  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess)
+    major = 0;
+  if (dev >= 0 && dev < 64) cached[dev] = major >= 9 ? 2 : 1;
+  return major >= 9;
+}
+
 template <Elem E, int NT, int V>
 cudaError_t Launch(const void* x, const uint32_t* values, const uint32_t* meta, void* y,
                    const SpmmaPlan& p, float* workspace, unsigned* counters, cudaStream_t stream) {
   const Shape s = MakeShape(p.n, p.k);
   const dim3 grid(p.row_blocks, p.splits);
-  const size_t smem = static_cast<size_t>(p.chunks_per_split) * NT * kSmemBytesPerChunkTile;
-  Sparse24SpmmaKernel<E, NT, V><<<grid, kWarps * 32, smem, stream>>>(
-      static_cast<const uint16_t*>(x), reinterpret_cast<const uint4*>(values),
-      reinterpret_cast<const uint4*>(meta), static_cast<uint16_t*>(y), workspace, counters, p.m,
-      p.n, p.k, static_cast<int>(s.chunks), p.chunks_per_split, p.splits,
-      p.n % 4 == 0 && reinterpret_cast<uintptr_t>(y) % 8 == 0);
-  return cudaGetLastError();
+  const int smem = SmemBytes(p.variant, NT, p.chunks_per_split);
+  auto* kernel = Sparse24SpmmaKernel<E, NT, V>;
+  const bool vec4 = p.n % 4 == 0 && reinterpret_cast<uintptr_t>(y) % 8 == 0;
+  if constexpr (ClusterSumOf(V)) {
+    // Above 48 KiB of dynamic shared memory a kernel must opt in (once per kernel is enough;
+    // the attribute only ever grows here).
+    static int opted_in = 0;
+    if (smem > 48 * 1024 && smem > opted_in) {
+      const cudaError_t err =
+          cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+      if (err != cudaSuccess) return err;
+      opted_in = smem;
+    }
+    cudaLaunchConfig_t config = {};
+    config.gridDim = grid;
+    config.blockDim = dim3(kWarps * 32);
+    config.dynamicSmemBytes = static_cast<size_t>(smem);
+    config.stream = stream;
+    cudaLaunchAttribute cluster[1];
+    cluster[0].id = cudaLaunchAttributeClusterDimension;
+    cluster[0].val.clusterDim.x = 1;
+    cluster[0].val.clusterDim.y = static_cast<unsigned>(p.splits);  // one cluster per row block
+    cluster[0].val.clusterDim.z = 1;
+    config.attrs = cluster;
+    config.numAttrs = 1;
+    return cudaLaunchKernelEx(
+        &config, kernel, static_cast<const uint16_t*>(x), reinterpret_cast<const uint4*>(values),
+        reinterpret_cast<const uint4*>(meta), static_cast<uint16_t*>(y), workspace, counters, p.m,
+        p.n, p.k, static_cast<int>(s.chunks), p.chunks_per_split, p.splits, vec4);
+  } else {
+    kernel<<<grid, kWarps * 32, static_cast<size_t>(smem), stream>>>(
+        static_cast<const uint16_t*>(x), reinterpret_cast<const uint4*>(values),
+        reinterpret_cast<const uint4*>(meta), static_cast<uint16_t*>(y), workspace, counters, p.m,
+        p.n, p.k, static_cast<int>(s.chunks), p.chunks_per_split, p.splits, vec4);
+    return cudaGetLastError();
+  }
 }
 
 template <Elem E, int NT>
@@ -278,8 +418,10 @@ cudaError_t DispatchVariant(const void* x, const uint32_t* values, const uint32_
       return Launch<E, NT, 0>(x, values, meta, y, p, workspace, counters, stream);
     case 1:
       return Launch<E, NT, 1>(x, values, meta, y, p, workspace, counters, stream);
-    default:
+    case 2:
       return Launch<E, NT, 2>(x, values, meta, y, p, workspace, counters, stream);
+    default:
+      return Launch<E, NT, 3>(x, values, meta, y, p, workspace, counters, stream);
   }
 }
 
@@ -313,12 +455,21 @@ SpmmaPlan Sparse24SpmmaPlan(int M, int N, int K, int sm_count, int splits, int v
   p.tiles_n = (std::min(M, kSpmmaMaxM) + 7) / 8;
   p.row_blocks =
       static_cast<int>((s.row_tiles + BlockRowTiles(variant) - 1) / BlockRowTiles(variant));
-  const int max_cps = std::max(1, kMaxSmemBytes / (p.tiles_n * kSmemBytesPerChunkTile));
+  const bool cluster = ClusterSumOf(variant);
+  const int max_cps = std::max(
+      1, (cluster ? kMaxClusterSmemBytes : kMaxSmemBytes) / (p.tiles_n * kSmemBytesPerChunkTile));
   const int blocks = BlocksPerSmOf(variant) * std::max(sm_count, 1);
   int want = splits > 0 ? splits : (blocks + p.row_blocks - 1) / p.row_blocks;
-  want = std::clamp(want, 1, chunks);
+  want = std::clamp(want, 1, cluster ? std::min(chunks, kMaxClusterSize) : chunks);
   p.chunks_per_split = std::min((chunks + want - 1) / want, max_cps);
   p.splits = (chunks + p.chunks_per_split - 1) / p.chunks_per_split;  // no empty slice
+  if (cluster) {
+    // One cluster holds all slices: K too long for 8 slices of shared memory is not this
+    // variant's, nor is a GPU without clusters.
+    p.available = p.splits <= kMaxClusterSize && DeviceHasClusters();
+    p.workspace_floats = 0;
+    return p;
+  }
   p.workspace_floats = p.splits > 1 ? static_cast<int64_t>(p.splits) * M * N : 0;
   return p;
 }
@@ -346,12 +497,13 @@ cudaError_t Sparse24Spmma(Elem elem, const void* x, const uint32_t* values, cons
                           void* y, const SpmmaPlan& plan, float* workspace, unsigned* counters,
                           cudaStream_t stream) {
   auto aligned = [](const void* p, uintptr_t a) { return reinterpret_cast<uintptr_t>(p) % a == 0; };
-  const bool ok =
-      plan.m >= 1 && plan.m <= kSpmmaMaxM && plan.n >= 1 && plan.k >= 16 && plan.variant >= 0 &&
-      plan.variant < kSpmmaVariants && plan.k % 16 == 0 && plan.row_blocks >= 1 &&
-      plan.splits >= 1 && plan.tiles_n == (plan.m + 7) / 8 && aligned(x, 16) &&
-      aligned(values, 16) && aligned(meta, 16) && aligned(y, 2) &&
-      (plan.splits == 1 || (workspace != nullptr && aligned(workspace, 16) && counters != nullptr));
+  const bool ok = plan.available && plan.m >= 1 && plan.m <= kSpmmaMaxM && plan.n >= 1 &&
+                  plan.k >= 16 && plan.variant >= 0 && plan.variant < kSpmmaVariants &&
+                  plan.k % 16 == 0 && plan.row_blocks >= 1 && plan.splits >= 1 &&
+                  plan.tiles_n == (plan.m + 7) / 8 && aligned(x, 16) && aligned(values, 16) &&
+                  aligned(meta, 16) && aligned(y, 2) &&
+                  (plan.splits == 1 || ClusterSumOf(plan.variant) ||
+                   (workspace != nullptr && aligned(workspace, 16) && counters != nullptr));
   if (!ok) return cudaErrorInvalidValue;
   return elem == Elem::kBF16
              ? Dispatch<Elem::kBF16>(x, values, meta, y, plan, workspace, counters, stream)

@@ -18,15 +18,17 @@ namespace ps::sparse {
 inline constexpr int kSpmmaMaxM = 32;
 // Kernel variants (which one is fastest depends on M, the shape and the GPU, so the layer times
 // them): 0: 2 row tiles per warp, 2 blocks per SM; 1: 1 row tile per warp, the next chunk
-// prefetched, 2 blocks per SM; 2: 2 row tiles per warp, prefetched, 1 block per SM.
-inline constexpr int kSpmmaVariants = 3;
+// prefetched, 2 blocks per SM; 2: 2 row tiles per warp, prefetched, 1 block per SM; 3: as 1, but
+// the K slices of a row block are one thread block cluster that sums them in distributed shared
+// memory (Hopper and later; at most 8 slices, so not for every K: SpmmaPlan::available).
+inline constexpr int kSpmmaVariants = 4;
 
-// How a launch splits the work: blocks of 256 weight rows (128 for variant 1; row_blocks) times
+// How a launch splits the work: blocks of 256 weight rows (128 for variants 1, 3; row_blocks) times
 // `splits` slices of K. With splits > 1 each slice writes fp32 partial sums into `workspace`
 // ([splits, M, N] floats) (16-byte aligned) and the last block of each row block to finish sums
 // them in slice order (deterministic) and writes y; `counters` (Sparse24SpmmaCounters(N) unsigned
 // ints) must be zero before the first launch, and each launch leaves them zero. One launch at a
-// time per counters array (one stream).
+// time per counters array (one stream). Variant 3 needs neither (workspace_floats is 0).
 struct SpmmaPlan {
   int m = 0, n = 0, k = 0;
   int variant = 0;           // 0 .. kSpmmaVariants - 1
@@ -35,6 +37,7 @@ struct SpmmaPlan {
   int splits = 1;            // slices of K, one per block along grid y
   int chunks_per_split = 1;  // 128-column chunks per slice
   int64_t workspace_floats = 0;
+  bool available = true;  // false: this variant cannot run this shape on this GPU
 };
 
 // `sm_count`: the GPU's multiprocessors (the plan aims at the variant's blocks per SM). `splits` >
