@@ -83,6 +83,7 @@ class RMSNorm : public torch::nn::Module {
   RMSNorm(int64_t dim, double eps, const torch::TensorOptions& options);
   // Normalises in fp32 and casts back before the scale, as transformers does.
   torch::Tensor forward(const torch::Tensor& x);
+  double eps() const { return eps_; }
   torch::Tensor weight;
 
  private:

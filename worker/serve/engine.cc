@@ -11,6 +11,7 @@
 #include "worker/serve/decode_graphs.h"
 #ifdef PS_SERVE_WITH_CUDA
 #include "worker/serve/decode_attention_op.h"
+#include "worker/serve/decode_fused_op.h"
 #endif
 
 namespace ps::serve {
@@ -42,6 +43,23 @@ EngineOptions Checked(EngineOptions o, const LlamaForCausalLM& m) {
     throw Error(
         "this build has no CUDA kernels (LibTorch without CUDA): the decode attention "
         "kernel is not available; use --attention batched or exact");
+#endif
+  }
+  if (o.fused_ops) {
+    if (o.exact_attention)
+      throw Error(
+          "the fused decode kernels run batched decode steps; they cannot be used with exact "
+          "attention (--fused-ops off or --attention kernel/batched)");
+#ifdef PS_SERVE_WITH_CUDA
+    if (!m.device().is_cuda())
+      throw Error("the fused decode kernels need the model on a CUDA device (it is on " +
+                  m.device().str() + "); use --fused-ops off or serve on cuda");
+    // Other dtypes keep the LibTorch ops.
+    o.fused_ops = m.dtype() == torch::kBFloat16 || m.dtype() == torch::kFloat16;
+#else
+    throw Error(
+        "this build has no CUDA kernels (LibTorch without CUDA): the fused decode kernels are "
+        "not available; use --fused-ops off");
 #endif
   }
   return o;
@@ -219,6 +237,7 @@ torch::Tensor Engine::Layers(
     const torch::Tensor& ids, const RopeTables& rope, const torch::Tensor& rows,
     const torch::Tensor& pos,
     const std::function<torch::Tensor(int64_t, const torch::Tensor&)>& attend) {
+  if (options_.fused_ops) return FusedLayers(ids, rows, pos, attend);
   const auto& c = model_->config();
   const int64_t n = ids.size(0), hq = c.num_attention_heads, hkv = c.num_key_value_heads,
                 d = c.head_dim;
@@ -240,6 +259,42 @@ torch::Tensor Engine::Layers(
     h = h + layer.mlp->forward(layer.post_attention_layernorm->forward(h));
   }
   return model_->Logits(model_->FinalNorm(h)).select(1, 0);  // [n, vocab]
+}
+
+torch::Tensor Engine::FusedLayers(
+    const torch::Tensor& ids, const torch::Tensor& rows, const torch::Tensor& pos,
+    const std::function<torch::Tensor(int64_t, const torch::Tensor&)>& attend) {
+#ifdef PS_SERVE_WITH_CUDA
+  const int64_t n = ids.size(0),
+                width = model_->config().num_attention_heads * model_->config().head_dim;
+  const int64_t layers = model_->num_layers();
+  // h is the residual stream, updated in place by each add + norm; x the normed input of the
+  // next projection. Every residual add is followed by a norm (the last by the final norm).
+  torch::Tensor h = model_->Embed(ids).contiguous();  // [n, 1, hidden]
+  const RMSNorm& first = *model_->layer(0).input_layernorm;
+  torch::Tensor x = FusedAddRmsNorm(h, {}, first.weight, first.eps()).second;
+  for (int64_t l = 0; l < layers; ++l) {
+    DecoderLayer& layer = model_->layer(l);
+    Attention& at = *layer.self_attn;
+    const torch::Tensor q =
+        FusedRopeAndCache(at.q_proj->forward(x), at.k_proj->forward(x), at.v_proj->forward(x),
+                          rope_all_.cos, rope_all_.sin, pos, rows, kv_.k(l), kv_.v(l));
+    const torch::Tensor a = attend(l, q);  // [n, hq, 1, d]
+    const torch::Tensor o = at.o_proj->forward(a.transpose(1, 2).reshape({n, 1, width}));
+    const RMSNorm& post = *layer.post_attention_layernorm;
+    x = FusedAddRmsNorm(h, o.contiguous(), post.weight, post.eps()).second;
+    Mlp& mlp = *layer.mlp;
+    const torch::Tensor m = mlp.down_proj->forward(
+        FusedSiluMul(mlp.gate_proj->forward(x).contiguous(), mlp.up_proj->forward(x).contiguous()));
+    const RMSNorm& next =
+        l + 1 < layers ? *model_->layer(l + 1).input_layernorm : *model_->model->norm;
+    x = FusedAddRmsNorm(h, m.contiguous(), next.weight, next.eps()).second;
+  }
+  return model_->Logits(x).select(1, 0);  // [n, vocab]
+#else
+  (void)ids, (void)rows, (void)pos, (void)attend;
+  throw Error("the fused decode kernels need a CUDA build");
+#endif
 }
 
 torch::Tensor Engine::DecodeFixed(const std::vector<int>& slots,

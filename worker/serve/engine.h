@@ -40,6 +40,10 @@ struct EngineOptions {
   bool decode_kernel = false;
   bool fixed_shapes = false;  // implied by cuda_graphs
   bool cuda_graphs = false;   // CUDA only
+  // Decode steps' residual add + RMSNorm, RoPE + KV write and SiLU-multiply as one kernel each
+  // (decode_fused.h; CUDA builds, bf16/fp16 models, not with exact attention); other dtypes
+  // keep the LibTorch ops.
+  bool fused_ops = false;
 };
 
 class DecodeGraphs;
@@ -56,6 +60,8 @@ class Engine {
   int64_t LengthBucket(int64_t longest) const;
   // Graphs captured so far (0 without CUDA graphs).
   int64_t graphs() const;
+  // Whether decode steps run the fused kernels (EngineOptions::fused_ops, after the dtype check).
+  bool fused_ops() const { return options_.fused_ops; }
 
   LlamaForCausalLM& model() { return *model_; }
   KvCachePool& kv() { return kv_; }
@@ -79,6 +85,11 @@ class Engine {
   torch::Tensor Layers(const torch::Tensor& ids, const RopeTables& rope, const torch::Tensor& rows,
                        const torch::Tensor& pos,
                        const std::function<torch::Tensor(int64_t, const torch::Tensor&)>& attend);
+  // Layers with the fused kernels (options_.fused_ops): the same computation, RoPE from the
+  // engine's tables at `pos`.
+  torch::Tensor FusedLayers(
+      const torch::Tensor& ids, const torch::Tensor& rows, const torch::Tensor& pos,
+      const std::function<torch::Tensor(int64_t, const torch::Tensor&)>& attend);
   torch::Tensor Attend(int64_t layer, const torch::Tensor& q, const std::vector<int>& slots,
                        const std::vector<int64_t>& positions);
   // Rows 0..n-1 of q on slots 0..n-1 through the decode attention kernel, or an undefined

@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   int threads = 0;
   std::string attention = "auto";
   std::string cuda_graphs = "auto";
+  std::string fused_ops = "auto";
   app.add_option("--model", spec.model,
                  "model directory: Hugging Face, compressed-tensors sparse-24-bitmask, native "
                  "packed, or masks (with --base-model)");
@@ -61,6 +62,11 @@ int main(int argc, char** argv) {
                  "auto | on | off: replay each decode step shape as a CUDA graph (auto: on cuda "
                  "with batched attention)")
       ->capture_default_str();
+  app.add_option("--fused-ops", fused_ops,
+                 "auto | on | off: each decode step's residual add + RMSNorm, RoPE + KV write "
+                 "and SiLU-multiply as one GPU kernel each (auto: on cuda without exact "
+                 "attention; bf16/fp16)")
+      ->capture_default_str();
   app.add_option("--threads", threads, "CPU threads for LibTorch (default: one per core)");
   CLI11_PARSE(app, argc, argv);
   try {
@@ -75,6 +81,10 @@ int main(int argc, char** argv) {
       throw ps::Error("--cuda-graphs must be auto, on or off, got '" + cuda_graphs + "'");
     eng.cuda_graphs = cuda_graphs == "on" ||
                       (cuda_graphs == "auto" && spec.device == "cuda" && !eng.exact_attention);
+    if (fused_ops != "auto" && fused_ops != "on" && fused_ops != "off")
+      throw ps::Error("--fused-ops must be auto, on or off, got '" + fused_ops + "'");
+    eng.fused_ops =
+        fused_ops == "on" || (fused_ops == "auto" && spec.device == "cuda" && !eng.exact_attention);
     auto loaded = ps::serve::LoadModel(spec);
     eng.max_len = std::min<int64_t>(eng.max_len, loaded.model->config().max_position_embeddings);
     ps::serve::Engine engine(loaded.model, eng);
@@ -98,6 +108,7 @@ int main(int argc, char** argv) {
                                           : eng.decode_kernel ? "kernel"
                                                               : "batched"},
                             {"cuda_graphs", eng.cuda_graphs},
+                            {"fused_ops", engine.fused_ops()},
                             {"chat_template", ps::serve::ChatTemplateName(served.chat_template)}};
     if (!loaded.sparse.is_null()) ready["sparse"] = loaded.sparse;
     std::cout << ready.dump() << std::endl;

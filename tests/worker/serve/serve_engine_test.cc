@@ -123,5 +123,26 @@ TEST_F(FixedShapeDecode, DecodeAttentionKernelOffTheGpuIsAClearError) {
   }
 }
 
+TEST_F(FixedShapeDecode, FusedDecodeKernelsOffTheGpuAreAClearError) {
+  EngineOptions o;
+  o.max_batch = 2;
+  o.max_len = 64;
+  o.exact_attention = false;
+  o.fused_ops = true;
+  try {
+    Engine e(loaded_->model, o);
+    FAIL() << "the fused decode kernels were accepted for a CPU model";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--fused-ops off"), std::string::npos) << e.what();
+  }
+  o.exact_attention = true;  // the fused kernels run batched steps: never with exact attention
+  try {
+    Engine e(loaded_->model, o);
+    FAIL() << "exact attention with the fused decode kernels was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("exact attention"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace ps::serve
