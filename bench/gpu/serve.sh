@@ -7,14 +7,17 @@
 # First, tests/gpu/sparse_check --quick per dtype checks every 2:4 path (the tensor-core kernels
 # up to 32 rows and every variant of the sparse one included) against fp32, and
 # tests/gpu/attention_check checks the decode attention kernel against fp64 and times it against
-# the masked call it replaces. Builds only psserve, sparse_bench, sparse_check and
-# attention_check into build-gpu/.
+# the masked call it replaces, and tests/gpu/fused_check checks the fused decode kernels against
+# the LibTorch ops. Builds only psserve, sparse_bench, sparse_check, attention_check and
+# fused_check into build-gpu/.
 #
-# Usage: bench/gpu/serve.sh DEPS_DIR DATA_DIR OUT_DIR [DTYPES]
+# Usage: [PSSERVE_ARGS="..."] [SERVE_ONLY=1] bench/gpu/serve.sh DEPS_DIR DATA_DIR OUT_DIR [DTYPES]
 #   DEPS_DIR  the bundles of tools/make-device-deps.sh
 #   DATA_DIR  holds codelm-19m (its tokenizer is the served model's tokenizer)
 #   OUT_DIR   logs, client JSON lines and summary.txt
 #   DTYPES    "bf16 fp16" (default) or one of them
+#   PSSERVE_ARGS  extra psserve flags for both servers (e.g. "--fused-ops off")
+#   SERVE_ONLY    1: only the servers and clients (no checks, no kernel table)
 # Needs CUDA, LibTorch 2.x with CUDA (python3's torch), cuSPARSELt for the 2:4 prefill path.
 # About 8 minutes on one H100 for both dtypes including the build (a second run reuses
 # build-gpu). Exits non-zero when a build, a server or a request fails (a missed speed target is reported in summary.txt, not an error).
@@ -24,39 +27,48 @@ data=${2:?usage: serve.sh DEPS_DIR DATA_DIR OUT_DIR [DTYPES]}
 out=${3:?usage: serve.sh DEPS_DIR DATA_DIR OUT_DIR [DTYPES]}
 dtypes=${4:-bf16 fp16}
 root=$(cd "$(dirname "$0")/../.." && pwd)
+extra=${PSSERVE_ARGS:-}
+serve_only=${SERVE_ONLY:-0}
 mkdir -p "$out"
 b=$root/build-gpu
 # shellcheck source=bench/gpu/steps.sh
 source "$(dirname "$0")/steps.sh"
 
-log "setup + build (psserve sparse_bench sparse_check attention_check)"
+log "setup + build (psserve sparse_bench sparse_check attention_check fused_check)"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 git -C "$root" rev-parse HEAD >>"$out/gpu.txt" 2>/dev/null
-BUILD_DIR=$b PS_TARGETS="psserve sparse_bench sparse_check attention_check" timeout 420 bash "$root/tools/device-setup.sh" \
+BUILD_DIR=$b PS_TARGETS="psserve sparse_bench sparse_check attention_check fused_check" timeout 420 bash "$root/tools/device-setup.sh" \
   "$deps" -DPS_BUILD_SERVICE=OFF -DPS_BUILD_TESTS=OFF >"$out/build.log" 2>&1 ||
   { log "build FAILED"; grep -B2 -A12 -E "error" "$out/build.log" | head -60; exit 1; }
 log "built"
 
 for dt in $dtypes; do
+  [[ $serve_only == 1 ]] && break
   log "sparse_check $dt"
   timeout 180 "$b/tests/gpu/sparse_check" --dtype "$dt" --quick >"$out/sparse_check_$dt.log" 2>&1 ||
     { log "sparse_check $dt: exit $?"; status=1; }
   grep '"ok":false' "$out/sparse_check_$dt.log" | head -5
   tail -1 "$out/sparse_check_$dt.log"
 done
-log "attention_check (and its bench)"
-timeout 120 "$b/tests/gpu/attention_check" --bench >"$out/attention_check.log" 2>&1 ||
-  { log "attention_check: exit $?"; status=1; }
-grep -E '"ok":false|"cases"|"bench"' "$out/attention_check.log"
+if [[ $serve_only != 1 ]]; then
+  log "attention_check (and its bench)"
+  timeout 120 "$b/tests/gpu/attention_check" --bench >"$out/attention_check.log" 2>&1 ||
+    { log "attention_check: exit $?"; status=1; }
+  grep -E '"ok":false|"cases"|"bench"' "$out/attention_check.log"
+  log "fused_check"
+  timeout 120 "$b/tests/gpu/fused_check" >"$out/fused_check.log" 2>&1 ||
+    { log "fused_check: exit $?"; status=1; }
+  grep -E '"ok":false|"error"|"engine_decode"|"cases"' "$out/fused_check.log"
+fi
 
 port=18000
 serve_run() {  # serve_run NAME DTYPE SPARSE
   local name=$1 dt=$2 sp=$3
   port=$((port + 1))
-  log "$name: psserve --dtype $dt --sparse $sp"
+  log "$name: psserve --dtype $dt --sparse $sp $extra"
   "$b/worker/serve/psserve" --random-shape llama2-7b --tokenizer "$data/codelm-19m" \
     --device cuda --dtype "$dt" --sparse "$sp" --max-batch 32 --max-model-len 800 \
-    --max-waiting 64 --port $port >"$out/server_$name.log" 2>&1 &
+    --max-waiting 64 --port $port $extra >"$out/server_$name.log" 2>&1 &
   local pid=$!
   local up=0
   for _ in $(seq 1 240); do
@@ -93,12 +105,13 @@ for dt in $dtypes; do
 done
 
 for dt in $dtypes; do
+  [[ $serve_only == 1 ]] && break
   log "kernel table $dt"
   timeout 120 "$b/bench/sparse_bench" --dtype "$dt" --ms 1,2,4,8,16,24,32,512,2048 \
     >"$out/sparse_bench_$dt.log" 2>&1 || { log "sparse_bench $dt: exit $?"; status=1; }
 done
 
-python3 - "$out" <<'PY' | tee "$out/summary.txt"
+python3 - "$out" "$extra" <<'PY' | tee "$out/summary.txt"
 import glob, json, os, sys
 out = sys.argv[1]
 rows = {}
@@ -108,7 +121,8 @@ for f in glob.glob(os.path.join(out, "client_*.jsonl")):
             r = json.loads(line)
             rows[(r["label"], r["concurrency"])] = r
 targets = {1: 1.3, 32: 1.2}
-print("psserve, llama2-7b shape (random 2:4 weights), prompt 512, output 256, greedy")
+print("psserve, llama2-7b shape (random 2:4 weights), prompt 512, output 256, greedy"
+      + (f"; psserve {sys.argv[2]}" if sys.argv[2] else ""))
 print(f"{'dtype':5} {'streams':>7} {'dense decode tok/s':>18} {'2:4 decode tok/s':>16} {'speedup':>7}"
       f" {'dense out tok/s':>15} {'2:4 out tok/s':>13} {'dense TTFT ms':>13} {'2:4 TTFT ms':>11} target")
 for dt in ("bf16", "fp16"):
@@ -154,7 +168,8 @@ for f in sorted(glob.glob(os.path.join(out, "sparse_bench_*.log"))):
         j = json.loads(line)
         sp = "  ".join(f"{k[:-8]} {j[k]:.2f}x" for k in
                        ("decode_speedup", "mma_speedup", "sparse_mma_speedup", "sparse_mma_v0_speedup",
-                        "sparse_mma_v1_speedup", "sparse_mma_v2_speedup", "cusparselt_speedup",
+                        "sparse_mma_v1_speedup", "sparse_mma_v2_speedup", "sparse_mma_v3_speedup",
+                        "cusparselt_speedup",
                         "unpack_speedup")
                        if k in j)
         print(f"  {j['layer']:>10} M={j['m']:<5} dense {j['dense_us']:8.1f} us  {sp}")
