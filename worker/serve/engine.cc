@@ -21,6 +21,21 @@ torch::TensorOptions OptionsOf(const LlamaForCausalLM& m) {
   return torch::dtype(m.dtype()).device(m.device());
 }
 
+// The GPU kernels of the decode step (`what`) need a CUDA build and the model on a CUDA device;
+// `instead` says which option to take otherwise.
+void RequireCudaKernels(const LlamaForCausalLM& m, const std::string& what,
+                        const std::string& instead) {
+#ifdef PS_SERVE_WITH_CUDA
+  if (!m.device().is_cuda())
+    throw Error(what + " runs only on a CUDA device (the model is on " + m.device().str() + "); " +
+                instead + ", or serve on cuda");
+#else
+  (void)m;
+  throw Error("this build has no CUDA kernels (LibTorch without CUDA): " + what +
+              " is not available; " + instead);
+#endif
+}
+
 EngineOptions Checked(EngineOptions o, const LlamaForCausalLM& m) {
   if (o.cuda_graphs) {
     if (!m.device().is_cuda())
@@ -35,32 +50,16 @@ EngineOptions Checked(EngineOptions o, const LlamaForCausalLM& m) {
       throw Error(
           "the decode attention kernel is batched attention; it cannot be exact "
           "(--attention kernel or --attention exact, not both)");
-#ifdef PS_SERVE_WITH_CUDA
-    if (!m.device().is_cuda())
-      throw Error("the decode attention kernel needs the model on a CUDA device (it is on " +
-                  m.device().str() + "); use --attention batched or exact, or serve on cuda");
-#else
-    throw Error(
-        "this build has no CUDA kernels (LibTorch without CUDA): the decode attention "
-        "kernel is not available; use --attention batched or exact");
-#endif
+    RequireCudaKernels(m, "the decode attention kernel", "use --attention batched or exact");
   }
   if (o.fused_ops) {
     if (o.exact_attention)
       throw Error(
           "the fused decode kernels run batched decode steps; they cannot be used with exact "
           "attention (--fused-ops off or --attention kernel/batched)");
-#ifdef PS_SERVE_WITH_CUDA
-    if (!m.device().is_cuda())
-      throw Error("the fused decode kernels need the model on a CUDA device (it is on " +
-                  m.device().str() + "); use --fused-ops off or serve on cuda");
+    RequireCudaKernels(m, "the fused decode kernels", "use --fused-ops off");
     // Other dtypes keep the LibTorch ops.
     o.fused_ops = m.dtype() == torch::kBFloat16 || m.dtype() == torch::kFloat16;
-#else
-    throw Error(
-        "this build has no CUDA kernels (LibTorch without CUDA): the fused decode kernels are "
-        "not available; use --fused-ops off");
-#endif
   }
   return o;
 }
