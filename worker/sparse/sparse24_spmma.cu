@@ -375,14 +375,16 @@ cudaError_t Launch(const void* x, const uint32_t* values, const uint32_t* meta, 
   auto* kernel = Sparse24SpmmaKernel<E, NT, V>;
   const bool vec4 = p.n % 4 == 0 && reinterpret_cast<uintptr_t>(y) % 8 == 0;
   if constexpr (ClusterSumOf(V)) {
-    // Above 48 KiB of dynamic shared memory a kernel must opt in (once per kernel is enough;
-    // the attribute only ever grows here).
-    static int opted_in = 0;
-    if (smem > 48 * 1024 && smem > opted_in) {
+    // Above 48 KiB of dynamic shared memory a kernel must opt in, once per device (the first
+    // launch of a shape runs eagerly, so a CUDA graph capture never makes this call).
+    static int opted_in[64] = {};
+    int dev = 0;
+    if (smem > 48 * 1024 &&
+        (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64 || smem > opted_in[dev])) {
       const cudaError_t err =
           cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
       if (err != cudaSuccess) return err;
-      opted_in = smem;
+      if (dev >= 0 && dev < 64) opted_in[dev] = smem;
     }
     cudaLaunchConfig_t config = {};
     config.gridDim = grid;
