@@ -33,6 +33,22 @@ class FixedShapeDecode : public ::testing::Test {
     o.fixed_shapes = fixed;
     return Engine(loaded_->model, o);
   }
+  // Options for a 2-slot engine that the constructor must refuse with an error naming `fix`.
+  void ExpectRefused(const EngineOptions& o, const std::string& fix, const std::string& why) {
+    try {
+      Engine e(loaded_->model, o);
+      ADD_FAILURE() << why << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(fix), std::string::npos) << e.what();
+    }
+  }
+  static EngineOptions Small() {
+    EngineOptions o;
+    o.max_batch = 2;
+    o.max_len = 64;
+    o.exact_attention = false;
+    return o;
+  }
   std::unique_ptr<LoadedModel> loaded_;
 };
 
@@ -79,17 +95,9 @@ TEST_F(FixedShapeDecode, SameLogitsAndTokensAsTheBatchedStep) {
 }
 
 TEST_F(FixedShapeDecode, BadUseIsRefusedWithTheFix) {
-  EngineOptions o;
-  o.max_batch = 2;
-  o.max_len = 64;
+  EngineOptions o = Small();
   o.cuda_graphs = true;
-  o.exact_attention = false;
-  try {
-    Engine e(loaded_->model, o);
-    FAIL() << "CUDA graphs on a CPU model were accepted";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("--cuda-graphs off"), std::string::npos) << e.what();
-  }
+  ExpectRefused(o, "--cuda-graphs off", "CUDA graphs on a CPU model");
   o.cuda_graphs = false;
   o.fixed_shapes = true;
   o.exact_attention = true;
@@ -103,45 +111,19 @@ TEST_F(FixedShapeDecode, BadUseIsRefusedWithTheFix) {
 }
 
 TEST_F(FixedShapeDecode, DecodeAttentionKernelOffTheGpuIsAClearError) {
-  EngineOptions o;
-  o.max_batch = 2;
-  o.max_len = 64;
-  o.exact_attention = false;
+  EngineOptions o = Small();
   o.decode_kernel = true;
-  try {
-    Engine e(loaded_->model, o);
-    FAIL() << "the decode attention kernel was accepted for a CPU model";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("--attention batched"), std::string::npos) << e.what();
-  }
+  ExpectRefused(o, "--attention batched", "the decode attention kernel for a CPU model");
   o.exact_attention = true;  // the kernel is batched attention: never with exact
-  try {
-    Engine e(loaded_->model, o);
-    FAIL() << "exact attention with the decode kernel was accepted";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("not both"), std::string::npos) << e.what();
-  }
+  ExpectRefused(o, "not both", "exact attention with the decode kernel");
 }
 
 TEST_F(FixedShapeDecode, FusedDecodeKernelsOffTheGpuAreAClearError) {
-  EngineOptions o;
-  o.max_batch = 2;
-  o.max_len = 64;
-  o.exact_attention = false;
+  EngineOptions o = Small();
   o.fused_ops = true;
-  try {
-    Engine e(loaded_->model, o);
-    FAIL() << "the fused decode kernels were accepted for a CPU model";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("--fused-ops off"), std::string::npos) << e.what();
-  }
+  ExpectRefused(o, "--fused-ops off", "the fused decode kernels for a CPU model");
   o.exact_attention = true;  // the fused kernels run batched steps: never with exact attention
-  try {
-    Engine e(loaded_->model, o);
-    FAIL() << "exact attention with the fused decode kernels was accepted";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("exact attention"), std::string::npos) << e.what();
-  }
+  ExpectRefused(o, "exact attention", "exact attention with the fused decode kernels");
 }
 
 }  // namespace
