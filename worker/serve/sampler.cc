@@ -40,7 +40,7 @@ std::vector<double> NucleusProbabilities(const torch::Tensor& logits, const Samp
 }
 
 int32_t SampleToken(const torch::Tensor& logits, const SamplingParams& p, std::mt19937_64& rng) {
-  if (p.temperature <= 0) return static_cast<int32_t>(logits.argmax().item<int64_t>());
+  if (IsGreedy(p)) return static_cast<int32_t>(logits.argmax().item<int64_t>());
   const std::vector<double> prob = NucleusProbabilities(logits, p);
   // Inverse CDF with one uniform draw made from 53 random bits (the standard distributions'
   // algorithms differ between standard libraries; this keeps seeded results the same).

@@ -15,6 +15,9 @@ struct SamplingParams {
   double top_p = 1.0;        // (0, 1]
 };
 
+// Whether `p` picks the argmax (temperature 0 or below) instead of sampling.
+inline bool IsGreedy(const SamplingParams& p) { return p.temperature <= 0; }
+
 // `logits` [vocab] fp32 on the CPU. Greedy is torch's argmax (the first of equal maxima), as
 // GreedyGenerate takes it.
 int32_t SampleToken(const torch::Tensor& logits, const SamplingParams& p, std::mt19937_64& rng);

@@ -174,7 +174,7 @@ void Scheduler::Loop() {
         const torch::Tensor argmax = logits.argmax(-1).to(torch::kCPU);
         std::vector<int64_t> sampled;
         for (size_t i = 0; i < running_.size(); ++i)
-          if (running_[i]->req.sampling.temperature > 0) sampled.push_back(static_cast<int64_t>(i));
+          if (!IsGreedy(running_[i]->req.sampling)) sampled.push_back(static_cast<int64_t>(i));
         torch::Tensor sampled_logits;
         if (!sampled.empty())
           sampled_logits = logits.index_select(0, torch::tensor(sampled).to(logits.device()))
@@ -185,7 +185,7 @@ void Scheduler::Loop() {
         for (size_t i = 0; i < running_.size(); ++i) {
           Sequence& s = *running_[i];
           int32_t id = 0;
-          if (s.req.sampling.temperature > 0) {
+          if (!IsGreedy(s.req.sampling)) {
             id = SampleToken(sampled_logits[static_cast<int64_t>(next_sampled++)], s.req.sampling,
                              s.rng);
           } else {
