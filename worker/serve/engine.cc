@@ -21,13 +21,18 @@ torch::TensorOptions OptionsOf(const LlamaForCausalLM& m) {
   return torch::dtype(m.dtype()).device(m.device());
 }
 
-// The GPU kernels of the decode step (`what`) need a CUDA build and the model on a CUDA device;
-// `instead` says which option to take otherwise.
-void RequireCudaKernels(const LlamaForCausalLM& m, const std::string& what,
-                        const std::string& instead) {
+// The GPU kernels of the decode step (`what`) run batched steps, so never with exact attention
+// (`exact_fix` says how to choose), and need a CUDA build and the model on a CUDA device
+// (`instead` says which option to take otherwise).
+void RequireBatchedCudaKernels(const EngineOptions& o, const LlamaForCausalLM& m,
+                               const std::string& what, const std::string& exact_fix,
+                               const std::string& instead) {
+  if (o.exact_attention)
+    throw Error("exact attention cannot be combined with " + what +
+                " (batched decode steps only): " + exact_fix);
 #ifdef PS_SERVE_WITH_CUDA
   if (!m.device().is_cuda())
-    throw Error(what + " runs only on a CUDA device (the model is on " + m.device().str() + "); " +
+    throw Error(what + ": needs the model on a CUDA device (it is on " + m.device().str() + "); " +
                 instead + ", or serve on cuda");
 #else
   (void)m;
@@ -45,19 +50,14 @@ EngineOptions Checked(EngineOptions o, const LlamaForCausalLM& m) {
   }
   if (o.fixed_shapes && o.exact_attention)
     throw Error("fixed-shape decode (CUDA graphs) needs batched attention (--attention batched)");
-  if (o.decode_kernel) {
-    if (o.exact_attention)
-      throw Error(
-          "the decode attention kernel is batched attention; it cannot be exact "
-          "(--attention kernel or --attention exact, not both)");
-    RequireCudaKernels(m, "the decode attention kernel", "use --attention batched or exact");
-  }
+  if (o.decode_kernel)
+    RequireBatchedCudaKernels(o, m, "the decode attention kernel",
+                              "--attention kernel or --attention exact, not both",
+                              "use --attention batched or exact");
   if (o.fused_ops) {
-    if (o.exact_attention)
-      throw Error(
-          "the fused decode kernels run batched decode steps; they cannot be used with exact "
-          "attention (--fused-ops off or --attention kernel/batched)");
-    RequireCudaKernels(m, "the fused decode kernels", "use --fused-ops off");
+    RequireBatchedCudaKernels(o, m, "the fused decode kernels",
+                              "--fused-ops off or --attention kernel/batched",
+                              "use --fused-ops off");
     // Other dtypes keep the LibTorch ops.
     o.fused_ops = m.dtype() == torch::kBFloat16 || m.dtype() == torch::kFloat16;
   }
