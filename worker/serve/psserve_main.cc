@@ -57,32 +57,27 @@ int main(int argc, char** argv) {
                  "auto | exact | batched | kernel: per-request attention (exact, CPU default), "
                  "one masked call per layer (batched), or the decode attention kernel, which "
                  "reads only the keys each request sees (kernel, GPU default)")
+      ->check(CLI::IsMember({"auto", "exact", "batched", "kernel"}))
       ->capture_default_str();
   app.add_option("--cuda-graphs", cuda_graphs,
                  "auto | on | off: replay each decode step shape as a CUDA graph (auto: on cuda "
                  "with batched attention)")
+      ->check(CLI::IsMember({"auto", "on", "off"}))
       ->capture_default_str();
   app.add_option("--fused-ops", fused_ops,
                  "auto | on | off: each decode step's residual add + RMSNorm, RoPE + KV write "
                  "and SiLU-multiply as one GPU kernel each (auto: on cuda without exact "
                  "attention; bf16/fp16)")
+      ->check(CLI::IsMember({"auto", "on", "off"}))
       ->capture_default_str();
   app.add_option("--threads", threads, "CPU threads for LibTorch (default: one per core)");
   CLI11_PARSE(app, argc, argv);
   try {
     if (threads > 0) at::set_num_threads(threads);
-    if (attention != "auto" && attention != "exact" && attention != "batched" &&
-        attention != "kernel")
-      throw ps::Error("--attention must be auto, exact, batched or kernel, got '" + attention +
-                      "'");
     eng.exact_attention = attention == "exact" || (attention == "auto" && spec.device == "cpu");
     eng.decode_kernel = attention == "kernel" || (attention == "auto" && spec.device == "cuda");
-    if (cuda_graphs != "auto" && cuda_graphs != "on" && cuda_graphs != "off")
-      throw ps::Error("--cuda-graphs must be auto, on or off, got '" + cuda_graphs + "'");
     eng.cuda_graphs = cuda_graphs == "on" ||
                       (cuda_graphs == "auto" && spec.device == "cuda" && !eng.exact_attention);
-    if (fused_ops != "auto" && fused_ops != "on" && fused_ops != "off")
-      throw ps::Error("--fused-ops must be auto, on or off, got '" + fused_ops + "'");
     eng.fused_ops =
         fused_ops == "on" || (fused_ops == "auto" && spec.device == "cuda" && !eng.exact_attention);
     auto loaded = ps::serve::LoadModel(spec);
