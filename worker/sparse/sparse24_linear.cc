@@ -253,12 +253,6 @@ torch::Tensor Sparse24Linear::SparseMmaVariant(const torch::Tensor& x, int varia
   if (variant < 0 || variant >= kSpmmaVariants)
     throw Error("Sparse24Linear: sparse tensor-core kernel variant " + std::to_string(variant) +
                 " does not exist (0.." + std::to_string(kSpmmaVariants - 1) + ")");
-  if (!SparseMmaVariantRuns(x.size(0), variant))
-    throw Error("Sparse24Linear: sparse tensor-core kernel variant " + std::to_string(variant) +
-                " cannot run " + std::to_string(x.size(0)) + " rows of " + std::to_string(n_) +
-                " x " + std::to_string(k_) +
-                " on this GPU (variant 3 needs thread block clusters, compute capability 9.0+, "
-                "and K in at most 8 slices of shared memory); use variants 0-2");
   torch::Tensor xc = x.contiguous();
   if (reinterpret_cast<uintptr_t>(xc.data_ptr()) % 16) xc = xc.clone();  // 16-byte x loads
   const int64_t m = xc.size(0);
@@ -270,6 +264,12 @@ torch::Tensor Sparse24Linear::SparseMmaVariant(const torch::Tensor& x, int varia
     const int rows = static_cast<int>(std::min<int64_t>(kSpmmaMaxM, m - r));
     const SpmmaPlan plan =
         Sparse24SpmmaPlan(rows, static_cast<int>(n_), static_cast<int>(k_), sms, 0, variant);
+    if (!plan.available)
+      throw Error("Sparse24Linear: sparse tensor-core kernel variant " + std::to_string(variant) +
+                  " cannot run " + std::to_string(m) + " rows of " + std::to_string(n_) + " x " +
+                  std::to_string(k_) +
+                  " on this GPU (variant 3 needs thread block clusters, compute capability 9.0+, "
+                  "and K in at most 8 slices of shared memory); use variants 0-2");
     torch::Tensor work;
     if (plan.workspace_floats > 0)
       work = torch::empty({plan.workspace_floats}, xc.options().dtype(torch::kFloat));
