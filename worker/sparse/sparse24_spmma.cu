@@ -60,6 +60,13 @@ constexpr int kSmemBytesPerChunkTile = kChunkTiles * 32 * 16;  // one token tile
 constexpr int kSumStride = kWarps * kTileRows + 4;
 __host__ __device__ constexpr int SumSmemBytes(int nt) { return nt * 8 * kSumStride * 4; }
 
+// Four fp32 sums of consecutive rows rounded to E and packed for one 8-byte store.
+template <Elem E>
+__device__ __forceinline__ uint2 RoundFour(const float4& t) {
+  return make_uint2(FromFloat<E>(t.x) | (uint32_t(FromFloat<E>(t.y)) << 16),
+                    FromFloat<E>(t.z) | (uint32_t(FromFloat<E>(t.w)) << 16));
+}
+
 template <Elem E>
 __device__ __forceinline__ void MmaSp(float (&c)[4], const uint4& a, const uint4& b, uint32_t e) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
@@ -128,9 +135,7 @@ __device__ __forceinline__ void ClusterSum(uint4* smem, const float (&acc)[NT][4
       }
     uint16_t* out = y + static_cast<size_t>(m) * N + row0 + r;
     if (vec4 && r + 4 <= rows) {
-      *reinterpret_cast<uint2*>(out) =
-          make_uint2(FromFloat<E>(t.x) | (uint32_t(FromFloat<E>(t.y)) << 16),
-                     FromFloat<E>(t.z) | (uint32_t(FromFloat<E>(t.w)) << 16));
+      *reinterpret_cast<uint2*>(out) = RoundFour<E>(t);
     } else {
       const float e[4] = {t.x, t.y, t.z, t.w};
       for (int q = 0; q < 4 && r + q < rows; ++q) out[q] = FromFloat<E>(e[q]);
@@ -321,9 +326,7 @@ __global__ void __launch_bounds__(kWarps * 32, BlocksPerSmOf(V))
           s.w += v[b].w;
         }
       }
-      const uint2 out = make_uint2(FromFloat<E>(s.x) | (uint32_t(FromFloat<E>(s.y)) << 16),
-                                   FromFloat<E>(s.z) | (uint32_t(FromFloat<E>(s.w)) << 16));
-      *reinterpret_cast<uint2*>(y + static_cast<size_t>(m) * N + row) = out;
+      *reinterpret_cast<uint2*>(y + static_cast<size_t>(m) * N + row) = RoundFour<E>(s);
     }
   } else {
     for (int i = threadIdx.x; i < M * rows; i += blockDim.x) {
@@ -352,18 +355,24 @@ int SmemBytes(int variant, int nt, int chunks_per_split) {
   return ClusterSumOf(variant) ? std::max(x_bytes, SumSmemBytes(nt)) : x_bytes;
 }
 
+// Attribute `attr` of the current device, read once per device into `cache` (devices 0..63; a
+// positive value is remembered), or `fallback` when the runtime cannot say.
+int CurrentDeviceAttribute(cudaDeviceAttr attr, int (&cache)[64], int fallback) {
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return fallback;
+  const bool cached = dev >= 0 && dev < 64;
+  if (cached && cache[dev] > 0) return cache[dev];
+  int value = 0;
+  if (cudaDeviceGetAttribute(&value, attr, dev) != cudaSuccess || value <= 0) value = fallback;
+  if (cached) cache[dev] = value;
+  return value;
+}
+
 // Whether the current device runs thread block clusters (compute capability 9.0+), looked up once
 // per device.
 bool DeviceHasClusters() {
-  static int cached[64] = {};  // 0 unknown, 1 no, 2 yes
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess) return false;
-  if (dev >= 0 && dev < 64 && cached[dev] != 0) return cached[dev] == 2;
-  int major = 0;
-  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess)
-    major = 0;
-  if (dev >= 0 && dev < 64) cached[dev] = major >= 9 ? 2 : 1;
-  return major >= 9;
+  static int cache[64] = {};
+  return CurrentDeviceAttribute(cudaDevAttrComputeCapabilityMajor, cache, 0) >= 9;
 }
 
 template <Elem E, int NT, int V>
@@ -485,14 +494,8 @@ int Sparse24SpmmaCounters(int N) {
 }
 
 int DeviceSmCount() {
-  static int cached[64] = {};
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess) return 1;
-  if (dev >= 0 && dev < 64 && cached[dev] > 0) return cached[dev];
-  int count = 1;
-  if (cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) count = 1;
-  if (dev >= 0 && dev < 64) cached[dev] = count;
-  return count;
+  static int cache[64] = {};
+  return CurrentDeviceAttribute(cudaDevAttrMultiProcessorCount, cache, 1);
 }
 
 cudaError_t Sparse24Spmma(Elem elem, const void* x, const uint32_t* values, const uint32_t* meta,
