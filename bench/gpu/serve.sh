@@ -168,7 +168,7 @@ for f in sorted(glob.glob(os.path.join(out, "sparse_bench_*.log"))):
         j = json.loads(line)
         sp = "  ".join(f"{k[:-8]} {j[k]:.2f}x" for k in
                        ("decode_speedup", "mma_speedup", "sparse_mma_speedup", "sparse_mma_v0_speedup",
-                        "sparse_mma_v1_speedup", "sparse_mma_v2_speedup", "sparse_mma_v3_speedup",
+                        "sparse_mma_v1_speedup", "sparse_mma_v2_speedup", "sparse_mma_v3_speedup", "sparse_mma_v4_speedup",
                         "cusparselt_speedup",
                         "unpack_speedup")
                        if k in j)

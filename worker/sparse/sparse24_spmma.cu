@@ -41,9 +41,11 @@ using namespace spmma;
 constexpr int kWarps = 8;
 // The variants (SpmmaPlan::variant): row tiles per warp, whether the next chunk's weights are
 // loaded while the current one's are multiplied (two register sets), blocks per multiprocessor.
-__host__ __device__ constexpr int RowTilesOf(int v) { return v == 1 || v == 3 ? 1 : 2; }
+// Variant 4 is variant 1 at 3 blocks per SM (at most 85 registers, and more K slices): more
+// warps, so more weight loads in flight per SM, which is what 32 tokens lack.
+__host__ __device__ constexpr int RowTilesOf(int v) { return v == 0 || v == 2 ? 2 : 1; }
 __host__ __device__ constexpr bool PrefetchOf(int v) { return v != 0; }
-__host__ __device__ constexpr int BlocksPerSmOf(int v) { return v == 2 ? 1 : 2; }
+__host__ __device__ constexpr int BlocksPerSmOf(int v) { return v == 2 ? 1 : v == 4 ? 3 : 2; }
 __host__ __device__ constexpr int BlockRowTiles(int v) { return kWarps * RowTilesOf(v); }
 __host__ __device__ constexpr bool ClusterSumOf(int v) { return v == 3; }
 // Dynamic shared memory per block without the opt-in, less room for the kernel's static shared
@@ -431,8 +433,10 @@ cudaError_t DispatchVariant(const void* x, const uint32_t* values, const uint32_
       return Launch<E, NT, 1>(x, values, meta, y, p, workspace, counters, stream);
     case 2:
       return Launch<E, NT, 2>(x, values, meta, y, p, workspace, counters, stream);
-    default:
+    case 3:
       return Launch<E, NT, 3>(x, values, meta, y, p, workspace, counters, stream);
+    default:
+      return Launch<E, NT, 4>(x, values, meta, y, p, workspace, counters, stream);
   }
 }
 

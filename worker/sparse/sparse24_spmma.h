@@ -20,11 +20,12 @@ inline constexpr int kSpmmaMaxM = 32;
 // them): 0: 2 row tiles per warp, 2 blocks per SM; 1: 1 row tile per warp, the next chunk
 // prefetched, 2 blocks per SM; 2: 2 row tiles per warp, prefetched, 1 block per SM; 3: as 1, but
 // the K slices of a row block are one thread block cluster that sums them in distributed shared
-// memory (Hopper and later; at most 8 slices, so not for every K: SpmmaPlan::available).
-inline constexpr int kSpmmaVariants = 4;
+// memory (Hopper and later; at most 8 slices, so not for every K: SpmmaPlan::available); 4: as
+// 1 at 3 blocks per SM.
+inline constexpr int kSpmmaVariants = 5;
 
-// How a launch splits the work: blocks of 256 weight rows (128 for variants 1, 3; row_blocks) times
-// `splits` slices of K. With splits > 1 each slice writes fp32 partial sums into `workspace`
+// How a launch splits the work: blocks of 256 weight rows (128 for variants 1, 3, 4; row_blocks)
+// times `splits` slices of K. With splits > 1 each slice writes fp32 partial sums into `workspace`
 // ([splits, M, N] floats) (16-byte aligned) and the last block of each row block to finish sums
 // them in slice order (deterministic) and writes y; `counters` (Sparse24SpmmaCounters(N) unsigned
 // ints) must be zero before the first launch, and each launch leaves them zero. One launch at a
