@@ -132,6 +132,49 @@ int64_t Engine::LengthBucket(int64_t longest) const {
 
 int64_t Engine::graphs() const { return graphs_ ? graphs_->size() : 0; }
 
+int64_t Engine::WarmUp(const std::function<void(int64_t, int64_t)>& progress) {
+  if (!options_.fixed_shapes) return 0;
+  std::vector<int> borrowed;
+  while (const auto s = kv_.Acquire()) borrowed.push_back(*s);
+  auto give_back = [&] {
+    for (int s : borrowed) kv_.Release(s);
+  };
+  if (static_cast<int64_t>(borrowed.size()) != kv_.slots()) {
+    give_back();
+    throw Error("warm-up needs every KV slot free: run it before serving requests");
+  }
+  std::vector<int64_t> rows, lengths;
+  for (int64_t b = 1;; b *= 2) {
+    rows.push_back(std::min(b, kv_.slots()));
+    if (b >= kv_.slots()) break;
+  }
+  for (int64_t l = kLengthBucket;; l += kLengthBucket) {
+    lengths.push_back(std::min(l, max_len()));
+    if (l >= max_len()) break;
+  }
+  const auto total = static_cast<int64_t>(rows.size() * lengths.size());
+  int64_t done = 0;
+  try {
+    for (const int64_t b : rows)
+      for (const int64_t l : lengths) {
+        // Slot b - 1 alone at position l - 1: a step of b rows (RowBucket) over l keys
+        // (LengthBucket). Its logits are dropped; the keys it reads and writes are the slot's,
+        // which the next request to own it overwrites before it reads them.
+        const int slot = static_cast<int>(b - 1);
+        kv_.set_length(slot, l - 1);
+        (void)Decode({slot}, {0});
+        kv_.set_length(slot, 0);
+        ++done;
+        if (progress) progress(done, total);
+      }
+  } catch (...) {
+    give_back();
+    throw;
+  }
+  give_back();
+  return done;
+}
+
 torch::Tensor Engine::Prefill(int slot, const std::vector<int32_t>& ids) {
   if (ids.empty() || static_cast<int64_t>(ids.size()) >= max_len())
     throw Error("prefill: " + std::to_string(ids.size()) + " tokens do not fit (1.." +

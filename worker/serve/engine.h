@@ -60,6 +60,14 @@ class Engine {
   int64_t LengthBucket(int64_t longest) const;
   // Graphs captured so far (0 without CUDA graphs).
   int64_t graphs() const;
+  // Runs every fixed-shape decode step the server can meet once, each (row bucket, length
+  // bucket) pair, before any request: a shape's first step is where its CUDA graph is captured
+  // and where the 2:4 layers time their paths and kernel variants for that many rows (cuSPARSELt
+  // searching its algorithm among them), tens to hundreds of milliseconds that a live request
+  // would otherwise wait through mid-decode. Needs every KV slot free (it borrows them and
+  // leaves them free and empty); `progress(done, total)` after each step. Returns the steps run:
+  // 0 without fixed shapes, whose steps take any row count and so have no set of shapes to warm.
+  int64_t WarmUp(const std::function<void(int64_t, int64_t)>& progress = {});
   // Whether decode steps run the fused kernels (EngineOptions::fused_ops, after the dtype check).
   bool fused_ops() const { return options_.fused_ops; }
 

@@ -6,6 +6,8 @@
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -31,6 +33,7 @@ int main(int argc, char** argv) {
   std::string attention = "auto";
   std::string cuda_graphs = "auto";
   std::string fused_ops = "auto";
+  std::string warmup = "auto";
   app.add_option("--model", spec.model,
                  "model directory: Hugging Face, compressed-tensors sparse-24-bitmask, native "
                  "packed, or masks (with --base-model)");
@@ -70,6 +73,12 @@ int main(int argc, char** argv) {
                  "attention; bf16/fp16)")
       ->check(CLI::IsMember({"auto", "on", "off"}))
       ->capture_default_str();
+  app.add_option("--warmup", warmup,
+                 "auto | on | off: before listening, run each decode step shape once (graph "
+                 "captures, 2:4 path and kernel timings), so no request waits for them (auto: "
+                 "with CUDA graphs)")
+      ->check(CLI::IsMember({"auto", "on", "off"}))
+      ->capture_default_str();
   app.add_option("--threads", threads, "CPU threads for LibTorch (default: one per core)");
   CLI11_PARSE(app, argc, argv);
   try {
@@ -83,6 +92,18 @@ int main(int argc, char** argv) {
     auto loaded = ps::serve::LoadModel(spec);
     eng.max_len = std::min<int64_t>(eng.max_len, loaded.model->config().max_position_embeddings);
     ps::serve::Engine engine(loaded.model, eng);
+    nlohmann::json warmed = nullptr;
+    if (warmup == "on" || (warmup == "auto" && eng.cuda_graphs)) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const int64_t steps = engine.WarmUp([](int64_t done, int64_t total) {
+        if (done == total || done % std::max<int64_t>(1, total / 10) == 0)
+          std::cerr << "psserve: warm-up " << done << "/" << total << " decode step shapes"
+                    << std::endl;
+      });
+      warmed = {{"steps", steps},
+                {"seconds",
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()}};
+    }
     ps::serve::ServeMetrics metrics;
     ps::serve::Scheduler scheduler(engine, *loaded.tokenizer, metrics, sched);
     ps::serve::ServedModel served{loaded.name, loaded.artifact, loaded.tokenizer.get(),
@@ -106,6 +127,7 @@ int main(int argc, char** argv) {
                             {"fused_ops", engine.fused_ops()},
                             {"chat_template", ps::serve::ChatTemplateName(served.chat_template)}};
     if (!loaded.sparse.is_null()) ready["sparse"] = loaded.sparse;
+    if (!warmed.is_null()) ready["warmup"] = warmed;
     std::cout << ready.dump() << std::endl;
     g_frontend = &frontend;
     signal(SIGINT, OnSignal);

@@ -94,6 +94,51 @@ TEST_F(FixedShapeDecode, SameLogitsAndTokensAsTheBatchedStep) {
   for (int s = 0; s < 3; ++s) EXPECT_EQ(fixed.kv().length(s), ref.kv().length(s));
 }
 
+TEST_F(FixedShapeDecode, WarmUpRunsEveryShapeOnceAndLeavesNoTrace) {
+  Engine warmed = Make(true), cold = Make(true);
+  std::vector<std::pair<int64_t, int64_t>> seen;
+  // Row buckets 1, 2, 4, 6 times length buckets 128, 256, 300.
+  EXPECT_EQ(warmed.WarmUp([&](int64_t done, int64_t total) { seen.emplace_back(done, total); }),
+            12);
+  ASSERT_EQ(seen.size(), 12u);
+  EXPECT_EQ(seen.back(), std::make_pair(int64_t{12}, int64_t{12}));
+  // Every slot is free and empty again: the pool hands out 0..5 in order, each at length 0.
+  for (int s = 0; s < 6; ++s) {
+    ASSERT_EQ(warmed.kv().Acquire(), s);
+    EXPECT_EQ(warmed.kv().length(s), 0);
+  }
+  for (int s = 0; s < 6; ++s) warmed.kv().Release(s);
+  // A request afterwards gets the logits of an engine that never warmed up.
+  const std::vector<int32_t> prompt = {1, 822, 285, 747, 2989};
+  std::vector<int32_t> next = {871};
+  for (Engine* e : {&warmed, &cold}) {
+    ASSERT_EQ(*e->kv().Acquire(), 0);
+    e->Prefill(0, prompt);
+  }
+  for (int step = 0; step < 8; ++step) {
+    const torch::Tensor a = warmed.Decode({0}, next), b = cold.Decode({0}, next);
+    ASSERT_TRUE(torch::equal(a, b)) << "step " << step;
+    next = {static_cast<int32_t>(a.argmax(-1)[0].item<int64_t>())};
+  }
+}
+
+TEST_F(FixedShapeDecode, WarmUpNeedsEveryKvSlotFreeAndOtherStepsHaveNone) {
+  Engine e = Make(true);
+  ASSERT_EQ(*e.kv().Acquire(), 0);
+  e.kv().set_length(0, 7);
+  try {
+    e.WarmUp();
+    ADD_FAILURE() << "warm-up with a request in slot 0 was accepted";
+  } catch (const Error& err) {
+    EXPECT_NE(std::string(err.what()).find("before serving"), std::string::npos) << err.what();
+  }
+  // The refused warm-up took nothing: slot 0 keeps its request, slot 1 is the next free one.
+  EXPECT_EQ(e.kv().length(0), 7);
+  EXPECT_EQ(e.kv().Acquire(), 1);
+  Engine batched = Make(false);
+  EXPECT_EQ(batched.WarmUp(), 0);
+}
+
 TEST_F(FixedShapeDecode, BadUseIsRefusedWithTheFix) {
   EngineOptions o = Small();
   o.cuda_graphs = true;
