@@ -154,6 +154,23 @@ def step_metrics(name):
             res[c] = (1e3 * (cur["s"] - prev["s"]) / dn, (cur["b"] - prev["b"]) / dbn)
         prev = cur
     return res
+print("\ninter-token latency p50 / p99 (ms), dense vs 2:4:")
+for dt in ("bf16", "fp16"):
+    for c in (1, 8, 32):
+        d, s = rows.get((f"dense_{dt}", c)), rows.get((f"sparse_{dt}", c))
+        if d and s:
+            print(f"  {dt} {c:2d} streams: {d['itl_ms_p50']:.2f} / {d['itl_ms_p99']:.2f}  vs"
+                  f"  {s['itl_ms_p50']:.2f} / {s['itl_ms_p99']:.2f}")
+print("\nserver warm-up (decode step shapes, seconds) and the 2:4 layers' choices at 32 rows:")
+for f in sorted(glob.glob(os.path.join(out, "server_*.log"))):
+    name = os.path.basename(f)[len("server_"):-len(".log")]
+    for line in open(f, errors="replace"):
+        if line.startswith("{") and '"listening"' in line:
+            w = json.loads(line).get("warmup")
+            if w:
+                print(f"  {name}: warm-up {w['steps']} steps, {w['seconds']:.1f} s")
+        elif ('"sparse24_small_m_choice"' in line or '"sparse24_spmma_variant"' in line) and '"m":32,' in line:
+            print(f"  {name}: {line.strip()[:200]}")
 print("\nserver decode step (mean ms, mean batch) per level:")
 for dt in ("bf16", "fp16"):
     for kind in ("dense", "sparse"):
