@@ -66,6 +66,7 @@ serve_run() {  # serve_run NAME DTYPE SPARSE
   local name=$1 dt=$2 sp=$3
   port=$((port + 1))
   log "$name: psserve --dtype $dt --sparse $sp $extra"
+  # shellcheck disable=SC2086  # $extra is a list of flags, split on purpose
   "$b/worker/serve/psserve" --random-shape llama2-7b --tokenizer "$data/codelm-19m" \
     --device cuda --dtype "$dt" --sparse "$sp" --max-batch 32 --max-model-len 800 \
     --max-waiting 64 --port $port $extra >"$out/server_$name.log" 2>&1 &
@@ -192,4 +193,4 @@ for f in sorted(glob.glob(os.path.join(out, "sparse_bench_*.log"))):
         print(f"  {j['layer']:>10} M={j['m']:<5} dense {j['dense_us']:8.1f} us  {sp}")
 PY
 log "done (status $status)"
-exit $status
+exit "$status"
