@@ -143,24 +143,22 @@ int64_t Engine::WarmUp(const std::function<void(int64_t, int64_t)>& progress) {
     give_back();
     throw Error("warm-up needs every KV slot free: run it before serving requests");
   }
-  std::vector<int64_t> rows, lengths;
-  for (int64_t b = 1;; b *= 2) {
-    rows.push_back(std::min(b, kv_.slots()));
-    if (b >= kv_.slots()) break;
-  }
-  for (int64_t l = kLengthBucket;; l += kLengthBucket) {
-    lengths.push_back(std::min(l, max_len()));
-    if (l >= max_len()) break;
-  }
-  const auto total = static_cast<int64_t>(rows.size() * lengths.size());
+  // The buckets as the steps meet them: the first slot of each row bucket (a step decoding it
+  // alone has that many rows) and each length bucket (a step at position l - 1 reads l keys).
+  std::vector<int> slots;
+  for (int top = 0; top < kv_.slots(); ++top)
+    if (slots.empty() || RowBucket(top) != RowBucket(slots.back())) slots.push_back(top);
+  std::vector<int64_t> lengths;
+  for (int64_t longest = 1; longest <= max_len(); ++longest)
+    if (lengths.empty() || LengthBucket(longest) != lengths.back())
+      lengths.push_back(LengthBucket(longest));
+  const auto total = static_cast<int64_t>(slots.size() * lengths.size());
   int64_t done = 0;
   try {
-    for (const int64_t b : rows)
+    for (const int slot : slots)
       for (const int64_t l : lengths) {
-        // Slot b - 1 alone at position l - 1: a step of b rows (RowBucket) over l keys
-        // (LengthBucket). Its logits are dropped; the keys it reads and writes are the slot's,
-        // which the next request to own it overwrites before it reads them.
-        const int slot = static_cast<int>(b - 1);
+        // The slot alone at position l - 1. Its logits are dropped; the keys it reads and writes
+        // are the slot's, which the next request to own it overwrites before it reads them.
         kv_.set_length(slot, l - 1);
         (void)Decode({slot}, {0});
         kv_.set_length(slot, 0);
