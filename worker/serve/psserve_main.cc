@@ -18,6 +18,10 @@
 
 namespace {
 ps::serve::HttpFrontend* g_frontend = nullptr;
+// An `auto | on | off` option's value: `when_auto` decides auto.
+bool Chosen(const std::string& choice, bool when_auto) {
+  return choice == "on" || (choice == "auto" && when_auto);
+}
 void OnSignal(int) {
   if (g_frontend) g_frontend->Stop();
 }
@@ -85,15 +89,14 @@ int main(int argc, char** argv) {
     if (threads > 0) at::set_num_threads(threads);
     eng.exact_attention = attention == "exact" || (attention == "auto" && spec.device == "cpu");
     eng.decode_kernel = attention == "kernel" || (attention == "auto" && spec.device == "cuda");
-    eng.cuda_graphs = cuda_graphs == "on" ||
-                      (cuda_graphs == "auto" && spec.device == "cuda" && !eng.exact_attention);
-    eng.fused_ops =
-        fused_ops == "on" || (fused_ops == "auto" && spec.device == "cuda" && !eng.exact_attention);
+    const bool batched_cuda = spec.device == "cuda" && !eng.exact_attention;
+    eng.cuda_graphs = Chosen(cuda_graphs, batched_cuda);
+    eng.fused_ops = Chosen(fused_ops, batched_cuda);
     auto loaded = ps::serve::LoadModel(spec);
     eng.max_len = std::min<int64_t>(eng.max_len, loaded.model->config().max_position_embeddings);
     ps::serve::Engine engine(loaded.model, eng);
     nlohmann::json warmed = nullptr;
-    if (warmup == "on" || (warmup == "auto" && eng.cuda_graphs)) {
+    if (Chosen(warmup, eng.cuda_graphs)) {
       const auto t0 = std::chrono::steady_clock::now();
       const int64_t steps = engine.WarmUp([](int64_t done, int64_t total) {
         if (done == total || done % std::max<int64_t>(1, total / 10) == 0)
