@@ -57,6 +57,8 @@ int64_t MaxUlps(const torch::Tensor& a, const torch::Tensor& b) {
 
 // Random values with the adversarial ones in place: row 0 zeros with -0.0, row 1 huge, row 2
 // tiny, one NaN in the last row (when rows > 3).
+const char* DtypeName(torch::ScalarType dt) { return dt == torch::kBFloat16 ? "bf16" : "fp16"; }
+
 torch::Tensor Adversarial(int64_t rows, int64_t width, torch::ScalarType dt, const char* fill) {
   auto t = torch::randn({rows, width}, torch::dtype(torch::kFloat));
   const std::string f = fill;
@@ -84,7 +86,7 @@ void CheckAddNorm(torch::ScalarType dt, int64_t rows, int64_t hidden, bool with_
   const auto [s, y] = ps::serve::FusedAddRmsNorm(h_work, delta, norm.weight, norm.eps());
   const int64_t ulps_s = MaxUlps(s, s_ref), ulps_y = MaxUlps(y, y_ref);
   Report({{"check", "add_rmsnorm"},
-          {"dtype", dt == torch::kBFloat16 ? "bf16" : "fp16"},
+          {"dtype", DtypeName(dt)},
           {"rows", rows},
           {"hidden", hidden},
           {"delta", with_delta},
@@ -126,7 +128,7 @@ void CheckRope(torch::ScalarType dt, int64_t n, int64_t hq, int64_t hkv, int64_t
   const int64_t uq = MaxUlps(q_out, q_ref.contiguous()), uk = MaxUlps(k_pool, k_pool_ref),
                 uv = MaxUlps(v_pool, v_pool_ref);
   Report({{"check", "rope_cache"},
-          {"dtype", dt == torch::kBFloat16 ? "bf16" : "fp16"},
+          {"dtype", DtypeName(dt)},
           {"n", n},
           {"q_heads", hq},
           {"kv_heads", hkv},
@@ -146,7 +148,7 @@ void CheckSiluMul(torch::ScalarType dt, int64_t rows, int64_t width, const char*
   const auto out = ps::serve::FusedSiluMul(g, u);
   const int64_t ulps = MaxUlps(out, ref);
   Report({{"check", "silu_mul"},
-          {"dtype", dt == torch::kBFloat16 ? "bf16" : "fp16"},
+          {"dtype", DtypeName(dt)},
           {"rows", rows},
           {"width", width},
           {"fill", fill},
@@ -215,7 +217,7 @@ void CheckEngine(torch::ScalarType dt) {
   // A couple of roundings of the logits' scale: the norms may differ by one unit.
   const double tol = dt == torch::kBFloat16 ? 1.0 / 32 : 1.0 / 128;
   Report({{"check", "engine_decode"},
-          {"dtype", dt == torch::kBFloat16 ? "bf16" : "fp16"},
+          {"dtype", DtypeName(dt)},
           {"steps", logits[0].size()},
           {"max_rel_logit_diff", worst},
           {"tol", tol},
