@@ -173,10 +173,11 @@ int64_t Engine::WarmUp(const std::function<void(int64_t, int64_t)>& progress) {
   return done;
 }
 
-torch::Tensor Engine::Prefill(int slot, const std::vector<int32_t>& ids) {
-  if (ids.empty() || static_cast<int64_t>(ids.size()) >= max_len())
+torch::Tensor Engine::Prefill(int slot, const std::vector<int32_t>& ids,
+                              torch::Tensor* all_logits) {
+  if (ids.empty() || static_cast<int64_t>(ids.size()) > max_len())
     throw Error("prefill: " + std::to_string(ids.size()) + " tokens do not fit (1.." +
-                std::to_string(max_len() - 1) + ")");
+                std::to_string(max_len()) + ")");
   torch::NoGradGuard no_grad;
   KvCache cache;
   auto t = torch::tensor(std::vector<int64_t>(ids.begin(), ids.end()), torch::kInt64).unsqueeze(0);
@@ -188,6 +189,7 @@ torch::Tensor Engine::Prefill(int slot, const std::vector<int32_t>& ids) {
     kv_.v(l)[slot].narrow(1, 0, n).copy_(cache.layers[static_cast<size_t>(l)].v[0]);
   }
   kv_.set_length(slot, n);
+  if (all_logits) *all_logits = logits[0];
   return logits[0][n - 1].to(torch::kCPU, torch::kFloat32);
 }
 

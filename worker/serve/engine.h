@@ -75,9 +75,13 @@ class Engine {
   KvCachePool& kv() { return kv_; }
   int64_t max_len() const { return kv_.max_len(); }
 
-  // Runs `ids` (1 <= size < max_len) through the model into `slot` (whose length becomes
-  // ids.size()); returns the logits of the last position, [vocab] fp32 on the CPU.
-  torch::Tensor Prefill(int slot, const std::vector<int32_t>& ids);
+  // Runs `ids` (1 <= size <= max_len; at max_len the slot is full, for scoring a prompt only)
+  // through the model into `slot` (whose length becomes
+  // ids.size()); returns the logits of the last position, [vocab] fp32 on the CPU. With
+  // `all_logits`, also every position's logits there ([size, vocab], the model's dtype and
+  // device), for scoring the prompt.
+  torch::Tensor Prefill(int slot, const std::vector<int32_t>& ids,
+                        torch::Tensor* all_logits = nullptr);
   // Appends tokens[i] to slots[i] (distinct, each with room left) and returns the logits of
   // each new position, [n, vocab], where the model computed them: its dtype on its device (so a
   // greedy step can take the argmax there and copy n ids instead of n x vocab logits).

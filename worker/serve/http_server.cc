@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "worker/serve/logprobs_json.h"
 #include "worker/serve/request_parse.h"
 
 namespace ps::serve {
@@ -45,10 +46,9 @@ json Usage(const RequestStream& s) {
 
 // One choice's JSON for a full response, or a streamed chunk.
 json Choice(bool chat, bool chunk, const std::string& text, const json& finish, bool first) {
-  json c = {{"index", 0}, {"finish_reason", finish}};
+  json c = {{"index", 0}, {"finish_reason", finish}, {"logprobs", nullptr}};
   if (!chat) {
     c["text"] = text;
-    c["logprobs"] = nullptr;
   } else if (chunk) {
     json delta = json::object();
     if (first) delta["role"] = "assistant";
@@ -128,6 +128,11 @@ void HttpFrontend::Routes() {
       }
       const bool stream = gr.stream, include_usage = gr.include_usage,
                  with_ids = gr.return_token_ids;
+      // The logprobs objects, formatted here (token texts need the tokens before them).
+      std::shared_ptr<LogprobsJson> lpj;
+      if (gr.logprobs >= 0)
+        lpj = std::make_shared<LogprobsJson>(*model_.tokenizer, chat,
+                                             gr.echo ? std::vector<int32_t>{} : gr.prompt_ids);
       auto s = scheduler_.Submit(std::move(gr));
       if (!s) {
         SendError(res, 429, "the server's queue is full; retry later", "rate_limit_error");
@@ -140,12 +145,14 @@ void HttpFrontend::Routes() {
       if (!stream) {
         std::string text;
         json ids = json::array();
+        std::vector<TokenLogprob> scored;
         StreamEvent last;
         for (;;) {
           auto e = s->Next(std::chrono::milliseconds(1000));
           if (!e) continue;
           text += e->text;
           for (auto t : e->token_ids) ids.push_back(t);
+          for (auto& t : e->logprobs) scored.push_back(std::move(t));
           if (e->done) {
             last = std::move(*e);
             break;
@@ -158,6 +165,7 @@ void HttpFrontend::Routes() {
         }
         json choice = Choice(chat, false, text, last.finish_reason, false);
         if (with_ids) choice["token_ids"] = ids;
+        if (lpj) choice["logprobs"] = lpj->Format(scored);
         json body = {{"id", id},
                      {"object", object},
                      {"created", created},
@@ -174,7 +182,7 @@ void HttpFrontend::Routes() {
       auto ended = std::make_shared<bool>(false);
       res.set_chunked_content_provider(
           "text/event-stream",
-          [this, s, id, chunk_object, created, chat, include_usage, with_ids, first, ended](
+          [this, s, id, chunk_object, created, chat, include_usage, with_ids, lpj, first, ended](
               size_t, httplib::DataSink& sink) {
             if (*ended) {
               sink.done();
@@ -195,6 +203,7 @@ void HttpFrontend::Routes() {
               json choice =
                   Choice(chat, true, e->text, e->done ? json(e->finish_reason) : json(), *first);
               if (with_ids) choice["token_ids"] = e->token_ids;
+              if (lpj) choice["logprobs"] = lpj->Format(e->logprobs);
               json chunk = base;
               chunk["choices"] = json::array({choice});
               send(chunk);

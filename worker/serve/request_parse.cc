@@ -1,5 +1,7 @@
 #include "worker/serve/request_parse.h"
 
+#include <algorithm>
+
 namespace ps::serve {
 
 namespace {
@@ -42,7 +44,9 @@ void ParseCommon(const json& j, const ParseContext& ctx, bool chat, GenerationRe
   if (r.prompt_ids.empty())
     throw BadRequest("the prompt is empty (no tokens)", chat ? "messages" : "prompt");
   const int64_t plen = static_cast<int64_t>(r.prompt_ids.size());
-  if (plen >= ctx.max_len)
+  // A prompt that fills the context leaves no room to generate: only an echoed one, scored with
+  // max_tokens 0, may.
+  if (plen > ctx.max_len || (plen == ctx.max_len && !r.echo))
     throw BadRequest("the prompt is " + std::to_string(plen) +
                          " tokens; this server's context is " + std::to_string(ctx.max_len) +
                          " tokens (prompt + completion): shorten the prompt",
@@ -50,8 +54,12 @@ void ParseCommon(const json& j, const ParseContext& ctx, bool chat, GenerationRe
   const char* mt_key =
       chat && j.contains("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
   if (j.contains(mt_key) && !j[mt_key].is_null()) {
-    if (!j[mt_key].is_number_integer() || j[mt_key].get<int64_t>() < 1)
-      throw BadRequest(std::string("'") + mt_key + "' must be an integer >= 1", mt_key);
+    // 0 only to score an echoed prompt (nothing generated).
+    const int64_t least = r.echo ? 0 : 1;
+    if (!j[mt_key].is_number_integer() || j[mt_key].get<int64_t>() < least)
+      throw BadRequest(std::string("'") + mt_key + "' must be an integer >= 1" +
+                           (chat ? "" : " (or 0 with \"echo\": true, to score the prompt)"),
+                       mt_key);
     r.max_tokens = j[mt_key].get<int64_t>();
     if (plen + r.max_tokens > ctx.max_len)
       throw BadRequest("prompt (" + std::to_string(plen) + " tokens) + " + mt_key + " (" +
@@ -96,6 +104,29 @@ void ParseCommon(const json& j, const ParseContext& ctx, bool chat, GenerationRe
   r.return_token_ids = Bool(j, "return_token_ids");
 }
 
+// An integer field in [0, kMaxLogprobs], or -1 when absent or null.
+int64_t LogprobCount(const json& j, const char* key) {
+  if (!j.contains(key) || j[key].is_null()) return -1;
+  if (!j[key].is_number_integer() || j[key].get<int64_t>() < 0 ||
+      j[key].get<int64_t>() > kMaxLogprobs)
+    throw BadRequest(std::string("'") + key + "' is " + j[key].dump() +
+                         "; it must be an integer in [0, " + std::to_string(kMaxLogprobs) + "]",
+                     key);
+  return j[key].get<int64_t>();
+}
+
+// A prompt of token ids, taken as they are (no BOS added).
+std::vector<int32_t> TokenIds(const json& p, int64_t vocab) {
+  std::vector<int32_t> ids;
+  for (const auto& e : p) {
+    if (!e.is_number_integer() || e.get<int64_t>() < 0 || e.get<int64_t>() >= vocab)
+      throw BadRequest("'prompt' token ids must be integers in [0, " + std::to_string(vocab) + ")",
+                       "prompt");
+    ids.push_back(e.get<int32_t>());
+  }
+  return ids;
+}
+
 }  // namespace
 
 GenerationRequest ParseCompletionRequest(const std::string& body, const ParseContext& ctx) {
@@ -106,22 +137,24 @@ GenerationRequest ParseCompletionRequest(const std::string& body, const ParseCon
   if (p.is_string()) {
     r.prompt_ids = ctx.tokenizer->EncodeForModel(p.get<std::string>());
   } else if (p.is_array() && !p.empty() && p[0].is_number_integer()) {
-    // Token ids, taken as they are (no BOS added).
-    const int64_t vocab = ctx.tokenizer->vocab_size();
-    for (const auto& e : p) {
-      if (!e.is_number_integer() || e.get<int64_t>() < 0 || e.get<int64_t>() >= vocab)
-        throw BadRequest(
-            "'prompt' token ids must be integers in [0, " + std::to_string(vocab) + ")", "prompt");
-      r.prompt_ids.push_back(e.get<int32_t>());
-    }
+    r.prompt_ids = TokenIds(p, ctx.tokenizer->vocab_size());
   } else if (p.is_array() && p.size() == 1 && p[0].is_string()) {
     r.prompt_ids = ctx.tokenizer->EncodeForModel(p[0].get<std::string>());
+  } else if (p.is_array() && p.size() == 1 && p[0].is_array() && !p[0].empty()) {
+    // One prompt of token ids in a batch of one, as lm-evaluation-harness sends it.
+    r.prompt_ids = TokenIds(p[0], ctx.tokenizer->vocab_size());
   } else {
     throw BadRequest(
-        "'prompt' must be a string, an array of token ids, or an array of one string (one "
-        "prompt per request)",
+        "'prompt' must be a string, an array of token ids, or an array of one string or one "
+        "array of token ids (one prompt per request)",
         "prompt");
   }
+  r.echo = Bool(j, "echo");
+  if (r.echo)
+    r.echo_text = p.is_string()                      ? p.get<std::string>()
+                  : p.is_array() && p[0].is_string() ? p[0].get<std::string>()
+                                                     : ctx.tokenizer->Decode(r.prompt_ids);
+  r.logprobs = LogprobCount(j, "logprobs");
   ParseCommon(j, ctx, false, r);
   return r;
 }
@@ -161,6 +194,11 @@ GenerationRequest ParseChatRequest(const std::string& body, const ParseContext& 
     throw BadRequest(e.what(), "messages");
   }
   r.prompt_ids = ctx.tokenizer->EncodeForModel(prompt);
+  if (Bool(j, "logprobs")) {
+    r.logprobs = std::max<int64_t>(0, LogprobCount(j, "top_logprobs"));
+  } else if (LogprobCount(j, "top_logprobs") >= 0) {
+    throw BadRequest("'top_logprobs' needs \"logprobs\": true", "top_logprobs");
+  }
   ParseCommon(j, ctx, true, r);
   if (const std::string end = ChatTurnEnd(ctx.chat_template); !end.empty()) r.stop.push_back(end);
   return r;

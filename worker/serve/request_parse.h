@@ -36,7 +36,19 @@ struct GenerationRequest {
   bool stream = false;
   bool include_usage = false;     // stream_options.include_usage
   bool return_token_ids = false;  // extension: choices[].token_ids
+  // Log-probabilities of the generated tokens with this many alternatives each (completions'
+  // `logprobs`, chat's `top_logprobs` when `logprobs` is true); -1: none.
+  int64_t logprobs = -1;
+  // Completions' `echo`: the prompt's text leads the completion's, and with logprobs the
+  // prompt's tokens are scored too. `max_tokens` 0 is allowed with it (score a text, generate
+  // nothing).
+  bool echo = false;
+  std::string echo_text;  // the prompt as given (a string), or its ids decoded
 };
+
+// The most alternatives a request may ask for per token (completions' `logprobs`, chat's
+// `top_logprobs`).
+inline constexpr int64_t kMaxLogprobs = 20;
 
 struct ParseContext {
   const Tokenizer* tokenizer = nullptr;

@@ -1,5 +1,6 @@
 #include "worker/serve/scheduler.h"
 
+#include <algorithm>
 #include <random>
 
 #include "worker/serve/incremental_text.h"
@@ -91,7 +92,7 @@ void Scheduler::Finish(Sequence& s, const std::string& reason, const std::string
   metrics_.RequestLatency(std::chrono::duration<double>(Clock::now() - s.submitted).count());
 }
 
-bool Scheduler::Emit(Sequence& s, int32_t id) {
+bool Scheduler::Emit(Sequence& s, int32_t id, std::optional<TokenLogprob> logprob) {
   const auto now = Clock::now();
   if (s.generated == 0) {
     metrics_.TimeToFirstToken(std::chrono::duration<double>(now - s.submitted).count());
@@ -105,6 +106,7 @@ bool Scheduler::Emit(Sequence& s, int32_t id) {
   const bool eos = !s.req.ignore_eos && tok_.eos_id() && id == *tok_.eos_id();
   StreamEvent e;
   e.token_ids = {id};
+  if (logprob) e.logprobs.push_back(std::move(*logprob));
   if (!eos) e.text = s.text->Add(id);
   // The token just sampled goes into the cache at the next step: no room left means done.
   const bool full = engine_.kv().length(s.slot) >= engine_.max_len();
@@ -118,8 +120,43 @@ bool Scheduler::Emit(Sequence& s, int32_t id) {
     Finish(s, "length");
     return true;
   }
-  if (!e.text.empty() || s.req.return_token_ids) s.stream->Push(std::move(e));
+  if (!e.text.empty() || s.req.return_token_ids || !e.logprobs.empty())
+    s.stream->Push(std::move(e));
   return false;
+}
+
+bool Scheduler::Admit(Sequence& s) {
+  s.slot = *engine_.kv().Acquire();  // free: admitted only up to the free slots
+  const std::vector<int32_t>& ids = s.req.prompt_ids;
+  s.text = std::make_unique<IncrementalText>(tok_, ids, s.req.stop);
+  const bool score_prompt = s.req.echo && s.req.logprobs >= 0;
+  torch::Tensor all;
+  const auto t0 = Clock::now();
+  const torch::Tensor logits = engine_.Prefill(s.slot, ids, score_prompt ? &all : nullptr);
+  metrics_.PrefillTime(std::chrono::duration<double>(Clock::now() - t0).count());
+  metrics_.PromptTokens(static_cast<int64_t>(ids.size()));
+  if (s.req.echo) {
+    StreamEvent e;
+    e.text = s.req.echo_text;
+    if (score_prompt) {
+      // Nothing predicts the first token; position i's logits score token i + 1.
+      e.logprobs.push_back(TokenLogprob{ids[0], std::nullopt, {}});
+      const int64_t n = static_cast<int64_t>(ids.size());
+      if (n > 1)
+        for (auto& t :
+             ScoreRows(all.narrow(0, 0, n - 1), {ids.begin() + 1, ids.end()}, s.req.logprobs))
+          e.logprobs.push_back(std::move(t));
+    }
+    s.stream->Push(std::move(e));
+  }
+  if (s.req.max_tokens == 0) {  // only scoring the echoed prompt
+    Finish(s, "length");
+    return false;
+  }
+  const int32_t id = SampleToken(logits, s.req.sampling, s.rng);
+  std::optional<TokenLogprob> lp;
+  if (s.req.logprobs >= 0) lp = ScoreRows(logits.unsqueeze(0), {id}, s.req.logprobs)[0];
+  return !Emit(s, id, std::move(lp));
 }
 
 void Scheduler::Loop() {
@@ -142,14 +179,7 @@ void Scheduler::Loop() {
         continue;
       }
       try {
-        s->slot = *engine_.kv().Acquire();  // free: admitted only up to the free slots
-        s->text = std::make_unique<IncrementalText>(tok_, s->req.prompt_ids, s->req.stop);
-        const auto t0 = Clock::now();
-        const torch::Tensor logits = engine_.Prefill(s->slot, s->req.prompt_ids);
-        metrics_.PrefillTime(std::chrono::duration<double>(Clock::now() - t0).count());
-        metrics_.PromptTokens(static_cast<int64_t>(s->req.prompt_ids.size()));
-        if (!Emit(*s, SampleToken(logits, s->req.sampling, s->rng)))
-          running_.push_back(std::move(s));
+        if (Admit(*s)) running_.push_back(std::move(s));
       } catch (const std::exception& e) {
         Finish(*s, "error", e.what());
       }
@@ -181,17 +211,40 @@ void Scheduler::Loop() {
                                .to(torch::kCPU, torch::kFloat32);
         metrics_.DecodeStepTime(std::chrono::duration<double>(Clock::now() - t0).count());
         metrics_.BatchSize(static_cast<int64_t>(slots.size()));
+        std::vector<int32_t> ids(running_.size());
         size_t next_sampled = 0;
         for (size_t i = 0; i < running_.size(); ++i) {
           Sequence& s = *running_[i];
-          int32_t id = 0;
-          if (!IsGreedy(s.req.sampling)) {
-            id = SampleToken(sampled_logits[static_cast<int64_t>(next_sampled++)], s.req.sampling,
-                             s.rng);
-          } else {
-            id = static_cast<int32_t>(argmax[static_cast<int64_t>(i)].item<int64_t>());
+          ids[i] = IsGreedy(s.req.sampling)
+                       ? static_cast<int32_t>(argmax[static_cast<int64_t>(i)].item<int64_t>())
+                       : SampleToken(sampled_logits[static_cast<int64_t>(next_sampled++)],
+                                     s.req.sampling, s.rng);
+        }
+        // Rows whose request asks for logprobs: scored where the logits are, with the most
+        // alternatives any of them wants (each keeps its own count).
+        std::vector<int64_t> scored_rows;
+        std::vector<int32_t> scored_ids;
+        int64_t top = 0;
+        for (size_t i = 0; i < running_.size(); ++i)
+          if (running_[i]->req.logprobs >= 0) {
+            scored_rows.push_back(static_cast<int64_t>(i));
+            scored_ids.push_back(ids[i]);
+            top = std::max(top, running_[i]->req.logprobs);
           }
-          Emit(s, id);
+        std::vector<TokenLogprob> scores;
+        if (!scored_rows.empty())
+          scores = ScoreRows(logits.index_select(0, torch::tensor(scored_rows).to(logits.device())),
+                             scored_ids, top);
+        size_t next_scored = 0;
+        for (size_t i = 0; i < running_.size(); ++i) {
+          Sequence& s = *running_[i];
+          std::optional<TokenLogprob> lp;
+          if (s.req.logprobs >= 0) {
+            lp = std::move(scores[next_scored++]);
+            lp->top.resize(static_cast<size_t>(
+                std::min<int64_t>(s.req.logprobs, static_cast<int64_t>(lp->top.size()))));
+          }
+          Emit(s, ids[i], std::move(lp));
         }
       } catch (const std::exception& e) {
         for (auto& s : running_) Finish(*s, "error", e.what());

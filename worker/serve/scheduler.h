@@ -19,6 +19,7 @@
 #include "worker/serve/engine.h"
 #include "worker/serve/request_parse.h"
 #include "worker/serve/serve_metrics.h"
+#include "worker/serve/token_logprobs.h"
 #include "worker/tokenizers/tokenizer.h"
 
 namespace ps::serve {
@@ -30,6 +31,9 @@ struct StreamEvent {
   bool done = false;
   std::string finish_reason;  // "stop" | "length" | "error" when done
   std::string error;          // when finish_reason == "error"
+  // With the request's `logprobs`: one entry per token this event reports, in order (the
+  // echoed prompt's tokens in the first event, then the generated ones as in token_ids).
+  std::vector<TokenLogprob> logprobs;
 };
 
 // Shared by the scheduler (producer) and one HTTP handler (consumer).
@@ -68,8 +72,12 @@ class Scheduler {
  private:
   struct Sequence;
   void Loop();
-  // Sends token `id` (sampled for `s`), and reports whether the sequence is finished.
-  bool Emit(Sequence& s, int32_t id);
+  // Sends token `id` (sampled for `s`, with its log-probability when the request asks), and
+  // reports whether the sequence is finished.
+  bool Emit(Sequence& s, int32_t id, std::optional<TokenLogprob> logprob = std::nullopt);
+  // Prefills an admitted request into its slot and sends its echo and first token; false when
+  // it is already finished (nothing to generate, or done at its first token).
+  bool Admit(Sequence& s);
   void Finish(Sequence& s, const std::string& reason, const std::string& error = "");
 
   Engine& engine_;

@@ -1,5 +1,6 @@
 // psserve end to end on the default model (codelm-19m, CPU): greedy answers equal
-// GreedyGenerate, `pstool generate` and the dense model's own argmax; streaming; 8 concurrent
+// GreedyGenerate, `pstool generate` and the dense model's own argmax; logprobs (with echo, a
+// prompt's scores) equal the dense forward's log-softmax; streaming; 8 concurrent
 // requests decoded in shared batches; 4xx for malformed requests and 429 for a full queue;
 // Prometheus metrics; and a compressed-tensors artifact of a `W * mask` checkpoint served.
 #include <gtest/gtest.h>
@@ -162,6 +163,185 @@ TEST_F(ServeCodelm, GreedyCompletionEqualsPstoolGenerateAndTheDenseForward) {
   }
 }
 
+// log_softmax of the dense model's forward (no cache) over `ids`: row i scores token i + 1.
+torch::Tensor DenseLogSoftmax(const std::vector<int32_t>& ids) {
+  auto model = LoadLlama(Codelm());
+  torch::NoGradGuard ng;
+  std::vector<int64_t> all(ids.begin(), ids.end());
+  return torch::log_softmax(model->forward(torch::tensor(all).unsqueeze(0))[0].to(torch::kFloat),
+                            -1);
+}
+
+// Scoring a text (what lm-evaluation-harness's loglikelihood requests do): echo + logprobs with
+// max_tokens 0 gives each prompt token's log-probability under the dense model's forward.
+TEST_F(ServeCodelm, EchoedPromptLogprobsEqualTheDenseForward) {
+  auto c = server_->Client();
+  int status = 0;
+  const json r = PostJson(
+      c, "/v1/completions",
+      {{"prompt", kPrompt}, {"max_tokens", 0}, {"echo", true}, {"logprobs", 3}, {"temperature", 0}},
+      &status);
+  ASSERT_EQ(status, 200) << r.dump();
+  const json& ch = r["choices"][0];
+  EXPECT_EQ(ch["text"], kPrompt);
+  EXPECT_EQ(ch["finish_reason"], "length");
+  EXPECT_EQ(r["usage"]["completion_tokens"], 0);
+  auto& tok = *server_->loaded().tokenizer;
+  const auto ids = tok.EncodeForModel(kPrompt);
+  const json& lp = ch["logprobs"];
+  ASSERT_EQ(lp["tokens"].size(), ids.size()) << lp.dump();
+  ASSERT_EQ(lp["token_logprobs"].size(), ids.size());
+  EXPECT_TRUE(lp["token_logprobs"][0].is_null());
+  EXPECT_TRUE(lp["top_logprobs"][0].is_null());
+  const auto ref = DenseLogSoftmax(ids);
+  std::string joined;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    joined += lp["tokens"][i].get<std::string>();
+    if (i == 0) continue;
+    EXPECT_LE(lp["text_offset"][i - 1], lp["text_offset"][i]);
+    const auto row = ref[static_cast<int64_t>(i) - 1];
+    EXPECT_NEAR(lp["token_logprobs"][i].get<double>(), row[ids[i]].item<double>(), 1e-5) << i;
+    // The 3 most likely (and the token itself): the largest is the row's maximum.
+    const json& top = lp["top_logprobs"][i];
+    EXPECT_GE(top.size(), 3u);
+    EXPECT_LE(top.size(), 4u);
+    double best = -INFINITY;
+    for (const auto& [k, v] : top.items()) best = std::max(best, v.get<double>());
+    EXPECT_NEAR(best, row.max().item<double>(), 1e-5) << i;
+  }
+  EXPECT_EQ(joined, kPrompt);  // each token's text in context: together, the prompt
+}
+
+// Generated tokens' logprobs: greedy, so each is the most likely at its position, and each
+// equals the dense forward's over prompt + completion; streamed chunks carry the same; echo
+// with generation scores prompt and completion together.
+TEST_F(ServeCodelm, GeneratedTokensLogprobsEqualTheDenseForwardAndStreamAlike) {
+  auto c = server_->Client();
+  int status = 0;
+  const int n = 8;
+  const json body = {{"prompt", kPrompt}, {"max_tokens", n},          {"temperature", 0},
+                     {"logprobs", 2},     {"return_token_ids", true}, {"ignore_eos", true}};
+  const json r = PostJson(c, "/v1/completions", body, &status);
+  ASSERT_EQ(status, 200) << r.dump();
+  const auto got = TokenIds(r);
+  ASSERT_EQ(got.size(), static_cast<size_t>(n));
+  auto& tok = *server_->loaded().tokenizer;
+  const auto prompt = tok.EncodeForModel(kPrompt);
+  std::vector<int32_t> seq = prompt;
+  seq.insert(seq.end(), got.begin(), got.end());
+  const auto ref = DenseLogSoftmax(seq);
+  const json& lp = r["choices"][0]["logprobs"];
+  ASSERT_EQ(lp["token_logprobs"].size(), static_cast<size_t>(n));
+  std::string joined;
+  for (int i = 0; i < n; ++i) {
+    const auto row = ref[static_cast<int64_t>(prompt.size()) - 1 + i];
+    const double v = lp["token_logprobs"][i].get<double>();
+    EXPECT_NEAR(v, row[got[i]].item<double>(), 1e-4) << i;
+    EXPECT_NEAR(v, row.max().item<double>(), 1e-4) << i;  // greedy: the most likely
+    double best = -INFINITY;
+    for (const auto& [k, x] : lp["top_logprobs"][i].items()) best = std::max(best, x.get<double>());
+    EXPECT_EQ(best, v) << i;  // is_greedy as lm-evaluation-harness checks it
+    joined += lp["tokens"][i].get<std::string>();
+  }
+  EXPECT_EQ(joined, r["choices"][0]["text"]);
+  EXPECT_EQ(lp["text_offset"][0], 0);
+
+  // Streamed: the chunks' logprobs, in order, are the same.
+  json sb = body;
+  sb["stream"] = true;
+  auto s = c.Post("/v1/completions", sb.dump(), "application/json");
+  ASSERT_TRUE(s);
+  json streamed = json::array(), offsets = json::array();
+  std::istringstream in(s->body);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("data: {", 0) != 0) continue;
+    const json j = json::parse(line.substr(6));
+    const json& l = j["choices"][0]["logprobs"];
+    ASSERT_TRUE(l.is_object()) << line;
+    for (const auto& v : l["token_logprobs"]) streamed.push_back(v);
+    for (const auto& v : l["text_offset"]) offsets.push_back(v);
+  }
+  EXPECT_EQ(streamed, lp["token_logprobs"]);
+  EXPECT_EQ(offsets, lp["text_offset"]);
+
+  // Echo with generation: the prompt's tokens, then the completion's.
+  json eb = body;
+  eb["echo"] = true;
+  const json e = PostJson(c, "/v1/completions", eb, &status);
+  ASSERT_EQ(status, 200) << e.dump();
+  const json& el = e["choices"][0]["logprobs"];
+  ASSERT_EQ(el["token_logprobs"].size(), prompt.size() + n);
+  EXPECT_EQ(e["choices"][0]["text"], kPrompt + r["choices"][0]["text"].get<std::string>());
+  for (int i = 0; i < n; ++i)
+    EXPECT_EQ(el["token_logprobs"][prompt.size() + i], lp["token_logprobs"][i]) << i;
+}
+
+// Requests asking for different numbers of alternatives share decode steps: each gets its own
+// count, and the values it gets alone.
+TEST_F(ServeCodelm, LogprobsOfBatchedRequestsAreTheirOwn) {
+  const std::vector<int> counts = {0, 1, 4, -1};  // -1: no logprobs
+  const auto one = [&](int k) {
+    auto c = server_->Client();
+    int status = 0;
+    json body = {{"prompt", kPrompt}, {"max_tokens", 12}, {"temperature", 0}, {"ignore_eos", true}};
+    if (k >= 0) body["logprobs"] = k;
+    json r = PostJson(c, "/v1/completions", body, &status);
+    EXPECT_EQ(status, 200) << r.dump();
+    return r["choices"][0]["logprobs"];
+  };
+  std::vector<json> alone, together(counts.size());
+  for (int k : counts) alone.push_back(one(k));
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < counts.size(); ++i)
+    threads.emplace_back([&, i] { together[i] = one(counts[i]); });
+  for (auto& t : threads) t.join();
+  for (size_t i = 0; i < counts.size(); ++i) {
+    if (counts[i] < 0) {
+      EXPECT_TRUE(together[i].is_null());
+      continue;
+    }
+    ASSERT_EQ(together[i]["token_logprobs"].size(), 12u);
+    for (size_t t = 0; t < 12; ++t) {
+      EXPECT_NEAR(together[i]["token_logprobs"][t].get<double>(),
+                  alone[i]["token_logprobs"][t].get<double>(), 1e-4);
+      // The k most likely and the chosen token (greedy: among them, so k keys; at least 1).
+      EXPECT_EQ(together[i]["top_logprobs"][t].size(), std::max<size_t>(1, counts[i]))
+          << together[i]["top_logprobs"][t].dump();
+    }
+  }
+}
+
+TEST_F(ServeCodelm, ChatLogprobsListTheChosenAndTopTokens) {
+  auto c = server_->Client();
+  int status = 0;
+  const json r = PostJson(c, "/v1/chat/completions",
+                          {{"messages", json::array({{{"role", "user"}, {"content", "Hi"}}})},
+                           {"max_tokens", 5},
+                           {"temperature", 0},
+                           {"logprobs", true},
+                           {"top_logprobs", 2},
+                           {"ignore_eos", true}},
+                          &status);
+  ASSERT_EQ(status, 200) << r.dump();
+  const json& content = r["choices"][0]["logprobs"]["content"];
+  ASSERT_EQ(content.size(), r["usage"]["completion_tokens"].get<size_t>());
+  for (const auto& t : content) {
+    ASSERT_EQ(t["top_logprobs"].size(), 2u) << t.dump();
+    EXPECT_EQ(t["logprob"], t["top_logprobs"][0]["logprob"]);  // greedy
+    EXPECT_EQ(t["token"], t["top_logprobs"][0]["token"]);
+    std::string from_bytes;
+    for (const auto& b : t["bytes"]) from_bytes += static_cast<char>(b.get<int>());
+    EXPECT_EQ(from_bytes, t["token"]);
+  }
+  // Without logprobs the field is null, as OpenAI sends it.
+  const json plain = PostJson(
+      c, "/v1/chat/completions",
+      {{"messages", json::array({{{"role", "user"}, {"content", "Hi"}}})}, {"max_tokens", 2}},
+      &status);
+  ASSERT_EQ(status, 200);
+  EXPECT_TRUE(plain["choices"][0]["logprobs"].is_null());
+}
+
 TEST_F(ServeCodelm, ChatCompletionUsesTheTemplateAndMatchesGreedy) {
   auto c = server_->Client();
   int status = 0;
@@ -297,6 +477,11 @@ TEST_F(ServeCodelm, MalformedRequestsGet4xxWithAMessage) {
       {"/v1/completions", R"({"prompt": "x", "temperature": 9})", 400, "temperature"},
       {"/v1/completions", R"({"prompt": "x", "max_tokens": 100000})", 400, "max_tokens"},
       {"/v1/completions", R"({"prompt": "x", "n": 3})", 400, "n"},
+      {"/v1/completions", R"({"prompt": "x", "logprobs": 99})", 400, "logprobs"},
+      {"/v1/completions", R"({"prompt": "x", "max_tokens": 0})", 400, "max_tokens"},
+      {"/v1/chat/completions",
+       R"({"messages": [{"role": "user", "content": "x"}], "top_logprobs": 2})", 400,
+       "top_logprobs"},
       {"/v1/chat/completions", R"({"messages": [{"role": "wizard", "content": "x"}]})", 400,
        "messages"},
       {"/v1/chat/completions", R"({"prompt": "x"})", 400, "messages"},

@@ -1,5 +1,6 @@
 // psserve's parts without a model: sampling against its reference, chat templates, request
-// validation (every malformed field named), and incremental text with stop sequences.
+// validation (every malformed field named), incremental text with stop sequences, and token
+// log-probabilities against their reference and in OpenAI's shapes.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -10,8 +11,10 @@
 #include "tests/worker/eval/char_tokenizer.h"
 #include "worker/serve/chat_template.h"
 #include "worker/serve/incremental_text.h"
+#include "worker/serve/logprobs_json.h"
 #include "worker/serve/request_parse.h"
 #include "worker/serve/sampler.h"
+#include "worker/serve/token_logprobs.h"
 #include "worker/tokenizers/tokenizer.h"
 
 namespace ps::serve {
@@ -110,6 +113,17 @@ TEST(RequestParse, MalformedFieldsAreNamed) {
   EXPECT_EQ(ParamOf(R"({"prompt": ")" + std::string(80, 'x') + R"("})"), "prompt");  // too long
   EXPECT_EQ(ParamOf(R"({"prompt": "hi", "max_tokens": 8, "stop": "x", "seed": 3})"), "(accepted)");
   EXPECT_EQ(ParamOf(R"({"prompt": [5, 6, 7]})"), "(accepted)");
+  EXPECT_EQ(ParamOf(R"({"prompt": [[5, 6, 7]]})"), "(accepted)");  // a batch of one
+  EXPECT_EQ(ParamOf(R"({"prompt": [[5, 6], [7]]})"), "prompt");
+  EXPECT_EQ(ParamOf(R"({"prompt": [[5, 999]]})"), "prompt");
+  EXPECT_EQ(ParamOf(R"({"prompt": [[]]})"), "prompt");
+  // A prompt that fills the context: only to score it (echo, nothing generated).
+  EXPECT_EQ(ParamOf(R"({"prompt": ")" + std::string(63, 'x') + R"("})"), "prompt");
+  EXPECT_EQ(ParamOf(R"({"prompt": ")" + std::string(63, 'x') + R"(", "echo": true})"),
+            "(accepted)");
+  EXPECT_EQ(
+      ParamOf(R"({"prompt": ")" + std::string(63, 'x') + R"(", "echo": true, "max_tokens": 1})"),
+      "max_tokens");
   EXPECT_EQ(ParamOf(R"({"messages": "hi"})", true), "messages");
   EXPECT_EQ(ParamOf(R"({"messages": []})", true), "messages");
   EXPECT_EQ(ParamOf(R"({"messages": [{"role": "robot", "content": "x"}]})", true), "messages");
@@ -122,6 +136,21 @@ TEST(RequestParse, MalformedFieldsAreNamed) {
       ParamOf(R"({"messages": [{"role": "user", "content": [{"type": "text", "text": "x"}]}]})",
               true),
       "(accepted)");
+  // logprobs: completions take 0..20 alternatives, and max_tokens 0 only with echo; chat takes
+  // logprobs true/false and top_logprobs 0..20 with it.
+  EXPECT_EQ(ParamOf(R"({"prompt": "hi", "logprobs": 21})"), "logprobs");
+  EXPECT_EQ(ParamOf(R"({"prompt": "hi", "logprobs": -1})"), "logprobs");
+  EXPECT_EQ(ParamOf(R"({"prompt": "hi", "logprobs": true})"), "logprobs");
+  EXPECT_EQ(ParamOf(R"({"prompt": "hi", "echo": 1})"), "echo");
+  EXPECT_EQ(ParamOf(R"({"prompt": "hi", "max_tokens": 0, "logprobs": 1})"), "max_tokens");
+  EXPECT_EQ(ParamOf(R"({"prompt": "hi", "max_tokens": 0, "echo": true, "logprobs": 5})"),
+            "(accepted)");
+  const std::string user = R"("messages": [{"role": "user", "content": "x"}])";
+  EXPECT_EQ(ParamOf("{" + user + R"(, "logprobs": 3})", true), "logprobs");
+  EXPECT_EQ(ParamOf("{" + user + R"(, "top_logprobs": 2})", true), "top_logprobs");
+  EXPECT_EQ(ParamOf("{" + user + R"(, "logprobs": true, "top_logprobs": 21})", true),
+            "top_logprobs");
+  EXPECT_EQ(ParamOf("{" + user + R"(, "logprobs": true, "top_logprobs": 20})", true), "(accepted)");
 }
 
 TEST(RequestParse, DefaultsAndValues) {
@@ -145,6 +174,141 @@ TEST(RequestParse, DefaultsAndValues) {
   EXPECT_EQ(tok.Decode(c.prompt_ids), "User: hi\nAssistant:");
   EXPECT_EQ(c.max_tokens, 64 - static_cast<int64_t>(c.prompt_ids.size()));
   EXPECT_EQ(c.stop, (std::vector<std::string>{"\nUser:"}));  // the plain template's turn end
+  EXPECT_EQ(c.logprobs, -1);
+  EXPECT_EQ(r.logprobs, -1);
+  EXPECT_FALSE(r.echo);
+  // Echo: the prompt as given (a string), or its ids decoded.
+  r = ParseCompletionRequest(R"({"prompt": "ab", "echo": true, "logprobs": 0, "max_tokens": 0})",
+                             ctx);
+  EXPECT_TRUE(r.echo);
+  EXPECT_EQ(r.echo_text, "ab");
+  EXPECT_EQ(r.logprobs, 0);
+  EXPECT_EQ(r.max_tokens, 0);
+  r = ParseCompletionRequest(R"({"prompt": [100, 101], "echo": true})", ctx);
+  EXPECT_EQ(r.echo_text, tok.Decode({100, 101}));
+  r = ParseCompletionRequest(R"({"prompt": [[100, 101]], "echo": true})", ctx);
+  EXPECT_EQ(r.prompt_ids, (std::vector<int32_t>{100, 101}));
+  EXPECT_EQ(r.echo_text, tok.Decode({100, 101}));
+  r = ParseCompletionRequest(R"({"prompt": ["ab"], "echo": true})", ctx);
+  EXPECT_EQ(r.echo_text, "ab");
+  c = ParseChatRequest(R"({"messages": [{"role": "user", "content": "hi"}], "logprobs": true})",
+                       ctx);
+  EXPECT_EQ(c.logprobs, 0);
+  c = ParseChatRequest(
+      R"({"messages": [{"role": "user", "content": "hi"}], "logprobs": true, "top_logprobs": 4})",
+      ctx);
+  EXPECT_EQ(c.logprobs, 4);
+}
+
+// The slow, obvious reference of ScoreRows: log-softmax in double, row by row.
+std::vector<double> LogSoftmaxRef(const std::vector<float>& row) {
+  double m = -INFINITY;
+  for (float v : row) m = std::max(m, static_cast<double>(v));
+  double z = 0;
+  for (float v : row) z += std::exp(static_cast<double>(v) - m);
+  std::vector<double> out;
+  for (float v : row) out.push_back(static_cast<double>(v) - m - std::log(z));
+  return out;
+}
+
+TEST(TokenLogprobs, ScoreRowsMatchesTheReferenceOnRandomAndAdversarialRows) {
+  const int64_t vocab = 40;
+  // 300 rows: more than one 256-row block. Rows 0-4 are adversarial: all equal (ties), zeros
+  // of both signs, huge values, tiny values, a NaN.
+  torch::manual_seed(3);
+  auto logits = torch::randn({300, vocab}) * 4;
+  logits[0].fill_(1.5f);
+  logits[1].fill_(0.0f);
+  logits[1].slice(0, 0, vocab, 2).fill_(-0.0f);
+  logits[1][7] = 1.0f;
+  logits[2][3] = 1e30f;
+  logits[2][4] = -1e30f;
+  logits[2][5] = 1e30f;
+  logits[3].fill_(1e-38f);
+  logits[3][9] = -1e-38f;
+  logits[4][11] = NAN;
+  std::vector<int32_t> ids;
+  for (int64_t r = 0; r < logits.size(0); ++r) ids.push_back(static_cast<int32_t>((r * 7) % vocab));
+  const int64_t top = 5;
+  for (auto dtype : {torch::kFloat, torch::kBFloat16}) {
+    const auto in = logits.to(dtype);
+    const auto got = ScoreRows(in, ids, top);
+    ASSERT_EQ(got.size(), ids.size());
+    const auto as_float = in.to(torch::kFloat).contiguous();
+    for (int64_t r = 0; r < in.size(0); ++r) {
+      const auto& t = got[static_cast<size_t>(r)];
+      EXPECT_EQ(t.id, ids[static_cast<size_t>(r)]);
+      ASSERT_TRUE(t.logprob.has_value());
+      ASSERT_EQ(t.top.size(), static_cast<size_t>(top));
+      if (r == 4) {  // NaN logits: no distribution
+        EXPECT_TRUE(std::isnan(*t.logprob));
+        continue;
+      }
+      const float* p = as_float.data_ptr<float>() + r * vocab;
+      const auto ref = LogSoftmaxRef(std::vector<float>(p, p + vocab));
+      EXPECT_NEAR(*t.logprob, ref[static_cast<size_t>(t.id)], 1e-5) << r;
+      // The top entries: the `top` largest reference values, most likely first, equal values by
+      // lower id.
+      std::vector<int32_t> order(vocab);
+      for (int32_t i = 0; i < vocab; ++i) order[static_cast<size_t>(i)] = i;
+      std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+        return ref[static_cast<size_t>(a)] > ref[static_cast<size_t>(b)];
+      });
+      for (int64_t k = 0; k < top; ++k) {
+        const auto [id, lp] = t.top[static_cast<size_t>(k)];
+        EXPECT_NEAR(lp, ref[static_cast<size_t>(order[static_cast<size_t>(k)])], 1e-5) << r;
+        EXPECT_NEAR(lp, ref[static_cast<size_t>(id)], 1e-5) << r;
+        if (k > 0) {
+          const auto [prev_id, prev_lp] = t.top[static_cast<size_t>(k - 1)];
+          EXPECT_TRUE(prev_lp > lp || (prev_lp == lp && prev_id < id)) << r << " " << k;
+        }
+      }
+    }
+    // Ties: all equal, so ids 0..4 in order, each -log(vocab).
+    for (int64_t k = 0; k < top; ++k) {
+      EXPECT_EQ(got[0].top[static_cast<size_t>(k)].first, k);
+      EXPECT_NEAR(got[0].top[static_cast<size_t>(k)].second, -std::log(double(vocab)), 1e-5);
+    }
+  }
+  EXPECT_TRUE(ScoreRows(logits, ids, 0)[7].top.empty());
+  EXPECT_THROW(ScoreRows(logits, ids, vocab + 1), Error);
+  ids[2] = static_cast<int32_t>(vocab);
+  EXPECT_THROW(ScoreRows(logits, ids, 1), Error);
+  EXPECT_THROW(ScoreRows(logits, {1, 2}, 1), Error);
+}
+
+TEST(TokenLogprobs, JsonInOpenAIsShapes) {
+  testing::ByteTokenizer tok;
+  // Tokens "a" (first of an echoed prompt: nothing predicts it), "b", then "c".
+  const int32_t a = 'a' + 3, b = 'b' + 3, c = 'c' + 3, x = 'x' + 3;
+  const std::vector<TokenLogprob> prompt = {{a, std::nullopt, {}}, {b, -0.5f, {{x, -0.25f}}}};
+  const std::vector<TokenLogprob> gen = {{c, -1.0f, {{c, -1.0f}, {x, -2.0f}}}};
+  LogprobsJson completions(tok, false, {});
+  nlohmann::json j = completions.Format(prompt);
+  EXPECT_EQ(j["tokens"], nlohmann::json({"a", "b"}));
+  EXPECT_TRUE(j["token_logprobs"][0].is_null());
+  EXPECT_EQ(j["token_logprobs"][1], -0.5);
+  EXPECT_TRUE(j["top_logprobs"][0].is_null());
+  // The most likely alternatives and the chosen token, always.
+  EXPECT_EQ(j["top_logprobs"][1], nlohmann::json({{"x", -0.25}, {"b", -0.5}}));
+  EXPECT_EQ(j["text_offset"], nlohmann::json({0, 1}));
+  j = completions.Format(gen);  // offsets go on from the earlier tokens
+  EXPECT_EQ(j["text_offset"], nlohmann::json({2}));
+  EXPECT_EQ(j["top_logprobs"][0], nlohmann::json({{"c", -1.0}, {"x", -2.0}}));
+
+  LogprobsJson chat(tok, true, {a, b});
+  j = chat.Format(gen);
+  ASSERT_EQ(j["content"].size(), 1u);
+  const auto& e = j["content"][0];
+  EXPECT_EQ(e["token"], "c");
+  EXPECT_EQ(e["logprob"], -1.0);
+  EXPECT_EQ(e["bytes"], nlohmann::json({'c'}));
+  EXPECT_EQ(e["top_logprobs"][1],
+            nlohmann::json({{"token", "x"}, {"logprob", -2.0}, {"bytes", {'x'}}}));
+  // A token's text in context; a NaN logprob is null (JSON has no NaN).
+  EXPECT_EQ(TokenText(tok, {a, b}, c), "c");
+  j = chat.Format({{c, NAN, {}}});
+  EXPECT_TRUE(j["content"][0]["logprob"].is_null());
 }
 
 std::vector<int32_t> Ids(const std::string& s) { return testing::ByteTokenizer().Encode(s); }
