@@ -31,6 +31,13 @@ torch::Tensor SequenceNll(LlamaForCausalLM& model, const torch::Tensor& ids) {
 
 PerplexityResult Perplexity(LlamaForCausalLM& model, const std::vector<int32_t>& tokens,
                             const PerplexityOptions& options) {
+  return Perplexity(tokens, options, [&](const torch::Tensor& windows) {
+    return SequenceNll(model, windows).sum().item<double>();
+  });
+}
+
+PerplexityResult Perplexity(const std::vector<int32_t>& tokens, const PerplexityOptions& options,
+                            const WindowsNll& windows_nll) {
   auto start = std::chrono::steady_clock::now();
   PerplexityResult r;
   r.text_tokens = static_cast<int64_t>(tokens.size());
@@ -47,7 +54,7 @@ PerplexityResult Perplexity(LlamaForCausalLM& model, const std::vector<int32_t>&
   double total = 0;
   for (int64_t b = 0; b < n; b += batch) {
     int64_t m = std::min(batch, n - b);
-    total += SequenceNll(model, windows.narrow(0, b, m)).sum().item<double>();
+    total += windows_nll(windows.narrow(0, b, m));
     const int64_t done = b + m;
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (options.on_progress) {

@@ -42,4 +42,11 @@ torch::Tensor SequenceNll(LlamaForCausalLM& model, const torch::Tensor& ids);
 PerplexityResult Perplexity(LlamaForCausalLM& model, const std::vector<int32_t>& tokens,
                             const PerplexityOptions& options);
 
+// The same protocol with the windows scored by `windows_nll`: given a batch of windows [m, ctx]
+// (int64, on the CPU), the sum of their next-token NLLs in nats. For a model scored elsewhere,
+// such as a running psserve (pstool eval --server).
+using WindowsNll = std::function<double(const torch::Tensor& windows)>;
+PerplexityResult Perplexity(const std::vector<int32_t>& tokens, const PerplexityOptions& options,
+                            const WindowsNll& windows_nll);
+
 }  // namespace ps

@@ -1,5 +1,7 @@
 // pstool eval --model DIR [--ppl FILE ...] [--task FILE ...] [--ctx N] [--max-windows N]
 //             [--batch N] [--device cpu|cuda] [--dtype fp32|bf16|fp16]   (--help lists all)
+// pstool eval --server http://HOST:PORT --model DIR --ppl FILE ...
+//             (the perplexity of the model a running psserve serves; DIR gives the tokenizer)
 // Prints one JSON object: {"model":..., "perplexity": {FILE: {...}}, "tasks": {NAME: {...}}}.
 #include <CLI/CLI.hpp>
 #include <iostream>
@@ -9,8 +11,12 @@
 #include "common/file_util.h"
 #include "worker/eval/multiple_choice.h"
 #include "worker/eval/perplexity.h"
+#include "worker/models/llama_config.h"
 #include "worker/tools/command.h"
 #include "worker/tools/model_args.h"
+#ifdef PS_WITH_SERVE_CLIENT
+#include "worker/serve/score_client.h"
+#endif
 
 namespace ps {
 namespace {
@@ -22,7 +28,27 @@ struct EvalArgs {
   std::optional<int64_t> ctx, max_items, max_windows;
   bool quiet = false;
   std::string convert_in, convert_out;
+  std::string server;  // score with a running psserve instead of loading the model
 };
+
+// The windows' NLL from a running psserve, one request per window.
+WindowsNll ServerWindowsNll(const std::string& server) {
+#ifdef PS_WITH_SERVE_CLIENT
+  auto client = std::make_shared<serve::ScoreClient>(server);
+  return [client](const torch::Tensor& windows) {
+    double total = 0;
+    for (int64_t w = 0; w < windows.size(0); ++w) {
+      const auto row = windows[w].to(torch::kInt32).contiguous();
+      total += client->SequenceNll(
+          std::vector<int32_t>(row.data_ptr<int32_t>(), row.data_ptr<int32_t>() + row.numel()));
+    }
+    return total;
+  };
+#else
+  (void)server;
+  throw Error("--server: this pstool was built without cpp-httplib (libcpp-httplib-dev)");
+#endif
+}
 
 int RunEval(EvalArgs& a) {
   ModelArgs& m = a.m;
@@ -40,15 +66,26 @@ int RunEval(EvalArgs& a) {
     return 0;
   }
   if (ppl_files.empty() && task_files.empty()) throw Error("nothing to do: give --ppl or --task");
-  auto model = m.Load();
+  if (!a.server.empty()) {
+    if (!task_files.empty())
+      throw Error(
+          "--task with --server: tasks are scored with a loaded model only; run them "
+          "with --model DIR (without --server)");
+  }
+  // With --server nothing is loaded but the tokenizer and config.json (the default window).
+  std::shared_ptr<LlamaForCausalLM> model;
+  if (a.server.empty()) model = m.Load();
   auto tok = LoadTokenizer(m.model);
-  popt.ctx = ctx.value_or(model->config().max_position_embeddings);
+  popt.ctx = ctx.value_or(model ? model->config().max_position_embeddings
+                                : LoadLlamaConfig(m.model).max_position_embeddings);
   popt.progress = !quiet;
+  const WindowsNll server_nll = a.server.empty() ? WindowsNll() : ServerWindowsNll(a.server);
 
   nlohmann::json out = {{"model", m.model}, {"device", m.device}, {"dtype", m.dtype}};
+  if (!a.server.empty()) out = {{"model", m.model}, {"server", a.server}};
   for (const auto& f : ppl_files) {
     auto tokens = tok->EncodeForModel(ReadFile(f));
-    auto r = Perplexity(*model, tokens, popt);
+    auto r = model ? Perplexity(*model, tokens, popt) : Perplexity(tokens, popt, server_nll);
     out["perplexity"][f] = {{"perplexity", r.perplexity},
                             {"mean_nll", r.mean_nll},
                             {"ctx", popt.ctx},
@@ -94,6 +131,10 @@ std::function<int()> Setup(CLI::App& app) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app.add_flag("--quiet", a->quiet, "no progress on stderr");
+  app.add_option("--server", a->server,
+                 "http://HOST:PORT: score --ppl with a running psserve instead of loading the "
+                 "model (the perplexity of the model as served; --model DIR gives the tokenizer "
+                 "and the default --ctx, which must be below the server's --max-model-len)");
   app.add_option("--convert-task", a->convert_in,
                  "[FORMAT:]IN: rewrite a benchmark file (ARC, PIQA, ...) in the native task "
                  "format into --output");

@@ -17,6 +17,7 @@
 #include "common/file_util.h"
 #include "tests/testing/temp_dir.h"
 #include "worker/eval/generate.h"
+#include "worker/eval/perplexity.h"
 #include "worker/models/llama_checkpoint.h"
 #include "worker/pack/pack_model.h"
 #include "worker/serve/http_server.h"
@@ -56,6 +57,7 @@ class Server {
     return c;
   }
   LoadedModel& loaded() { return loaded_; }
+  int port() const { return port_; }
 
  private:
   LoadedModel loaded_;
@@ -309,6 +311,57 @@ TEST_F(ServeCodelm, LogprobsOfBatchedRequestsAreTheirOwn) {
           << together[i]["top_logprobs"][t].dump();
     }
   }
+}
+
+// `pstool eval --server` scores a text through the server's prompt logprobs: the same
+// perplexity as the loaded model's, window for window (the prefill is the model's forward). A
+// full-context window (256 tokens, the server's whole context) is accepted for scoring.
+TEST_F(ServeCodelm, PstoolEvalThroughTheServerEqualsTheLoadedModel) {
+  const fs::path pstool = fs::path(PS_BINARY_DIR) / "worker" / "tools" / "pstool";
+  const fs::path eval = fs::path(PS_SHARED_DATA) / "code-eval.txt";
+  if (!fs::exists(pstool) || !fs::exists(eval)) GTEST_SKIP() << "no pstool or " << eval;
+  // The text's first 16 KiB: enough for 3 windows of 256 tokens, quick to tokenize.
+  testing::TempDir dir("serve-eval");
+  const fs::path text = dir / "eval.txt";
+  WriteFileAtomic(text, ReadFile(eval).substr(0, 16384));
+  auto model = LoadLlama(Codelm());
+  auto& tok = *server_->loaded().tokenizer;
+  PerplexityOptions opt;
+  opt.ctx = 256;
+  opt.max_windows = 3;
+  opt.progress = false;
+  const auto tokens = tok.EncodeForModel(ReadFile(text.string()));
+  const PerplexityResult ref = Perplexity(*model, tokens, opt);
+  const std::string cmd = pstool.string() + " eval --quiet --server http://127.0.0.1:" +
+                          std::to_string(server_->port()) + " --model " + Codelm().string() +
+                          " --ppl " + text.string() + " --ctx 256 --max-windows 3 2>&1";
+  std::string out;
+  if (FILE* p = popen(cmd.c_str(), "r")) {
+    char buf[4096];
+    size_t k;
+    while ((k = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, k);
+    pclose(p);
+  }
+  const json j = json::parse(out, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << out;
+  const json& r = j["perplexity"][text.string()];
+  EXPECT_EQ(r["windows"], 3);
+  EXPECT_EQ(r["predicted_tokens"], ref.predicted_tokens);
+  EXPECT_NEAR(r["mean_nll"].get<double>(), ref.mean_nll, 1e-9 * ref.mean_nll) << out;
+  // A window longer than the server's context is refused with the server's reason.
+  const std::string too_long = pstool.string() + " eval --quiet --server http://127.0.0.1:" +
+                               std::to_string(server_->port()) + " --model " + Codelm().string() +
+                               " --ppl " + text.string() + " --ctx 300 --max-windows 1 2>&1";
+  out.clear();
+  int rc = 0;
+  if (FILE* p = popen(too_long.c_str(), "r")) {
+    char buf[4096];
+    size_t k;
+    while ((k = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, k);
+    rc = pclose(p);
+  }
+  EXPECT_NE(rc, 0);
+  EXPECT_NE(out.find("context is 256 tokens"), std::string::npos) << out;
 }
 
 TEST_F(ServeCodelm, ChatLogprobsListTheChosenAndTopTokens) {
