@@ -85,6 +85,20 @@ json PostJson(httplib::Client& c, const std::string& path, const json& body, int
   return json::parse(r->body, nullptr, false);
 }
 
+// What a shell command prints on stdout, and its exit status into `status`.
+std::string RunCommand(const std::string& cmd, int* status = nullptr) {
+  std::string out;
+  int rc = -1;
+  if (FILE* p = popen(cmd.c_str(), "r")) {
+    char buf[4096];
+    size_t k;
+    while ((k = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, k);
+    rc = pclose(p);
+  }
+  if (status) *status = rc;
+  return out;
+}
+
 std::vector<int32_t> TokenIds(const json& response) {
   return response["choices"][0]["token_ids"].get<std::vector<int32_t>>();
 }
@@ -154,14 +168,7 @@ TEST_F(ServeCodelm, GreedyCompletionEqualsPstoolGenerateAndTheDenseForward) {
     const std::string cmd = pstool.string() + " generate --model " + Codelm().string() +
                             " --prompt '" + kPrompt + "' --max-new " + std::to_string(n) +
                             " 2>/dev/null";
-    std::string out;
-    if (FILE* p = popen(cmd.c_str(), "r")) {
-      char buf[4096];
-      size_t k;
-      while ((k = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, k);
-      pclose(p);
-    }
-    EXPECT_EQ(out, tok.Decode(seq) + "\n");
+    EXPECT_EQ(RunCommand(cmd), tok.Decode(seq) + "\n");
   }
 }
 
@@ -335,13 +342,7 @@ TEST_F(ServeCodelm, PstoolEvalThroughTheServerEqualsTheLoadedModel) {
   const std::string cmd = pstool.string() + " eval --quiet --server http://127.0.0.1:" +
                           std::to_string(server_->port()) + " --model " + Codelm().string() +
                           " --ppl " + text.string() + " --ctx 256 --max-windows 3 2>&1";
-  std::string out;
-  if (FILE* p = popen(cmd.c_str(), "r")) {
-    char buf[4096];
-    size_t k;
-    while ((k = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, k);
-    pclose(p);
-  }
+  std::string out = RunCommand(cmd);
   const json j = json::parse(out, nullptr, false);
   ASSERT_TRUE(j.is_object()) << out;
   const json& r = j["perplexity"][text.string()];
@@ -352,14 +353,8 @@ TEST_F(ServeCodelm, PstoolEvalThroughTheServerEqualsTheLoadedModel) {
   const std::string too_long = pstool.string() + " eval --quiet --server http://127.0.0.1:" +
                                std::to_string(server_->port()) + " --model " + Codelm().string() +
                                " --ppl " + text.string() + " --ctx 300 --max-windows 1 2>&1";
-  out.clear();
   int rc = 0;
-  if (FILE* p = popen(too_long.c_str(), "r")) {
-    char buf[4096];
-    size_t k;
-    while ((k = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, k);
-    rc = pclose(p);
-  }
+  out = RunCommand(too_long, &rc);
   EXPECT_NE(rc, 0);
   EXPECT_NE(out.find("context is 256 tokens"), std::string::npos) << out;
 }
