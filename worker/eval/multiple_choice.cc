@@ -13,9 +13,8 @@ int64_t CodePoints(const std::string& s) {
   return n;
 }
 
-std::pair<std::vector<int32_t>, std::vector<int32_t>> EncodePair(const Tokenizer& tok,
-                                                                 const std::string& context,
-                                                                 const std::string& continuation) {
+ContextContinuation EncodePair(const Tokenizer& tok, const std::string& context,
+                               const std::string& continuation) {
   std::string ctx = context, cont = continuation;
   size_t keep = ctx.find_last_not_of(" \t\n\r\f\v");
   keep = keep == std::string::npos ? 0 : keep + 1;
@@ -43,10 +42,19 @@ std::pair<std::vector<int32_t>, std::vector<int32_t>> EncodePair(const Tokenizer
   return {ctx_enc, cont_enc};
 }
 
-std::vector<double> ScoreContinuations(
-    LlamaForCausalLM& model,
-    const std::vector<std::pair<std::vector<int32_t>, std::vector<int32_t>>>& requests,
-    const McOptions& options) {
+std::vector<int32_t> ScoredTokens(const ContextContinuation& request, int64_t max_length) {
+  const auto& [ctx, cont] = request;
+  std::vector<int32_t> all(ctx.begin(), ctx.end());
+  all.insert(all.end(), cont.begin(), cont.end());
+  const int64_t keep = std::min<int64_t>(static_cast<int64_t>(all.size()), max_length + 1);
+  if (static_cast<int64_t>(cont.size()) > keep - 1)
+    throw Error("multiple choice: continuation longer than max_length");
+  return std::vector<int32_t>(all.end() - keep, all.end());
+}
+
+std::vector<double> ScoreContinuations(LlamaForCausalLM& model,
+                                       const std::vector<ContextContinuation>& requests,
+                                       const McOptions& options) {
   torch::NoGradGuard no_grad;
   std::vector<double> out(requests.size(), 0.0);
   int64_t batch = std::max<int64_t>(1, options.batch);
@@ -58,14 +66,10 @@ std::vector<double> ScoreContinuations(
     std::vector<std::vector<int64_t>> targets;
     int64_t longest = 1;
     for (size_t r = start; r < end; ++r) {
-      const auto& [ctx, cont] = requests[r];
-      std::vector<int64_t> all(ctx.begin(), ctx.end());
-      all.insert(all.end(), cont.begin(), cont.end());
-      int64_t keep = std::min<int64_t>(static_cast<int64_t>(all.size()), options.max_length + 1);
-      std::vector<int64_t> window(all.end() - keep, all.end());
-      window.pop_back();
+      const auto scored = ScoredTokens(requests[r], options.max_length);
+      std::vector<int64_t> window(scored.begin(), scored.end() - 1);
       inputs.push_back(window);
-      targets.emplace_back(cont.begin(), cont.end());
+      targets.emplace_back(requests[r].second.begin(), requests[r].second.end());
       longest = std::max<int64_t>(longest, static_cast<int64_t>(window.size()));
     }
     auto ids = torch::zeros({static_cast<int64_t>(inputs.size()), longest}, torch::kInt64);
@@ -89,9 +93,17 @@ std::vector<double> ScoreContinuations(
 
 McResult EvaluateMultipleChoice(LlamaForCausalLM& model, const Tokenizer& tok,
                                 const std::vector<McItem>& items, const McOptions& options) {
+  return EvaluateMultipleChoice(tok, items, options,
+                                [&](const std::vector<ContextContinuation>& requests) {
+                                  return ScoreContinuations(model, requests, options);
+                                });
+}
+
+McResult EvaluateMultipleChoice(const Tokenizer& tok, const std::vector<McItem>& items,
+                                const McOptions& options, const ContinuationScorer& score) {
   auto t0 = std::chrono::steady_clock::now();
   McResult r;
-  std::vector<std::pair<std::vector<int32_t>, std::vector<int32_t>>> requests;
+  std::vector<ContextContinuation> requests;
   for (const auto& item : items) {
     for (size_t c = 0; c < item.contexts.size(); ++c) {
       requests.push_back(EncodePair(tok, item.contexts[c], item.continuations[c]));
@@ -101,10 +113,10 @@ McResult EvaluateMultipleChoice(LlamaForCausalLM& model, const Tokenizer& tok,
   std::vector<double> ll;
   size_t chunk = static_cast<size_t>(std::max<int64_t>(1, options.batch)) * 8;
   for (size_t s = 0; s < requests.size(); s += chunk) {
-    std::vector<std::pair<std::vector<int32_t>, std::vector<int32_t>>> part(
+    std::vector<ContextContinuation> part(
         requests.begin() + static_cast<long>(s),
         requests.begin() + static_cast<long>(std::min(requests.size(), s + chunk)));
-    auto scores = ScoreContinuations(model, part, options);
+    auto scores = score(part);
     ll.insert(ll.end(), scores.begin(), scores.end());
     if (options.progress) {
       std::fprintf(stderr, "\rmultiple choice: %zu/%zu requests", ll.size(), requests.size());

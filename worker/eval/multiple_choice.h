@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "worker/eval/tasks.h"
@@ -28,21 +29,35 @@ struct McResult {
   std::vector<std::vector<double>> loglikelihoods;
 };
 
+// A request: context tokens, continuation tokens.
+using ContextContinuation = std::pair<std::vector<int32_t>, std::vector<int32_t>>;
+
 // lm-eval's _encode_pair: trailing spaces of the context move to the continuation; the
 // continuation's tokens are those of encode(context + continuation) after encode(context)'s.
 // With the tokenizer's add_bos the context gets BOS in front.
-std::pair<std::vector<int32_t>, std::vector<int32_t>> EncodePair(const Tokenizer& tok,
-                                                                 const std::string& context,
-                                                                 const std::string& continuation);
+ContextContinuation EncodePair(const Tokenizer& tok, const std::string& context,
+                               const std::string& continuation);
+
+// What a request scores: context + continuation, keeping its last max_length + 1 tokens (the
+// model sees all but the last; the continuation's log-probs come from its last positions).
+// Throws when the continuation does not fit.
+std::vector<int32_t> ScoredTokens(const ContextContinuation& request, int64_t max_length);
 
 // Sum of log p(continuation tokens | context tokens) for each request, batched (right-padded).
-std::vector<double> ScoreContinuations(
-    LlamaForCausalLM& model,
-    const std::vector<std::pair<std::vector<int32_t>, std::vector<int32_t>>>& requests,
-    const McOptions& options);
+std::vector<double> ScoreContinuations(LlamaForCausalLM& model,
+                                       const std::vector<ContextContinuation>& requests,
+                                       const McOptions& options);
 
 McResult EvaluateMultipleChoice(LlamaForCausalLM& model, const Tokenizer& tok,
                                 const std::vector<McItem>& items, const McOptions& options);
+
+// The same with the requests scored by `score` (each request's continuation log-likelihood, as
+// ScoreContinuations gives it): a model scored elsewhere, such as a running psserve (pstool eval
+// --server).
+using ContinuationScorer =
+    std::function<std::vector<double>(const std::vector<ContextContinuation>& requests)>;
+McResult EvaluateMultipleChoice(const Tokenizer& tok, const std::vector<McItem>& items,
+                                const McOptions& options, const ContinuationScorer& score);
 
 // Number of Unicode code points in UTF-8 text.
 int64_t CodePoints(const std::string& s);

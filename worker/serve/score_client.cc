@@ -30,6 +30,12 @@ ScoreClient::ScoreClient(const std::string& url)
 ScoreClient::~ScoreClient() = default;
 
 double ScoreClient::SequenceNll(const std::vector<int32_t>& ids) {
+  double nll = 0;
+  for (double lp : PromptLogprobs(ids)) nll -= lp;
+  return nll;
+}
+
+std::vector<double> ScoreClient::PromptLogprobs(const std::vector<int32_t>& ids) {
   const nlohmann::json body = {
       {"prompt", ids}, {"max_tokens", 0}, {"echo", true}, {"logprobs", 0}, {"temperature", 0}};
   auto res = client_->Post("/v1/completions", body.dump(), "application/json");
@@ -51,14 +57,14 @@ double ScoreClient::SequenceNll(const std::vector<int32_t>& ids) {
     throw Error(
         "the server at " + url_ + " returned no logprobs for the " + std::to_string(ids.size()) +
         " prompt tokens; it must score prompts (\"echo\" with \"logprobs\"), as psserve does");
-  double nll = 0;
+  std::vector<double> out;
   for (size_t i = 1; i < ids.size(); ++i) {
     if (!(*lp)[i].is_number())
       throw Error("the server at " + url_ + " returned no log-probability for prompt token " +
                   std::to_string(i) + " (non-finite logits?)");
-    nll -= (*lp)[i].get<double>();
+    out.push_back((*lp)[i].get<double>());
   }
-  return nll;
+  return out;
 }
 
 }  // namespace ps::serve

@@ -1,7 +1,7 @@
 // pstool eval --model DIR [--ppl FILE ...] [--task FILE ...] [--ctx N] [--max-windows N]
 //             [--batch N] [--device cpu|cuda] [--dtype fp32|bf16|fp16]   (--help lists all)
-// pstool eval --server http://HOST:PORT --model DIR --ppl FILE ...
-//             (the perplexity of the model a running psserve serves; DIR gives the tokenizer)
+// pstool eval --server http://HOST:PORT --model DIR [--ppl FILE ...] [--task FILE ...]
+//             (the model a running psserve serves; DIR gives the tokenizer)
 // Prints one JSON object: {"model":..., "perplexity": {FILE: {...}}, "tasks": {NAME: {...}}}.
 #include <CLI/CLI.hpp>
 #include <iostream>
@@ -31,11 +31,16 @@ struct EvalArgs {
   std::string server;  // score with a running psserve instead of loading the model
 };
 
-// The windows' NLL from a running psserve, one request per window.
-WindowsNll ServerWindowsNll(const std::string& server) {
+// Perplexity windows and task requests scored by a running psserve, one request each.
+struct ServerScorers {
+  WindowsNll windows_nll;
+  ContinuationScorer continuations;
+};
+ServerScorers MakeServerScorers(const std::string& server, int64_t max_length) {
 #ifdef PS_WITH_SERVE_CLIENT
   auto client = std::make_shared<serve::ScoreClient>(server);
-  return [client](const torch::Tensor& windows) {
+  ServerScorers s;
+  s.windows_nll = [client](const torch::Tensor& windows) {
     double total = 0;
     for (int64_t w = 0; w < windows.size(0); ++w) {
       const auto row = windows[w].to(torch::kInt32).contiguous();
@@ -44,8 +49,21 @@ WindowsNll ServerWindowsNll(const std::string& server) {
     }
     return total;
   };
+  // The tokens the loaded model sees plus the last one, so the continuation's logprobs are the
+  // prompt's last ones.
+  s.continuations = [client, max_length](const std::vector<ContextContinuation>& requests) {
+    std::vector<double> out;
+    for (const auto& r : requests) {
+      const auto lps = client->PromptLogprobs(ScoredTokens(r, max_length));
+      double sum = 0;
+      for (size_t i = lps.size() - r.second.size(); i < lps.size(); ++i) sum += lps[i];
+      out.push_back(sum);
+    }
+    return out;
+  };
+  return s;
 #else
-  (void)server;
+  (void)server, (void)max_length;
   throw Error("--server: this pstool was built without cpp-httplib (libcpp-httplib-dev)");
 #endif
 }
@@ -66,12 +84,6 @@ int RunEval(EvalArgs& a) {
     return 0;
   }
   if (ppl_files.empty() && task_files.empty()) throw Error("nothing to do: give --ppl or --task");
-  if (!a.server.empty()) {
-    if (!task_files.empty())
-      throw Error(
-          "--task with --server: tasks are scored with a loaded model only; run them "
-          "with --model DIR (without --server)");
-  }
   // With --server nothing is loaded but the tokenizer and config.json (the default window).
   std::shared_ptr<LlamaForCausalLM> model;
   if (a.server.empty()) model = m.Load();
@@ -79,13 +91,15 @@ int RunEval(EvalArgs& a) {
   popt.ctx = ctx.value_or(model ? model->config().max_position_embeddings
                                 : LoadLlamaConfig(m.model).max_position_embeddings);
   popt.progress = !quiet;
-  const WindowsNll server_nll = a.server.empty() ? WindowsNll() : ServerWindowsNll(a.server);
+  const ServerScorers server =
+      a.server.empty() ? ServerScorers() : MakeServerScorers(a.server, popt.ctx);
 
   nlohmann::json out = {{"model", m.model}, {"device", m.device}, {"dtype", m.dtype}};
   if (!a.server.empty()) out = {{"model", m.model}, {"server", a.server}};
   for (const auto& f : ppl_files) {
     auto tokens = tok->EncodeForModel(ReadFile(f));
-    auto r = model ? Perplexity(*model, tokens, popt) : Perplexity(tokens, popt, server_nll);
+    auto r =
+        model ? Perplexity(*model, tokens, popt) : Perplexity(tokens, popt, server.windows_nll);
     out["perplexity"][f] = {{"perplexity", r.perplexity},
                             {"mean_nll", r.mean_nll},
                             {"ctx", popt.ctx},
@@ -101,7 +115,8 @@ int RunEval(EvalArgs& a) {
     McOptions mopt;
     mopt.max_length = popt.ctx;
     mopt.progress = !quiet;
-    auto r = EvaluateMultipleChoice(*model, *tok, items, mopt);
+    auto r = model ? EvaluateMultipleChoice(*model, *tok, items, mopt)
+                   : EvaluateMultipleChoice(*tok, items, mopt, server.continuations);
     out["tasks"][TaskName(f)] = {{"file", f},
                                  {"acc", r.acc},
                                  {"acc_norm", r.acc_norm},
@@ -132,9 +147,10 @@ std::function<int()> Setup(CLI::App& app) {
       ->capture_default_str();
   app.add_flag("--quiet", a->quiet, "no progress on stderr");
   app.add_option("--server", a->server,
-                 "http://HOST:PORT: score --ppl with a running psserve instead of loading the "
-                 "model (the perplexity of the model as served; --model DIR gives the tokenizer "
-                 "and the default --ctx, which must be below the server's --max-model-len)");
+                 "http://HOST:PORT: score --ppl and --task with a running psserve instead of "
+                 "loading the model (the model as served; --model DIR gives the tokenizer and "
+                 "the default --ctx; the server's --max-model-len must hold --ctx tokens, and "
+                 "--ctx + 1 for tasks' longest items)");
   app.add_option("--convert-task", a->convert_in,
                  "[FORMAT:]IN: rewrite a benchmark file (ARC, PIQA, ...) in the native task "
                  "format into --output");

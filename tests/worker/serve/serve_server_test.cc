@@ -17,11 +17,13 @@
 #include "common/file_util.h"
 #include "tests/testing/temp_dir.h"
 #include "worker/eval/generate.h"
+#include "worker/eval/multiple_choice.h"
 #include "worker/eval/perplexity.h"
 #include "worker/models/llama_checkpoint.h"
 #include "worker/pack/pack_model.h"
 #include "worker/serve/http_server.h"
 #include "worker/serve/model_loader.h"
+#include "worker/serve/score_client.h"
 #include "worker/sparse/native_pack.h"
 
 namespace ps::serve {
@@ -320,8 +322,8 @@ TEST_F(ServeCodelm, LogprobsOfBatchedRequestsAreTheirOwn) {
   }
 }
 
-// `pstool eval --server` scores a text through the server's prompt logprobs: the same
-// perplexity as the loaded model's, window for window (the prefill is the model's forward). A
+// `pstool eval --server` scores a text and a task through the server's prompt logprobs: the same
+// perplexity and accuracy as the loaded model's (the prefill is the model's forward). A
 // full-context window (256 tokens, the server's whole context) is accepted for scoring.
 TEST_F(ServeCodelm, PstoolEvalThroughTheServerEqualsTheLoadedModel) {
   const fs::path pstool = fs::path(PS_BINARY_DIR) / "worker" / "tools" / "pstool";
@@ -339,9 +341,23 @@ TEST_F(ServeCodelm, PstoolEvalThroughTheServerEqualsTheLoadedModel) {
   opt.progress = false;
   const auto tokens = tok.EncodeForModel(ReadFile(text.string()));
   const PerplexityResult ref = Perplexity(*model, tokens, opt);
+  // A small code task: which continuation the model prefers.
+  const fs::path task = dir / "code_task.jsonl";
+  WriteFileAtomic(
+      task,
+      R"j({"context": "def add(a, b):\n    return a", "choices": [" + b", " - b", " * b"], "label": 0}
+{"context": "for i in range(", "choices": ["10):", "ten]", "}}"], "label": 0}
+{"context": "import numpy as", "choices": [" np", " pandas", " ("], "label": 0}
+{"context": "if x == 1:\n    print(", "choices": ["x)", "def", "]]"], "label": 0}
+)j");
+  McOptions mopt;
+  mopt.max_length = 256;
+  mopt.progress = false;
+  const McResult task_ref = EvaluateMultipleChoice(*model, tok, LoadTaskFile(task.string()), mopt);
   const std::string cmd = pstool.string() + " eval --quiet --server http://127.0.0.1:" +
                           std::to_string(server_->port()) + " --model " + Codelm().string() +
-                          " --ppl " + text.string() + " --ctx 256 --max-windows 3 2>&1";
+                          " --ppl " + text.string() + " --ctx 256 --max-windows 3 --task " +
+                          task.string() + " 2>&1";
   std::string out = RunCommand(cmd);
   const json j = json::parse(out, nullptr, false);
   ASSERT_TRUE(j.is_object()) << out;
@@ -349,6 +365,30 @@ TEST_F(ServeCodelm, PstoolEvalThroughTheServerEqualsTheLoadedModel) {
   EXPECT_EQ(r["windows"], 3);
   EXPECT_EQ(r["predicted_tokens"], ref.predicted_tokens);
   EXPECT_NEAR(r["mean_nll"].get<double>(), ref.mean_nll, 1e-9 * ref.mean_nll) << out;
+  const json& t = j["tasks"]["code_task"];
+  EXPECT_EQ(t["items"], 4);
+  EXPECT_EQ(t["acc"], task_ref.acc) << out;
+  EXPECT_EQ(t["acc_norm"], task_ref.acc_norm) << out;
+  // Each choice's log-likelihood through the server's prompt logprobs equals the loaded model's.
+  serve::ScoreClient client("http://127.0.0.1:" + std::to_string(server_->port()));
+  const McResult via_server =
+      EvaluateMultipleChoice(tok, LoadTaskFile(task.string()), mopt,
+                             [&](const std::vector<ContextContinuation>& requests) {
+                               std::vector<double> sums;
+                               for (const auto& q : requests) {
+                                 const auto lps = client.PromptLogprobs(ScoredTokens(q, 256));
+                                 double sum = 0;
+                                 for (size_t i = lps.size() - q.second.size(); i < lps.size(); ++i)
+                                   sum += lps[i];
+                                 sums.push_back(sum);
+                               }
+                               return sums;
+                             });
+  ASSERT_EQ(via_server.loglikelihoods.size(), task_ref.loglikelihoods.size());
+  for (size_t i = 0; i < via_server.loglikelihoods.size(); ++i)
+    for (size_t c = 0; c < via_server.loglikelihoods[i].size(); ++c)
+      EXPECT_NEAR(via_server.loglikelihoods[i][c], task_ref.loglikelihoods[i][c], 1e-4)
+          << i << " " << c;
   // A window longer than the server's context is refused with the server's reason.
   const std::string too_long = pstool.string() + " eval --quiet --server http://127.0.0.1:" +
                                std::to_string(server_->port()) + " --model " + Codelm().string() +
