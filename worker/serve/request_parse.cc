@@ -73,12 +73,53 @@ void ParseCommon(const json& j, const ParseContext& ctx, bool chat, GenerationRe
   r.sampling.temperature = Number(j, "temperature", 0.0, 2.0, 1.0);
   r.sampling.top_p = Number(j, "top_p", 0.0, 1.0, 1.0);
   if (r.sampling.top_p <= 0) throw BadRequest("'top_p' must be > 0", "top_p");
+  r.adjust.frequency_penalty = Number(j, "frequency_penalty", -2.0, 2.0, 0.0);
+  r.adjust.presence_penalty = Number(j, "presence_penalty", -2.0, 2.0, 0.0);
+  r.adjust.repetition_penalty = Number(j, "repetition_penalty", 0.0, 10.0, 1.0);
+  if (r.adjust.repetition_penalty <= 0)
+    throw BadRequest("'repetition_penalty' must be > 0 (1 is none)", "repetition_penalty");
+  if (j.contains("logit_bias") && !j["logit_bias"].is_null()) {
+    const json& b = j["logit_bias"];
+    if (!b.is_object())
+      throw BadRequest("'logit_bias' must be an object of token id -> bias", "logit_bias");
+    const int64_t vocab = ctx.tokenizer->vocab_size();
+    for (const auto& [key, value] : b.items()) {
+      int64_t id = -1;
+      try {
+        size_t used = 0;
+        id = std::stoll(key, &used);
+        if (used != key.size()) id = -1;
+      } catch (const std::exception&) {
+        id = -1;
+      }
+      if (id < 0 || id >= vocab)
+        throw BadRequest("'logit_bias' key \"" + key + "\" is not a token id in [0, " +
+                             std::to_string(vocab) + ")",
+                         "logit_bias");
+      if (!value.is_number() || !(value.get<double>() >= -100 && value.get<double>() <= 100))
+        throw BadRequest("'logit_bias' values must be numbers in [-100, 100]", "logit_bias");
+      r.adjust.logit_bias[static_cast<int32_t>(id)] = value.get<float>();
+    }
+  }
   if (j.contains("seed") && !j["seed"].is_null()) {
     if (!j["seed"].is_number_integer()) throw BadRequest("'seed' must be an integer", "seed");
     r.seed = static_cast<uint64_t>(j["seed"].get<int64_t>());
   }
   if (j.contains("n") && !j["n"].is_null() && j["n"] != 1)
     throw BadRequest("'n' must be 1 (one choice per request)", "n");
+  // Fields this server does not implement are refused rather than ignored.
+  if (j.contains("best_of") && !j["best_of"].is_null() && j["best_of"] != 1)
+    throw BadRequest("'best_of' must be 1 (one candidate per request)", "best_of");
+  if (j.contains("suffix") && !j["suffix"].is_null() && j["suffix"] != "")
+    throw BadRequest("'suffix' (insertion) is not supported by this server", "suffix");
+  if (j.contains("tools") && !j["tools"].is_null() && !j["tools"].empty())
+    throw BadRequest("'tools' (function calling) is not supported by this server", "tools");
+  if (j.contains("response_format") && !j["response_format"].is_null() &&
+      !(j["response_format"].is_object() && j["response_format"].value("type", "") == "text"))
+    throw BadRequest(
+        "'response_format' other than {\"type\": \"text\"} (structured output) is not "
+        "supported by this server",
+        "response_format");
   if (j.contains("stop") && !j["stop"].is_null()) {
     const json& s = j["stop"];
     if (s.is_string()) {

@@ -10,6 +10,7 @@
 
 #include "common/error.h"
 #include "worker/serve/chat_template.h"
+#include "worker/serve/logit_adjust.h"
 #include "worker/serve/sampler.h"
 #include "worker/tokenizers/tokenizer.h"
 
@@ -30,6 +31,7 @@ struct GenerationRequest {
   std::vector<int32_t> prompt_ids;  // BOS included when the tokenizer asks for it
   int64_t max_tokens = 16;
   SamplingParams sampling;
+  LogitAdjust adjust;  // logit_bias and the penalties, before greedy or sampling
   std::optional<uint64_t> seed;
   std::vector<std::string> stop;  // the request's, plus the chat template's turn end
   bool ignore_eos = false;        // extension: keep going past EOS (benchmarks)

@@ -34,7 +34,8 @@ struct Scheduler::Sequence {
   std::unique_ptr<IncrementalText> text;
   std::mt19937_64 rng;
   int slot = -1;
-  int32_t last = 0;  // the token to feed at the next decode step
+  int32_t last = 0;                    // the token to feed at the next decode step
+  std::vector<int32_t> generated_ids;  // kept when the request has penalties
   int64_t generated = 0;
   Clock::time_point submitted, last_token;
 };
@@ -102,6 +103,7 @@ bool Scheduler::Emit(Sequence& s, int32_t id, std::optional<TokenLogprob> logpro
   s.last_token = now;
   ++s.generated;
   s.last = id;
+  if (!IsIdentity(s.req.adjust)) s.generated_ids.push_back(id);
   metrics_.GenerationTokens(1);
   const bool eos = !s.req.ignore_eos && tok_.eos_id() && id == *tok_.eos_id();
   StreamEvent e;
@@ -153,7 +155,12 @@ bool Scheduler::Admit(Sequence& s) {
     Finish(s, "length");
     return false;
   }
-  const int32_t id = SampleToken(logits, s.req.sampling, s.rng);
+  torch::Tensor chosen_from = logits;
+  if (!IsIdentity(s.req.adjust)) {
+    chosen_from = logits.clone();
+    AdjustLogits(chosen_from, s.req.adjust, ids, s.generated_ids);
+  }
+  const int32_t id = SampleToken(chosen_from, s.req.sampling, s.rng);
   std::optional<TokenLogprob> lp;
   if (s.req.logprobs >= 0) lp = ScoreRows(logits.unsqueeze(0), {id}, s.req.logprobs)[0];
   return !Emit(s, id, std::move(lp));
@@ -199,12 +206,15 @@ void Scheduler::Loop() {
         const auto t0 = Clock::now();
         const torch::Tensor logits = engine_.Decode(slots, tokens);
         // Greedy rows need only the argmax (torch's, as SampleToken takes it): taken where the
-        // logits are, so a greedy step copies n ids, not n x vocab logits; sampled rows copy
-        // their logits.
+        // logits are, so a greedy step copies n ids, not n x vocab logits; sampled rows and rows
+        // with logit adjustments copy their logits.
         const torch::Tensor argmax = logits.argmax(-1).to(torch::kCPU);
+        auto on_cpu = [](const Sequence& s) {
+          return !IsGreedy(s.req.sampling) || !IsIdentity(s.req.adjust);
+        };
         std::vector<int64_t> sampled;
         for (size_t i = 0; i < running_.size(); ++i)
-          if (!IsGreedy(running_[i]->req.sampling)) sampled.push_back(static_cast<int64_t>(i));
+          if (on_cpu(*running_[i])) sampled.push_back(static_cast<int64_t>(i));
         torch::Tensor sampled_logits;
         if (!sampled.empty())
           sampled_logits = logits.index_select(0, torch::tensor(sampled).to(logits.device()))
@@ -215,10 +225,13 @@ void Scheduler::Loop() {
         size_t next_sampled = 0;
         for (size_t i = 0; i < running_.size(); ++i) {
           Sequence& s = *running_[i];
-          ids[i] = IsGreedy(s.req.sampling)
-                       ? static_cast<int32_t>(argmax[static_cast<int64_t>(i)].item<int64_t>())
-                       : SampleToken(sampled_logits[static_cast<int64_t>(next_sampled++)],
-                                     s.req.sampling, s.rng);
+          if (!on_cpu(s)) {
+            ids[i] = static_cast<int32_t>(argmax[static_cast<int64_t>(i)].item<int64_t>());
+            continue;
+          }
+          torch::Tensor row = sampled_logits[static_cast<int64_t>(next_sampled++)].contiguous();
+          AdjustLogits(row, s.req.adjust, s.req.prompt_ids, s.generated_ids);
+          ids[i] = SampleToken(row, s.req.sampling, s.rng);
         }
         // Rows whose request asks for logprobs: scored where the logits are, with the most
         // alternatives any of them wants (each keeps its own count).

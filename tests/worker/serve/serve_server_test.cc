@@ -22,6 +22,7 @@
 #include "worker/models/llama_checkpoint.h"
 #include "worker/pack/pack_model.h"
 #include "worker/serve/http_server.h"
+#include "worker/serve/logit_adjust.h"
 #include "worker/serve/model_loader.h"
 #include "worker/serve/score_client.h"
 #include "worker/sparse/native_pack.h"
@@ -397,6 +398,59 @@ TEST_F(ServeCodelm, PstoolEvalThroughTheServerEqualsTheLoadedModel) {
   out = RunCommand(too_long, &rc);
   EXPECT_NE(rc, 0);
   EXPECT_NE(out.find("context is 256 tokens"), std::string::npos) << out;
+}
+
+// logit_bias and the penalties: greedy tokens equal a reference loop over the dense forward
+// (no cache) with the same adjustments; a -100 bias on the plain answer's first token moves it.
+TEST_F(ServeCodelm, LogitBiasAndPenaltiesGiveTheReferenceLoopsTokens) {
+  // A prompt whose plain greedy answer repeats itself, so the penalties change every step.
+  const char* kRepetitive = "x = [0, 0, 0, 0, 0, 0, 0, 0,";
+  auto c = server_->Client();
+  int status = 0;
+  const int n = 10;
+  json body = {{"prompt", kRepetitive},
+               {"max_tokens", n},
+               {"temperature", 0},
+               {"return_token_ids", true},
+               {"ignore_eos", true}};
+  const json plain = PostJson(c, "/v1/completions", body, &status);
+  ASSERT_EQ(status, 200) << plain.dump();
+  const int32_t first = TokenIds(plain)[0];
+  LogitAdjust a;
+  a.logit_bias = {{first, -100.0f}};
+  a.frequency_penalty = 2.0;
+  a.presence_penalty = 1.0;
+  a.repetition_penalty = 2.0;
+  body["logit_bias"] = {{std::to_string(first), -100}};
+  body["frequency_penalty"] = a.frequency_penalty;
+  body["presence_penalty"] = a.presence_penalty;
+  body["repetition_penalty"] = a.repetition_penalty;
+  const json r = PostJson(c, "/v1/completions", body, &status);
+  ASSERT_EQ(status, 200) << r.dump();
+  const auto got = TokenIds(r);
+  ASSERT_EQ(got.size(), static_cast<size_t>(n));
+  EXPECT_NE(got[0], first);
+
+  auto model = LoadLlama(Codelm());
+  torch::NoGradGuard ng;
+  const auto prompt = server_->loaded().tokenizer->EncodeForModel(kRepetitive);
+  // `steps` adjusted steps, then plain greedy ones.
+  auto reference = [&](int steps) {
+    std::vector<int32_t> gen;
+    for (int i = 0; i < n; ++i) {
+      std::vector<int64_t> seq(prompt.begin(), prompt.end());
+      seq.insert(seq.end(), gen.begin(), gen.end());
+      torch::Tensor row =
+          model->forward(torch::tensor(seq).unsqueeze(0))[0][-1].to(torch::kFloat).contiguous();
+      if (i < steps) AdjustLogits(row, a, prompt, gen);
+      gen.push_back(static_cast<int32_t>(row.argmax().item<int64_t>()));
+    }
+    return gen;
+  };
+  const auto gen = reference(n);
+  EXPECT_EQ(got, gen);
+  // The adjustments matter after the first token too, so the decode steps' are checked.
+  EXPECT_NE(reference(1), gen);
 }
 
 TEST_F(ServeCodelm, ChatLogprobsListTheChosenAndTopTokens) {

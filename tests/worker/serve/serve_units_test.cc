@@ -11,6 +11,7 @@
 #include "tests/worker/eval/char_tokenizer.h"
 #include "worker/serve/chat_template.h"
 #include "worker/serve/incremental_text.h"
+#include "worker/serve/logit_adjust.h"
 #include "worker/serve/logprobs_json.h"
 #include "worker/serve/request_parse.h"
 #include "worker/serve/sampler.h"
@@ -136,6 +137,31 @@ TEST(RequestParse, MalformedFieldsAreNamed) {
       ParamOf(R"({"messages": [{"role": "user", "content": [{"type": "text", "text": "x"}]}]})",
               true),
       "(accepted)");
+  // Logit adjustments, and OpenAI fields this server does not implement, are checked.
+  EXPECT_EQ(ParamOf(R"({"prompt": "hi", "frequency_penalty": 3})"), "frequency_penalty");
+  EXPECT_EQ(ParamOf(R"({"prompt": "hi", "presence_penalty": -2.5})"), "presence_penalty");
+  EXPECT_EQ(ParamOf(R"({"prompt": "hi", "repetition_penalty": 0})"), "repetition_penalty");
+  EXPECT_EQ(ParamOf(R"({"prompt": "hi", "logit_bias": [1]})"), "logit_bias");
+  EXPECT_EQ(ParamOf(R"({"prompt": "hi", "logit_bias": {"x": 1}})"), "logit_bias");
+  EXPECT_EQ(ParamOf(R"({"prompt": "hi", "logit_bias": {"999": 1}})"), "logit_bias");
+  EXPECT_EQ(ParamOf(R"({"prompt": "hi", "logit_bias": {"5": 101}})"), "logit_bias");
+  EXPECT_EQ(ParamOf(R"({"prompt": "hi", "logit_bias": {"5": -100, "6": 2.5},
+                        "frequency_penalty": 1, "presence_penalty": -1, "repetition_penalty": 1.2})"),
+            "(accepted)");
+  EXPECT_EQ(ParamOf(R"({"prompt": "hi", "best_of": 3})"), "best_of");
+  EXPECT_EQ(ParamOf(R"({"prompt": "hi", "suffix": "end"})"), "suffix");
+  EXPECT_EQ(ParamOf("{" + std::string(R"("messages": [{"role": "user", "content": "x"}])") +
+                        R"(, "tools": [{"type": "function"}]})",
+                    true),
+            "tools");
+  EXPECT_EQ(ParamOf("{" + std::string(R"("messages": [{"role": "user", "content": "x"}])") +
+                        R"(, "response_format": {"type": "json_object"}})",
+                    true),
+            "response_format");
+  EXPECT_EQ(ParamOf("{" + std::string(R"("messages": [{"role": "user", "content": "x"}])") +
+                        R"(, "response_format": {"type": "text"}, "tools": []})",
+                    true),
+            "(accepted)");
   // logprobs: completions take 0..20 alternatives, and max_tokens 0 only with echo; chat takes
   // logprobs true/false and top_logprobs 0..20 with it.
   EXPECT_EQ(ParamOf(R"({"prompt": "hi", "logprobs": 21})"), "logprobs");
@@ -198,6 +224,53 @@ TEST(RequestParse, DefaultsAndValues) {
       R"({"messages": [{"role": "user", "content": "hi"}], "logprobs": true, "top_logprobs": 4})",
       ctx);
   EXPECT_EQ(c.logprobs, 4);
+  r = ParseCompletionRequest(
+      R"({"prompt": "ab", "logit_bias": {"7": -100}, "frequency_penalty": 0.5,
+          "presence_penalty": 0.25, "repetition_penalty": 1.5})",
+      ctx);
+  EXPECT_EQ(r.adjust.logit_bias, (std::map<int32_t, float>{{7, -100.0f}}));
+  EXPECT_EQ(r.adjust.frequency_penalty, 0.5);
+  EXPECT_EQ(r.adjust.presence_penalty, 0.25);
+  EXPECT_EQ(r.adjust.repetition_penalty, 1.5);
+}
+
+TEST(LogitAdjust, BiasRepetitionFrequencyAndPresenceByHand) {
+  // Prompt {1, 2}, generated {2, 3, 3}; token 4 is NaN, token 5 -0.0.
+  auto logits = torch::tensor({1.0f, 2.0f, -1.0f, 4.0f, NAN, -0.0f});
+  LogitAdjust a;
+  EXPECT_TRUE(IsIdentity(a));
+  AdjustLogits(logits, a, {1, 2}, {2, 3, 3});  // identity: nothing changes
+  EXPECT_EQ(logits[0].item<float>(), 1.0f);
+  a.logit_bias = {{0, 1.5f}, {5, -100.0f}, {3, 0.5f}};
+  a.repetition_penalty = 2.0;  // tokens 1, 2, 3 (prompt or generated)
+  a.frequency_penalty = 0.5;   // generated: 2 once, 3 twice
+  a.presence_penalty = 0.25;
+  EXPECT_FALSE(IsIdentity(a));
+  AdjustLogits(logits, a, {1, 2}, {2, 3, 3});
+  const std::vector<float> want = {
+      1.0f + 1.5f,                // bias only
+      2.0f / 2,                   // in the prompt: positive, divided
+      -1.0f * 2 - 0.5f - 0.25f,   // negative, multiplied; generated once
+      (4.0f + 0.5f) / 2 - 1.25f,  // bias, then divided; generated twice
+      NAN,                        // NaN stays NaN
+      -100.0f};                   // -0.0 + bias
+  for (int64_t i = 0; i < 6; ++i) {
+    if (std::isnan(want[static_cast<size_t>(i)])) {
+      EXPECT_TRUE(std::isnan(logits[i].item<float>()));
+    } else {
+      EXPECT_FLOAT_EQ(logits[i].item<float>(), want[static_cast<size_t>(i)]) << i;
+    }
+  }
+  // -0.0 and 0 under the repetition penalty stay zeros; ids outside the vocabulary are ignored.
+  auto z = torch::tensor({-0.0f, 0.0f});
+  LogitAdjust r;
+  r.repetition_penalty = 3.0;
+  r.logit_bias = {{7, 1.0f}};
+  AdjustLogits(z, r, {0, 1, 9}, {});
+  EXPECT_EQ(z[0].item<float>(), 0.0f);
+  EXPECT_EQ(z[1].item<float>(), 0.0f);
+  auto bad = torch::zeros({2, 3});
+  EXPECT_THROW(AdjustLogits(bad, r, {}, {}), Error);
 }
 
 // The slow, obvious reference of ScoreRows: log-softmax in double, row by row.
