@@ -94,6 +94,11 @@ std::string ParamOf(const std::string& body, bool chat = false, int64_t max_len 
   return "(accepted)";
 }
 
+// ParamOf for a chat request of one user message and the fields `extra`.
+std::string ChatParamOf(const std::string& extra) {
+  return ParamOf(R"({"messages": [{"role": "user", "content": "x"}], )" + extra + "}", true);
+}
+
 TEST(RequestParse, MalformedFieldsAreNamed) {
   EXPECT_EQ(ParamOf("{not json"), "<body>");
   EXPECT_EQ(ParamOf("[1, 2]"), "<body>");
@@ -150,18 +155,9 @@ TEST(RequestParse, MalformedFieldsAreNamed) {
             "(accepted)");
   EXPECT_EQ(ParamOf(R"({"prompt": "hi", "best_of": 3})"), "best_of");
   EXPECT_EQ(ParamOf(R"({"prompt": "hi", "suffix": "end"})"), "suffix");
-  EXPECT_EQ(ParamOf("{" + std::string(R"("messages": [{"role": "user", "content": "x"}])") +
-                        R"(, "tools": [{"type": "function"}]})",
-                    true),
-            "tools");
-  EXPECT_EQ(ParamOf("{" + std::string(R"("messages": [{"role": "user", "content": "x"}])") +
-                        R"(, "response_format": {"type": "json_object"}})",
-                    true),
-            "response_format");
-  EXPECT_EQ(ParamOf("{" + std::string(R"("messages": [{"role": "user", "content": "x"}])") +
-                        R"(, "response_format": {"type": "text"}, "tools": []})",
-                    true),
-            "(accepted)");
+  EXPECT_EQ(ChatParamOf(R"("tools": [{"type": "function"}])"), "tools");
+  EXPECT_EQ(ChatParamOf(R"("response_format": {"type": "json_object"})"), "response_format");
+  EXPECT_EQ(ChatParamOf(R"("response_format": {"type": "text"}, "tools": [])"), "(accepted)");
   // logprobs: completions take 0..20 alternatives, and max_tokens 0 only with echo; chat takes
   // logprobs true/false and top_logprobs 0..20 with it.
   EXPECT_EQ(ParamOf(R"({"prompt": "hi", "logprobs": 21})"), "logprobs");
@@ -171,12 +167,10 @@ TEST(RequestParse, MalformedFieldsAreNamed) {
   EXPECT_EQ(ParamOf(R"({"prompt": "hi", "max_tokens": 0, "logprobs": 1})"), "max_tokens");
   EXPECT_EQ(ParamOf(R"({"prompt": "hi", "max_tokens": 0, "echo": true, "logprobs": 5})"),
             "(accepted)");
-  const std::string user = R"("messages": [{"role": "user", "content": "x"}])";
-  EXPECT_EQ(ParamOf("{" + user + R"(, "logprobs": 3})", true), "logprobs");
-  EXPECT_EQ(ParamOf("{" + user + R"(, "top_logprobs": 2})", true), "top_logprobs");
-  EXPECT_EQ(ParamOf("{" + user + R"(, "logprobs": true, "top_logprobs": 21})", true),
-            "top_logprobs");
-  EXPECT_EQ(ParamOf("{" + user + R"(, "logprobs": true, "top_logprobs": 20})", true), "(accepted)");
+  EXPECT_EQ(ChatParamOf(R"("logprobs": 3)"), "logprobs");
+  EXPECT_EQ(ChatParamOf(R"("top_logprobs": 2)"), "top_logprobs");
+  EXPECT_EQ(ChatParamOf(R"("logprobs": true, "top_logprobs": 21)"), "top_logprobs");
+  EXPECT_EQ(ChatParamOf(R"("logprobs": true, "top_logprobs": 20)"), "(accepted)");
 }
 
 TEST(RequestParse, DefaultsAndValues) {
