@@ -74,6 +74,12 @@ def main(d):
                         "  greedy=dense %.2f" % r["greedy_tokens_equal_to_dense"]
                         if "greedy_tokens_equal_to_dense" in r else "",
                         "  ERROR " + r["error"] if "error" in r else ""))
+        elif name.startswith("ppl_"):  # pstool eval: the served and the loaded pruned model
+            for r in rows:
+                for f, v in r.get("perplexity", {}).items():
+                    print("== %s: perplexity %.4f (mean NLL %.6f, %d windows of %d, %s)" % (
+                        name, v["perplexity"], v["mean_nll"], v["windows"], v["ctx"],
+                        os.path.basename(f)))
         elif name.startswith("linear_stack"):
             print(f"== {name}")
             for r in rows:

@@ -65,26 +65,10 @@ port=18000
 serve_run() {  # serve_run NAME DTYPE SPARSE
   local name=$1 dt=$2 sp=$3
   port=$((port + 1))
-  log "$name: psserve --dtype $dt --sparse $sp $extra"
   # shellcheck disable=SC2086  # $extra is a list of flags, split on purpose
-  "$b/worker/serve/psserve" --random-shape llama2-7b --tokenizer "$data/codelm-19m" \
+  start_psserve "$name" $port --random-shape llama2-7b --tokenizer "$data/codelm-19m" \
     --device cuda --dtype "$dt" --sparse "$sp" --max-batch 32 --max-model-len 800 \
-    --max-waiting 64 --port $port $extra >"$out/server_$name.log" 2>&1 &
-  local pid=$!
-  local up=0
-  for _ in $(seq 1 240); do
-    if python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$port/health', timeout=2)" 2>/dev/null; then
-      up=1
-      break
-    fi
-    kill -0 $pid 2>/dev/null || break
-    sleep 0.5
-  done
-  if ((up == 0)); then
-    log "$name: server did not come up"; tail -5 "$out/server_$name.log"; status=1
-    kill $pid 2>/dev/null; wait $pid 2>/dev/null; return
-  fi
-  head -c 600 "$out/server_$name.log"; echo
+    --max-waiting 64 $extra || return
   # One client run per level, the server's metrics after each: the summary takes the server's own
   # decode step time per level from the differences.
   : >"$out/client_$name.jsonl"
@@ -96,8 +80,7 @@ serve_run() {  # serve_run NAME DTYPE SPARSE
       >"$out/metrics_${name}_c$c.txt" 2>/dev/null
   done
   cat "$out/client_$name.jsonl"
-  kill $pid 2>/dev/null
-  wait $pid 2>/dev/null
+  stop_psserve
 }
 
 for dt in $dtypes; do

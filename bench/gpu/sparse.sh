@@ -5,7 +5,9 @@
 #              sparse_model_check (a random GQA model: logits dense vs 2:4, weights released)
 #   linear     bench/sparse_bench: dense cuBLAS vs the decode kernels / cuSPARSELt / unpack, bf16
 #   prune      magnitude 2:4 of codelm-19m with psworker (one-shot, seconds), then
-#              sparse_model_check --model and pstool bench-sparse --model on the pruned model
+#              sparse_model_check --model and pstool bench-sparse --model on the pruned model,
+#              and its perplexity as psserve serves it on the 2:4 kernels and dense (pstool eval
+#              --server) and loaded (pstool eval --model), bf16
 #   e2e7b      pstool bench-sparse --shapes llama2-7b (all 32 layers, random 2:4 bf16 weights):
 #              both forms (cuSPARSELt prefill + decode kernels), then the native form only
 #   fp16       cuSPARSELt fp16: the library's search forced (PS_CUSPARSELT_SEARCH=library) in a
@@ -15,7 +17,7 @@
 #              and sparse_bench only): sparse_check bf16 and fp16 (all paths), then sparse_bench
 #              bf16 and fp16 at M = 1,16,128,1024,4096,16384 on the three Llama-2-7B shapes; every
 #              search's choice is a "cusparselt_search" JSON line in the logs (robust_*.log)
-#   build      only builds (all five programs)
+#   build      only builds (all six programs)
 # At the end bench/sparse_summary.py writes OUT_DIR/summary.txt (short tables of every log).
 #
 # Usage: bench/gpu/sparse.sh DEPS_DIR DATA_DIR OUT_DIR [STEPS]
@@ -51,9 +53,9 @@ for step in $steps; do
   robust | fp16) targets+=(sparse_check sparse_bench) ;;
   check) targets+=(sparse_check sparse_model_check) ;;
   linear) targets+=(sparse_bench pstool) ;;
-  prune) targets+=(psworker sparse_model_check pstool) ;;
+  prune) targets+=(psworker sparse_model_check pstool psserve) ;;
   e2e7b) targets+=(pstool) ;;
-  build) targets+=(sparse_check sparse_model_check sparse_bench pstool psworker) ;;
+  build) targets+=(sparse_check sparse_model_check sparse_bench pstool psworker psserve) ;;
   esac
 done
 if ((${#targets[@]})); then
@@ -97,6 +99,18 @@ for step in $steps; do
     run sparse_model_check_codelm 120 "$b/tests/gpu/sparse_model_check" --model /tmp/mag/model
     run e2e_codelm 150 "$b/worker/tools/pstool" bench-sparse --model /tmp/mag/model \
       --prefill 2048 --batch 1,16 --prompt 128 --steps 64
+    # The served model's perplexity (pstool eval --server): psserve on the 2:4 kernels and dense,
+    # against the loaded model's, all bf16 on the GPU, the same 40 windows as the job's.
+    for sp in on off; do
+      start_psserve "codelm_sparse_$sp" 18100 --model /tmp/mag/model --device cuda --dtype bf16 \
+        --sparse "$sp" || continue
+      run "ppl_served_sparse_$sp" 600 "$b/worker/tools/pstool" eval --quiet \
+        --server http://127.0.0.1:18100 --model /tmp/mag/model --ppl "$data/code-eval.txt" \
+        --max-windows 40
+      stop_psserve
+    done
+    run ppl_loaded_bf16 300 "$b/worker/tools/pstool" eval --quiet --model /tmp/mag/model \
+      --device cuda --dtype bf16 --ppl "$data/code-eval.txt" --max-windows 40
     ;;
   e2e7b)
     run e2e_7b_both 240 "$b/worker/tools/pstool" bench-sparse --shapes llama2-7b --forms both
