@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <nlohmann/json.hpp>
@@ -38,10 +39,17 @@ void SendError(httplib::Response& res, int status, const std::string& message,
   res.set_content(json{{"error", e}}.dump(), "application/json");
 }
 
-json Usage(const RequestStream& s) {
-  return {{"prompt_tokens", s.prompt_tokens},
-          {"completion_tokens", s.completion_tokens},
-          {"total_tokens", s.prompt_tokens + s.completion_tokens}};
+// A request's token counts: each prompt once (a prompt's n choices share it), every choice's
+// completion.
+json Usage(const std::vector<std::shared_ptr<RequestStream>>& streams, int64_t n) {
+  int64_t prompt = 0, completion = 0;
+  for (size_t i = 0; i < streams.size(); ++i) {
+    if (static_cast<int64_t>(i) % n == 0) prompt += streams[i]->prompt_tokens;
+    completion += streams[i]->completion_tokens;
+  }
+  return {{"prompt_tokens", prompt},
+          {"completion_tokens", completion},
+          {"total_tokens", prompt + completion}};
 }
 
 // One choice's JSON for a full response, or a streamed chunk.
@@ -117,24 +125,31 @@ void HttpFrontend::Routes() {
   auto generate = [this](bool chat) {
     return [this, chat](const httplib::Request& req, httplib::Response& res) {
       const std::string endpoint = chat ? "chat_completions" : "completions";
-      ParseContext ctx{model_.tokenizer, model_.chat_template, model_.max_len};
-      GenerationRequest gr;
+      ParseContext ctx{model_.tokenizer, model_.chat_template, model_.max_len,
+                       options_.max_choices};
+      std::vector<GenerationRequest> choices;
       try {
-        gr = chat ? ParseChatRequest(req.body, ctx) : ParseCompletionRequest(req.body, ctx);
+        choices = chat ? ParseChatRequest(req.body, ctx) : ParseCompletionRequest(req.body, ctx);
       } catch (const BadRequest& e) {
         SendError(res, 400, e.what(), "invalid_request_error", e.param());
         metrics_.Request(endpoint, 400);
         return;
       }
-      const bool stream = gr.stream, include_usage = gr.include_usage,
-                 with_ids = gr.return_token_ids;
-      // The logprobs objects, formatted here (token texts need the tokens before them).
-      std::shared_ptr<LogprobsJson> lpj;
-      if (gr.logprobs >= 0)
-        lpj = std::make_shared<LogprobsJson>(*model_.tokenizer, chat,
-                                             gr.echo ? std::vector<int32_t>{} : gr.prompt_ids);
-      auto s = scheduler_.Submit(std::move(gr));
-      if (!s) {
+      const GenerationRequest& first = choices.front();
+      const bool stream = first.stream, include_usage = first.include_usage,
+                 with_ids = first.return_token_ids;
+      const int64_t n = first.n;
+      // The logprobs objects per choice, formatted here (token texts need the tokens before
+      // them).
+      std::vector<std::shared_ptr<LogprobsJson>> lpj(choices.size());
+      for (size_t i = 0; i < choices.size(); ++i)
+        if (choices[i].logprobs >= 0)
+          lpj[i] = std::make_shared<LogprobsJson>(
+              *model_.tokenizer, chat,
+              choices[i].echo ? std::vector<int32_t>{} : choices[i].prompt_ids);
+      auto streams = std::make_shared<std::vector<std::shared_ptr<RequestStream>>>(
+          scheduler_.SubmitAll(std::move(choices)));
+      if (streams->empty()) {
         SendError(res, 429, "the server's queue is full; retry later", "rate_limit_error");
         metrics_.Request(endpoint, 429);
         return;
@@ -143,79 +158,103 @@ void HttpFrontend::Routes() {
       const std::string object = chat ? "chat.completion" : "text_completion";
       const int64_t created = Now();
       if (!stream) {
-        std::string text;
-        json ids = json::array();
-        std::vector<TokenLogprob> scored;
-        StreamEvent last;
-        for (;;) {
-          auto e = s->Next(std::chrono::milliseconds(1000));
-          if (!e) continue;
-          text += e->text;
-          for (auto t : e->token_ids) ids.push_back(t);
-          for (auto& t : e->logprobs) scored.push_back(std::move(t));
-          if (e->done) {
-            last = std::move(*e);
-            break;
+        json out = json::array();
+        for (size_t i = 0; i < streams->size(); ++i) {
+          const auto& s = (*streams)[i];
+          std::string text;
+          json ids = json::array();
+          std::vector<TokenLogprob> scored;
+          StreamEvent last;
+          for (;;) {
+            auto e = s->Next(std::chrono::milliseconds(1000));
+            if (!e) continue;
+            text += e->text;
+            for (auto t : e->token_ids) ids.push_back(t);
+            for (auto& t : e->logprobs) scored.push_back(std::move(t));
+            if (e->done) {
+              last = std::move(*e);
+              break;
+            }
           }
+          if (last.finish_reason == "error") {
+            for (const auto& other : *streams) other->Cancel();
+            SendError(res, 500, "generation failed: " + last.error, "server_error");
+            metrics_.Request(endpoint, 500);
+            return;
+          }
+          json choice = Choice(chat, false, text, last.finish_reason, false);
+          choice["index"] = i;
+          if (with_ids) choice["token_ids"] = ids;
+          if (lpj[i]) choice["logprobs"] = lpj[i]->Format(scored);
+          out.push_back(std::move(choice));
         }
-        if (last.finish_reason == "error") {
-          SendError(res, 500, "generation failed: " + last.error, "server_error");
-          metrics_.Request(endpoint, 500);
-          return;
-        }
-        json choice = Choice(chat, false, text, last.finish_reason, false);
-        if (with_ids) choice["token_ids"] = ids;
-        if (lpj) choice["logprobs"] = lpj->Format(scored);
-        json body = {{"id", id},
-                     {"object", object},
-                     {"created", created},
-                     {"model", model_.name},
-                     {"choices", json::array({choice})},
-                     {"usage", Usage(*s)}};
+        json body = {{"id", id},           {"object", object},
+                     {"created", created}, {"model", model_.name},
+                     {"choices", out},     {"usage", Usage(*streams, n)}};
         res.set_content(body.dump(), "application/json");
         metrics_.Request(endpoint, 200);
         return;
       }
       metrics_.Request(endpoint, 200);
       const std::string chunk_object = chat ? "chat.completion.chunk" : "text_completion";
-      auto first = std::make_shared<bool>(true);
+      // Per choice: whether its first chunk (with the role) is still to come, and whether it is
+      // done; the choices' events are sent as they come, in turn.
+      auto first_chunk = std::make_shared<std::vector<bool>>(streams->size(), true);
+      auto done = std::make_shared<std::vector<bool>>(streams->size(), false);
       auto ended = std::make_shared<bool>(false);
       res.set_chunked_content_provider(
           "text/event-stream",
-          [this, s, id, chunk_object, created, chat, include_usage, with_ids, lpj, first, ended](
-              size_t, httplib::DataSink& sink) {
+          [this, streams, id, chunk_object, created, chat, include_usage, with_ids, lpj, n,
+           first_chunk, done, ended](size_t, httplib::DataSink& sink) {
             if (*ended) {
               sink.done();
               return true;
             }
-            auto e = s->Next(std::chrono::milliseconds(200));
-            if (!e) return true;  // nothing yet: called again
+            auto cancel_all = [&] {
+              for (const auto& s : *streams) s->Cancel();
+            };
             auto send = [&](const json& j) {
               const std::string line = "data: " + j.dump() + "\n\n";
-              if (!sink.write(line.data(), line.size())) s->Cancel();
+              if (!sink.write(line.data(), line.size())) cancel_all();
             };
             json base = {
                 {"id", id}, {"object", chunk_object}, {"created", created}, {"model", model_.name}};
-            if (e->done && e->finish_reason == "error") {
-              send({{"error",
-                     {{"message", "generation failed: " + e->error}, {"type", "server_error"}}}});
-            } else {
-              json choice =
-                  Choice(chat, true, e->text, e->done ? json(e->finish_reason) : json(), *first);
-              if (with_ids) choice["token_ids"] = e->token_ids;
-              if (lpj) choice["logprobs"] = lpj->Format(e->logprobs);
-              json chunk = base;
-              chunk["choices"] = json::array({choice});
-              send(chunk);
-              *first = false;
-              if (e->done && include_usage) {
+            // Every ready event of every unfinished choice; if none is ready, wait a little on
+            // the first unfinished one.
+            bool sent = false;
+            for (int pass = 0; pass < 2 && !sent; ++pass)
+              for (size_t i = 0; i < streams->size(); ++i) {
+                if ((*done)[i]) continue;
+                auto e = (*streams)[i]->Next(std::chrono::milliseconds(pass == 0 ? 0 : 50));
+                if (!e && pass == 0) continue;
+                if (!e) break;
+                sent = true;
+                if (e->done && e->finish_reason == "error") {
+                  send({{"error",
+                         {{"message", "generation failed: " + e->error},
+                          {"type", "server_error"}}}});
+                } else {
+                  json choice =
+                      Choice(chat, true, e->text, e->done ? json(e->finish_reason) : json(),
+                             (*first_chunk)[i]);
+                  choice["index"] = i;
+                  if (with_ids) choice["token_ids"] = e->token_ids;
+                  if (lpj[i]) choice["logprobs"] = lpj[i]->Format(e->logprobs);
+                  json chunk = base;
+                  chunk["choices"] = json::array({choice});
+                  send(chunk);
+                  (*first_chunk)[i] = false;
+                }
+                if (e->done) (*done)[i] = true;
+                if (pass == 1) break;  // one wait per call: the next call looks at all again
+              }
+            if (std::all_of(done->begin(), done->end(), [](bool d) { return d; })) {
+              if (include_usage) {
                 json u = base;
                 u["choices"] = json::array();
-                u["usage"] = Usage(*s);
+                u["usage"] = Usage(*streams, n);
                 send(u);
               }
-            }
-            if (e->done) {
               const std::string fin = "data: [DONE]\n\n";
               sink.write(fin.data(), fin.size());
               *ended = true;
@@ -223,8 +262,9 @@ void HttpFrontend::Routes() {
             }
             return true;
           },
-          [s](bool success) {
-            if (!success) s->Cancel();
+          [streams](bool success) {
+            if (!success)
+              for (const auto& s : *streams) s->Cancel();
           });
     };
   };

@@ -21,6 +21,9 @@ struct HttpOptions {
   std::string host = "127.0.0.1";
   int port = 8000;   // 0: any free port (Bind returns it)
   int threads = 64;  // connections served at once
+  // Choices (prompts x n) one request may make: at most the scheduler's queue, which must take
+  // them all at once.
+  int64_t max_choices = kMaxChoices;
 };
 
 struct ServedModel {

@@ -105,8 +105,6 @@ void ParseCommon(const json& j, const ParseContext& ctx, bool chat, GenerationRe
     if (!j["seed"].is_number_integer()) throw BadRequest("'seed' must be an integer", "seed");
     r.seed = static_cast<uint64_t>(j["seed"].get<int64_t>());
   }
-  if (j.contains("n") && !j["n"].is_null() && j["n"] != 1)
-    throw BadRequest("'n' must be 1 (one choice per request)", "n");
   // Fields this server does not implement are refused rather than ignored.
   if (j.contains("best_of") && !j["best_of"].is_null() && j["best_of"] != 1)
     throw BadRequest("'best_of' must be 1 (one candidate per request)", "best_of");
@@ -168,39 +166,72 @@ std::vector<int32_t> TokenIds(const json& p, int64_t vocab) {
   return ids;
 }
 
-}  // namespace
-
-GenerationRequest ParseCompletionRequest(const std::string& body, const ParseContext& ctx) {
-  const json j = ParseBody(body);
-  GenerationRequest r;
-  if (!j.contains("prompt")) throw BadRequest("'prompt' is required", "prompt");
-  const json& p = j["prompt"];
-  if (p.is_string()) {
-    r.prompt_ids = ctx.tokenizer->EncodeForModel(p.get<std::string>());
-  } else if (p.is_array() && !p.empty() && p[0].is_number_integer()) {
-    r.prompt_ids = TokenIds(p, ctx.tokenizer->vocab_size());
-  } else if (p.is_array() && p.size() == 1 && p[0].is_string()) {
-    r.prompt_ids = ctx.tokenizer->EncodeForModel(p[0].get<std::string>());
-  } else if (p.is_array() && p.size() == 1 && p[0].is_array() && !p[0].empty()) {
-    // One prompt of token ids in a batch of one, as lm-evaluation-harness sends it.
-    r.prompt_ids = TokenIds(p[0], ctx.tokenizer->vocab_size());
-  } else {
-    throw BadRequest(
-        "'prompt' must be a string, an array of token ids, or an array of one string or one "
-        "array of token ids (one prompt per request)",
-        "prompt");
+// `n` copies of each parsed prompt's request, in the response's order, seeds spread (see the
+// header); `n` and the total are checked against the context's limit.
+std::vector<GenerationRequest> Choices(const json& j, const ParseContext& ctx,
+                                       std::vector<GenerationRequest> prompts) {
+  int64_t n = 1;
+  if (j.contains("n") && !j["n"].is_null()) {
+    if (!j["n"].is_number_integer() || j["n"].get<int64_t>() < 1)
+      throw BadRequest("'n' must be an integer >= 1", "n");
+    n = j["n"].get<int64_t>();
   }
-  r.echo = Bool(j, "echo");
-  if (r.echo)
-    r.echo_text = p.is_string()                      ? p.get<std::string>()
-                  : p.is_array() && p[0].is_string() ? p[0].get<std::string>()
-                                                     : ctx.tokenizer->Decode(r.prompt_ids);
-  r.logprobs = LogprobCount(j, "logprobs");
-  ParseCommon(j, ctx, false, r);
-  return r;
+  const int64_t total = n * static_cast<int64_t>(prompts.size());
+  if (n > ctx.max_choices || total > ctx.max_choices)
+    throw BadRequest("this request makes " + std::to_string(total) + " choices (" +
+                         std::to_string(prompts.size()) + " prompts x n " + std::to_string(n) +
+                         "); this server takes at most " + std::to_string(ctx.max_choices) +
+                         " per request: split it",
+                     "n");
+  std::vector<GenerationRequest> out;
+  for (const auto& p : prompts)
+    for (int64_t k = 0; k < n; ++k) {
+      GenerationRequest c = p;
+      c.index = static_cast<int64_t>(out.size());
+      c.n = n;
+      if (c.seed) c.seed = *c.seed + static_cast<uint64_t>(k);
+      out.push_back(std::move(c));
+    }
+  return out;
 }
 
-GenerationRequest ParseChatRequest(const std::string& body, const ParseContext& ctx) {
+}  // namespace
+
+std::vector<GenerationRequest> ParseCompletionRequest(const std::string& body,
+                                                      const ParseContext& ctx) {
+  const json j = ParseBody(body);
+  if (!j.contains("prompt")) throw BadRequest("'prompt' is required", "prompt");
+  const json& p = j["prompt"];
+  // The prompts: a string or token ids, or an array of several of either.
+  std::vector<json> given;
+  if (p.is_string() || (p.is_array() && !p.empty() && p[0].is_number_integer())) {
+    given.push_back(p);
+  } else if (p.is_array() && !p.empty() && std::all_of(p.begin(), p.end(), [](const json& e) {
+               return e.is_string() || (e.is_array() && !e.empty());
+             })) {
+    given.assign(p.begin(), p.end());
+  } else {
+    throw BadRequest(
+        "'prompt' must be a string, an array of token ids, or an array of strings or of "
+        "token-id arrays (several prompts)",
+        "prompt");
+  }
+  std::vector<GenerationRequest> prompts;
+  for (const json& one : given) {
+    GenerationRequest r;
+    r.prompt_ids = one.is_string() ? ctx.tokenizer->EncodeForModel(one.get<std::string>())
+                                   : TokenIds(one, ctx.tokenizer->vocab_size());
+    r.echo = Bool(j, "echo");
+    if (r.echo)
+      r.echo_text = one.is_string() ? one.get<std::string>() : ctx.tokenizer->Decode(r.prompt_ids);
+    r.logprobs = LogprobCount(j, "logprobs");
+    ParseCommon(j, ctx, false, r);
+    prompts.push_back(std::move(r));
+  }
+  return Choices(j, ctx, std::move(prompts));
+}
+
+std::vector<GenerationRequest> ParseChatRequest(const std::string& body, const ParseContext& ctx) {
   const json j = ParseBody(body);
   if (!j.contains("messages") || !j["messages"].is_array())
     throw BadRequest("'messages' is required: an array of {\"role\", \"content\"}", "messages");
@@ -242,7 +273,7 @@ GenerationRequest ParseChatRequest(const std::string& body, const ParseContext& 
   }
   ParseCommon(j, ctx, true, r);
   if (const std::string end = ChatTurnEnd(ctx.chat_template); !end.empty()) r.stop.push_back(end);
-  return r;
+  return Choices(j, ctx, {std::move(r)});
 }
 
 }  // namespace ps::serve

@@ -46,20 +46,32 @@ struct GenerationRequest {
   // nothing).
   bool echo = false;
   std::string echo_text;  // the prompt as given (a string), or its ids decoded
+  // This choice's place in its request: `index` in the response's choices (prompt x n + k for
+  // the k-th of `n` choices of a prompt).
+  int64_t index = 0;
+  int64_t n = 1;
 };
 
 // The most alternatives a request may ask for per token (completions' `logprobs`, chat's
 // `top_logprobs`).
 inline constexpr int64_t kMaxLogprobs = 20;
 
+// The most choices one request may make (prompts x n), unless the server's queue is shorter.
+inline constexpr int64_t kMaxChoices = 64;
+
 struct ParseContext {
   const Tokenizer* tokenizer = nullptr;
   ChatTemplate chat_template = ChatTemplate::kPlain;
-  int64_t max_len = 2048;  // context positions per request
+  int64_t max_len = 2048;             // context positions per request
+  int64_t max_choices = kMaxChoices;  // prompts x n per request
 };
 
-// `body` is the raw HTTP body. Throws BadRequest.
-GenerationRequest ParseCompletionRequest(const std::string& body, const ParseContext& ctx);
-GenerationRequest ParseChatRequest(const std::string& body, const ParseContext& ctx);
+// `body` is the raw HTTP body; the result has one GenerationRequest per choice, in the order of
+// the response's choices: completions' prompts in order (`prompt` may be an array of strings or
+// of token-id arrays), `n` choices each (`n` for chat too). With a seed, the k-th choice of a
+// prompt samples with seed + k, so the n choices differ and each repeats. Throws BadRequest.
+std::vector<GenerationRequest> ParseCompletionRequest(const std::string& body,
+                                                      const ParseContext& ctx);
+std::vector<GenerationRequest> ParseChatRequest(const std::string& body, const ParseContext& ctx);
 
 }  // namespace ps::serve

@@ -64,20 +64,34 @@ void Scheduler::Stop() {
 }
 
 std::shared_ptr<RequestStream> Scheduler::Submit(GenerationRequest request) {
-  auto s = std::make_unique<Sequence>();
-  s->stream = std::make_shared<RequestStream>();
-  s->stream->prompt_tokens = static_cast<int64_t>(request.prompt_ids.size());
-  s->rng.seed(request.seed ? *request.seed : std::random_device{}());
-  s->req = std::move(request);
-  s->submitted = Clock::now();
-  auto stream = s->stream;
+  std::vector<GenerationRequest> one;
+  one.push_back(std::move(request));
+  auto streams = SubmitAll(std::move(one));
+  return streams.empty() ? nullptr : streams[0];
+}
+
+std::vector<std::shared_ptr<RequestStream>> Scheduler::SubmitAll(
+    std::vector<GenerationRequest> requests) {
+  std::vector<std::unique_ptr<Sequence>> seqs;
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  for (auto& request : requests) {
+    auto s = std::make_unique<Sequence>();
+    s->stream = std::make_shared<RequestStream>();
+    s->stream->prompt_tokens = static_cast<int64_t>(request.prompt_ids.size());
+    s->rng.seed(request.seed ? *request.seed : std::random_device{}());
+    s->req = std::move(request);
+    s->submitted = Clock::now();
+    streams.push_back(s->stream);
+    seqs.push_back(std::move(s));
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stop_ || static_cast<int64_t>(waiting_.size()) >= options_.max_waiting) return nullptr;
-    waiting_.push_back(std::move(s));
+    if (stop_ || static_cast<int64_t>(waiting_.size() + seqs.size()) > options_.max_waiting)
+      return {};
+    for (auto& s : seqs) waiting_.push_back(std::move(s));
   }
   cv_.notify_all();
-  return stream;
+  return streams;
 }
 
 void Scheduler::Finish(Sequence& s, const std::string& reason, const std::string& error) {

@@ -67,6 +67,8 @@ class Scheduler {
   ~Scheduler();  // stops the thread; requests still running end with finish_reason "error"
   // Queues a request; null when the queue is full.
   std::shared_ptr<RequestStream> Submit(GenerationRequest request);
+  // Queues all of one HTTP request's choices, or none (empty) when the queue has no room for all.
+  std::vector<std::shared_ptr<RequestStream>> SubmitAll(std::vector<GenerationRequest> requests);
   void Stop();
 
  private:

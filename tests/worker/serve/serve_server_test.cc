@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -453,6 +454,89 @@ TEST_F(ServeCodelm, LogitBiasAndPenaltiesGiveTheReferenceLoopsTokens) {
   EXPECT_NE(reference(1), gen);
 }
 
+// Several prompts and n choices in one request: choice prompt x n + k answers prompt `prompt`
+// as a request of its own would (greedy: each of its n choices; seeded: with seed + k), streamed
+// or not; usage counts each prompt once.
+TEST_F(ServeCodelm, SeveralPromptsAndNChoicesAnswerAsSeparateRequests) {
+  auto c = server_->Client();
+  int status = 0;
+  const std::vector<std::string> prompts = {kPrompt, "class Stack:"};
+  auto alone = [&](const std::string& p, std::optional<int> seed) {
+    json b = {{"prompt", p}, {"max_tokens", 6}, {"ignore_eos", true}, {"return_token_ids", true}};
+    if (seed) {
+      b["temperature"] = 0.9;
+      b["seed"] = *seed;
+    } else {
+      b["temperature"] = 0;
+    }
+    const json r = PostJson(c, "/v1/completions", b, &status);
+    EXPECT_EQ(status, 200) << r.dump();
+    return r["choices"][0];
+  };
+  for (std::optional<int> seed : {std::optional<int>(), std::optional<int>(41)}) {
+    json b = {{"prompt", prompts},
+              {"n", 2},
+              {"max_tokens", 6},
+              {"ignore_eos", true},
+              {"return_token_ids", true}};
+    if (seed) {
+      b["temperature"] = 0.9;
+      b["seed"] = *seed;
+    } else {
+      b["temperature"] = 0;
+    }
+    const json r = PostJson(c, "/v1/completions", b, &status);
+    ASSERT_EQ(status, 200) << r.dump();
+    ASSERT_EQ(r["choices"].size(), 4u);
+    int64_t prompt_tokens = 0;
+    for (size_t p = 0; p < prompts.size(); ++p) {
+      prompt_tokens +=
+          static_cast<int64_t>(server_->loaded().tokenizer->EncodeForModel(prompts[p]).size());
+      for (int k = 0; k < 2; ++k) {
+        const json& ch = r["choices"][p * 2 + static_cast<size_t>(k)];
+        EXPECT_EQ(ch["index"], p * 2 + static_cast<size_t>(k));
+        const json one = alone(prompts[p], seed ? std::optional<int>(*seed + k) : seed);
+        EXPECT_EQ(ch["token_ids"], one["token_ids"]) << p << " " << k;
+        EXPECT_EQ(ch["text"], one["text"]);
+      }
+    }
+    EXPECT_EQ(r["usage"]["prompt_tokens"], prompt_tokens);
+    EXPECT_EQ(r["usage"]["completion_tokens"], 4 * 6);
+    // Streamed: each choice's chunks, by index, give the same text.
+    json sb = b;
+    sb["stream"] = true;
+    auto s = c.Post("/v1/completions", sb.dump(), "application/json");
+    ASSERT_TRUE(s);
+    std::vector<std::string> texts(4);
+    std::istringstream in(s->body);
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("data: {", 0) != 0) continue;
+      const json j = json::parse(line.substr(6));
+      for (const auto& ch : j["choices"])
+        texts[ch["index"].get<size_t>()] += ch["text"].get<std::string>();
+    }
+    for (size_t i = 0; i < 4; ++i) EXPECT_EQ(texts[i], r["choices"][i]["text"]) << i;
+  }
+  // Chat: n choices, each with the role in its first streamed chunk.
+  auto rc = c.Post("/v1/chat/completions",
+                   json{{"messages", json::array({{{"role", "user"}, {"content", "Hi"}}})},
+                        {"max_tokens", 3},
+                        {"n", 2},
+                        {"stream", true}}
+                       .dump(),
+                   "application/json");
+  ASSERT_TRUE(rc);
+  std::set<int> roles;
+  std::istringstream in(rc->body);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("data: {", 0) != 0) continue;
+    const json j = json::parse(line.substr(6));
+    for (const auto& ch : j["choices"])
+      if (ch["delta"].contains("role")) roles.insert(ch["index"].get<int>());
+  }
+  EXPECT_EQ(roles, (std::set<int>{0, 1}));
+}
+
 TEST_F(ServeCodelm, ChatLogprobsListTheChosenAndTopTokens) {
   auto c = server_->Client();
   int status = 0;
@@ -618,7 +702,7 @@ TEST_F(ServeCodelm, MalformedRequestsGet4xxWithAMessage) {
       {"/v1/completions", R"({"max_tokens": 3})", 400, "prompt"},
       {"/v1/completions", R"({"prompt": "x", "temperature": 9})", 400, "temperature"},
       {"/v1/completions", R"({"prompt": "x", "max_tokens": 100000})", 400, "max_tokens"},
-      {"/v1/completions", R"({"prompt": "x", "n": 3})", 400, "n"},
+      {"/v1/completions", R"({"prompt": "x", "n": 1000})", 400, "n"},
       {"/v1/completions", R"({"prompt": "x", "logprobs": 99})", 400, "logprobs"},
       {"/v1/completions", R"({"prompt": "x", "max_tokens": 0})", 400, "max_tokens"},
       {"/v1/chat/completions",

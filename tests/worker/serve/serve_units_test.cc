@@ -104,14 +104,13 @@ TEST(RequestParse, MalformedFieldsAreNamed) {
   EXPECT_EQ(ParamOf("[1, 2]"), "<body>");
   EXPECT_EQ(ParamOf("{}"), "prompt");
   EXPECT_EQ(ParamOf(R"({"prompt": 5})"), "prompt");
-  EXPECT_EQ(ParamOf(R"({"prompt": ["a", "b"]})"), "prompt");
-  EXPECT_EQ(ParamOf(R"({"prompt": [1, 999]})"), "prompt");  // outside the vocabulary
+  EXPECT_EQ(ParamOf(R"({"prompt": ["a", "b"]})"), "(accepted)");  // two prompts
+  EXPECT_EQ(ParamOf(R"({"prompt": [1, 999]})"), "prompt");        // outside the vocabulary
   EXPECT_EQ(ParamOf(R"({"prompt": "hi", "max_tokens": 0})"), "max_tokens");
   EXPECT_EQ(ParamOf(R"({"prompt": "hi", "max_tokens": "9"})"), "max_tokens");
   EXPECT_EQ(ParamOf(R"({"prompt": "hi", "max_tokens": 100})"), "max_tokens");  // > context
   EXPECT_EQ(ParamOf(R"({"prompt": "hi", "temperature": 2.5})"), "temperature");
   EXPECT_EQ(ParamOf(R"({"prompt": "hi", "top_p": 0})"), "top_p");
-  EXPECT_EQ(ParamOf(R"({"prompt": "hi", "n": 2})"), "n");
   EXPECT_EQ(ParamOf(R"({"prompt": "hi", "seed": 1.5})"), "seed");
   EXPECT_EQ(ParamOf(R"({"prompt": "hi", "stop": ["a","b","c","d","e"]})"), "stop");
   EXPECT_EQ(ParamOf(R"({"prompt": "hi", "stop": [""]})"), "stop");
@@ -119,8 +118,16 @@ TEST(RequestParse, MalformedFieldsAreNamed) {
   EXPECT_EQ(ParamOf(R"({"prompt": ")" + std::string(80, 'x') + R"("})"), "prompt");  // too long
   EXPECT_EQ(ParamOf(R"({"prompt": "hi", "max_tokens": 8, "stop": "x", "seed": 3})"), "(accepted)");
   EXPECT_EQ(ParamOf(R"({"prompt": [5, 6, 7]})"), "(accepted)");
-  EXPECT_EQ(ParamOf(R"({"prompt": [[5, 6, 7]]})"), "(accepted)");  // a batch of one
-  EXPECT_EQ(ParamOf(R"({"prompt": [[5, 6], [7]]})"), "prompt");
+  EXPECT_EQ(ParamOf(R"({"prompt": [[5, 6, 7]]})"), "(accepted)");    // a batch of one
+  EXPECT_EQ(ParamOf(R"({"prompt": [[5, 6], [7]]})"), "(accepted)");  // two prompts
+  EXPECT_EQ(ParamOf(R"({"prompt": ["a", [7]]})"), "(accepted)");
+  EXPECT_EQ(ParamOf(R"({"prompt": ["a", 7]})"), "prompt");
+  EXPECT_EQ(ParamOf(R"({"prompt": []})"), "prompt");
+  EXPECT_EQ(ParamOf(R"({"prompt": "hi", "n": 0})"), "n");
+  EXPECT_EQ(ParamOf(R"({"prompt": "hi", "n": 65})"), "n");
+  EXPECT_EQ(ParamOf(R"({"prompt": ["a", "b", "c"], "n": 22})"), "n");  // 66 choices
+  EXPECT_EQ(ParamOf(R"({"prompt": ["a", "b", "c"], "n": 21})"), "(accepted)");
+  EXPECT_EQ(ParamOf(R"({"prompt": ["a", "b"], "max_tokens": 63})"), "max_tokens");  // each must fit
   EXPECT_EQ(ParamOf(R"({"prompt": [[5, 999]]})"), "prompt");
   EXPECT_EQ(ParamOf(R"({"prompt": [[]]})"), "prompt");
   // A prompt that fills the context: only to score it (echo, nothing generated).
@@ -176,7 +183,7 @@ TEST(RequestParse, MalformedFieldsAreNamed) {
 TEST(RequestParse, DefaultsAndValues) {
   testing::ByteTokenizer tok;
   ParseContext ctx{&tok, ChatTemplate::kPlain, 64};
-  auto r = ParseCompletionRequest(R"({"prompt": "ab"})", ctx);
+  auto r = ParseCompletionRequest(R"({"prompt": "ab"})", ctx)[0];
   EXPECT_EQ(r.prompt_ids, (std::vector<int32_t>{1, 'a' + 3, 'b' + 3}));  // BOS first
   EXPECT_EQ(r.max_tokens, 16);
   EXPECT_EQ(r.sampling.temperature, 1.0);
@@ -184,13 +191,13 @@ TEST(RequestParse, DefaultsAndValues) {
   r = ParseCompletionRequest(
       R"({"prompt": "ab", "temperature": 0, "top_p": 0.5, "seed": 9, "stop": "\n", "stream": true,
           "stream_options": {"include_usage": true}})",
-      ctx);
+      ctx)[0];
   EXPECT_EQ(r.sampling.temperature, 0.0);
   EXPECT_EQ(r.sampling.top_p, 0.5);
   EXPECT_EQ(r.seed, 9u);
   EXPECT_EQ(r.stop, (std::vector<std::string>{"\n"}));
   EXPECT_TRUE(r.stream && r.include_usage);
-  auto c = ParseChatRequest(R"({"messages": [{"role": "user", "content": "hi"}]})", ctx);
+  auto c = ParseChatRequest(R"({"messages": [{"role": "user", "content": "hi"}]})", ctx)[0];
   EXPECT_EQ(tok.Decode(c.prompt_ids), "User: hi\nAssistant:");
   EXPECT_EQ(c.max_tokens, 64 - static_cast<int64_t>(c.prompt_ids.size()));
   EXPECT_EQ(c.stop, (std::vector<std::string>{"\nUser:"}));  // the plain template's turn end
@@ -199,29 +206,29 @@ TEST(RequestParse, DefaultsAndValues) {
   EXPECT_FALSE(r.echo);
   // Echo: the prompt as given (a string), or its ids decoded.
   r = ParseCompletionRequest(R"({"prompt": "ab", "echo": true, "logprobs": 0, "max_tokens": 0})",
-                             ctx);
+                             ctx)[0];
   EXPECT_TRUE(r.echo);
   EXPECT_EQ(r.echo_text, "ab");
   EXPECT_EQ(r.logprobs, 0);
   EXPECT_EQ(r.max_tokens, 0);
-  r = ParseCompletionRequest(R"({"prompt": [100, 101], "echo": true})", ctx);
+  r = ParseCompletionRequest(R"({"prompt": [100, 101], "echo": true})", ctx)[0];
   EXPECT_EQ(r.echo_text, tok.Decode({100, 101}));
-  r = ParseCompletionRequest(R"({"prompt": [[100, 101]], "echo": true})", ctx);
+  r = ParseCompletionRequest(R"({"prompt": [[100, 101]], "echo": true})", ctx)[0];
   EXPECT_EQ(r.prompt_ids, (std::vector<int32_t>{100, 101}));
   EXPECT_EQ(r.echo_text, tok.Decode({100, 101}));
-  r = ParseCompletionRequest(R"({"prompt": ["ab"], "echo": true})", ctx);
+  r = ParseCompletionRequest(R"({"prompt": ["ab"], "echo": true})", ctx)[0];
   EXPECT_EQ(r.echo_text, "ab");
   c = ParseChatRequest(R"({"messages": [{"role": "user", "content": "hi"}], "logprobs": true})",
-                       ctx);
+                       ctx)[0];
   EXPECT_EQ(c.logprobs, 0);
   c = ParseChatRequest(
       R"({"messages": [{"role": "user", "content": "hi"}], "logprobs": true, "top_logprobs": 4})",
-      ctx);
+      ctx)[0];
   EXPECT_EQ(c.logprobs, 4);
   r = ParseCompletionRequest(
       R"({"prompt": "ab", "logit_bias": {"7": -100}, "frequency_penalty": 0.5,
           "presence_penalty": 0.25, "repetition_penalty": 1.5})",
-      ctx);
+      ctx)[0];
   EXPECT_EQ(r.adjust.logit_bias, (std::map<int32_t, float>{{7, -100.0f}}));
   EXPECT_EQ(r.adjust.frequency_penalty, 0.5);
   EXPECT_EQ(r.adjust.presence_penalty, 0.25);
@@ -265,6 +272,36 @@ TEST(LogitAdjust, BiasRepetitionFrequencyAndPresenceByHand) {
   EXPECT_EQ(z[1].item<float>(), 0.0f);
   auto bad = torch::zeros({2, 3});
   EXPECT_THROW(AdjustLogits(bad, r, {}, {}), Error);
+}
+
+TEST(RequestParse, ChoicesArePromptMajorWithSeedsSpread) {
+  testing::ByteTokenizer tok;
+  ParseContext ctx{&tok, ChatTemplate::kPlain, 64};
+  const auto c = ParseCompletionRequest(
+      R"({"prompt": ["ab", [100, 101, 102]], "n": 3, "seed": 9, "echo": true})", ctx);
+  ASSERT_EQ(c.size(), 6u);
+  for (int64_t i = 0; i < 6; ++i) {
+    EXPECT_EQ(c[static_cast<size_t>(i)].index, i);
+    EXPECT_EQ(c[static_cast<size_t>(i)].n, 3);
+    EXPECT_EQ(c[static_cast<size_t>(i)].seed, 9u + static_cast<uint64_t>(i % 3));
+    EXPECT_EQ(c[static_cast<size_t>(i)].prompt_ids, c[i < 3 ? 0 : 3].prompt_ids);
+  }
+  EXPECT_EQ(c[0].prompt_ids, (std::vector<int32_t>{1, 'a' + 3, 'b' + 3}));  // BOS first
+  EXPECT_EQ(c[3].prompt_ids, (std::vector<int32_t>{100, 101, 102}));        // ids as given
+  EXPECT_EQ(c[1].echo_text, "ab");
+  EXPECT_EQ(c[4].echo_text, tok.Decode({100, 101, 102}));
+  // Each prompt gets its own default max_tokens (16, or what its context leaves).
+  const auto d =
+      ParseCompletionRequest(R"({"prompt": ["ab", ")" + std::string(55, 'x') + R"("]})", ctx);
+  EXPECT_EQ(d[0].max_tokens, 16);
+  EXPECT_EQ(d[1].max_tokens, 64 - 56);
+  const auto chat =
+      ParseChatRequest(R"({"messages": [{"role": "user", "content": "hi"}], "n": 2})", ctx);
+  ASSERT_EQ(chat.size(), 2u);
+  EXPECT_FALSE(chat[1].seed.has_value());  // unseeded: each its own random seed
+  // The server's limit (its queue) caps the choices.
+  ParseContext small{&tok, ChatTemplate::kPlain, 64, 4};
+  EXPECT_THROW(ParseCompletionRequest(R"({"prompt": ["a", "b"], "n": 3})", small), BadRequest);
 }
 
 // The slow, obvious reference of ScoreRows: log-softmax in double, row by row.
