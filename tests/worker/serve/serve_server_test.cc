@@ -461,30 +461,24 @@ TEST_F(ServeCodelm, SeveralPromptsAndNChoicesAnswerAsSeparateRequests) {
   auto c = server_->Client();
   int status = 0;
   const std::vector<std::string> prompts = {kPrompt, "class Stack:"};
+  // A body for `prompt`: greedy, or sampled with `seed`.
+  auto body = [](const json& prompt, std::optional<int> seed) {
+    json b = {{"prompt", prompt},
+              {"max_tokens", 6},
+              {"ignore_eos", true},
+              {"return_token_ids", true},
+              {"temperature", seed ? 0.9 : 0.0}};
+    if (seed) b["seed"] = *seed;
+    return b;
+  };
   auto alone = [&](const std::string& p, std::optional<int> seed) {
-    json b = {{"prompt", p}, {"max_tokens", 6}, {"ignore_eos", true}, {"return_token_ids", true}};
-    if (seed) {
-      b["temperature"] = 0.9;
-      b["seed"] = *seed;
-    } else {
-      b["temperature"] = 0;
-    }
-    const json r = PostJson(c, "/v1/completions", b, &status);
+    const json r = PostJson(c, "/v1/completions", body(p, seed), &status);
     EXPECT_EQ(status, 200) << r.dump();
     return r["choices"][0];
   };
   for (std::optional<int> seed : {std::optional<int>(), std::optional<int>(41)}) {
-    json b = {{"prompt", prompts},
-              {"n", 2},
-              {"max_tokens", 6},
-              {"ignore_eos", true},
-              {"return_token_ids", true}};
-    if (seed) {
-      b["temperature"] = 0.9;
-      b["seed"] = *seed;
-    } else {
-      b["temperature"] = 0;
-    }
+    json b = body(prompts, seed);
+    b["n"] = 2;
     const json r = PostJson(c, "/v1/completions", b, &status);
     ASSERT_EQ(status, 200) << r.dump();
     ASSERT_EQ(r["choices"].size(), 4u);
