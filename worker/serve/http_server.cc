@@ -2,13 +2,11 @@
 
 #include <httplib.h>
 
-#include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
-#include "worker/serve/logprobs_json.h"
+#include "worker/serve/completion_response.h"
 #include "worker/serve/request_parse.h"
 
 namespace ps::serve {
@@ -17,15 +15,6 @@ namespace {
 
 using nlohmann::json;
 using Clock = std::chrono::system_clock;
-
-std::string NewId(const char* prefix) {
-  static std::atomic<uint64_t> n{0};
-  return std::string(prefix) + "-" +
-         std::to_string(
-             std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch())
-                 .count()) +
-         "-" + std::to_string(n++);
-}
 
 int64_t Now() {
   return std::chrono::duration_cast<std::chrono::seconds>(Clock::now().time_since_epoch()).count();
@@ -37,35 +26,6 @@ void SendError(httplib::Response& res, int status, const std::string& message,
   e["param"] = param.empty() ? json() : json(param);
   res.status = status;
   res.set_content(json{{"error", e}}.dump(), "application/json");
-}
-
-// A request's token counts: each prompt once (a prompt's n choices share it), every choice's
-// completion.
-json Usage(const std::vector<std::shared_ptr<RequestStream>>& streams, int64_t n) {
-  int64_t prompt = 0, completion = 0;
-  for (size_t i = 0; i < streams.size(); ++i) {
-    if (static_cast<int64_t>(i) % n == 0) prompt += streams[i]->prompt_tokens;
-    completion += streams[i]->completion_tokens;
-  }
-  return {{"prompt_tokens", prompt},
-          {"completion_tokens", completion},
-          {"total_tokens", prompt + completion}};
-}
-
-// One choice's JSON for a full response, or a streamed chunk.
-json Choice(bool chat, bool chunk, const std::string& text, const json& finish, bool first) {
-  json c = {{"index", 0}, {"finish_reason", finish}, {"logprobs", nullptr}};
-  if (!chat) {
-    c["text"] = text;
-  } else if (chunk) {
-    json delta = json::object();
-    if (first) delta["role"] = "assistant";
-    if (!text.empty()) delta["content"] = text;
-    c["delta"] = delta;
-  } else {
-    c["message"] = {{"role", "assistant"}, {"content", text}};
-  }
-  return c;
 }
 
 }  // namespace
@@ -135,136 +95,39 @@ void HttpFrontend::Routes() {
         metrics_.Request(endpoint, 400);
         return;
       }
-      const GenerationRequest& first = choices.front();
-      const bool stream = first.stream, include_usage = first.include_usage,
-                 with_ids = first.return_token_ids;
-      const int64_t n = first.n;
-      // The logprobs objects per choice, formatted here (token texts need the tokens before
-      // them).
-      std::vector<std::shared_ptr<LogprobsJson>> lpj(choices.size());
-      for (size_t i = 0; i < choices.size(); ++i)
-        if (choices[i].logprobs >= 0)
-          lpj[i] = std::make_shared<LogprobsJson>(
-              *model_.tokenizer, chat,
-              choices[i].echo ? std::vector<int32_t>{} : choices[i].prompt_ids);
-      auto streams = std::make_shared<std::vector<std::shared_ptr<RequestStream>>>(
-          scheduler_.SubmitAll(std::move(choices)));
-      if (streams->empty()) {
+      const bool stream = choices.front().stream;
+      auto answer =
+          std::make_shared<CompletionResponse>(chat, model_.name, *model_.tokenizer, choices);
+      auto streams = scheduler_.SubmitAll(std::move(choices));
+      if (streams.empty()) {
         SendError(res, 429, "the server's queue is full; retry later", "rate_limit_error");
         metrics_.Request(endpoint, 429);
         return;
       }
-      const std::string id = NewId(chat ? "chatcmpl" : "cmpl");
-      const std::string object = chat ? "chat.completion" : "text_completion";
-      const int64_t created = Now();
+      answer->Attach(std::move(streams));
       if (!stream) {
-        json out = json::array();
-        for (size_t i = 0; i < streams->size(); ++i) {
-          const auto& s = (*streams)[i];
-          std::string text;
-          json ids = json::array();
-          std::vector<TokenLogprob> scored;
-          StreamEvent last;
-          for (;;) {
-            auto e = s->Next(std::chrono::milliseconds(1000));
-            if (!e) continue;
-            text += e->text;
-            for (auto t : e->token_ids) ids.push_back(t);
-            for (auto& t : e->logprobs) scored.push_back(std::move(t));
-            if (e->done) {
-              last = std::move(*e);
-              break;
-            }
-          }
-          if (last.finish_reason == "error") {
-            for (const auto& other : *streams) other->Cancel();
-            SendError(res, 500, "generation failed: " + last.error, "server_error");
-            metrics_.Request(endpoint, 500);
-            return;
-          }
-          json choice = Choice(chat, false, text, last.finish_reason, false);
-          choice["index"] = i;
-          if (with_ids) choice["token_ids"] = ids;
-          if (lpj[i]) choice["logprobs"] = lpj[i]->Format(scored);
-          out.push_back(std::move(choice));
+        std::string error;
+        const auto body = answer->Collect(&error);
+        if (!body) {
+          SendError(res, 500, "generation failed: " + error, "server_error");
+          metrics_.Request(endpoint, 500);
+          return;
         }
-        json body = {{"id", id},           {"object", object},
-                     {"created", created}, {"model", model_.name},
-                     {"choices", out},     {"usage", Usage(*streams, n)}};
-        res.set_content(body.dump(), "application/json");
+        res.set_content(body->dump(), "application/json");
         metrics_.Request(endpoint, 200);
         return;
       }
       metrics_.Request(endpoint, 200);
-      const std::string chunk_object = chat ? "chat.completion.chunk" : "text_completion";
-      // Per choice: whether its first chunk (with the role) is still to come, and whether it is
-      // done; the choices' events are sent as they come, in turn.
-      auto first_chunk = std::make_shared<std::vector<bool>>(streams->size(), true);
-      auto done = std::make_shared<std::vector<bool>>(streams->size(), false);
-      auto ended = std::make_shared<bool>(false);
       res.set_chunked_content_provider(
           "text/event-stream",
-          [this, streams, id, chunk_object, created, chat, include_usage, with_ids, lpj, n,
-           first_chunk, done, ended](size_t, httplib::DataSink& sink) {
-            if (*ended) {
-              sink.done();
-              return true;
-            }
-            auto cancel_all = [&] {
-              for (const auto& s : *streams) s->Cancel();
-            };
-            auto send = [&](const json& j) {
-              const std::string line = "data: " + j.dump() + "\n\n";
-              if (!sink.write(line.data(), line.size())) cancel_all();
-            };
-            json base = {
-                {"id", id}, {"object", chunk_object}, {"created", created}, {"model", model_.name}};
-            // Every ready event of every unfinished choice; if none is ready, wait a little on
-            // the first unfinished one.
-            bool sent = false;
-            for (int pass = 0; pass < 2 && !sent; ++pass)
-              for (size_t i = 0; i < streams->size(); ++i) {
-                if ((*done)[i]) continue;
-                auto e = (*streams)[i]->Next(std::chrono::milliseconds(pass == 0 ? 0 : 50));
-                if (!e && pass == 0) continue;
-                if (!e) break;
-                sent = true;
-                if (e->done && e->finish_reason == "error") {
-                  send({{"error",
-                         {{"message", "generation failed: " + e->error},
-                          {"type", "server_error"}}}});
-                } else {
-                  json choice =
-                      Choice(chat, true, e->text, e->done ? json(e->finish_reason) : json(),
-                             (*first_chunk)[i]);
-                  choice["index"] = i;
-                  if (with_ids) choice["token_ids"] = e->token_ids;
-                  if (lpj[i]) choice["logprobs"] = lpj[i]->Format(e->logprobs);
-                  json chunk = base;
-                  chunk["choices"] = json::array({choice});
-                  send(chunk);
-                  (*first_chunk)[i] = false;
-                }
-                if (e->done) (*done)[i] = true;
-                if (pass == 1) break;  // one wait per call: the next call looks at all again
-              }
-            if (std::all_of(done->begin(), done->end(), [](bool d) { return d; })) {
-              if (include_usage) {
-                json u = base;
-                u["choices"] = json::array();
-                u["usage"] = Usage(*streams, n);
-                send(u);
-              }
-              const std::string fin = "data: [DONE]\n\n";
-              sink.write(fin.data(), fin.size());
-              *ended = true;
-              sink.done();
-            }
+          [answer](size_t, httplib::DataSink& sink) {
+            const bool ended = answer->StreamStep(
+                [&](const std::string& data) { return sink.write(data.data(), data.size()); });
+            if (ended) sink.done();
             return true;
           },
-          [streams](bool success) {
-            if (!success)
-              for (const auto& s : *streams) s->Cancel();
+          [answer](bool success) {
+            if (!success) answer->CancelAll();
           });
     };
   };
