@@ -82,6 +82,28 @@ void HttpFrontend::Routes() {
                     "application/json");
   });
 
+  // vLLM's /tokenize and /detokenize, so a client can count and read tokens as the server does.
+  auto tokens = [this](bool encode) {
+    return [this, encode](const httplib::Request& req, httplib::Response& res) {
+      ParseContext ctx{model_.tokenizer, model_.chat_template, model_.max_len,
+                       options_.max_choices};
+      try {
+        json out;
+        if (encode) {
+          const auto ids = ParseTokenizeRequest(req.body, ctx);
+          out = {{"tokens", ids}, {"count", ids.size()}, {"max_model_len", model_.max_len}};
+        } else {
+          out = {{"prompt", model_.tokenizer->Decode(ParseDetokenizeRequest(req.body, ctx))}};
+        }
+        res.set_content(out.dump(), "application/json");
+      } catch (const BadRequest& e) {
+        SendError(res, 400, e.what(), "invalid_request_error", e.param());
+      }
+    };
+  };
+  server_->Post("/tokenize", tokens(true));
+  server_->Post("/detokenize", tokens(false));
+
   auto generate = [this](bool chat) {
     return [this, chat](const httplib::Request& req, httplib::Response& res) {
       const std::string endpoint = chat ? "chat_completions" : "completions";
@@ -138,7 +160,7 @@ void HttpFrontend::Routes() {
       SendError(res, 404,
                 "no route " + req.method + " " + req.path +
                     " (POST /v1/completions, POST /v1/chat/completions, GET /v1/models, "
-                    "GET /health, GET /metrics)",
+                    "POST /tokenize, POST /detokenize, GET /health, GET /metrics)",
                 "not_found_error");
   });
 }

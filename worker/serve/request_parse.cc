@@ -231,8 +231,11 @@ std::vector<GenerationRequest> ParseCompletionRequest(const std::string& body,
   return Choices(j, ctx, std::move(prompts));
 }
 
-std::vector<GenerationRequest> ParseChatRequest(const std::string& body, const ParseContext& ctx) {
-  const json j = ParseBody(body);
+namespace {
+
+// A chat request's prompt: its messages rendered with the chat template, then tokenized for the
+// model.
+std::vector<int32_t> ChatPromptIds(const json& j, const ParseContext& ctx) {
   if (!j.contains("messages") || !j["messages"].is_array())
     throw BadRequest("'messages' is required: an array of {\"role\", \"content\"}", "messages");
   std::vector<ChatMessage> msgs;
@@ -258,14 +261,21 @@ std::vector<GenerationRequest> ParseChatRequest(const std::string& body, const P
     }
     msgs.push_back(std::move(cm));
   }
-  GenerationRequest r;
   std::string prompt;
   try {
     prompt = RenderChat(ctx.chat_template, msgs);
   } catch (const Error& e) {
     throw BadRequest(e.what(), "messages");
   }
-  r.prompt_ids = ctx.tokenizer->EncodeForModel(prompt);
+  return ctx.tokenizer->EncodeForModel(prompt);
+}
+
+}  // namespace
+
+std::vector<GenerationRequest> ParseChatRequest(const std::string& body, const ParseContext& ctx) {
+  const json j = ParseBody(body);
+  GenerationRequest r;
+  r.prompt_ids = ChatPromptIds(j, ctx);
   if (Bool(j, "logprobs")) {
     r.logprobs = std::max<int64_t>(0, LogprobCount(j, "top_logprobs"));
   } else if (LogprobCount(j, "top_logprobs") >= 0) {
@@ -274,6 +284,31 @@ std::vector<GenerationRequest> ParseChatRequest(const std::string& body, const P
   ParseCommon(j, ctx, true, r);
   if (const std::string end = ChatTurnEnd(ctx.chat_template); !end.empty()) r.stop.push_back(end);
   return Choices(j, ctx, {std::move(r)});
+}
+
+std::vector<int32_t> ParseTokenizeRequest(const std::string& body, const ParseContext& ctx) {
+  const json j = ParseBody(body);
+  if (j.contains("messages")) return ChatPromptIds(j, ctx);
+  if (!j.contains("prompt") || !j["prompt"].is_string())
+    throw BadRequest("'prompt' (a string) or 'messages' is required", "prompt");
+  const std::string text = j["prompt"].get<std::string>();
+  const bool special = !j.contains("add_special_tokens") || j["add_special_tokens"].is_null() ||
+                       Bool(j, "add_special_tokens");
+  return special ? ctx.tokenizer->EncodeForModel(text) : ctx.tokenizer->Encode(text);
+}
+
+std::vector<int32_t> ParseDetokenizeRequest(const std::string& body, const ParseContext& ctx) {
+  const json j = ParseBody(body);
+  if (!j.contains("tokens") || !j["tokens"].is_array())
+    throw BadRequest("'tokens' is required: an array of token ids", "tokens");
+  const int64_t vocab = ctx.tokenizer->vocab_size();
+  std::vector<int32_t> ids;
+  for (const auto& e : j["tokens"]) {
+    if (!e.is_number_integer() || e.get<int64_t>() < 0 || e.get<int64_t>() >= vocab)
+      throw BadRequest("'tokens' must be integers in [0, " + std::to_string(vocab) + ")", "tokens");
+    ids.push_back(e.get<int32_t>());
+  }
+  return ids;
 }
 
 }  // namespace ps::serve

@@ -74,4 +74,11 @@ std::vector<GenerationRequest> ParseCompletionRequest(const std::string& body,
                                                       const ParseContext& ctx);
 std::vector<GenerationRequest> ParseChatRequest(const std::string& body, const ParseContext& ctx);
 
+// POST /tokenize (vLLM's shape): "prompt", a string tokenized as completions do it (BOS as the
+// model asks; "add_special_tokens": false leaves it out), or "messages", rendered with the chat
+// template as chat completions do it. POST /detokenize: "tokens", ids in the vocabulary. Both
+// throw BadRequest.
+std::vector<int32_t> ParseTokenizeRequest(const std::string& body, const ParseContext& ctx);
+std::vector<int32_t> ParseDetokenizeRequest(const std::string& body, const ParseContext& ctx);
+
 }  // namespace ps::serve

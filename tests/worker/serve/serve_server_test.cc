@@ -531,6 +531,38 @@ TEST_F(ServeCodelm, SeveralPromptsAndNChoicesAnswerAsSeparateRequests) {
   EXPECT_EQ(roles, (std::set<int>{0, 1}));
 }
 
+// /tokenize and /detokenize (vLLM's shapes): the ids completions and chat completions use.
+TEST_F(ServeCodelm, TokenizeAndDetokenizeMatchWhatGenerationUses) {
+  auto c = server_->Client();
+  int status = 0;
+  auto& tok = *server_->loaded().tokenizer;
+  json r = PostJson(c, "/tokenize", {{"prompt", kPrompt}}, &status);
+  ASSERT_EQ(status, 200) << r.dump();
+  const auto ids = tok.EncodeForModel(kPrompt);
+  EXPECT_EQ(r["tokens"].get<std::vector<int32_t>>(), ids);
+  EXPECT_EQ(r["count"], ids.size());
+  EXPECT_EQ(r["max_model_len"], 256);
+  r = PostJson(c, "/tokenize", {{"prompt", kPrompt}, {"add_special_tokens", false}}, &status);
+  EXPECT_EQ(r["tokens"].get<std::vector<int32_t>>(), tok.Encode(kPrompt));
+  r = PostJson(c, "/detokenize", {{"tokens", ids}}, &status);
+  ASSERT_EQ(status, 200) << r.dump();
+  EXPECT_EQ(r["prompt"], tok.Decode(ids));
+  // Chat messages: the count is the chat completion's prompt_tokens.
+  const json msgs = json::array({{{"role", "user"}, {"content", "Hi"}}});
+  r = PostJson(c, "/tokenize", {{"messages", msgs}}, &status);
+  ASSERT_EQ(status, 200) << r.dump();
+  const json chat =
+      PostJson(c, "/v1/chat/completions", {{"messages", msgs}, {"max_tokens", 1}}, &status);
+  EXPECT_EQ(r["count"], chat["usage"]["prompt_tokens"]);
+  // Bad input names its field.
+  r = PostJson(c, "/detokenize", {{"tokens", {1, -5}}}, &status);
+  EXPECT_EQ(status, 400);
+  EXPECT_EQ(r["error"]["param"], "tokens");
+  r = PostJson(c, "/tokenize", {{"prompt", 3}}, &status);
+  EXPECT_EQ(status, 400);
+  EXPECT_EQ(r["error"]["param"], "prompt");
+}
+
 TEST_F(ServeCodelm, ChatLogprobsListTheChosenAndTopTokens) {
   auto c = server_->Client();
   int status = 0;
