@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <chrono>
 #include <nlohmann/json.hpp>
 
@@ -64,6 +65,11 @@ void HttpFrontend::Stop() {
   if (server_) server_->stop();
 }
 
+int64_t HttpFrontend::MaxChoices() const {
+  // A queue of 0 still parses one choice, so that such a request gets the queue's 429.
+  return std::min(options_.max_choices, std::max<int64_t>(1, scheduler_.max_waiting()));
+}
+
 void HttpFrontend::Routes() {
   server_->Get("/health", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(json{{"status", "ok"}, {"model", model_.name}}.dump(), "application/json");
@@ -85,8 +91,7 @@ void HttpFrontend::Routes() {
   // vLLM's /tokenize and /detokenize, so a client can count and read tokens as the server does.
   auto tokens = [this](bool encode) {
     return [this, encode](const httplib::Request& req, httplib::Response& res) {
-      ParseContext ctx{model_.tokenizer, model_.chat_template, model_.max_len,
-                       options_.max_choices};
+      ParseContext ctx{model_.tokenizer, model_.chat_template, model_.max_len, MaxChoices()};
       try {
         json out;
         if (encode) {
@@ -107,8 +112,7 @@ void HttpFrontend::Routes() {
   auto generate = [this](bool chat) {
     return [this, chat](const httplib::Request& req, httplib::Response& res) {
       const std::string endpoint = chat ? "chat_completions" : "completions";
-      ParseContext ctx{model_.tokenizer, model_.chat_template, model_.max_len,
-                       options_.max_choices};
+      ParseContext ctx{model_.tokenizer, model_.chat_template, model_.max_len, MaxChoices()};
       std::vector<GenerationRequest> choices;
       try {
         choices = chat ? ParseChatRequest(req.body, ctx) : ParseCompletionRequest(req.body, ctx);

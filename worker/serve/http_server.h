@@ -21,8 +21,8 @@ struct HttpOptions {
   std::string host = "127.0.0.1";
   int port = 8000;   // 0: any free port (Bind returns it)
   int threads = 64;  // connections served at once
-  // Choices (prompts x n) one request may make: at most the scheduler's queue, which must take
-  // them all at once.
+  // Choices (prompts x n) one request may make; never more than the scheduler's queue holds
+  // (it must take them all at once), whatever this says.
   int64_t max_choices = kMaxChoices;
 };
 
@@ -47,6 +47,7 @@ class HttpFrontend {
 
  private:
   void Routes();
+  int64_t MaxChoices() const;
   Scheduler& scheduler_;
   ServeMetrics& metrics_;
   ServedModel model_;

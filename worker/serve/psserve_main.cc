@@ -112,7 +112,6 @@ int main(int argc, char** argv) {
     ps::serve::ServedModel served{loaded.name, loaded.artifact, loaded.tokenizer.get(),
                                   ps::serve::ChatTemplateOf(loaded.tokenizer_dir), eng.max_len};
     http.threads = static_cast<int>(eng.max_batch + sched.max_waiting + 8);
-    http.max_choices = std::min(ps::serve::kMaxChoices, sched.max_waiting);
     ps::serve::HttpFrontend frontend(scheduler, metrics, served, http);
     const int port = frontend.Bind();
     nlohmann::json ready = {{"listening", http.host + ":" + std::to_string(port)},

@@ -70,6 +70,7 @@ class Scheduler {
   // Queues all of one HTTP request's choices, or none (empty) when the queue has no room for all.
   std::vector<std::shared_ptr<RequestStream>> SubmitAll(std::vector<GenerationRequest> requests);
   void Stop();
+  int64_t max_waiting() const { return options_.max_waiting; }
 
  private:
   struct Sequence;

@@ -776,7 +776,7 @@ TEST_F(ServeCodelm, MetricsAreExported) {
 }
 
 // With no room to queue, a request is refused with 429 and a message.
-TEST(ServeQueue, FullQueueGets429) {
+TEST(ServeQueue, FullQueueGets429AndMoreChoicesThanItHoldsGet400) {
   if (!fs::exists(Codelm() / "config.json")) GTEST_SKIP() << "no " << Codelm();
   Server s(CpuSpec(Codelm()), 1, /*max_waiting=*/0);
   auto c = s.Client();
@@ -784,6 +784,16 @@ TEST(ServeQueue, FullQueueGets429) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 429);
   EXPECT_NE(r->body.find("queue is full"), std::string::npos) << r->body;
+  // More choices than the queue can ever hold: a 400 naming n, not a 429 to retry forever.
+  Server one(CpuSpec(Codelm()), 1, /*max_waiting=*/2);
+  auto c1 = one.Client();
+  r = c1.Post("/v1/completions", R"({"prompt": "x", "max_tokens": 2, "n": 3})", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400) << r->body;
+  EXPECT_EQ(json::parse(r->body)["error"]["param"], "n");
+  r = c1.Post("/v1/completions", R"({"prompt": "x", "max_tokens": 2, "n": 2})", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
 }
 
 // A checkpoint made by `W * mask` (torch leaves -0.0 where negative weights are masked) is
