@@ -82,7 +82,7 @@ std::vector<double> ScoreContinuations(LlamaForCausalLM& model,
     for (size_t b = 0; b < inputs.size(); ++b) {
       int64_t len = static_cast<int64_t>(inputs[b].size());
       int64_t n = static_cast<int64_t>(targets[b].size());
-      if (n > len) throw Error("multiple choice: continuation longer than max_length");
+      // n <= len: ScoredTokens refused longer continuations.
       auto rows = logp[static_cast<int64_t>(b)].narrow(0, len - n, n);  // [n, V]
       auto tgt = torch::tensor(targets[b], torch::kInt64).unsqueeze(1);
       out[start + b] = rows.gather(1, tgt).to(torch::kFloat64).sum().item<double>();
