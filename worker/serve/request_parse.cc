@@ -154,13 +154,15 @@ int64_t LogprobCount(const json& j, const char* key) {
   return j[key].get<int64_t>();
 }
 
-// A prompt of token ids, taken as they are (no BOS added).
-std::vector<int32_t> TokenIds(const json& p, int64_t vocab) {
+// Token ids as given (no BOS added), each checked against the vocabulary; `field` names the
+// request field in the error.
+std::vector<int32_t> TokenIds(const json& p, int64_t vocab, const char* field) {
   std::vector<int32_t> ids;
   for (const auto& e : p) {
     if (!e.is_number_integer() || e.get<int64_t>() < 0 || e.get<int64_t>() >= vocab)
-      throw BadRequest("'prompt' token ids must be integers in [0, " + std::to_string(vocab) + ")",
-                       "prompt");
+      throw BadRequest(std::string("'") + field + "' token ids must be integers in [0, " +
+                           std::to_string(vocab) + ")",
+                       field);
     ids.push_back(e.get<int32_t>());
   }
   return ids;
@@ -220,7 +222,7 @@ std::vector<GenerationRequest> ParseCompletionRequest(const std::string& body,
   for (const json& one : given) {
     GenerationRequest r;
     r.prompt_ids = one.is_string() ? ctx.tokenizer->EncodeForModel(one.get<std::string>())
-                                   : TokenIds(one, ctx.tokenizer->vocab_size());
+                                   : TokenIds(one, ctx.tokenizer->vocab_size(), "prompt");
     r.echo = Bool(j, "echo");
     if (r.echo)
       r.echo_text = one.is_string() ? one.get<std::string>() : ctx.tokenizer->Decode(r.prompt_ids);
@@ -301,14 +303,7 @@ std::vector<int32_t> ParseDetokenizeRequest(const std::string& body, const Parse
   const json j = ParseBody(body);
   if (!j.contains("tokens") || !j["tokens"].is_array())
     throw BadRequest("'tokens' is required: an array of token ids", "tokens");
-  const int64_t vocab = ctx.tokenizer->vocab_size();
-  std::vector<int32_t> ids;
-  for (const auto& e : j["tokens"]) {
-    if (!e.is_number_integer() || e.get<int64_t>() < 0 || e.get<int64_t>() >= vocab)
-      throw BadRequest("'tokens' must be integers in [0, " + std::to_string(vocab) + ")", "tokens");
-    ids.push_back(e.get<int32_t>());
-  }
-  return ids;
+  return TokenIds(j["tokens"], ctx.tokenizer->vocab_size(), "tokens");
 }
 
 }  // namespace ps::serve

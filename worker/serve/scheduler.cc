@@ -63,13 +63,6 @@ void Scheduler::Stop() {
   waiting_.clear();
 }
 
-std::shared_ptr<RequestStream> Scheduler::Submit(GenerationRequest request) {
-  std::vector<GenerationRequest> one;
-  one.push_back(std::move(request));
-  auto streams = SubmitAll(std::move(one));
-  return streams.empty() ? nullptr : streams[0];
-}
-
 std::vector<std::shared_ptr<RequestStream>> Scheduler::SubmitAll(
     std::vector<GenerationRequest> requests) {
   std::vector<std::unique_ptr<Sequence>> seqs;
@@ -141,6 +134,11 @@ bool Scheduler::Emit(Sequence& s, int32_t id, std::optional<TokenLogprob> logpro
   return false;
 }
 
+int32_t Scheduler::ChooseToken(Sequence& s, torch::Tensor row) {
+  AdjustLogits(row, s.req.adjust, s.req.prompt_ids, s.generated_ids);
+  return SampleToken(row, s.req.sampling, s.rng);
+}
+
 bool Scheduler::Admit(Sequence& s) {
   s.slot = *engine_.kv().Acquire();  // free: admitted only up to the free slots
   const std::vector<int32_t>& ids = s.req.prompt_ids;
@@ -169,12 +167,8 @@ bool Scheduler::Admit(Sequence& s) {
     Finish(s, "length");
     return false;
   }
-  torch::Tensor chosen_from = logits;
-  if (!IsIdentity(s.req.adjust)) {
-    chosen_from = logits.clone();
-    AdjustLogits(chosen_from, s.req.adjust, ids, s.generated_ids);
-  }
-  const int32_t id = SampleToken(chosen_from, s.req.sampling, s.rng);
+  // A copy: `logits` stays the model's for the logprobs.
+  const int32_t id = ChooseToken(s, IsIdentity(s.req.adjust) ? logits : logits.clone());
   std::optional<TokenLogprob> lp;
   if (s.req.logprobs >= 0) lp = ScoreRows(logits.unsqueeze(0), {id}, s.req.logprobs)[0];
   return !Emit(s, id, std::move(lp));
@@ -243,9 +237,7 @@ void Scheduler::Loop() {
             ids[i] = static_cast<int32_t>(argmax[static_cast<int64_t>(i)].item<int64_t>());
             continue;
           }
-          torch::Tensor row = sampled_logits[static_cast<int64_t>(next_sampled++)].contiguous();
-          AdjustLogits(row, s.req.adjust, s.req.prompt_ids, s.generated_ids);
-          ids[i] = SampleToken(row, s.req.sampling, s.rng);
+          ids[i] = ChooseToken(s, sampled_logits[static_cast<int64_t>(next_sampled++)]);
         }
         // Rows whose request asks for logprobs: scored where the logits are, with the most
         // alternatives any of them wants (each keeps its own count).

@@ -2,7 +2,7 @@
 // into free KV slots (one prefill each, which also yields their first token), then runs one
 // decode step for every running request together; a request leaves as soon as it finishes and
 // its slot is free for the next one at the following iteration. The waiting queue is bounded:
-// Submit refuses (HTTP 429) when it is full.
+// SubmitAll refuses (HTTP 429) when it is full.
 #pragma once
 
 #include <atomic>
@@ -65,8 +65,6 @@ class Scheduler {
   Scheduler(Engine& engine, const Tokenizer& tokenizer, ServeMetrics& metrics,
             const SchedulerOptions& options);
   ~Scheduler();  // stops the thread; requests still running end with finish_reason "error"
-  // Queues a request; null when the queue is full.
-  std::shared_ptr<RequestStream> Submit(GenerationRequest request);
   // Queues all of one HTTP request's choices, or none (empty) when the queue has no room for all.
   std::vector<std::shared_ptr<RequestStream>> SubmitAll(std::vector<GenerationRequest> requests);
   void Stop();
@@ -78,6 +76,9 @@ class Scheduler {
   // Sends token `id` (sampled for `s`, with its log-probability when the request asks), and
   // reports whether the sequence is finished.
   bool Emit(Sequence& s, int32_t id, std::optional<TokenLogprob> logprob = std::nullopt);
+  // The next token of `s` from `row`, its logits ([vocab] fp32 on the CPU, adjusted in place
+  // by the request's logit_bias and penalties): greedy or sampled.
+  int32_t ChooseToken(Sequence& s, torch::Tensor row);
   // Prefills an admitted request into its slot and sends its echo and first token; false when
   // it is already finished (nothing to generate, or done at its first token).
   bool Admit(Sequence& s);

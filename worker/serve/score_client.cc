@@ -35,6 +35,16 @@ double ScoreClient::SequenceNll(const std::vector<int32_t>& ids) {
   return nll;
 }
 
+double ScoreClient::SuffixLogprob(const std::vector<int32_t>& ids, size_t n) {
+  if (n >= ids.size())
+    throw Error("SuffixLogprob: the last " + std::to_string(n) + " of " +
+                std::to_string(ids.size()) + " tokens; a scored suffix needs a token before it");
+  const auto lps = PromptLogprobs(ids);
+  double sum = 0;
+  for (size_t i = lps.size() - n; i < lps.size(); ++i) sum += lps[i];
+  return sum;
+}
+
 std::vector<double> ScoreClient::PromptLogprobs(const std::vector<int32_t>& ids) {
   const nlohmann::json body = {
       {"prompt", ids}, {"max_tokens", 0}, {"echo", true}, {"logprobs", 0}, {"temperature", 0}};

@@ -27,6 +27,9 @@ class ScoreClient {
   std::vector<double> PromptLogprobs(const std::vector<int32_t>& ids);
   // Sum of -log p(ids[i] | ids[..i]) over i >= 1, in nats.
   double SequenceNll(const std::vector<int32_t>& ids);
+  // Sum of log p(ids[i] | ids[..i]) over the last `n` tokens (n < size; 0 gives 0): a
+  // continuation's log-likelihood after its context.
+  double SuffixLogprob(const std::vector<int32_t>& ids, size_t n);
 
  private:
   std::string url_;

@@ -53,12 +53,8 @@ ServerScorers MakeServerScorers(const std::string& server, int64_t max_length) {
   // prompt's last ones.
   s.continuations = [client, max_length](const std::vector<ContextContinuation>& requests) {
     std::vector<double> out;
-    for (const auto& r : requests) {
-      const auto lps = client->PromptLogprobs(ScoredTokens(r, max_length));
-      double sum = 0;
-      for (size_t i = lps.size() - r.second.size(); i < lps.size(); ++i) sum += lps[i];
-      out.push_back(sum);
-    }
+    for (const auto& r : requests)
+      out.push_back(client->SuffixLogprob(ScoredTokens(r, max_length), r.second.size()));
     return out;
   };
   return s;

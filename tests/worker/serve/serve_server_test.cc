@@ -373,19 +373,14 @@ TEST_F(ServeCodelm, PstoolEvalThroughTheServerEqualsTheLoadedModel) {
   EXPECT_EQ(t["acc_norm"], task_ref.acc_norm) << out;
   // Each choice's log-likelihood through the server's prompt logprobs equals the loaded model's.
   serve::ScoreClient client("http://127.0.0.1:" + std::to_string(server_->port()));
-  const McResult via_server =
-      EvaluateMultipleChoice(tok, LoadTaskFile(task.string()), mopt,
-                             [&](const std::vector<ContextContinuation>& requests) {
-                               std::vector<double> sums;
-                               for (const auto& q : requests) {
-                                 const auto lps = client.PromptLogprobs(ScoredTokens(q, 256));
-                                 double sum = 0;
-                                 for (size_t i = lps.size() - q.second.size(); i < lps.size(); ++i)
-                                   sum += lps[i];
-                                 sums.push_back(sum);
-                               }
-                               return sums;
-                             });
+  const McResult via_server = EvaluateMultipleChoice(
+      tok, LoadTaskFile(task.string()), mopt,
+      [&](const std::vector<ContextContinuation>& requests) {
+        std::vector<double> sums;
+        for (const auto& q : requests)
+          sums.push_back(client.SuffixLogprob(ScoredTokens(q, 256), q.second.size()));
+        return sums;
+      });
   ASSERT_EQ(via_server.loglikelihoods.size(), task_ref.loglikelihoods.size());
   for (size_t i = 0; i < via_server.loglikelihoods.size(); ++i)
     for (size_t c = 0; c < via_server.loglikelihoods[i].size(); ++c)
