@@ -32,10 +32,12 @@ json LogprobsJson::Format(const std::vector<TokenLogprob>& tokens) {
        content = json::array();
   for (const TokenLogprob& t : tokens) {
     const std::string text = TokenText(tok_, context_, t.id);
+    // An alternative's text in the same context (the chosen token's is already decoded).
+    auto text_of = [&](int32_t id) { return id == t.id ? text : TokenText(tok_, context_, id); };
     if (chat_) {
       json alts = json::array();
       for (const auto& [id, lp] : t.top) {
-        const std::string a = TokenText(tok_, context_, id);
+        const std::string a = text_of(id);
         alts.push_back({{"token", a}, {"logprob", Value(lp)}, {"bytes", Bytes(a)}});
       }
       content.push_back({{"token", text},
@@ -53,7 +55,7 @@ json LogprobsJson::Format(const std::vector<TokenLogprob>& tokens) {
         // chosen token, as OpenAI always includes it.
         json top = json::object();
         for (const auto& [id, lp] : t.top) {
-          const std::string a = TokenText(tok_, context_, id);
+          const std::string a = text_of(id);
           if (!top.contains(a)) top[a] = Value(lp);
         }
         if (!top.contains(text)) top[text] = Value(t.logprob);
